@@ -1,0 +1,203 @@
+"""Extract daily sales: render the shared SQL, bind parameters, and write a content-addressed snapshot.
+
+Downstream tasks receive a small `SnapshotRef` (path + content hash), never the DataFrame, so XCom stays
+small and every task can prove it reads exactly the data that was validated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from include.forecasting.config import PROJECT_ROOT, SourceConfig
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = PROJECT_ROOT / "include" / "sql"
+COLUMNS = ["sales_date", "series_id", "value"]
+
+
+class SnapshotError(RuntimeError):
+    """A snapshot file is missing or its content does not match its recorded hash."""
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """What extract hands downstream: where the data is and what it hashes to."""
+
+    path: str
+    sha256: str
+    rows: int
+    series: list[str]
+    min_date: str | None
+    max_date: str | None
+    window_start: str
+    window_end: str
+    config_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form for XCom."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SnapshotRef:
+        """Rebuild from the XCom form."""
+        return cls(**data)
+
+
+def history_window(interval_end: dt.date, history_days: int) -> tuple[dt.date, dt.date]:
+    """Return [start, end) of the training window; `end` is the run's data_interval_end, never today."""
+    return interval_end - dt.timedelta(days=history_days), interval_end
+
+
+def render_sql(name: str, dialect: str, **identifiers: str) -> str:
+    """Read include/sql/<name>.sql (BigQuery dialect), substitute checked identifiers, transpile if needed."""
+    text = (SQL_DIR / f"{name}.sql").read_text()
+    for key, value in identifiers.items():
+        text = text.replace("{{ " + key + " }}", value)
+    if "{{" in text:
+        raise ValueError(f"unsubstituted placeholder left in {name}.sql")
+    if dialect == "bigquery":
+        return text
+    import sqlglot  # local: only the embedded path needs the transpiler
+
+    return ";\n".join(sqlglot.transpile(text, read="bigquery", write=dialect))
+
+
+def query_parameters(window: tuple[dt.date, dt.date], series: tuple[str, ...] | None) -> dict[str, Any]:
+    """The named parameters of daily_sales.sql, as plain Python values."""
+    return {"window_start": window[0], "window_end": window[1], "series": list(series or [])}
+
+
+def bigquery_query_parameters(params: dict[str, Any]) -> list[Any]:
+    """Turn the named parameters into typed BigQuery query parameters (bound, never formatted)."""
+    from google.cloud import bigquery
+
+    out: list[Any] = []
+    for name, value in params.items():
+        if isinstance(value, list):
+            out.append(bigquery.ArrayQueryParameter(name, "STRING", [str(v) for v in value]))
+        elif isinstance(value, dt.date):
+            out.append(bigquery.ScalarQueryParameter(name, "DATE", value))
+        elif isinstance(value, int):
+            out.append(bigquery.ScalarQueryParameter(name, "INT64", value))
+        else:
+            out.append(bigquery.ScalarQueryParameter(name, "STRING", str(value)))
+    return out
+
+
+def load_seed_csv(con: Any, source: SourceConfig) -> int:
+    """(Re)load the seed CSV into the DuckDB source table, shaped like BigQuery's iowa_liquor_sales.sales.
+
+    Idempotent: the table is replaced in one transaction. Returns the number of rows loaded.
+    """
+    if source.seed_csv is None or not source.seed_csv.is_file():
+        raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
+    frame = pd.read_csv(source.seed_csv, dtype=str, keep_default_na=False)
+    missing = [c for c in source.columns.values() if c not in frame.columns]
+    if missing:
+        raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
+    c = source.columns
+    staged = pd.DataFrame(
+        {
+            "date": frame[c["date"]],
+            "item_description": frame[c["series"]],
+            "bottles_sold": frame[c["value"]],
+        }
+    )
+    schema, table = source.table.split(".")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        con.register("seed_frame", staged)
+        # TRY_CAST keeps bad cells as NULL instead of aborting the load: validation then names them.
+        con.execute(
+            f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT '
+            "TRY_CAST(NULLIF(date, '') AS DATE) AS date, NULLIF(item_description, '') AS item_description, "
+            "TRY_CAST(NULLIF(bottles_sold, '') AS DOUBLE) AS bottles_sold FROM seed_frame"
+        )
+        con.unregister("seed_frame")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return len(staged)
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give the extracted frame stable dtypes and a stable order (sales_date, series_id)."""
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise KeyError(f"extract result lacks column(s) {missing}; has {list(frame.columns)}")
+    out = frame[COLUMNS].copy()
+    out["sales_date"] = pd.to_datetime(out["sales_date"]).astype("datetime64[ns]")
+    out["series_id"] = out["series_id"].astype("string").astype(object)
+    # Keep the value as float if any cell is fractional or missing, so validation can see and name it.
+    values = pd.to_numeric(out["value"], errors="coerce")
+    whole = values.notna().all() and bool((values.dropna() % 1 == 0).all())
+    out["value"] = values.astype("int64") if whole else values.astype("float64")
+    return out.sort_values(["sales_date", "series_id"], kind="mergesort").reset_index(drop=True)
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """Content hash of a normalised frame, independent of file format and library versions."""
+    canonical = frame.to_csv(index=False, date_format="%Y-%m-%d", lineterminator="\n")
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def write_snapshot(
+    frame: pd.DataFrame, root: Path, window: tuple[dt.date, dt.date], config_sha256: str
+) -> SnapshotRef:
+    """Write the frame as <root>/snapshots/<hash>.parquet (content-addressed, so reruns are no-ops)."""
+    frame = normalise(frame)
+    digest = frame_sha256(frame)
+    target = root / "snapshots" / f"{digest[:20]}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        tmp = target.with_suffix(".tmp")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(target)  # atomic: a half-written snapshot is never visible under its final name
+    dates = frame["sales_date"]
+    return SnapshotRef(
+        path=str(target),
+        sha256=digest,
+        rows=len(frame),
+        series=sorted(map(str, frame["series_id"].dropna().unique())),
+        min_date=None if frame.empty else dates.min().date().isoformat(),
+        max_date=None if frame.empty else dates.max().date().isoformat(),
+        window_start=window[0].isoformat(),
+        window_end=window[1].isoformat(),
+        config_sha256=config_sha256,
+    )
+
+
+def read_snapshot(ref: SnapshotRef | dict[str, Any], verify: bool = True) -> pd.DataFrame:
+    """Load a snapshot and (by default) check that it still hashes to what extract recorded."""
+    ref = SnapshotRef.from_dict(ref) if isinstance(ref, dict) else ref
+    path = Path(ref.path)
+    if not path.is_file():
+        raise SnapshotError(f"snapshot {path} is missing (was storage.root cleaned or not shared between workers?)")
+    frame = normalise(pd.read_parquet(path))
+    if verify and frame_sha256(frame) != ref.sha256:
+        raise SnapshotError(f"snapshot {path} does not match its hash {ref.sha256[:12]}: refusing to train on it")
+    return frame
+
+
+def extract_duckdb(con: Any, table: str, window: tuple[dt.date, dt.date], series: tuple[str, ...] | None) -> pd.DataFrame:
+    """Run daily_sales.sql on DuckDB with bound parameters and return the normalised frame."""
+    sql = render_sql("daily_sales", "duckdb", source_table=table)
+    frame = con.execute(sql, query_parameters(window, series)).df()
+    log.info("extracted %d rows from duckdb table %s for window %s..%s", len(frame), table, *window)
+    return normalise(frame)
+
+
+def snapshot_summary(ref: SnapshotRef) -> str:
+    """One line for logs and the demo summary."""
+    return json.dumps({"rows": ref.rows, "series": len(ref.series), "from": ref.min_date, "to": ref.max_date, "sha256": ref.sha256[:12]})

@@ -1,0 +1,89 @@
+"""The quality gate: per series, promote a candidate only if it beats seasonal naive and does not
+degrade against the current champion by more than the configured tolerance."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from include.forecasting.config import GateConfig
+
+
+@dataclass
+class GateDecision:
+    """Outcome of the gate for one series, with everything an alert needs to explain it."""
+
+    series_id: str
+    model_name: str
+    passed: bool
+    reasons: list[str]
+    candidate_version: str | None
+    champion_version: str | None
+    candidate: dict[str, Any] | None
+    naive: dict[str, Any] | None
+    champion: dict[str, Any] | None
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (XCom, reports, alerts)."""
+        return asdict(self)
+
+
+def decide(
+    series_id: str,
+    model_name: str,
+    candidate_version: str | None,
+    candidate: dict[str, Any] | None,
+    naive: dict[str, Any] | None,
+    champion_version: str | None,
+    champion: dict[str, Any] | None,
+    gate: GateConfig,
+    error: str | None = None,
+) -> GateDecision:
+    """Apply the thresholds to one series' backtest metrics (MASE decides; the rest is reported)."""
+    reasons: list[str] = []
+    naive_limit = champion_limit = None
+    if error or candidate is None or naive is None:
+        reasons.append(f"no candidate to judge: {error or 'training produced no metrics'}")
+    else:
+        c_mase, n_mase = candidate["mase"], naive["mase"]
+        naive_limit = n_mase * (1 - gate.min_improvement_vs_naive)
+        if not (math.isfinite(c_mase) and c_mase < naive_limit):
+            reasons.append(f"MASE {c_mase:.3f} does not beat seasonal naive {n_mase:.3f} (limit < {naive_limit:.3f})")
+        if champion is not None and champion_version != candidate_version:
+            champion_limit = champion["mase"] * (1 + gate.max_degradation_vs_champion)
+            if not c_mase <= champion_limit:
+                reasons.append(
+                    f"MASE {c_mase:.3f} degrades vs champion v{champion_version} {champion['mase']:.3f} "
+                    f"(limit <= {champion_limit:.3f})"
+                )
+    thresholds = {
+        "min_improvement_vs_naive": gate.min_improvement_vs_naive,
+        "max_degradation_vs_champion": gate.max_degradation_vs_champion,
+    }
+    if naive_limit is not None:
+        thresholds["naive_mase_limit"] = naive_limit
+    if champion_limit is not None:
+        thresholds["champion_mase_limit"] = champion_limit
+    return GateDecision(
+        series_id=series_id,
+        model_name=model_name,
+        passed=not reasons,
+        reasons=reasons or ["passed"],
+        candidate_version=candidate_version,
+        champion_version=champion_version,
+        candidate=candidate,
+        naive=naive,
+        champion=champion,
+        thresholds=thresholds,
+    )
+
+
+def summarise(decisions: list[GateDecision]) -> dict[str, Any]:
+    """Counts and names of passed / rejected series."""
+    return {
+        "passed": sorted(d.series_id for d in decisions if d.passed),
+        "rejected": sorted(d.series_id for d in decisions if not d.passed),
+        "total": len(decisions),
+    }

@@ -1,0 +1,81 @@
+"""Publish forecasts to the warehouse table, replacing rows by key so reruns never duplicate.
+
+Key: (series_id, logical_date). One transaction replaces every series of a run at once, so readers see
+either the old or the new forecasts, never a mix, and a failure leaves the table as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pandas as pd
+
+from include.forecasting.extract import render_sql
+
+log = logging.getLogger(__name__)
+
+FORECAST_COLUMNS = [
+    "series_id", "forecast_date", "yhat", "yhat_lower", "yhat_upper", "yhat_lower_95", "yhat_upper_95",
+    "model_name", "model_version", "logical_date", "run_id", "published_at",
+]
+
+
+def forecast_rows(
+    series_id: str, forecast: pd.DataFrame, model_name: str, model_version: str, logical_date: dt.date, run_id: str
+) -> pd.DataFrame:
+    """Shape one series' forecast frame into warehouse rows."""
+    rows = forecast.copy()
+    rows["forecast_date"] = pd.to_datetime(rows["forecast_date"]).dt.date
+    for column in ("yhat_lower_95", "yhat_upper_95"):
+        if column not in rows:
+            rows[column] = float("nan")
+    rows["series_id"] = series_id
+    rows["model_name"] = model_name
+    rows["model_version"] = str(model_version)
+    rows["logical_date"] = logical_date
+    rows["run_id"] = run_id
+    rows["published_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    return rows[FORECAST_COLUMNS]
+
+
+def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.date) -> int:
+    """Replace this logical date's rows for the published series in one transaction; return rows written."""
+    if rows.empty:
+        log.warning("nothing to publish for %s", logical_date)
+        return 0
+    if set(rows["logical_date"]) != {logical_date}:
+        raise ValueError("every published row must carry the run's logical_date")
+    schema_table = table.split(".")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if len(schema_table) == 2:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema_table[0]}"')
+        con.execute(render_sql("create_forecasts", "duckdb", forecasts_table=table))
+        quoted = ".".join(f'"{p}"' for p in schema_table)
+        con.execute(
+            f"DELETE FROM {quoted} WHERE logical_date = $logical_date AND list_contains($series, series_id)",
+            {"logical_date": logical_date, "series": sorted(rows["series_id"].unique().tolist())},
+        )
+        con.register("publish_rows", rows)
+        con.execute(f"INSERT INTO {quoted} ({', '.join(FORECAST_COLUMNS)}) SELECT {', '.join(FORECAST_COLUMNS)} FROM publish_rows")
+        con.unregister("publish_rows")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    log.info("published %d forecast rows to %s for %s", len(rows), table, logical_date)
+    return len(rows)
+
+
+def read_forecasts(con: Any, table: str, logical_date: dt.date | None = None) -> pd.DataFrame:
+    """Read published forecasts (optionally for one logical date), ordered by series and date."""
+    quoted = ".".join(f'"{p}"' for p in table.split("."))
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table.split(".")[-1]}
+    ).fetchone()[0]
+    if not exists:
+        return pd.DataFrame(columns=FORECAST_COLUMNS)
+    where, params = ("WHERE logical_date = $d", {"d": logical_date}) if logical_date else ("", {})
+    return con.execute(f"SELECT * FROM {quoted} {where} ORDER BY series_id, logical_date, forecast_date", params).df()

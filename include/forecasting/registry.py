@@ -1,0 +1,375 @@
+"""MLflow tracking and registry operations: log candidates, find reusable versions, promote and roll back
+the `champion` alias. Takes an `MlflowClient`; never imports Airflow (the hook in plugins/ builds the client).
+
+Registry layout: one registered model per series, `<prefix>.<series slug>`, tagged with the raw series id.
+Every version carries tags written at creation (so they exist iff the version exists):
+  idempotency_key  sha256(series data + config + code version): a rerun with the same inputs reuses it
+  logical_date     the run that trained it: an older backfill never demotes a newer champion
+  spec             JSON ModelSpec (order, params, closure, interval z) to refit, warm-start or explain
+Promotion moves the alias in one call (atomic per series) after tagging the version with the previous
+champion, so rollback to "previous" needs no external state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import pickle
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from include.forecasting import __version__
+from include.forecasting.config import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
+
+_CODE_FILES = ("training.py", "evaluation.py")
+TAG_KEY = "idempotency_key"
+
+
+@dataclass
+class PromotionResult:
+    """What a promotion (or rollback) did for one series."""
+
+    series_id: str
+    model_name: str
+    version: str
+    previous: str | None
+    changed: bool
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def slug(series_id: str) -> str:
+    """Registry-safe lowercase name for a series id (`FIVE O'CLOCK VODKA` -> `five_o_clock_vodka`)."""
+    text = re.sub(r"[^a-z0-9]+", "_", series_id.lower()).strip("_")
+    return text or hashlib.sha256(series_id.encode()).hexdigest()[:12]
+
+
+def model_name(prefix: str, series_id: str) -> str:
+    """Registered model name for a series."""
+    return f"{prefix}.{slug(series_id)}"
+
+
+def code_version() -> str:
+    """Package version plus a hash of the modelling code: changing how models fit changes the key."""
+    digest = hashlib.sha256()
+    for name in _CODE_FILES:
+        digest.update((Path(__file__).parent / name).read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def series_sha256(y: pd.Series) -> str:
+    """Hash of one series' training data (dates and values)."""
+    payload = "\n".join(f"{d:%Y-%m-%d},{v:.6g}" for d, v in y.items())
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def idempotency_key(data_sha: str, config_sha: str, code: str) -> str:
+    """The key that identifies 'the same training' across reruns, clears and backfills."""
+    return hashlib.sha256(f"{data_sha}|{config_sha}|{code}".encode()).hexdigest()
+
+
+def ensure_experiment(tracking_uri: str, experiment: str, artifact_root: Path) -> str:
+    """Create (if needed) and return the experiment id; artifacts go under artifact_root for file stores."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if tracking_uri.startswith("sqlite:") or tracking_uri.startswith("file:"):
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        location = artifact_root.resolve().as_uri()
+    try:
+        return mlflow.create_experiment(experiment, artifact_location=location)
+    except Exception:  # a concurrent task created it first
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _not_found(exc: Exception) -> bool:
+    return "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower()
+
+
+def get_alias_version(client: Any, name: str, alias: str) -> Any | None:
+    """The model version behind an alias, or None if the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if _not_found(exc) or "alias" in str(exc).lower():
+            return None
+        raise
+
+
+def versions(client: Any, name: str) -> list[Any]:
+    """All versions of a registered model, newest first (empty if it does not exist)."""
+    found = client.search_model_versions(f"name = '{name}'")
+    return sorted(found, key=lambda v: int(v.version), reverse=True)
+
+
+def find_version_by_key(client: Any, name: str, key: str) -> Any | None:
+    """The version already trained for this idempotency key, if any (so reruns do not refit)."""
+    for version in versions(client, name):
+        if version.tags.get(TAG_KEY) == key:
+            return version
+    return None
+
+
+def spec_of(version: Any | None) -> Any | None:
+    """The ModelSpec recorded on a version (None for None)."""
+    from include.forecasting.training import ModelSpec
+
+    if version is None or "spec" not in version.tags:
+        return None
+    return ModelSpec.from_dict(json.loads(version.tags["spec"]))
+
+
+def _self_contained_code() -> Path:
+    """A temp copy of include/forecasting (as package include.forecasting) shipped with each model."""
+    root = Path(tempfile.mkdtemp(prefix="forecast_code_"))
+    package = root / "include"
+    (package / "forecasting").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for source in (PROJECT_ROOT / "include" / "forecasting").glob("*.py"):
+        shutil.copy2(source, package / "forecasting" / source.name)
+    return package
+
+
+def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str) -> Any:
+    """History (last 120 days) with the forecast and its first prediction interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    recent = y.iloc[-120:]
+    ax.plot(recent.index, recent.values, lw=1, color="#444", label="actual")
+    ax.plot(forecast["forecast_date"], forecast["yhat"], color="#d62728", label="forecast (median)")
+    ax.fill_between(forecast["forecast_date"], forecast["yhat_lower"], forecast["yhat_upper"], color="#d62728", alpha=0.2, label="80 % interval")
+    ax.set_title(title)
+    ax.set_ylabel("units per day")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def log_candidate(
+    client: Any,
+    experiment_id: str,
+    name: str,
+    series_id: str,
+    fitted: Any,
+    y: pd.Series,
+    forecast: pd.DataFrame,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    horizon: int,
+    levels: tuple[float, ...],
+) -> Any:
+    """Log one fit as an MLflow run (params, metrics, plot, pyfunc model) and register a version.
+
+    The version is created with all its tags in one call, so a version without its idempotency key
+    can never exist (a crash leaves at most an unregistered run).
+    """
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    from include.forecasting.pyfunc_model import SalesForecastModel
+
+    workdir = Path(tempfile.mkdtemp(prefix="forecast_model_"))
+    (workdir / "results.pkl").write_bytes(pickle.dumps(fitted.results))
+    meta = {"spec": fitted.spec.to_dict(), "last_date": str(fitted.last_date.date()), "levels": list(levels), "horizon": horizon}
+    (workdir / "spec.json").write_text(json.dumps(meta, indent=2))
+    code = _self_contained_code()
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{slug(series_id)}-{tags.get('logical_date', '')}") as run:
+            mlflow.set_tags({**tags, "series_id": series_id})
+            mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict, tuple)) else v) for k, v in params.items()})
+            mlflow.log_metrics({"aic": fitted.spec.aic, "fit_seconds": fitted.fit_seconds, "n_days": float(len(y))})
+            mlflow.log_dict({"candidates": fitted.candidates, **meta}, "model_selection.json")
+            fig = forecast_figure(y, forecast, f"{series_id}: order {fitted.spec.order}")
+            mlflow.log_figure(fig, "forecast.png")
+            plt.close(fig)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=SalesForecastModel(),
+                artifacts={"results": str(workdir / "results.pkl"), "spec": str(workdir / "spec.json")},
+                code_paths=[str(code)],
+                # Explicit requirements: inference would import and scan the whole environment.
+                pip_requirements=_model_requirements(),
+            )
+        _ensure_registered_model(client, name, series_id)
+        version = client.create_model_version(
+            name=name,
+            source=info.model_uri,
+            run_id=run.info.run_id,
+            tags={**tags, "series_id": series_id, "spec": json.dumps(fitted.spec.to_dict())},
+            description=f"SARIMA{fitted.spec.order}x{fitted.spec.seasonal_order} on log sales for {series_id}",
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(code.parent, ignore_errors=True)
+    log.info("registered %s v%s (run %s)", name, version.version, run.info.run_id)
+    return version
+
+
+def _model_requirements() -> list[str]:
+    from importlib.metadata import version as dist_version
+
+    return [f"{p}=={dist_version(p)}" for p in ("statsmodels", "pandas", "numpy", "scipy", "mlflow")]
+
+
+def _ensure_registered_model(client: Any, name: str, series_id: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise
+        try:
+            client.create_registered_model(name, tags={"series_id": series_id}, description=f"Daily sales forecast for {series_id}")
+        except MlflowException as create_exc:  # created concurrently
+            if "already exists" not in str(create_exc).lower():
+                raise
+        return
+    owner = model.tags.get("series_id")
+    if owner is not None and owner != series_id:
+        raise ValueError(f"registered model {name} belongs to series {owner!r}, not {series_id!r} (slug collision)")
+
+
+def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> None:
+    """Attach backtest metrics to the candidate's run (as MLflow metrics) and version (as a tag)."""
+    for method, values in metrics.items():
+        if not values:
+            continue
+        for metric, value in values.items():
+            if isinstance(value, (int, float)) and value == value:  # skip None and NaN
+                client.log_metric(version.run_id, f"{method}_{metric}", float(value))
+    client.set_model_version_tag(version.name, version.version, "backtest", json.dumps(metrics))
+
+
+def promote(
+    client: Any,
+    name: str,
+    series_id: str,
+    version: str,
+    alias: str,
+    logical_date: str,
+    actor: str,
+    reason: str = "passed the quality gate",
+) -> PromotionResult:
+    """Move `alias` to `version` unless it is already there or a newer-dated champion holds it."""
+    current = get_alias_version(client, name, alias)
+    if current is not None and str(current.version) == str(version):
+        return PromotionResult(series_id, name, str(version), current.tags.get("previous_champion"), False, "already champion (idempotent rerun)")
+    if current is not None and current.tags.get("logical_date", "") > logical_date:
+        return PromotionResult(
+            series_id, name, str(version), str(current.version), False,
+            f"kept v{current.version}: it was trained for {current.tags.get('logical_date')}, newer than {logical_date}",
+        )
+    previous = str(current.version) if current is not None else ""
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for key, value in {"previous_champion": previous, "promoted_at": now, "promoted_by": actor, "promotion_reason": reason}.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    client.set_registered_model_alias(name, alias, str(version))  # the single, atomic switch
+    return PromotionResult(series_id, name, str(version), previous or None, True, reason)
+
+
+def rollback(
+    client: Any,
+    name: str,
+    series_id: str,
+    alias: str,
+    target: str,
+    actor: str,
+    reason: str,
+) -> PromotionResult:
+    """Move `alias` back: target "previous" (the version the champion replaced), "last-passed"
+    (newest other version that passed the gate), or an explicit version number."""
+    current = get_alias_version(client, name, alias)
+    if current is None:
+        raise LookupError(f"{name} has no {alias!r} alias to roll back")
+    if target == "previous":
+        wanted = current.tags.get("previous_champion") or ""
+        if not wanted:
+            raise LookupError(f"{name} v{current.version} has no previous champion recorded")
+    elif target == "last-passed":
+        candidates = [v for v in versions(client, name) if v.tags.get("gate_passed") == "true" and str(v.version) != str(current.version)]
+        if not candidates:
+            raise LookupError(f"{name} has no other version that passed the gate")
+        wanted = str(candidates[0].version)
+    elif target.isdigit():
+        wanted = target
+    else:
+        raise ValueError(f"rollback target must be 'previous', 'last-passed' or a version number (got {target!r})")
+    if str(wanted) == str(current.version):
+        return PromotionResult(series_id, name, wanted, str(current.version), False, "already champion")
+    client.get_model_version(name, wanted)  # raises if the version does not exist
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for key, value in {"rolled_back_at": now, "rolled_back_by": actor, "rollback_reason": reason, "rolled_back_from": str(current.version)}.items():
+        client.set_model_version_tag(name, wanted, key, value)
+    client.set_registered_model_alias(name, alias, wanted)
+    return PromotionResult(series_id, name, wanted, str(current.version), True, f"rolled back from v{current.version}: {reason}")
+
+
+def verify_version(tracking_uri: str, name: str, version: str, horizon: int) -> pd.DataFrame:
+    """Load a registered version as pyfunc and forecast; raise if the forecast is unusable."""
+    import mlflow.pyfunc
+    import numpy as np
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    frame = model.predict(pd.DataFrame({"horizon": [horizon]}))
+    values = frame[[c for c in frame.columns if c.startswith("yhat")]].to_numpy(dtype=float)
+    if len(frame) != horizon or not np.isfinite(values).all() or (values < 0).any():
+        raise ValueError(f"{name} v{version} produced an unusable forecast: {frame.head()}")
+    return frame
+
+
+def registry_overview(client: Any, prefix: str, alias: str, last: int = 3) -> list[dict[str, Any]]:
+    """Per series: champion, previous champion, and the last candidates with their backtest MASE."""
+    out = []
+    for model in sorted(client.search_registered_models(f"name LIKE '{prefix}.%'"), key=lambda m: m.name):
+        champion = get_alias_version(client, model.name, alias)
+        rows = []
+        for v in versions(client, model.name)[:last]:
+            metrics = json.loads(v.tags.get("backtest", "{}"))
+            rows.append(
+                {
+                    "version": str(v.version),
+                    "logical_date": v.tags.get("logical_date"),
+                    "mase": (metrics.get("candidate") or {}).get("mase"),
+                    "naive_mase": (metrics.get("naive") or {}).get("mase"),
+                    "gate_passed": v.tags.get("gate_passed") == "true",
+                }
+            )
+        out.append(
+            {
+                "model": model.name,
+                "series_id": model.tags.get("series_id"),
+                "champion": str(champion.version) if champion else None,
+                "previous": champion.tags.get("previous_champion") if champion else None,
+                "candidates": rows,
+            }
+        )
+    return out
