@@ -26,7 +26,8 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         self.levels = tuple(meta["levels"])
         self.default_horizon = int(meta["horizon"])
 
-    def predict(self, context: Any, model_input: pd.DataFrame | None = None, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    # No type hints on predict: MLflow would try to derive a model signature from them.
+    def predict(self, context, model_input=None, params=None):  # noqa: ANN001, ANN201
         """Forecast the days after the training data; horizon from input column `horizon` or the default."""
         from include.forecasting.training import forecast_frame
 

@@ -1,0 +1,82 @@
+# sales_forecast: the two commands are `make demo` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+LOCAL := $(ROOT)/.local
+export AIRFLOW_HOME ?= $(LOCAL)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(ROOT)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__PARALLELISM ?= 4
+export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
+export GX_ANALYTICS_ENABLED := false
+export MLFLOW_ENABLE_ASYNC_LOGGING := false
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install install-dev demo test test-integration bench bench-quick airflow mlflow-ui models rollback lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Stamp files make re-runs fast: pip runs again only when the requirement files change.
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/python scripts/install_path.py
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-bench.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make demo: set up everything and run sales_forecast end to end on the embedded default
+demo: install
+	$(BIN)/python scripts/airflow_local.py setup
+	$(BIN)/python scripts/demo.py
+
+## make test: install test tools and run the whole suite (unit, DAG, end-to-end)
+test: install-dev
+	$(BIN)/python -m pytest
+
+## make test-integration: PostgreSQL + Redis + MLflow server + CeleryExecutor, all on 127.0.0.1
+test-integration: install-dev
+	$(BIN)/python -m pytest -m integration tests/integration --run-integration
+
+## make bench: forecast quality and training cost vs AutoARIMA (writes bench/results/latest.json)
+bench: $(VENV)/.installed-bench
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed-bench
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
+
+## make airflow: airflow standalone on 127.0.0.1:8080 with this project's DAGs and settings
+airflow: install
+	$(BIN)/python scripts/airflow_local.py setup
+	$(BIN)/python scripts/airflow_local.py standalone
+
+## make mlflow-ui: the MLflow UI on 127.0.0.1:5000 over the embedded tracking store
+mlflow-ui: install
+	$(BIN)/python scripts/airflow_local.py mlflow-ui
+
+## make models: champion, previous and last candidates per series
+models: install
+	$(BIN)/python scripts/models.py list
+
+## make rollback SERIES="..." [VERSION=previous|last-passed|N] [REASON="..."]  (SERIES=all for every series)
+rollback: install
+	$(BIN)/python scripts/models.py rollback --series "$(or $(SERIES),all)" --to "$(or $(VERSION),previous)" --reason "$(or $(REASON),manual rollback)"
+
+lint: install-dev
+	$(BIN)/ruff check dags plugins include tests scripts bench
+
+clean:
+	rm -rf $(LOCAL)

@@ -1,0 +1,183 @@
+"""
+### sales_forecast: daily retraining of per-product sales forecasts
+
+Each run covers one day (its **data interval**) and trains on the history window that ends at
+`data_interval_end`, never at "now", so backfills see no future data.
+
+1. **extract_sales**: `include/sql/daily_sales.sql` on DuckDB (default) or BigQuery, bound parameters;
+   writes a content-addressed snapshot and passes its path + hash downstream.
+2. **validate_sales**: Great Expectations suites in `include/expectations/`; failure stops the run (no
+   retry) and names each failed expectation.
+3. **train_series** (mapped, one task per series chunk): SARIMA on log sales with guarded order
+   selection; each fit is an MLflow run and a registered version (reused if data/config/code unchanged).
+4. **evaluate_series** (mapped): rolling-origin backtest of candidate, seasonal naive and champion.
+5. **gate_models**: per series, must beat seasonal naive and not degrade vs the champion.
+6. **promote_champion**: moves the MLflow alias `champion` to passing versions (atomic per series).
+7. **publish_forecasts**: champion forecasts into the warehouse table, replaced by (series, logical date).
+
+Config: `include/config/forecast.yaml` (or `$FORECAST_CONFIG`). Runbook: `docs/RUNBOOK.md`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+
+from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts
+from forecast_ops.operators.promote import PromoteChampionOperator
+
+
+def _config() -> Any:
+    """Load the validated config inside a task (never at parse time)."""
+    from forecast_ops.exceptions import ConfigInvalidException
+    from include.forecasting.config import ConfigError, load_config
+
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise ConfigInvalidException(str(exc)) from exc
+
+
+@dag(
+    dag_id="sales_forecast",
+    # Interval [D 00:00, D+1 00:00) UTC runs after day D is over: day D's sales are in the run for D.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    max_active_tasks=8,
+    dagrun_timeout=timedelta(hours=2),
+    default_args=default_args_with_alerts(
+        {
+            "owner": "forecasting",
+            "retries": 2,
+            "retry_delay": timedelta(seconds=20),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=10),
+        }
+    ),
+    on_failure_callback=dag_failure_callbacks(),
+    tags=["forecasting", "mlflow", "sales"],
+    doc_md=__doc__,
+)
+def sales_forecast() -> None:
+    """Wire extract -> validate -> train (mapped) -> evaluate (mapped) -> gate -> promote -> publish."""
+
+    @task
+    def extract_sales() -> dict[str, Any]:
+        """Extract the history window ending at data_interval_end into a content-addressed snapshot."""
+        from forecast_ops.hooks.warehouse import extract_daily_sales
+        from include.forecasting.extract import history_window, write_snapshot
+
+        config = _config()
+        window = history_window(get_current_context()["data_interval_end"].date(), config.forecast.history_days)
+        frame = extract_daily_sales(config, window)
+        return write_snapshot(frame, config.storage_root, window, config.sha256).to_dict()
+
+    @task(retries=0)
+    def validate_sales(snapshot: dict[str, Any]) -> dict[str, Any]:
+        """Run the GX suites; on failure push the report and fail without retry."""
+        from forecast_ops.exceptions import ValidationFailedException
+        from include.forecasting.extract import SnapshotRef
+        from include.forecasting.pipeline import validate_snapshot
+        from include.forecasting.validation import DataValidationError
+
+        try:
+            report = validate_snapshot(_config(), SnapshotRef.from_dict(snapshot))
+        except DataValidationError as exc:
+            summary = exc.report.to_dict()
+            get_current_context()["ti"].xcom_push(key="validation_report", value=summary)
+            raise ValidationFailedException(str(exc), summary) from exc
+        get_current_context()["ti"].xcom_push(key="validation_report", value=report)
+        return snapshot
+
+    @task
+    def plan_series(snapshot: dict[str, Any]) -> list[list[str]]:
+        """Group the series into chunks: one mapped training task per chunk."""
+        from include.forecasting.extract import SnapshotRef
+        from include.forecasting.pipeline import plan_chunks
+
+        return plan_chunks(_config(), SnapshotRef.from_dict(snapshot))
+
+    @task(pool="training", map_index_template="{{ task.op_kwargs['series_ids'] | join(', ') | truncate(60) }}")
+    def train_series(snapshot: dict[str, Any], series_ids: list[str]) -> list[dict[str, Any]]:
+        """Fit (or reuse) one candidate model per series of the chunk."""
+        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+        from include.forecasting.extract import SnapshotRef
+        from include.forecasting.pipeline import train_chunk
+
+        config = _config()
+        context = get_current_context()
+        uri = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+        return train_chunk(config, SnapshotRef.from_dict(snapshot), series_ids, context["ds"], context["run_id"], uri)
+
+    @task(pool="training")
+    def evaluate_series(snapshot: dict[str, Any], trained: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Backtest candidate, seasonal naive and champion on the same folds."""
+        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+        from include.forecasting.extract import SnapshotRef
+        from include.forecasting.pipeline import evaluate_chunk
+
+        config = _config()
+        uri = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+        return evaluate_chunk(config, SnapshotRef.from_dict(snapshot), trained, uri)
+
+    @task
+    def gate_models(evaluated: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Decide per series; rejected series keep their champion (a warning, not a failure)."""
+        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+        from forecast_ops.notifiers.slack import send_gate_warning
+        from include.forecasting.pipeline import gate_all, save_json
+
+        config = _config()
+        context = get_current_context()
+        uri = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+        decisions = gate_all(config, [item for chunk in evaluated for item in chunk], uri)
+        save_json(config, "gate", context["run_id"].replace(":", "_"), decisions)
+        if any(not d["passed"] for d in decisions):
+            send_gate_warning(context, decisions, config)
+        return decisions
+
+    @task
+    def publish_forecasts(snapshot: dict[str, Any], promotions: list[dict[str, Any]]) -> dict[str, Any]:
+        """Forecast with each series' champion and replace this logical date's rows in the warehouse."""
+        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+        from forecast_ops.hooks.warehouse import publish_forecasts as write
+        from forecast_ops.notifiers.slack import send_champion_change
+        from include.forecasting.extract import SnapshotRef
+        from include.forecasting.pipeline import champion_forecasts
+
+        config = _config()
+        context = get_current_context()
+        uri = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+        logical = context["logical_date"].date()
+        rows, missing = champion_forecasts(config, SnapshotRef.from_dict(snapshot), logical, context["run_id"], uri)
+        written = write(config, rows, logical)
+        if any(p["changed"] for p in promotions):
+            send_champion_change(context, promotions, config)
+        return {"rows": written, "series_without_champion": missing, "logical_date": logical.isoformat()}
+
+    @task(trigger_rule="all_done", retries=0)
+    def alert_failed_series() -> int:
+        """After training/evaluation: one aggregated Slack message for failed mapped tasks (if any)."""
+        from forecast_ops.notifiers.slack import send_mapped_failures
+
+        context = get_current_context()
+        ti = context["ti"]
+        failures = [c for c in (ti.xcom_pull(task_ids=["train_series", "evaluate_series"], key="alert_cause") or []) if c]
+        if failures:
+            send_mapped_failures(context, failures, _config())
+        return len(failures)
+
+    snapshot = validate_sales(extract_sales())
+    trained = train_series.partial(snapshot=snapshot).expand(series_ids=plan_series(snapshot))
+    evaluated = evaluate_series.partial(snapshot=snapshot).expand(trained=trained)
+    evaluated >> alert_failed_series()
+    promoted = PromoteChampionOperator(task_id="promote_champion", decisions=gate_models(evaluated))
+    publish_forecasts(snapshot, promoted.output)
+
+
+sales_forecast()

@@ -1,0 +1,153 @@
+"""Slack message builders: pure functions from run facts + results to a Block Kit payload.
+
+The notifier in plugins/ extracts `RunInfo` from the Airflow context and sends; everything that decides
+what the on-call person reads lives here and is unit-tested on real validation and gate results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+MAX_TEXT = 2900  # Slack section text limit is 3,000 characters
+MAX_ITEMS = 10  # list at most this many failures / series, then "... and N more"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What identifies the failed (or noteworthy) task instance."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    logical_date: str
+    try_number: int | None = None
+    max_tries: int | None = None
+    map_index: int = -1
+    base_url: str = "http://127.0.0.1:8080"
+
+    @property
+    def log_url(self) -> str:
+        """Link to the task instance's log in the Airflow 3 UI."""
+        url = f"{self.base_url}/dags/{quote(self.dag_id)}/runs/{quote(self.run_id, safe='')}/tasks/{quote(self.task_id)}"
+        return url + (f"/mapped/{self.map_index}" if self.map_index >= 0 else "")
+
+
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + "\n… (truncated)"
+
+
+def _bullets(lines: list[str]) -> str:
+    shown = lines[:MAX_ITEMS]
+    more = len(lines) - len(shown)
+    return "\n".join(f"• {line}" for line in shown) + (f"\n• … and {more} more" if more > 0 else "")
+
+
+def _fields(info: RunInfo) -> dict[str, Any]:
+    attempt = f"{info.try_number}" + (f" of {info.max_tries + 1}" if info.max_tries is not None else "")
+    task = info.task_id + (f" [{info.map_index}]" if info.map_index >= 0 else "")
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": f"*DAG*\n{info.dag_id}"},
+            {"type": "mrkdwn", "text": f"*Task*\n{task}"},
+            {"type": "mrkdwn", "text": f"*Run*\n{info.run_id}"},
+            {"type": "mrkdwn", "text": f"*Logical date*\n{info.logical_date}"},
+            {"type": "mrkdwn", "text": f"*Try*\n{attempt if info.try_number is not None else '-'}"},
+        ],
+    }
+
+
+def _payload(header: str, info: RunInfo, body: str) -> dict[str, Any]:
+    body = _clip(body)
+    return {
+        "text": _clip(f"{header}: {info.dag_id}.{info.task_id} ({info.logical_date})\n{body}", 3900),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
+            _fields(info),
+            {"type": "section", "text": {"type": "mrkdwn", "text": body}},
+            {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open task log"}, "url": info.log_url}]},
+        ],
+    }
+
+
+def describe_exception(exc: BaseException | None, redact: Any = None) -> str:
+    """Exception type and first line of its message, passed through `redact` (Airflow's masker)."""
+    if exc is None:
+        return "unknown cause (no exception in the context)"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return str(redact(text)) if redact else text
+
+
+def validation_failure(info: RunInfo, report: dict[str, Any]) -> dict[str, Any]:
+    """Data failed expectations: list each with column and observed value / unexpected count."""
+    lines = []
+    for f in report.get("failures", []):
+        detail = []
+        if f.get("unexpected_count"):
+            detail.append(f"{f['unexpected_count']} unexpected")
+        if f.get("unexpected_examples"):
+            detail.append(f"e.g. {f['unexpected_examples'][:3]}")
+        if f.get("observed") is not None:
+            detail.append(f"observed {f['observed']}")
+        column = f" `{f['column']}`" if f.get("column") else ""
+        lines.append(f"`{f['expectation']}`{column}: {', '.join(detail) or 'failed'}")
+    body = (
+        f"*Data validation failed*: {len(report.get('failures', []))} of {report.get('evaluated', '?')} expectations "
+        f"(snapshot `{str(report.get('snapshot_sha256', ''))[:12]}`). Training did not run; champions and "
+        f"published forecasts are unchanged.\n{_bullets(lines)}"
+    )
+    return _payload(":red_circle: Sales forecast: data validation failed", info, body)
+
+
+def task_failure(info: RunInfo, cause: str) -> dict[str, Any]:
+    """Any other exception: type and first line (already masked)."""
+    body = f"*Cause*: `{cause}`\nChampions and published forecasts are unchanged unless the failed task was `publish_forecasts`."
+    return _payload(":red_circle: Sales forecast task failed", info, body)
+
+
+def _metric(m: dict[str, Any] | None) -> str:
+    return "-" if not m else f"MASE {m['mase']:.3f} / RMSE {m['rmse']:.0f}"
+
+
+def gate_rejection(info: RunInfo, decisions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Warning (not a failure): rejected series kept their champion; show metrics vs thresholds."""
+    rejected = [d for d in decisions if not d["passed"]]
+    lines = []
+    for d in rejected:
+        thresholds = d.get("thresholds", {})
+        limits = ", ".join(f"{k.replace('_mase_limit', '')} limit {v:.3f}" for k, v in thresholds.items() if k.endswith("_limit"))
+        champion = f"champion v{d['champion_version']} {_metric(d.get('champion'))}" if d.get("champion_version") else "no champion yet"
+        lines.append(
+            f"*{d['series_id']}* candidate v{d.get('candidate_version') or '-'} {_metric(d.get('candidate'))}; "
+            f"naive {_metric(d.get('naive'))}; {champion}" + (f" ({limits})" if limits else "") + f"\n    ↳ {'; '.join(d['reasons'])}"
+        )
+    passed = len(decisions) - len(rejected)
+    body = f"*{len(rejected)} series kept their champion* ({passed} passed the gate).\n{_bullets(lines)}"
+    return _payload(":warning: Sales forecast: quality gate rejected candidates", info, body)
+
+
+def champion_change(info: RunInfo, promotions: list[dict[str, Any]], metrics: dict[str, float] | None = None) -> dict[str, Any]:
+    """Short success notice: versions old -> new and the headline metric."""
+    changed = [p for p in promotions if p["changed"]]
+    lines = [
+        f"*{p['series_id']}*: v{p['previous'] or '-'} → v{p['version']}"
+        + (f" (MASE {metrics[p['series_id']]:.3f})" if metrics and p["series_id"] in metrics else "")
+        for p in changed
+    ]
+    return _payload(":white_check_mark: Sales forecast: champions updated", info, f"{len(changed)} champion(s) changed.\n{_bullets(lines)}")
+
+
+def mapped_failures(info: RunInfo, failures: list[dict[str, Any]]) -> dict[str, Any]:
+    """One message for many failed mapped tasks: series and cause per task, bounded length."""
+    lines = [f"`{f.get('task_id')}[{f.get('map_index')}]` {', '.join(f.get('series') or []) or '?'}: `{f.get('cause', '?')}`" for f in failures]
+    body = f"*{len(failures)} mapped task(s) failed* after their retries.\n{_bullets(lines)}"
+    return _payload(":red_circle: Sales forecast: series failed", info, body)
+
+
+def rollback_notice(info: RunInfo, results: list[dict[str, Any]], actor: str, reason: str) -> dict[str, Any]:
+    """Notice that champions were rolled back, by whom and why."""
+    lines = [f"*{r['series_id']}*: v{r['previous']} → v{r['version']} ({r['note']})" for r in results]
+    return _payload(":rewind: Sales forecast: champion rollback", info, f"By *{actor}*: {reason}\n{_bullets(lines)}")

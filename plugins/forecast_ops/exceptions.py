@@ -1,0 +1,19 @@
+"""Failures a retry cannot fix: they fail the task at once (no retries) and carry their full result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+
+class ValidationFailedException(AirflowFailException):
+    """The extracted data failed its expectations; `report` says which and with what observed values."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class ConfigInvalidException(AirflowFailException):
+    """The configuration file is invalid; the message names the key and the file."""

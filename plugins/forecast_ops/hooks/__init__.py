@@ -1,0 +1,1 @@
+"""Hooks: connections in, clients out."""

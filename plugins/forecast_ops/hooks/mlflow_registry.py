@@ -1,0 +1,65 @@
+"""MlflowRegistryHook: resolves the MLflow tracking server from an Airflow connection and hands out an
+MlflowClient. Credentials stay in the connection (login/password -> MLflow's basic-auth variables)."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+
+class MlflowRegistryHook(BaseHook):
+    """Thin wrapper around `mlflow.MlflowClient`.
+
+    Connection `mlflow_default` (type http): host/port/schema give the server URL, or extra
+    `{"tracking_uri": "..."}` gives any MLflow URI (e.g. `sqlite:////abs/mlflow.db`). Without the
+    connection the hook uses `fallback_uri` (the config's embedded default).
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "http"
+    hook_name = "MLflow registry"
+
+    def __init__(self, *, mlflow_conn_id: str = default_conn_name, fallback_uri: str | None = None) -> None:
+        super().__init__()
+        self.mlflow_conn_id = mlflow_conn_id
+        self.fallback_uri = fallback_uri
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        """The tracking URI from the connection, else the fallback."""
+        try:
+            conn = self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            if not self.fallback_uri:
+                raise
+            self.log.info("no connection %r: using the configured tracking URI %s", self.mlflow_conn_id, self.fallback_uri)
+            return self.fallback_uri
+        extra = conn.extra_dejson
+        if extra.get("tracking_uri"):
+            uri = str(extra["tracking_uri"])
+        else:
+            scheme = conn.schema or "http"
+            uri = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+        if conn.login:
+            # MLflow reads basic-auth credentials from the environment of the process that calls it.
+            os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
+            os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
+        return uri
+
+    @cached_property
+    def client(self) -> Any:
+        """An MlflowClient bound to the tracking URI (mlflow is imported only when used)."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def get_conn(self) -> Any:
+        """Airflow's hook protocol: the client."""
+        return self.client

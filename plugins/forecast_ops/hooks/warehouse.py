@@ -1,0 +1,32 @@
+"""Pick the warehouse backend named in the config: the embedded DuckDB file or BigQuery."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from forecast_ops.hooks.bigquery_sales import BigQuerySalesHook
+from forecast_ops.hooks.duckdb_warehouse import DuckDBWarehouseHook
+
+
+def extract_daily_sales(config: Any, window: tuple[dt.date, dt.date]) -> Any:
+    """Run include/sql/daily_sales.sql on the configured source for the window; return the frame."""
+    from include.forecasting import extract
+
+    if config.source.kind == "duckdb":
+        with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
+            return extract.extract_duckdb(con, config.source.table, window, config.series)
+    hook = BigQuerySalesHook(billing_project=config.source.billing_project)
+    sql = extract.render_sql("daily_sales", "bigquery", source_table=config.source.table)
+    return extract.normalise(hook.query_frame(sql, extract.query_parameters(window, config.series)))
+
+
+def publish_forecasts(config: Any, rows: Any, logical_date: dt.date) -> int:
+    """Replace this logical date's forecasts in the configured warehouse; return rows written."""
+    from include.forecasting import extract, publish
+
+    if config.warehouse.kind == "duckdb":
+        with DuckDBWarehouseHook(path=config.warehouse.path).connection() as con:
+            return publish.publish_duckdb(con, config.warehouse.forecasts_table, rows, logical_date)
+    sql = extract.render_sql("publish_forecasts.bigquery", "bigquery", forecasts_table=config.warehouse.forecasts_table)
+    return BigQuerySalesHook(billing_project=config.source.billing_project).replace_forecasts(sql, rows, logical_date)

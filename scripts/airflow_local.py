@@ -1,0 +1,143 @@
+"""Local Airflow for users without the Astro CLI: initialise the Airflow home, apply
+airflow_settings.yaml, load the seed data into DuckDB, and start `airflow standalone` or the MLflow UI.
+
+Usage: python scripts/airflow_local.py setup | standalone | mlflow-ui
+Environment: AIRFLOW_HOME etc. come from the Makefile; `.env` (git-ignored) is read for secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("airflow_local")
+
+# Per connection type, the field without which the connection is pointless (then it is skipped).
+_REQUIRED = {"http": "conn_host", "slackwebhook": "conn_password", "slack": "conn_password", "google_cloud_platform": "project"}
+
+
+def load_dotenv(path: Path = ROOT / ".env") -> None:
+    """Read KEY=VALUE lines from .env into the environment (existing variables win)."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
+
+
+def expand(value: Any) -> Any:
+    """Replace ${VAR} with the environment's value ('' if unset), recursively."""
+    if isinstance(value, str):
+        return re.sub(r"\$\{(\w+)\}", lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, dict):
+        return {k: expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand(v) for v in value]
+    return value
+
+
+def read_settings(path: Path = ROOT / "airflow_settings.yaml") -> dict[str, Any]:
+    """airflow_settings.yaml with ${VAR}s expanded and placeholder-only connections dropped."""
+    data = expand(yaml.safe_load(path.read_text()) or {}).get("airflow", {})
+    kept = []
+    for conn in data.get("connections") or []:
+        required = _REQUIRED.get(conn.get("conn_type", ""), "conn_host")
+        value = conn.get(required) if required.startswith("conn_") else (conn.get("conn_extra") or {}).get(required)
+        if value:
+            kept.append(conn)
+    data["connections"] = kept
+    return data
+
+
+def apply_settings(settings: dict[str, Any]) -> None:
+    """Create or update pools, variables and connections in the Airflow metadata DB."""
+    from airflow.models import Connection, Pool, Variable
+    from airflow.utils.session import create_session
+
+    for pool in settings.get("pools") or []:
+        Pool.create_or_update_pool(pool["pool_name"], int(pool["pool_slot"]), pool.get("pool_description", ""), include_deferred=False)
+        log.info("pool %s = %s slots", pool["pool_name"], pool["pool_slot"])
+    for var in settings.get("variables") or []:
+        Variable.set(var["variable_name"], var["variable_value"])
+    with create_session() as session:
+        for c in settings.get("connections") or []:
+            extra = {k: v for k, v in (c.get("conn_extra") or {}).items() if v not in ("", None)}
+            port = c.get("conn_port")
+            conn = Connection(
+                conn_id=c["conn_id"], conn_type=c["conn_type"], host=c.get("conn_host") or None, schema=c.get("conn_schema") or None,
+                login=c.get("conn_login") or None, password=c.get("conn_password") or None,
+                port=int(port) if port not in (None, "") else None, extra=json.dumps(extra) if extra else None,
+            )
+            session.query(Connection).filter(Connection.conn_id == conn.conn_id).delete()
+            session.add(conn)
+            log.info("connection %s (%s)", conn.conn_id, conn.conn_type)
+
+
+def load_seed() -> None:
+    """Load the configured seed CSV into the embedded DuckDB source table (idempotent)."""
+    import duckdb
+
+    from include.forecasting.config import load_config
+    from include.forecasting.extract import load_seed_csv
+
+    config = load_config()
+    if config.source.kind != "duckdb":
+        log.info("source is %s: no seed to load", config.source.kind)
+        return
+    config.warehouse.path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(config.warehouse.path))
+    try:
+        rows = load_seed_csv(con, config.source)
+    finally:
+        con.close()
+    log.info("loaded %d seed rows from %s into %s:%s", rows, config.source.seed_csv, config.warehouse.path, config.source.table)
+
+
+def setup() -> None:
+    """Migrate the Airflow DB, apply settings, load seed data. Safe to run again."""
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
+    apply_settings(read_settings())
+    load_seed()
+
+
+def standalone() -> None:
+    """Run `airflow standalone` on 127.0.0.1:8080 (Ctrl-C stops it and its children)."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    env = {**os.environ, "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": "8080"}
+    print(f"Airflow UI: http://127.0.0.1:8080  user admin, password in {home / 'simple_auth_manager_passwords.json.generated'}")
+    os.execvpe("airflow", ["airflow", "standalone"], env)
+
+
+def mlflow_ui() -> None:
+    """Serve the MLflow UI over the configured embedded store on 127.0.0.1:5000."""
+    from include.forecasting.config import load_config
+
+    config = load_config()
+    print(f"MLflow UI: http://127.0.0.1:5000  (store {config.mlflow.tracking_uri})")
+    os.execvp("mlflow", ["mlflow", "ui", "--host", "127.0.0.1", "--port", "5000", "--backend-store-uri", config.mlflow.tracking_uri])
+
+
+def main() -> None:
+    """Dispatch the sub-command."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    load_dotenv()
+    commands = {"setup": setup, "standalone": standalone, "mlflow-ui": mlflow_ui, "seed": load_seed}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        sys.exit(f"usage: {sys.argv[0]} {' | '.join(commands)}")
+    commands[sys.argv[1]]()
+
+
+if __name__ == "__main__":
+    main()
