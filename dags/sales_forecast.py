@@ -1,8 +1,10 @@
 """
 ### sales_forecast: daily retraining of per-product sales forecasts
 
-Each run covers one day (its **data interval**) and trains on the history window that ends at
-`data_interval_end`, never at "now", so backfills see no future data.
+The run for logical date D (scheduled at D 03:00 UTC) has the data interval [D-1 03:00, D 03:00): it
+trains on sales dated before D, i.e. through D-1 ("as of" D-1), and forecasts D onwards. Manual runs,
+`dag.test()` and backfills get the same interval for the same logical date (CronTriggerTimetable with an
+interval), so a rerun of D always sees the same data, and never anything after `data_interval_end`.
 
 1. **extract_sales**: `include/sql/daily_sales.sql` on DuckDB (default) or BigQuery, bound parameters;
    writes a content-addressed snapshot and passes its path + hash downstream.
@@ -24,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts
 from forecast_ops.operators.promote import PromoteChampionOperator
@@ -43,8 +45,8 @@ def _config() -> Any:
 
 @dag(
     dag_id="sales_forecast",
-    # Interval [D 00:00, D+1 00:00) UTC runs after day D is over: day D's sales are in the run for D.
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    # Daily at 03:00 UTC, after Iowa's business day; interval = the preceding 24 h for every run type.
+    schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,
@@ -54,7 +56,8 @@ def _config() -> Any:
         {
             "owner": "forecasting",
             "retries": 2,
-            "retry_delay": timedelta(seconds=20),
+            # retry_delay comes from [core] default_task_retry_delay (300 s by default; the Makefile
+            # sets 30 s locally, tests 1 s), doubled per try up to max_retry_delay.
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=10),
         }

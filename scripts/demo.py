@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def last_data_date(config: Any) -> dt.date:
-    """The newest date in the embedded source table: the demo's logical date."""
+    """The newest date in the embedded source table (the demo runs the logical date after it)."""
     import duckdb
 
     con = duckdb.connect(str(config.warehouse.path), read_only=True)
@@ -50,7 +50,7 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     from include.forecasting import extract, publish, registry
 
     lines = [f"sales_forecast run {run_id}: {state.upper()}", ""]
-    window = extract.history_window(logical_date + dt.timedelta(days=1), config.forecast.history_days)
+    window = extract.history_window(logical_date, config.forecast.history_days)
     con = duckdb.connect(str(config.warehouse.path), read_only=True)
     try:
         frame = extract.extract_duckdb(con, config.source.table, window, config.series)
@@ -105,11 +105,16 @@ def main() -> int:
     from include.forecasting.config import load_config
 
     config = load_config()
-    logical_date = args.logical_date or last_data_date(config)
+    # The run for logical date D trains on data through D-1: cover the last day of data.
+    logical_date = args.logical_date or last_data_date(config) + dt.timedelta(days=1)
     log_dir = ROOT / ".local" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"demo-{logical_date}.log"
-    print(f"Running sales_forecast for logical date {logical_date} (config {config.path}); task logs → {log_file}", flush=True)
+    print(
+        f"Running sales_forecast for logical date {logical_date} (data through {logical_date - dt.timedelta(days=1)}, "
+        f"config {config.path}); task logs → {log_file}",
+        flush=True,
+    )
     # dag.test logs every task line to the console; keep the terminal for the summary.
     handler = logging.FileHandler(log_file, mode="w")
     root = logging.getLogger()

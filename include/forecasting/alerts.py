@@ -39,7 +39,8 @@ def _clip(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def _bullets(lines: list[str]) -> str:
-    shown = lines[:MAX_ITEMS]
+    # Clip each line so MAX_ITEMS lines plus the "and N more" count always fit in one section.
+    shown = [line if len(line) <= 250 else line[:247] + "…" for line in lines[:MAX_ITEMS]]
     more = len(lines) - len(shown)
     return "\n".join(f"• {line}" for line in shown) + (f"\n• … and {more} more" if more > 0 else "")
 

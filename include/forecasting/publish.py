@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 FORECAST_COLUMNS = [
     "series_id", "forecast_date", "yhat", "yhat_lower", "yhat_upper", "yhat_lower_95", "yhat_upper_95",
-    "model_name", "model_version", "logical_date", "run_id", "published_at",
+    "model_name", "model_version", "logical_date", "as_of_date", "run_id", "published_at",
 ]
 
 
@@ -35,6 +35,8 @@ def forecast_rows(
     rows["model_name"] = model_name
     rows["model_version"] = str(model_version)
     rows["logical_date"] = logical_date
+    # The last day of data the model saw: the day before the first forecast date.
+    rows["as_of_date"] = (pd.Timestamp(rows["forecast_date"].min()) - pd.Timedelta(days=1)).date()
     rows["run_id"] = run_id
     rows["published_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
     return rows[FORECAST_COLUMNS]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,16 @@ def _failures(suite: str, result: Any) -> list[FailedExpectation]:
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """Plain JSON values; NaN/inf become strings, because XCom and Slack payloads must be strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return _jsonable(json.loads(json.dumps(value, default=str)))
 
 
 def validate_frame(frame: pd.DataFrame, config: Config, window_end: dt.date, snapshot_sha256: str = "") -> ValidationReport:

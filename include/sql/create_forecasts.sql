@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS `{{ forecasts_table }}` (
   model_name STRING NOT NULL,
   model_version STRING NOT NULL,
   logical_date DATE NOT NULL,
+  as_of_date DATE NOT NULL,
   run_id STRING,
   published_at TIMESTAMP NOT NULL
 )

@@ -6,8 +6,8 @@ DELETE FROM `{{ forecasts_table }}`
 WHERE logical_date = @logical_date AND series_id IN UNNEST(@series);
 INSERT INTO `{{ forecasts_table }}`
   (series_id, forecast_date, yhat, yhat_lower, yhat_upper, yhat_lower_95, yhat_upper_95,
-   model_name, model_version, logical_date, run_id, published_at)
+   model_name, model_version, logical_date, as_of_date, run_id, published_at)
 SELECT series_id, forecast_date, yhat, yhat_lower, yhat_upper, yhat_lower_95, yhat_upper_95,
-       model_name, model_version, logical_date, run_id, published_at
+       model_name, model_version, logical_date, as_of_date, run_id, published_at
 FROM UNNEST(@rows);
 COMMIT TRANSACTION;

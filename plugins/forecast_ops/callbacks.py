@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forecast_ops.notifiers.slack import ForecastAlertNotifier, ForecastDagFailureNotifier
+from forecast_ops.notifiers.slack import ForecastAlertNotifier, dag_failure_callback
 
 
 def default_args_with_alerts(base: dict[str, Any]) -> dict[str, Any]:
@@ -18,4 +18,4 @@ def default_args_with_alerts(base: dict[str, Any]) -> dict[str, Any]:
 
 def dag_failure_callbacks() -> list[Any]:
     """DAG-level failure callbacks (run-level reasons only)."""
-    return [ForecastDagFailureNotifier()]
+    return [dag_failure_callback]

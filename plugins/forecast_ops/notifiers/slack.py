@@ -134,27 +134,23 @@ class ForecastAlertNotifier(BaseNotifier):
             log.exception("failure notifier crashed; the task failure itself is recorded by Airflow")
 
 
-class ForecastDagFailureNotifier(BaseNotifier):
+def dag_failure_callback(context: Any) -> None:
     """DAG-level failure alert for what no task reports (timeout, deadlock).
 
     Task failures are reported by the task-level notifier, so reason "task_failure" is skipped here:
-    one failure, one message.
+    one failure, one message. A plain function, not a BaseNotifier: DAG callbacks may receive a
+    serialized DAG, which cannot render notifier templates.
     """
+    from include.forecasting import alerts
 
-    template_fields = ()
-
-    def notify(self, context: Any) -> None:
-        """Send only for run-level reasons."""
-        from include.forecasting import alerts
-
-        reason = context.get("reason", "")
-        if reason in ("task_failure", "success"):
-            return
-        try:
-            config = _alerts_config()
-            send_payload(context, alerts.task_failure(run_info(context, config.airflow_base_url), f"DAG run failed: {reason}"), config.channel)
-        except Exception:  # noqa: BLE001
-            log.exception("DAG failure notifier crashed")
+    reason = context.get("reason", "")
+    if reason in ("task_failure", "success"):
+        return
+    try:
+        config = _alerts_config()
+        send_payload(context, alerts.task_failure(run_info(context, config.airflow_base_url), f"DAG run failed: {reason}"), config.channel)
+    except Exception:  # noqa: BLE001
+        log.exception("DAG failure callback crashed")
 
 
 def send_gate_warning(context: Any, decisions: list[dict[str, Any]], config: Any) -> str:

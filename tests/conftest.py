@@ -1,0 +1,129 @@
+"""Shared fixtures. The Airflow environment is set here, before anything imports airflow: a throwaway
+AIRFLOW_HOME with a migrated SQLite DB, this project's dags/ and plugins/, 1 s retry delay."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "include" / "data" / "iowa_sales.csv"
+LAST_DAY = "2025-05-30"  # newest date in the shipped panel
+RUN_DAY = "2025-05-31"  # the logical date whose run covers LAST_DAY
+
+_HOME = Path(tempfile.mkdtemp(prefix="airflow_test_home_"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+        # A dead MLflow server must fail fast in tests, not after minutes of HTTP retries.
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    }
+)
+for _var in ("FORECAST_CONFIG", "AIRFLOW_CONN_SLACK_DEFAULT", "AIRFLOW_CONN_SLACK_API_DEFAULT", "AIRFLOW_CONN_MLFLOW_DEFAULT"):
+    os.environ.pop(_var, None)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--run-integration enables the PostgreSQL/Redis/Celery integration tests."""
+    parser.addoption("--run-integration", action="store_true", help="run tests marked integration")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip integration tests unless asked for (they install and start services)."""
+    if config.getoption("--run-integration"):
+        return
+    skip = pytest.mark.skip(reason="needs --run-integration (make test-integration)")
+    for item in items:
+        if item.get_closest_marker("integration"):
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the throwaway Airflow DB once and create the pools the DAG uses."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    from airflow.models import Pool
+
+    Pool.create_or_update_pool("training", 2, "tests", include_deferred=False)
+    yield _HOME
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+def write_config(tmp: Path, seed: Path = SEED, **overrides: Any) -> Path:
+    """Copy the shipped config with every store under `tmp`; `overrides` are 'section.key' -> value."""
+    data = yaml.safe_load((ROOT / "include" / "config" / "forecast.yaml").read_text())
+    data["source"]["seed_csv"] = str(seed)
+    data["mlflow"]["tracking_uri"] = f"sqlite:///{tmp / 'mlflow.db'}"
+    data["mlflow"]["artifact_root"] = str(tmp / "mlruns")
+    data["warehouse"]["path"] = str(tmp / "warehouse.duckdb")
+    data["storage"]["root"] = str(tmp / "artifacts")
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if key:
+            data[section][key] = value
+        else:
+            data[section] = value
+    path = tmp / "forecast.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Build a config under tmp_path, export it as FORECAST_CONFIG, load its seed into DuckDB."""
+
+    def make(seed: Path = SEED, **overrides: Any) -> Any:
+        import duckdb
+
+        from include.forecasting.config import load_config
+        from include.forecasting.extract import load_seed_csv
+
+        path = write_config(tmp_path, seed, **overrides)
+        monkeypatch.setenv("FORECAST_CONFIG", str(path))
+        config = load_config(path)
+        con = duckdb.connect(str(config.warehouse.path))
+        try:
+            load_seed_csv(con, config.source)
+        finally:
+            con.close()
+        return config
+
+    return make
+
+
+@pytest.fixture
+def iowa_frame() -> Any:
+    """The shipped Iowa panel, normalised like an extract result."""
+    import pandas as pd
+
+    from include.forecasting.extract import normalise
+
+    raw = pd.read_csv(SEED)
+    return normalise(raw.rename(columns={"date": "sales_date", "item_name": "series_id", "total_amount_sold": "value"}))
+
+
+def slack_webhook_conn(url: str) -> str:
+    """AIRFLOW_CONN_SLACK_DEFAULT value for a webhook at `url`."""
+    return json.dumps({"conn_type": "slackwebhook", "password": url})
+
+
+def slack_api_conn(base_url: str) -> str:
+    """AIRFLOW_CONN_SLACK_API_DEFAULT value for a Web API stand-in."""
+    return json.dumps({"conn_type": "slack", "password": "xoxb-test-token", "extra": {"base_url": base_url}})

@@ -1,0 +1,77 @@
+"""Slack message builders on real validation and gate results from the Iowa data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+from conftest import write_config
+
+from include.forecasting import alerts
+from include.forecasting.config import GateConfig, load_config
+from include.forecasting.extract import normalise
+from include.forecasting.gate import decide
+from include.forecasting.validation import validate_frame
+
+INFO = alerts.RunInfo("sales_forecast", "validate_sales", "scheduled__2025-05-31T03:00:00+00:00", "2025-05-31", 1, 0, -1, "https://airflow.example.com")
+
+
+def test_validation_message_names_failures(iowa_frame, tmp_path):
+    config = load_config(write_config(tmp_path))
+    bad = iowa_frame.copy().astype({"value": "float64"})
+    bad.loc[5, "value"] = -12
+    report = validate_frame(normalise(pd.concat([bad, bad.iloc[[2]]])), config, dt.date(2025, 5, 31), "abc123")
+    payload = alerts.validation_failure(INFO, report.to_dict())
+    text = json.dumps(payload)
+    json.loads(text)  # strict JSON (no NaN): Slack rejects anything else
+    assert "expect_column_values_to_be_between" in text and "`value`" in text and "-12" in text
+    assert "expect_compound_columns_to_be_unique" in text
+    assert payload["blocks"][0]["type"] == "header"
+    assert payload["blocks"][-1]["elements"][0]["url"] == (
+        "https://airflow.example.com/dags/sales_forecast/runs/scheduled__2025-05-31T03%3A00%3A00%2B00%3A00/tasks/validate_sales"
+    )
+
+
+def test_gate_message_shows_metrics_against_thresholds():
+    gate = GateConfig(0.0, 0.05)
+    metrics = lambda v: {"mase": v, "rmse": 900.0, "smape": 0.3, "mape": 3.0, "coverage_80": 0.8, "folds": 4}  # noqa: E731
+    decisions = [
+        decide("TITOS HANDMADE VODKA", "p.t", "4", metrics(1.1), metrics(1.03), "3", metrics(0.94), gate).to_dict(),
+        decide("BLACK VELVET", "p.b", "4", metrics(0.5), metrics(0.6), None, None, gate).to_dict(),
+    ]
+    payload = alerts.gate_rejection(INFO, decisions)
+    body = payload["blocks"][2]["text"]["text"]
+    assert "1 series kept their champion" in body and "(1 passed the gate)" in body
+    assert "TITOS HANDMADE VODKA" in body and "MASE 1.100" in body and "champion v3 MASE 0.940" in body
+    assert "naive limit 1.030" in body and "champion limit 0.987" in body
+    assert "BLACK VELVET" not in body
+
+
+def test_lists_are_bounded():
+    failures = [{"task_id": "train_series", "map_index": i, "series": [f"S{i}"], "cause": "X" * 300} for i in range(500)]
+    payload = alerts.mapped_failures(INFO, failures)
+    assert len(payload["blocks"][2]["text"]["text"]) <= alerts.MAX_TEXT
+    assert "and 490 more" in payload["blocks"][2]["text"]["text"]
+    assert len(payload["text"]) <= 3900
+
+
+def test_exception_description_is_masked():
+    masked = alerts.describe_exception(RuntimeError("token=xoxb-123 refused\nsecond line"), lambda s: s.replace("xoxb-123", "***"))
+    assert masked == "RuntimeError: token=*** refused"
+    assert "unknown cause" in alerts.describe_exception(None)
+
+
+def test_champion_change_and_rollback_notices():
+    promotions = [{"series_id": "A", "version": "2", "previous": "1", "changed": True, "note": ""}, {"series_id": "B", "version": "1", "previous": None, "changed": False, "note": ""}]
+    body = alerts.champion_change(INFO, promotions, {"A": 0.61})["blocks"][2]["text"]["text"]
+    assert "v1 → v2" in body and "MASE 0.610" in body and "*B*" not in body
+    rb = alerts.rollback_notice(INFO, [{"series_id": "A", "version": "1", "previous": "2", "note": "rolled back"}], "alice", "spike")
+    assert "alice" in json.dumps(rb) and "v2 → v1" in json.dumps(rb, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("map_index", [-1, 3])
+def test_log_url_for_mapped_tasks(map_index):
+    info = alerts.RunInfo("d", "t", "r", "2025-01-01", map_index=map_index)
+    assert info.log_url.endswith("/mapped/3") == (map_index == 3)

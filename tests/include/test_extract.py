@@ -1,0 +1,104 @@
+"""Extract: one BigQuery SQL file run on DuckDB with bound parameters; content-addressed snapshots."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pytest
+from conftest import ROOT, write_config
+
+from include.forecasting import extract
+from include.forecasting.config import load_config
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    def make(seed=ROOT / "include" / "data" / "iowa_sales.csv"):
+        config = load_config(write_config(tmp_path, seed))
+        con = duckdb.connect()
+        extract.load_seed_csv(con, config.source)
+        return config, con
+
+    return make
+
+
+def test_window_bounds_and_series_filter(loaded):
+    config, con = loaded()
+    window = (dt.date(2024, 1, 1), dt.date(2024, 2, 1))
+    frame = extract.extract_duckdb(con, config.source.table, window, ("BLACK VELVET",))
+    assert frame["sales_date"].min() >= pd.Timestamp("2024-01-01")
+    assert frame["sales_date"].max() < pd.Timestamp("2024-02-01")  # end is exclusive: no future rows
+    assert set(frame["series_id"]) == {"BLACK VELVET"}
+    everything = extract.extract_duckdb(con, config.source.table, window, None)
+    assert everything["series_id"].nunique() == 5
+    assert list(everything.columns) == ["sales_date", "series_id", "value"]
+    assert str(everything["value"].dtype) == "int64"
+
+
+def test_history_window_ends_at_interval_end():
+    assert extract.history_window(dt.date(2025, 5, 31), 10) == (dt.date(2025, 5, 21), dt.date(2025, 5, 31))
+
+
+def test_sql_is_transpiled_with_bound_parameters_only():
+    duck = extract.render_sql("daily_sales", "duckdb", source_table="s.t")
+    big = extract.render_sql("daily_sales", "bigquery", source_table="p.s.t")
+    assert "$window_start" in duck and "$window_end" in duck and "$series" in duck
+    assert "@window_start" in big and "UNNEST(@series)" in big and "`p.s.t`" in big
+    with pytest.raises(ValueError, match="placeholder"):
+        extract.render_sql("daily_sales", "duckdb")
+
+
+def test_bigquery_parameters_are_typed():
+    params = extract.bigquery_query_parameters(extract.query_parameters((dt.date(2025, 1, 1), dt.date(2025, 2, 1)), ("A",)))
+    api = {p.name: p.to_api_repr()["parameterType"] for p in params}
+    assert api["window_start"] == {"type": "DATE"}
+    assert api["series"] == {"type": "ARRAY", "arrayType": {"type": "STRING"}}
+
+
+def test_unsorted_source_gives_the_same_snapshot(loaded, tmp_path):
+    """The unsorted subset file yields byte-identical data to the same window of the sorted file."""
+    window = (dt.date(2023, 1, 1), dt.date(2024, 3, 30))
+    config_a, con_a = loaded()
+    config_b, con_b = loaded(ROOT / "tests" / "data" / "iowa_sales_unsorted.csv")
+    a = extract.extract_duckdb(con_a, config_a.source.table, window, None)
+    b = extract.extract_duckdb(con_b, config_b.source.table, window, None)
+    assert extract.frame_sha256(a) == extract.frame_sha256(b)
+    ref_a = extract.write_snapshot(a, tmp_path / "s", window, "c")
+    ref_b = extract.write_snapshot(b.sample(frac=1, random_state=1), tmp_path / "s", window, "c")
+    assert ref_a.path == ref_b.path and ref_a.rows == 1788
+
+
+def test_snapshot_roundtrip_and_tamper_detection(loaded, tmp_path):
+    config, con = loaded()
+    window = (dt.date(2025, 1, 1), dt.date(2025, 5, 31))
+    ref = extract.write_snapshot(extract.extract_duckdb(con, config.source.table, window, None), tmp_path, window, config.sha256)
+    assert ref.max_date == "2025-05-30" and ref.window_end == "2025-05-31" and len(ref.series) == 5
+    frame = extract.read_snapshot(ref.to_dict())
+    assert len(frame) == ref.rows
+    tampered = frame.copy()
+    tampered.loc[0, "value"] += 1
+    tampered.to_parquet(ref.path, index=False)
+    with pytest.raises(extract.SnapshotError, match="does not match its hash"):
+        extract.read_snapshot(ref)
+
+
+def test_bad_cells_survive_as_nulls_for_validation(tmp_path, loaded):
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw.loc[0, "total_amount_sold"] = "twelve"
+    raw.loc[1, "total_amount_sold"] = "2.5"
+    path = tmp_path / "bad.csv"
+    raw.to_csv(path, index=False)
+    config, con = loaded(path)
+    frame = extract.extract_duckdb(con, config.source.table, (dt.date(2023, 1, 1), dt.date(2023, 1, 3)), None)
+    assert str(frame["value"].dtype) == "float64"
+    assert frame["value"].isna().sum() == 1 and (frame["value"] % 1 != 0).sum() >= 1
+
+
+def test_missing_seed_column_is_a_clear_error(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("day,item,qty\n2025-01-01,A,1\n")
+    config = load_config(write_config(tmp_path, path))
+    with pytest.raises(KeyError, match="lacks column"):
+        extract.load_seed_csv(duckdb.connect(), config.source)

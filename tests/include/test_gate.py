@@ -1,0 +1,37 @@
+"""Gate decisions: beat seasonal naive, do not degrade vs the champion beyond tolerance."""
+
+from __future__ import annotations
+
+from include.forecasting.config import GateConfig
+from include.forecasting.gate import decide, summarise
+
+GATE = GateConfig(min_improvement_vs_naive=0.0, max_degradation_vs_champion=0.05)
+
+
+def m(mase: float) -> dict:
+    return {"mase": mase, "rmse": 1.0, "smape": 0.1, "mape": 0.1, "coverage_80": 0.8, "folds": 4}
+
+
+def test_first_model_only_needs_to_beat_naive():
+    assert decide("A", "p.a", "1", m(0.6), m(0.7), None, None, GATE).passed
+    rejected = decide("A", "p.a", "1", m(0.7), m(0.7), None, None, GATE)
+    assert not rejected.passed and "does not beat seasonal naive" in rejected.reasons[0]
+
+
+def test_degradation_tolerance_vs_champion():
+    assert decide("A", "p.a", "2", m(0.63), m(0.8), "1", m(0.60), GATE).passed  # +5 % allowed
+    worse = decide("A", "p.a", "2", m(0.64), m(0.8), "1", m(0.60), GATE)
+    assert not worse.passed and "degrades vs champion v1" in worse.reasons[0]
+    assert worse.thresholds["champion_mase_limit"] == 0.63
+
+
+def test_min_improvement_and_failed_training():
+    strict = GateConfig(min_improvement_vs_naive=0.1, max_degradation_vs_champion=0.0)
+    assert not decide("A", "p.a", "1", m(0.65), m(0.7), None, None, strict).passed
+    failed = decide("A", "p.a", None, None, None, "1", None, GATE, error="no candidate order gave a stable fit")
+    assert not failed.passed and "no candidate" in failed.reasons[0]
+    assert summarise([failed, decide("B", "p.b", "1", m(0.5), m(0.7), None, None, GATE)]) == {"passed": ["B"], "rejected": ["A"], "total": 2}
+
+
+def test_same_version_as_champion_is_not_compared_with_itself():
+    assert decide("A", "p.a", "3", m(0.6), m(0.7), "3", None, GATE).passed

@@ -1,0 +1,86 @@
+"""Registry operations on a real MLflow sqlite store: register, reuse by key, promote, roll back."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import SEED, write_config
+
+from include.forecasting import registry, training
+from include.forecasting.config import load_config
+from include.forecasting.extract import normalise
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from mlflow import MlflowClient
+
+    tmp = tmp_path_factory.mktemp("reg")
+    config = load_config(write_config(tmp))
+    frame = normalise(pd.read_csv(SEED).rename(columns={"date": "sales_date", "item_name": "series_id", "total_amount_sold": "value"}))
+    y = training.daily_series(frame, "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
+    fitted = training.fit_series(y, config.forecast)
+    client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)
+    exp = registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
+    name = registry.model_name(config.mlflow.model_prefix, "HAWKEYE VODKA")
+
+    def register(logical_date: str, key: str) -> str:
+        version = registry.log_candidate(
+            client, exp, name, "HAWKEYE VODKA", fitted, y, fitted.forecast(7), {registry.TAG_KEY: key, "logical_date": logical_date},
+            {"order": list(fitted.spec.order)}, 7, (0.8, 0.95),
+        )
+        return str(version.version)
+
+    return config, client, name, register
+
+
+def test_names_and_keys():
+    assert registry.model_name("p", "FIVE O'CLOCK VODKA") == "p.five_o_clock_vodka"
+    assert registry.idempotency_key("a", "b", "c") != registry.idempotency_key("a", "b", "d")
+    assert registry.code_version().startswith("0.1.0+")
+
+
+def test_register_reuse_promote_rollback(setup):
+    config, client, name, register = setup
+    v1 = register("2025-05-29", "k1")
+    assert str(registry.find_version_by_key(client, name, "k1").version) == v1
+    assert registry.find_version_by_key(client, name, "other") is None
+    version = client.get_model_version(name, v1)
+    assert version.tags["series_id"] == "HAWKEYE VODKA" and registry.spec_of(version).order
+    artifacts = [a.path for a in client.list_artifacts(version.run_id)]
+    assert "forecast.png" in artifacts and "model_selection.json" in artifacts
+
+    first = registry.promote(client, name, "HAWKEYE VODKA", v1, "champion", "2025-05-29", "test")
+    assert first.changed and first.previous is None
+    again = registry.promote(client, name, "HAWKEYE VODKA", v1, "champion", "2025-05-29", "test")
+    assert not again.changed and "idempotent" in again.note
+
+    v2 = register("2025-05-31", "k2")
+    assert registry.promote(client, name, "HAWKEYE VODKA", v2, "champion", "2025-05-31", "test").changed
+    # An older backfilled date never demotes a newer champion.
+    v3 = register("2025-05-30", "k3")
+    kept = registry.promote(client, name, "HAWKEYE VODKA", v3, "champion", "2025-05-30", "test")
+    assert not kept.changed and "newer" in kept.note
+    assert str(registry.get_alias_version(client, name, "champion").version) == v2
+
+    back = registry.rollback(client, name, "HAWKEYE VODKA", "champion", "previous", "alice", "bad forecast")
+    assert back.changed and back.version == v1 and back.previous == v2
+    tags = client.get_model_version(name, v1).tags
+    assert tags["rolled_back_by"] == "alice" and tags["rollback_reason"] == "bad forecast"
+    with pytest.raises(LookupError, match="no previous champion"):
+        registry.rollback(client, name, "HAWKEYE VODKA", "champion", "previous", "alice", "again")
+    client.set_model_version_tag(name, v2, "gate_passed", "true")
+    assert registry.rollback(client, name, "HAWKEYE VODKA", "champion", "last-passed", "bob", "x").version == v2
+    assert registry.rollback(client, name, "HAWKEYE VODKA", "champion", v3, "bob", "x").version == v3
+    with pytest.raises(ValueError, match="rollback target"):
+        registry.rollback(client, name, "HAWKEYE VODKA", "champion", "latest", "bob", "x")
+
+    overview = registry.registry_overview(client, config.mlflow.model_prefix, "champion")
+    assert overview[0]["champion"] == v3 and overview[0]["series_id"] == "HAWKEYE VODKA"
+
+
+def test_registered_model_loads_and_forecasts(setup):
+    config, client, name, register = setup
+    v = register("2025-05-31", "k-load")
+    frame = registry.verify_version(config.mlflow.tracking_uri, name, v, 7)
+    assert len(frame) == 7 and frame["forecast_date"].iloc[0] == pd.Timestamp("2025-05-31")
