@@ -22,6 +22,7 @@ Config: `include/config/forecast.yaml` (or `$FORECAST_CONFIG`). Runbook: `docs/R
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -56,8 +57,8 @@ def _config() -> Any:
         {
             "owner": "forecasting",
             "retries": 2,
-            # retry_delay comes from [core] default_task_retry_delay (300 s by default; the Makefile
-            # sets 30 s locally, tests 1 s), doubled per try up to max_retry_delay.
+            # Doubled per try up to max_retry_delay. Tests set FORECAST_RETRY_DELAY_S=1.
+            "retry_delay": timedelta(seconds=int(os.environ.get("FORECAST_RETRY_DELAY_S", "30"))),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=10),
         }

@@ -27,7 +27,7 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
+        "FORECAST_RETRY_DELAY_S": "1",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_ENABLE_ASYNC_LOGGING": "false",

@@ -260,7 +260,7 @@ def _ensure_registered_model(client: Any, name: str, series_id: str) -> None:
 def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> None:
     """Attach backtest metrics to the candidate's run (as MLflow metrics) and version (as a tag)."""
     for method, values in metrics.items():
-        if not values:
+        if not isinstance(values, dict):  # e.g. champion_version, or no champion metrics yet
             continue
         for metric, value in values.items():
             if isinstance(value, (int, float)) and value == value:  # skip None and NaN
