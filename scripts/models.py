@@ -1,0 +1,67 @@
+"""Registry CLI: `list` champions/candidates per series; `rollback` the champion alias.
+
+Usage:
+  python scripts/models.py list
+  python scripts/models.py rollback --series "BLACK VELVET"|all --to previous|last-passed|<version> --reason "..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+
+
+def main() -> int:
+    """Run the sub-command against the configured MLflow store."""
+    from mlflow import MlflowClient
+
+    from include.forecasting import registry
+    from include.forecasting.config import load_config
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list")
+    rb = sub.add_parser("rollback")
+    rb.add_argument("--series", required=True, help='series id, or "all"')
+    rb.add_argument("--to", default="previous", help="previous | last-passed | <version>")
+    rb.add_argument("--reason", default="manual rollback")
+    args = parser.parse_args()
+
+    config = load_config()
+    client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)
+    alias = config.mlflow.champion_alias
+    overview = registry.registry_overview(client, config.mlflow.model_prefix, alias)
+    if args.command == "list":
+        for row in overview:
+            print(f"{row['series_id']}  ({row['model']})  champion v{row['champion'] or '-'}  previous v{row['previous'] or '-'}")
+            for c in row["candidates"]:
+                mase = f"{c['mase']:.3f}" if c["mase"] is not None else "  -  "
+                naive = f"{c['naive_mase']:.3f}" if c["naive_mase"] is not None else "  -  "
+                print(f"    v{c['version']:>3}  trained for {c['logical_date']}  MASE {mase}  naive {naive}  gate {'passed' if c['gate_passed'] else '-'}")
+        if not overview:
+            print("no registered models yet: run `make demo` first")
+        return 0
+
+    targets = [r for r in overview if args.series == "all" or r["series_id"] == args.series]
+    if not targets:
+        print(f"no registered model for series {args.series!r}", file=sys.stderr)
+        return 2
+    actor = f"cli:{getpass.getuser()}"
+    failures = 0
+    for row in targets:
+        started = time.perf_counter()
+        try:
+            result = registry.rollback(client, row["model"], row["series_id"], alias, args.to, actor, args.reason)
+            registry.verify_version(config.mlflow.tracking_uri, row["model"], result.version, config.forecast.horizon_days)
+        except (LookupError, ValueError) as exc:
+            print(f"{row['series_id']}: NOT rolled back: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{row['series_id']}: {result.note}; verified by loading v{result.version} and forecasting ({time.perf_counter() - started:.2f}s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

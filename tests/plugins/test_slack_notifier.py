@@ -1,0 +1,61 @@
+"""Slack transport through the provider's notifiers against a real HTTP stand-in on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import slack_api_conn, slack_webhook_conn
+from support.slack_standin import SlackStandIn
+
+from forecast_ops.notifiers.slack import TIMEOUT_S, send_payload
+
+PAYLOAD = {"text": "hello", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*hello*"}}]}
+
+
+@pytest.fixture(autouse=True)
+def no_slack_connections(monkeypatch, airflow_db):
+    monkeypatch.delenv("AIRFLOW_CONN_SLACK_DEFAULT", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_SLACK_API_DEFAULT", raising=False)
+
+
+def test_webhook_sends_blocks(monkeypatch):
+    with SlackStandIn() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+        assert send_payload({}, PAYLOAD) == "webhook"
+    assert len(slack.requests) == 1
+    assert slack.requests[0].path == "/services/T000/B000/XXXX"
+    assert slack.requests[0].body["blocks"] == PAYLOAD["blocks"] and slack.requests[0].body["text"] == "hello"
+
+
+def test_web_api_posts_to_the_channel(monkeypatch):
+    with SlackStandIn() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_API_DEFAULT", slack_api_conn(slack.api_base_url))
+        assert send_payload({}, PAYLOAD, "#forecasts") == "web_api"
+    assert slack.requests[0].path == "/api/chat.postMessage"
+    assert slack.requests[0].body["channel"] == "#forecasts"
+    assert slack.requests[0].headers.get("Authorization") == "Bearer xoxb-test-token"
+
+
+def test_no_connection_only_logs(caplog):
+    assert send_payload({}, PAYLOAD) == "log"
+    assert "SLACK NOT CONFIGURED" in caplog.text
+
+
+@pytest.mark.parametrize("mode", ["error", "slow", "down"])
+def test_slack_failures_never_raise_or_hang(monkeypatch, caplog, mode):
+    slack = SlackStandIn(mode=mode, delay=TIMEOUT_S + 5)
+    if mode != "down":
+        slack.__enter__()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+        started = time.monotonic()
+        assert send_payload({}, PAYLOAD) == "error"
+        assert time.monotonic() - started < TIMEOUT_S + 4
+    finally:
+        if mode != "down":
+            slack.__exit__(None, None, None)
+        else:
+            slack.server.server_close()
+    assert "Slack alert FAILED" in caplog.text
+    assert len(slack.requests) == (0 if mode == "down" else 1)  # one attempt, no retry storm
