@@ -1,0 +1,72 @@
+"""
+### rollback_champion: move the MLflow `champion` alias back, by hand
+
+Trigger from the UI with params:
+- **series**: a series id, or `all`
+- **target**: `previous` (the version the champion replaced), `last-passed` (newest other version that
+  passed the gate: the emergency switch), or a version number
+- **reason**: recorded on the version with who and when
+
+Each rolled-back version is verified by loading it from the registry and forecasting; a Slack notice
+says what moved. The CLI equivalent is `make rollback SERIES=... VERSION=...`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts
+
+
+@dag(
+    dag_id="rollback_champion",
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    params={
+        "series": Param("all", type="string", description="series id, or all"),
+        "target": Param("previous", type="string", pattern=r"^(previous|last-passed|[0-9]+)$", description="previous | last-passed | <version>"),
+        "reason": Param("manual rollback", type="string", minLength=3),
+    },
+    default_args=default_args_with_alerts({"owner": "forecasting", "retries": 2, "retry_delay": timedelta(seconds=10)}),
+    on_failure_callback=dag_failure_callbacks(),
+    tags=["forecasting", "mlflow", "operations"],
+    doc_md=__doc__,
+)
+def rollback_champion() -> None:
+    """One task: roll back, verify, notify."""
+
+    @task
+    def roll_back() -> list[dict[str, Any]]:
+        """Move the alias for the chosen series and verify each target by forecasting with it."""
+        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+        from forecast_ops.notifiers.slack import run_info, send_payload
+        from include.forecasting import alerts, registry
+        from include.forecasting.config import load_config
+
+        context = get_current_context()
+        params = context["params"]
+        config = load_config()
+        hook = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri)
+        rows = registry.registry_overview(hook.client, config.mlflow.model_prefix, config.mlflow.champion_alias)
+        targets = [r for r in rows if params["series"] in ("all", r["series_id"])]
+        if not targets:
+            raise ValueError(f"no registered model for series {params['series']!r}")
+        actor = f"airflow:{context['run_id']}"
+        results = []
+        for row in targets:
+            result = registry.rollback(hook.client, row["model"], row["series_id"], config.mlflow.champion_alias, params["target"], actor, params["reason"])
+            registry.verify_version(hook.tracking_uri, row["model"], result.version, config.forecast.horizon_days)
+            results.append(result.to_dict())
+        send_payload(context, alerts.rollback_notice(run_info(context, config.alerts.airflow_base_url), results, actor, params["reason"]), config.alerts.channel)
+        return results
+
+    roll_back()
+
+
+rollback_champion()

@@ -1,0 +1,38 @@
+"""The benchmark runs end to end (quick mode) and computes its numbers correctly on a tiny panel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+from conftest import ROOT
+
+
+def test_quick_bench_on_a_tiny_panel(tmp_path):
+    # Weekly pattern + linear trend: seasonal naive is off by exactly 7*slope every day, and so is its
+    # in-sample scale, so its MASE is 1.0 by construction (a hand-derived check, not the code's own).
+    days = pd.date_range("2024-01-01", periods=210, freq="D")
+    rows = []
+    for name, level, slope in (("A", 100.0, 0.5), ("B", 400.0, 2.0)):
+        pattern = np.tile([1.0, 1.2, 1.1, 1.3, 1.5, 0.6, 0.4], 30)
+        values = np.round(level * pattern + slope * np.arange(210)).astype(int)
+        rows += [{"date": d.date().isoformat(), "item_name": name, "total_amount_sold": int(v)} for d, v in zip(days, values)]
+    panel = tmp_path / "tiny.csv"
+    pd.DataFrame(rows).to_csv(panel, index=False)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--panel", str(panel), "--quick", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((out / "quick.json").read_text())
+    methods = {m["method"]: m for m in data["methods"]}
+    assert set(methods) == {"project", "seasonal_naive", "sarimax_fixed"}
+    naive = methods["seasonal_naive"]
+    # Rounding to whole units perturbs the exact 1.0 slightly.
+    assert abs(naive["mase"] - 1.0) < 0.05 and naive["coverage_80"] is None
+    assert 0 < methods["project"]["coverage_80"] <= 1 and methods["project"]["fit_s_per_series"] > 0
+    assert data["panel"]["series"] == 2 and data["panel"]["folds"] == 2
+    assert data["smart_retraining"]["warm_fit_s"] > 0
+    assert set(data["parse_s_beyond_airflow_sdk"]) >= {"sales_forecast.py"}
+    assert "| seasonal_naive |" in (out / "quick.md").read_text()
