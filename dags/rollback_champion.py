@@ -18,7 +18,6 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
-
 from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts
 
 
@@ -46,6 +45,7 @@ def rollback_champion() -> None:
         """Move the alias for the chosen series and verify each target by forecasting with it."""
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
         from forecast_ops.notifiers.slack import run_info, send_payload
+
         from include.forecasting import alerts, registry
         from include.forecasting.config import load_config
 

@@ -28,7 +28,6 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
-
 from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts
 from forecast_ops.operators.promote import PromoteChampionOperator
 
@@ -36,6 +35,7 @@ from forecast_ops.operators.promote import PromoteChampionOperator
 def _config() -> Any:
     """Load the validated config inside a task (never at parse time)."""
     from forecast_ops.exceptions import ConfigInvalidException
+
     from include.forecasting.config import ConfigError, load_config
 
     try:
@@ -74,6 +74,7 @@ def sales_forecast() -> None:
     def extract_sales() -> dict[str, Any]:
         """Extract the history window ending at data_interval_end into a content-addressed snapshot."""
         from forecast_ops.hooks.warehouse import extract_daily_sales
+
         from include.forecasting.extract import history_window, write_snapshot
 
         config = _config()
@@ -85,6 +86,7 @@ def sales_forecast() -> None:
     def validate_sales(snapshot: dict[str, Any]) -> dict[str, Any]:
         """Run the GX suites; on failure push the report and fail without retry."""
         from forecast_ops.exceptions import ValidationFailedException
+
         from include.forecasting.extract import SnapshotRef
         from include.forecasting.pipeline import validate_snapshot
         from include.forecasting.validation import DataValidationError
@@ -110,6 +112,7 @@ def sales_forecast() -> None:
     def train_series(snapshot: dict[str, Any], series_ids: list[str]) -> list[dict[str, Any]]:
         """Fit (or reuse) one candidate model per series of the chunk."""
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+
         from include.forecasting.extract import SnapshotRef
         from include.forecasting.pipeline import train_chunk
 
@@ -122,6 +125,7 @@ def sales_forecast() -> None:
     def evaluate_series(snapshot: dict[str, Any], trained: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Backtest candidate, seasonal naive and champion on the same folds."""
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+
         from include.forecasting.extract import SnapshotRef
         from include.forecasting.pipeline import evaluate_chunk
 
@@ -134,6 +138,7 @@ def sales_forecast() -> None:
         """Decide per series; rejected series keep their champion (a warning, not a failure)."""
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
         from forecast_ops.notifiers.slack import send_gate_warning
+
         from include.forecasting.pipeline import gate_all, save_json
 
         config = _config()
@@ -151,6 +156,7 @@ def sales_forecast() -> None:
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
         from forecast_ops.hooks.warehouse import publish_forecasts as write
         from forecast_ops.notifiers.slack import send_champion_change
+
         from include.forecasting.extract import SnapshotRef
         from include.forecasting.pipeline import champion_forecasts
 

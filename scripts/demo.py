@@ -38,7 +38,7 @@ def run_dag(dag_id: str, logical_date: dt.date, conf: dict[str, Any] | None = No
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
     dag = bag.get_dag(dag_id)
-    when = dt.datetime.combine(logical_date, dt.time(), tzinfo=dt.timezone.utc)
+    when = dt.datetime.combine(logical_date, dt.time(), tzinfo=dt.UTC)
     return dag.test(logical_date=when, run_conf=conf)
 
 

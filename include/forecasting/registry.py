@@ -288,7 +288,7 @@ def promote(
             f"kept v{current.version}: it was trained for {current.tags.get('logical_date')}, newer than {logical_date}",
         )
     previous = str(current.version) if current is not None else ""
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for key, value in {"previous_champion": previous, "promoted_at": now, "promoted_by": actor, "promotion_reason": reason}.items():
         client.set_model_version_tag(name, str(version), key, value)
     client.set_registered_model_alias(name, alias, str(version))  # the single, atomic switch
@@ -325,7 +325,7 @@ def rollback(
     if str(wanted) == str(current.version):
         return PromotionResult(series_id, name, wanted, str(current.version), False, "already champion")
     client.get_model_version(name, wanted)  # raises if the version does not exist
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for key, value in {"rolled_back_at": now, "rolled_back_by": actor, "rollback_reason": reason, "rolled_back_from": str(current.version)}.items():
         client.set_model_version_tag(name, wanted, key, value)
     client.set_registered_model_alias(name, alias, wanted)

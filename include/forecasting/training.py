@@ -213,7 +213,7 @@ def fit_series(
         seasonal_order=tuple(config.seasonal_order),  # type: ignore[arg-type]
         closed_weekdays=closed,
         z=_interval_z(res, config.interval_levels),
-        params={n: float(v) for n, v in zip(names, np.asarray(res.params))},
+        params={n: float(v) for n, v in zip(names, np.asarray(res.params), strict=True)},
         aic=aic,
     )
     elapsed = time.perf_counter() - started

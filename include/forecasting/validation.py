@@ -175,7 +175,6 @@ def _jsonable(value: Any) -> Any:
 def validate_frame(frame: pd.DataFrame, config: Config, window_end: dt.date, snapshot_sha256: str = "") -> ValidationReport:
     """Run both suites on the frame and return a report; never raises for failed expectations."""
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")

@@ -19,7 +19,7 @@ def test_quick_bench_on_a_tiny_panel(tmp_path):
     for name, level, slope in (("A", 100.0, 0.5), ("B", 400.0, 2.0)):
         pattern = np.tile([1.0, 1.2, 1.1, 1.3, 1.5, 0.6, 0.4], 30)
         values = np.round(level * pattern + slope * np.arange(210)).astype(int)
-        rows += [{"date": d.date().isoformat(), "item_name": name, "total_amount_sold": int(v)} for d, v in zip(days, values)]
+        rows += [{"date": d.date().isoformat(), "item_name": name, "total_amount_sold": int(v)} for d, v in zip(days, values, strict=True)]
     panel = tmp_path / "tiny.csv"
     pd.DataFrame(rows).to_csv(panel, index=False)
     out = tmp_path / "out"

@@ -6,9 +6,8 @@ import time
 
 import pytest
 from conftest import slack_api_conn, slack_webhook_conn
-from support.slack_standin import SlackStandIn
-
 from forecast_ops.notifiers.slack import TIMEOUT_S, send_payload
+from support.slack_standin import SlackStandIn
 
 PAYLOAD = {"text": "hello", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*hello*"}}]}
 
