@@ -41,7 +41,9 @@ def test_shape_of_sales_forecast(dagbag):
     assert dag.catchup is False
     assert dag.get_task("train_series").pool == "training"
     assert dag.get_task("validate_sales").retries == 0
-    assert dag.get_task("validate_sales").downstream_task_ids == {"plan_series", "train_series", "evaluate_series", "publish_forecasts"} or True
+    # Nothing that trains, promotes or publishes can run without validated data upstream.
+    assert dag.get_task("validate_sales").downstream_task_ids == {"plan_series", "train_series", "evaluate_series", "publish_forecasts"}
+    assert "validate_sales" in dag.get_task("promote_champion").get_flat_relative_ids(upstream=True)
     assert {"extract_sales", "validate_sales", "train_series", "evaluate_series", "gate_models", "promote_champion", "publish_forecasts"} <= set(dag.task_ids)
 
 
