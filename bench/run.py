@@ -28,13 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from include.forecasting import evaluation, training  # noqa: E402
 from include.forecasting.config import load_config  # noqa: E402
-from include.forecasting.extract import normalise  # noqa: E402
-
-
-def load_panel(path: Path, columns: dict[str, str]) -> pd.DataFrame:
-    """Read a daily sales CSV with the config's column mapping into the extract shape."""
-    raw = pd.read_csv(path)
-    return normalise(raw.rename(columns={columns["date"]: "sales_date", columns["series"]: "series_id", columns["value"]: "value"}))
+from include.forecasting.extract import read_sales_csv  # noqa: E402
 
 
 def sarimax_fixed(train: pd.Series, horizon: int) -> pd.DataFrame:
@@ -102,7 +96,7 @@ def main() -> int:
 
     config = load_config(args.config)
     backtest = config.backtest
-    frame = load_panel(args.panel, config.source.columns)
+    frame = read_sales_csv(args.panel, config.source.columns)
     series_ids = sorted(frame["series_id"].unique())
     if args.quick:
         import dataclasses

@@ -111,12 +111,15 @@ def config_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def iowa_frame() -> Any:
     """The shipped Iowa panel, normalised like an extract result."""
-    import pandas as pd
+    return read_seed()
 
-    from include.forecasting.extract import normalise
 
-    raw = pd.read_csv(SEED)
-    return normalise(raw.rename(columns={"date": "sales_date", "item_name": "series_id", "total_amount_sold": "value"}))
+def read_seed() -> Any:
+    """The shipped panel read the way extract shapes it, through the shipped config's column mapping."""
+    from include.forecasting.extract import read_sales_csv
+
+    columns = yaml.safe_load((ROOT / "include" / "config" / "forecast.yaml").read_text())["source"]["columns"]
+    return read_sales_csv(SEED, columns)
 
 
 def slack_webhook_conn(url: str) -> str:

@@ -146,6 +146,12 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["sales_date", "series_id"], kind="mergesort").reset_index(drop=True)
 
 
+def read_sales_csv(path: Path, columns: dict[str, str]) -> pd.DataFrame:
+    """Read a daily sales CSV with the config's column mapping (date, series, value) into the extract shape."""
+    raw = pd.read_csv(path)
+    return normalise(raw.rename(columns={columns["date"]: "sales_date", columns["series"]: "series_id", columns["value"]: "value"}))
+
+
 def frame_sha256(frame: pd.DataFrame) -> str:
     """Content hash of a normalised frame, independent of file format and library versions."""
     canonical = frame.to_csv(index=False, date_format="%Y-%m-%d", lineterminator="\n")

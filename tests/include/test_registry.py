@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import SEED, write_config
+from conftest import read_seed, write_config
 
 from include.forecasting import registry, training
 from include.forecasting.config import load_config
-from include.forecasting.extract import normalise
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,7 @@ def setup(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("reg")
     config = load_config(write_config(tmp))
-    frame = normalise(pd.read_csv(SEED).rename(columns={"date": "sales_date", "item_name": "series_id", "total_amount_sold": "value"}))
+    frame = read_seed()
     y = training.daily_series(frame, "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
     fitted = training.fit_series(y, config.forecast)
     client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_config
+from conftest import read_seed, write_config
 
 from include.forecasting import training
 from include.forecasting.config import load_config
@@ -26,11 +26,8 @@ def velvet(request):
 
 @pytest.fixture(scope="module")
 def iowa_frame():
-    from conftest import SEED
-
-    from include.forecasting.extract import normalise
-
-    return normalise(pd.read_csv(SEED).rename(columns={"date": "sales_date", "item_name": "series_id", "total_amount_sold": "value"}))
+    """Module-scoped (conftest's is per test): the fits below share one read of the panel."""
+    return read_seed()
 
 
 def test_daily_series_fills_missing_days_with_zero(velvet):
