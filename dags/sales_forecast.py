@@ -44,6 +44,13 @@ def _config() -> Any:
         raise ConfigInvalidException(str(exc)) from exc
 
 
+def _tracking_uri(config: Any) -> str:
+    """MLflow tracking URI: the `mlflow_default` connection if it exists, else the config's store."""
+    from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+
+    return MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+
+
 @dag(
     dag_id="sales_forecast",
     # Daily at 03:00 UTC, after Iowa's business day; interval = the preceding 24 h for every run type.
@@ -111,39 +118,36 @@ def sales_forecast() -> None:
     @task(pool="training", map_index_template="{{ task.op_kwargs['series_ids'] | join(', ') | truncate(60) }}")
     def train_series(snapshot: dict[str, Any], series_ids: list[str]) -> list[dict[str, Any]]:
         """Fit (or reuse) one candidate model per series of the chunk."""
-        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
 
         from include.forecasting.extract import SnapshotRef
         from include.forecasting.pipeline import train_chunk
 
         config = _config()
         context = get_current_context()
-        uri = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+        uri = _tracking_uri(config)
         return train_chunk(config, SnapshotRef.from_dict(snapshot), series_ids, context["ds"], context["run_id"], uri)
 
     @task(pool="training")
     def evaluate_series(snapshot: dict[str, Any], trained: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Backtest candidate, seasonal naive and champion on the same folds."""
-        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
 
         from include.forecasting.extract import SnapshotRef
         from include.forecasting.pipeline import evaluate_chunk
 
         config = _config()
-        uri = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+        uri = _tracking_uri(config)
         return evaluate_chunk(config, SnapshotRef.from_dict(snapshot), trained, uri)
 
     @task
     def gate_models(evaluated: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """Decide per series; rejected series keep their champion (a warning, not a failure)."""
-        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
         from forecast_ops.notifiers.slack import send_gate_warning
 
         from include.forecasting.pipeline import gate_all, save_json
 
         config = _config()
         context = get_current_context()
-        uri = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+        uri = _tracking_uri(config)
         decisions = gate_all(config, [item for chunk in evaluated for item in chunk], uri)
         save_json(config, "gate", context["run_id"].replace(":", "_"), decisions)
         if any(not d["passed"] for d in decisions):
@@ -153,7 +157,6 @@ def sales_forecast() -> None:
     @task
     def publish_forecasts(snapshot: dict[str, Any], promotions: list[dict[str, Any]]) -> dict[str, Any]:
         """Forecast with each series' champion and replace this logical date's rows in the warehouse."""
-        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
         from forecast_ops.hooks.warehouse import publish_forecasts as write
         from forecast_ops.notifiers.slack import send_champion_change
 
@@ -162,7 +165,7 @@ def sales_forecast() -> None:
 
         config = _config()
         context = get_current_context()
-        uri = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).tracking_uri
+        uri = _tracking_uri(config)
         logical = context["logical_date"].date()
         rows, missing = champion_forecasts(config, SnapshotRef.from_dict(snapshot), logical, context["run_id"], uri)
         written = write(config, rows, logical)
