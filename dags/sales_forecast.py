@@ -1,10 +1,11 @@
 """
 ### sales_forecast: daily retraining of per-product sales forecasts
 
-The run for logical date D (scheduled at D 03:00 UTC) has the data interval [D-1 03:00, D 03:00): it
-trains on sales dated before D, i.e. through D-1 ("as of" D-1), and forecasts D onwards. Manual runs,
-`dag.test()` and backfills get the same interval for the same logical date (CronTriggerTimetable with an
-interval), so a rerun of D always sees the same data, and never anything after `data_interval_end`.
+The run for logical date D (scheduled at D 03:00 UTC) trains on sales dated before D, i.e. through D-1
+("as of" D-1), forecasts D onwards and publishes under the key D. The timetable is a plain trigger
+(CronTriggerTimetable, no interval): scheduled runs, manual runs, `dag.test()` and backfills all have
+logical date = data_interval_end for the same D, so a rerun of D always sees the same data and never
+anything at or after `data_interval_end`.
 
 1. **extract_sales**: `include/sql/daily_sales.sql` on DuckDB (default) or BigQuery, bound parameters;
    writes a content-addressed snapshot and passes its path + hash downstream.
@@ -53,8 +54,10 @@ def _tracking_uri(config: Any) -> str:
 
 @dag(
     dag_id="sales_forecast",
-    # Daily at 03:00 UTC, after Iowa's business day; interval = the preceding 24 h for every run type.
-    schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC", interval=timedelta(days=1)),
+    # Daily at 03:00 UTC, after Iowa's business day. No `interval`: with one, scheduled and backfill runs
+    # get logical date = interval start (D-1) while manual runs get D, so one day's forecasts would be
+    # published under two different keys depending on how the run was started.
+    schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,

@@ -20,6 +20,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "include" / "config" / "forecast.yaml"
 CONFIG_ENV = "FORECAST_CONFIG"
 
+# Names of pandas' USFederalHolidayCalendar rules: the holidays `forecast.holidays` may list.
+HOLIDAY_NAMES = (
+    "New Year's Day", "Birthday of Martin Luther King, Jr.", "Washington's Birthday", "Memorial Day",
+    "Juneteenth National Independence Day", "Independence Day", "Labor Day", "Columbus Day", "Veterans Day",
+    "Thanksgiving Day", "Christmas Day",
+)
+
 # Table ids cannot be bound query parameters, so they are checked against a strict pattern before
 # they are written into SQL: project-id.dataset.table (BigQuery) or schema.table (DuckDB).
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z_][A-Za-z0-9_]*){1,2}$")
@@ -55,6 +62,9 @@ class ForecastConfig:
     explosion_factor: float
     warm_start: bool
     series_per_task: int
+    holidays: tuple[str, ...] = ()
+    max_chunks: int = 64
+    order_search: str = "aic"
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,7 @@ _SECTIONS: dict[str, set[str]] = {
     "forecast": {
         "horizon_days", "history_days", "interval_levels", "candidate_orders", "seasonal_order",
         "max_iter", "closure_weeks", "closure_share", "explosion_factor", "warm_start", "series_per_task",
+        "holidays", "max_chunks", "order_search",
     },
     "backtest": {"folds", "fold_days", "season_length"},
     "gate": {"min_improvement_vs_naive", "max_degradation_vs_champion"},
@@ -218,6 +229,14 @@ class _Reader:
         ):
             raise self._fail(key, f"a list of {length} non-negative whole numbers", value)
         return tuple(value)
+
+
+def _holidays(f: _Reader) -> tuple[str, ...]:
+    """forecast.holidays: a (possibly empty) list of US federal holiday names."""
+    value = f.data.get("holidays", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in HOLIDAY_NAMES for v in value):
+        raise f._fail("holidays", f"a list of holiday names from {list(HOLIDAY_NAMES)}", value)
+    return tuple(value)
 
 
 def resolve_path(value: str, root: Path = PROJECT_ROOT) -> Path:
@@ -319,6 +338,9 @@ def parse_config(raw: dict[str, Any], path: Path = DEFAULT_CONFIG, root: Path = 
         explosion_factor=f.num("explosion_factor", 1.0, 1e6),
         warm_start=f.bool("warm_start"),
         series_per_task=f.int("series_per_task"),
+        holidays=_holidays(f),
+        max_chunks=f.int("max_chunks"),
+        order_search=f.str("order_search", ("first_stable", "aic")),
     )
     b = sections["backtest"]
     backtest = BacktestConfig(folds=b.int("folds"), fold_days=b.int("fold_days"), season_length=b.int("season_length"))

@@ -41,9 +41,13 @@ def validate_snapshot(config: Config, ref: SnapshotRef) -> dict[str, Any]:
 
 
 def plan_chunks(config: Config, ref: SnapshotRef) -> list[list[str]]:
-    """Series to train, grouped into chunks of `series_per_task` (one mapped task per chunk)."""
+    """Series to train, in chunks of `series_per_task`, grown so there are at most `max_chunks` chunks.
+
+    One mapped task per chunk: the scheduler's task count stays bounded (and below Airflow's
+    max_map_length) however many series there are. Order is the snapshot's sorted order: stable.
+    """
     series = [s for s in ref.series if config.series is None or s in config.series]
-    size = config.forecast.series_per_task
+    size = max(config.forecast.series_per_task, -(-len(series) // config.forecast.max_chunks))
     return [series[i : i + size] for i in range(0, len(series), size)]
 
 
@@ -80,7 +84,7 @@ def train_chunk(
             log.info("%s: reusing v%s (same data, config and code: no refit)", series_id, existing.version)
             out.append({"series_id": series_id, "model_name": name, "version": str(existing.version), "reused": True, "error": None})
             continue
-        champion = registry.get_alias_version(client, name, config.mlflow.champion_alias)
+        champion = registry.production_version(client, name, config.mlflow.champion_alias, ref.window_end)
         warm = training.warm_start_params(registry.spec_of(champion)) if config.forecast.warm_start else None
         try:
             fitted = training.fit_series(y, config.forecast, start_params=warm)
@@ -122,15 +126,20 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
     out = []
     for item in trained:
         series_id, name = item["series_id"], item["model_name"]
-        champion = registry.get_alias_version(client, name, config.mlflow.champion_alias)
+        # The champion this date is compared with: as of its own logical date (ref.window_end), so a
+        # backfilled date is judged against the model that served it, not one fitted on its future.
+        champion = registry.production_version(client, name, config.mlflow.champion_alias, ref.window_end)
         result = {**item, "champion_version": str(champion.version) if champion else None, "metrics": None}
         if item.get("version") is None:
             out.append(result)
             continue
         version = client.get_model_version(name, item["version"])
         previous = json.loads(version.tags.get("backtest", "null") or "null")
-        if previous and previous.get("champion_version") == result["champion_version"]:
-            result["metrics"] = previous  # rerun: same candidate, same champion, same folds
+        if previous and (item.get("reused") or previous.get("champion_version") == result["champion_version"]):
+            # Rerun (same data + config + code): the recorded evaluation stands, so the gate decision and
+            # what is published cannot change because other runs moved the alias in the meantime.
+            result["metrics"] = previous
+            result["champion_version"] = previous.get("champion_version")
             out.append(result)
             continue
         y = _series(frame, series_id, ref)
@@ -187,7 +196,8 @@ def save_json(config: Config, kind: str, name: str, payload: Any) -> Path:
 def champion_forecasts(
     config: Config, ref: SnapshotRef, logical_date: dt.date, run_id: str, tracking_uri: str | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Forecast every series with its current champion's parameters on the latest data.
+    """Forecast every series with the model that serves `logical_date` (registry.production_version):
+    the champion, or for a backfilled older date the newest gate-passed version trained for it or earlier.
 
     Returns the rows to publish and the series that have no champion yet (nothing published for them).
     """
@@ -196,7 +206,7 @@ def champion_forecasts(
     parts, missing = [], []
     for series_id in [s for s in ref.series if config.series is None or s in config.series]:
         name = registry.model_name(config.mlflow.model_prefix, series_id)
-        champion = registry.get_alias_version(client, name, config.mlflow.champion_alias)
+        champion = registry.production_version(client, name, config.mlflow.champion_alias, logical_date.isoformat())
         if champion is None:
             missing.append(series_id)
             continue

@@ -124,6 +124,21 @@ def versions(client: Any, name: str) -> list[Any]:
     return sorted(found, key=lambda v: int(v.version), reverse=True)
 
 
+def production_version(client: Any, name: str, alias: str, as_of: str) -> Any | None:
+    """The version that serves logical date `as_of` (YYYY-MM-DD), deterministically.
+
+    Normally the alias's version. When that was trained for a later date (this is a backfill or a
+    rerun of an older date), the newest gate-passed version trained for `as_of` or earlier: an older
+    date never uses a model fitted on its future, and its result does not depend on which newer runs
+    happened to finish first.
+    """
+    current = get_alias_version(client, name, alias)
+    if current is None or current.tags.get("logical_date", "") <= as_of:
+        return current
+    eligible = [v for v in versions(client, name) if v.tags.get("gate_passed") == "true" and v.tags.get("logical_date", "") <= as_of]
+    return max(eligible, key=lambda v: (v.tags["logical_date"], int(v.version)), default=None)
+
+
 def find_version_by_key(client: Any, name: str, key: str) -> Any | None:
     """The version already trained for this idempotency key, if any (so reruns do not refit)."""
     for version in versions(client, name):

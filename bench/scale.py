@@ -1,0 +1,203 @@
+"""Scale run for `make bench`: one real sales_forecast DAG run over a derived N-series panel.
+
+The panel (default 1,000 series) is derived from the 5 real Iowa series by a documented, deterministic
+transform (`derive_panel`). The run goes through the real scheduler with the LocalExecutor (api-server,
+scheduler, dag-processor on 127.0.0.1, SQLite metadata, DuckDB, MLflow sqlite), exactly as
+`make airflow` would run it, with `parallelism` = the machine's cores. Measured: wall time of the DAG run,
+throughput, parallel efficiency (busy task-seconds / (wall x slots)), mapped task count, and the peak RSS
+of every process of the stack (VmHWM, sampled from /proc), reported per role.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SEED = 20251124
+
+
+def derive_panel(source: pd.DataFrame, n_series: int, columns: dict[str, str]) -> pd.DataFrame:
+    """N series from the real ones: series i is real series (i mod 5), scaled by a level factor
+    exp(U(-1.5, 1.5)) and multiplied day by day by lognormal noise (sigma 0.15), rounded to whole units.
+
+    Zero days (closures) stay zero, so the weekly and holiday structure of the real data is kept while
+    each derived series has its own level and noise. Deterministic: one seeded generator, fixed order.
+    """
+    rng = np.random.default_rng(SEED)
+    date, series, value = columns["date"], columns["series"], columns["value"]
+    bases = sorted(source[series].unique())
+    parts = []
+    for i in range(n_series):
+        base = source[source[series] == bases[i % len(bases)]]
+        level = float(np.exp(rng.uniform(-1.5, 1.5)))
+        noise = rng.lognormal(0.0, 0.15, size=len(base))
+        values = np.round(base[value].to_numpy(dtype=float) * level * noise).astype(int)
+        parts.append(pd.DataFrame({date: base[date].to_numpy(), series: f"{bases[i % len(bases)]} #{i:04d}", value: values}))
+    return pd.concat(parts, ignore_index=True)
+
+
+class RssSampler:
+    """Samples VmHWM (peak resident set) of every process in the given process groups' sessions."""
+
+    def __init__(self, sessions: list[int], interval: float = 0.5) -> None:
+        self.sessions = set(sessions)
+        self.interval = interval
+        self.peak: dict[int, tuple[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getsid(int(entry.name)) not in self.sessions:
+                    continue
+                status = (entry / "status").read_text()
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            except (OSError, ProcessLookupError):
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    kib = int(line.split()[1])
+                    old = self.peak.get(int(entry.name), ("", 0))[1]
+                    self.peak[int(entry.name)] = (title[:120], max(kib, old))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def by_role(self) -> dict[str, float]:
+        """Peak RSS in MiB per role (task runner, scheduler, api-server, ...): the max over its processes."""
+        roles: dict[str, float] = {}
+        for title, kib in self.peak.values():
+            role = _role(title)
+            roles[role] = max(roles.get(role, 0.0), kib / 1024)
+        return dict(sorted(roles.items()))
+
+
+def _role(title: str) -> str:
+    for marker, role in (
+        ("task runner", "task process"), ("supervisor", "task supervisor"), ("LocalExecutor", "executor worker"),
+        ("scheduler", "scheduler"), ("api-server", "api-server"), ("api_server", "api-server"), ("dag-processor", "dag-processor"),
+        ("dag_processor", "dag-processor"), ("uvicorn", "api-server"),
+    ):
+        if marker in title:
+            return role
+    return "other: " + title.split(" ")[0][-40:]
+
+
+def run_scale(root: Path, config_path: Path, panel_csv: Path, n_series: int, logical_date: dt.date, keep: bool = False) -> dict[str, Any]:
+    """Derive the panel, run the DAG once through the scheduler, and return the scale figures."""
+    import duckdb
+    import yaml
+
+    from include.forecasting.config import load_config
+    from include.forecasting.extract import load_seed_csv
+    from scripts.airflow_stack import AirflowStack, Processes
+
+    base = Path(tempfile.mkdtemp(prefix="forecast_scale_"))
+    shipped = load_config(config_path)
+    source = pd.read_csv(panel_csv)
+    panel = derive_panel(source, n_series, shipped.source.columns)
+    panel_path = base / "panel.csv"
+    panel.to_csv(panel_path, index=False)
+    data = yaml.safe_load(config_path.read_text())
+    data["source"]["seed_csv"] = str(panel_path)
+    data["mlflow"].update(tracking_uri=f"sqlite:///{base / 'mlflow.db'}", artifact_root=str(base / "mlruns"))
+    data["warehouse"]["path"] = str(base / "warehouse.duckdb")
+    data["storage"]["root"] = str(base / "artifacts")
+    scale_config = base / "forecast.yaml"
+    scale_config.write_text(yaml.safe_dump(data))
+    config = load_config(scale_config)
+    con = duckdb.connect(str(config.warehouse.path))
+    load_seed_csv(con, config.source)
+    con.close()
+
+    slots = os.cpu_count() or 2
+    procs = Processes(base / "logs")
+    env = {
+        "FORECAST_CONFIG": str(scale_config),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(slots),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{base / 'airflow' / 'airflow.db'}",
+        "AIRFLOW_CONN_SLACK_DEFAULT": "",
+        "AIRFLOW_CONN_SLACK_API_DEFAULT": "",
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": "",
+    }
+    stack = AirflowStack(base / "airflow", env, procs)
+    try:
+        stack.start({"training": slots})
+        stack.wait_for_dag("sales_forecast")
+        with RssSampler([p.pid for _, p in procs.started]) as rss:
+            run_id = stack.trigger("sales_forecast", logical_date.isoformat())
+            run = _wait_for_run(stack, run_id, timeout=3600)
+        tis = stack.task_instances("sales_forecast", run_id)
+    finally:
+        procs.stop()
+    started, ended = pd.Timestamp(run["start_date"]), pd.Timestamp(run["end_date"])
+    wall = (ended - started).total_seconds()
+    busy = sum(float(t["duration"] or 0) for t in tis)
+    mapped = [t for t in tis if t["map_index"] is not None and t["map_index"] >= 0]
+    train = [t for t in tis if t["task_id"] == "train_series"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)
+    champions = sum(1 for m in client.search_registered_models(max_results=100000) if "champion" in (m.aliases or {}))
+    result = {
+        "series": n_series,
+        "panel_sha256": hashlib.sha256(panel_path.read_bytes()).hexdigest(),
+        "transform": "series i = real series (i mod 5) x exp(U(-1.5,1.5)) x lognormal(0, 0.15) per day, rounded; seed 20251124",
+        "state": run["state"],
+        "executor": "LocalExecutor",
+        "slots": slots,
+        "wall_s": wall,
+        "series_per_s": n_series / wall if wall else None,
+        "busy_task_s": busy,
+        "parallel_efficiency": busy / (wall * slots) if wall else None,
+        "task_instances": len(tis),
+        "mapped_task_instances": len(mapped),
+        "train_chunks": len(train),
+        "series_per_chunk": -(-n_series // max(len(train), 1)),
+        "train_task_s_median": float(np.median([t["duration"] or 0 for t in train])) if train else None,
+        "champions_registered": champions,
+        "peak_rss_mib_by_role": rss.by_role(),
+    }
+    if not keep:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        result["workdir"] = str(base)
+    return result
+
+
+def _wait_for_run(stack: Any, run_id: str, timeout: float) -> dict[str, Any]:
+    from urllib.parse import quote
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack.procs.check_alive()
+        run = stack.api("GET", f"/api/v2/dags/sales_forecast/dagRuns/{quote(run_id, safe='')}")
+        if run["state"] in ("success", "failed"):
+            return run
+        time.sleep(5)
+    raise TimeoutError(f"scale run {run_id} did not finish in {timeout:.0f}s")

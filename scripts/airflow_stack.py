@@ -1,0 +1,338 @@
+"""Real Airflow services on 127.0.0.1 for tests and benchmarks: api-server, scheduler, dag-processor
+(and Celery workers), plus PostgreSQL, Redis and an MLflow server when the distributed topology is wanted.
+
+Every process is started in its own session (setsid) and stopped by process group, so nothing is left
+behind (`airflow standalone` orphans its children on SIGTERM). Logs go to files under the stack's home.
+
+Used by tests/integration (scheduler backfill, CeleryExecutor) and bench/scale.py; runnable by hand:
+  python scripts/airflow_stack.py services   # install (apt) + start PostgreSQL, Redis; print URLs; Ctrl-C stops
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+log = logging.getLogger("airflow_stack")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Call `check()` until it returns a truthy value; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # the service is not up yet
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s (last error: {last})")
+
+
+class Processes:
+    """Child processes started in their own sessions; `stop()` ends each whole process group."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, user: str | None = None) -> subprocess.Popen[bytes]:
+        """Start `argv` in a new session with stdout/stderr to <log_dir>/<name>.log."""
+        if user is not None:
+            argv = ["runuser", "-u", user, "--", *argv]
+        handle = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(ROOT))
+        handle.close()
+        self.started.append((name, proc))
+        log.info("started %s (pid %d)", name, proc.pid)
+        return proc
+
+    def check_alive(self) -> None:
+        """Raise if a started process has already exited (its log tail says why)."""
+        for name, proc in self.started:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        """The last lines of a process's log."""
+        path = self.log_dir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM every process group (newest first), then SIGKILL what is still there."""
+        for name, proc in reversed(self.started):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop on SIGTERM: killing its group", name)
+            try:  # children of the leader (task runners, gunicorn workers) may outlive it
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+        self.started.clear()
+
+
+def ensure_os_packages(binaries: dict[str, str]) -> None:
+    """Install the Debian packages whose binaries are missing ({binary: package}); needs root + apt."""
+    missing = sorted({pkg for binary, pkg in binaries.items() if not shutil.which(binary) and not _pg_bin(binary)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise RuntimeError(f"missing {missing}: install them (apt-get install {' '.join(missing)}) or run as root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def _pg_bin(name: str) -> str | None:
+    """PostgreSQL server binaries live under /usr/lib/postgresql/<v>/bin on Debian, not on PATH."""
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    return shutil.which(name)
+
+
+@contextmanager
+def postgres(base: Path, procs: Processes, databases: tuple[str, ...]) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1; yields the server URL `postgresql://airflow:airflow@host:port`."""
+    ensure_os_packages({"initdb": "postgresql", "pg_ctl": "postgresql"})
+    data = base / "pgdata"
+    sock = base / "pgsock"
+    sock.mkdir(parents=True, exist_ok=True)
+    user = "postgres" if os.geteuid() == 0 else None  # the server refuses to run as root
+    if user:
+        shutil.chown(base, user)
+        shutil.chown(sock, user)
+    port = free_port()
+    pwfile = base / "pw"
+    pwfile.write_text("airflow\n")
+    if user:
+        shutil.chown(pwfile, user)
+    initdb = [_pg_bin("initdb"), "-D", str(data), "-U", "airflow", "--pwfile", str(pwfile), "-A", "scram-sha-256", "--no-sync"]
+    subprocess.run(["runuser", "-u", user, "--", *initdb] if user else initdb, check=True, stdout=subprocess.DEVNULL)
+    procs.start("postgres", [_pg_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(sock), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], user=user)
+    url = f"postgresql://airflow:airflow@127.0.0.1:{port}"
+
+    def ready() -> bool:
+        import psycopg2
+
+        psycopg2.connect(f"{url}/postgres").close()
+        return True
+
+    wait_for(ready, 60, "PostgreSQL")
+    import psycopg2
+
+    con = psycopg2.connect(f"{url}/postgres")
+    con.autocommit = True
+    with con.cursor() as cur:
+        for name in databases:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    con.close()
+    yield url
+
+
+@contextmanager
+def redis(procs: Processes) -> Iterator[str]:
+    """A Redis server on 127.0.0.1 without persistence; yields its URL."""
+    ensure_os_packages({"redis-server": "redis-server"})
+    port = free_port()
+    procs.start("redis", [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+
+    def ready() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+
+    wait_for(ready, 30, "Redis")
+    yield f"redis://127.0.0.1:{port}/0"
+
+
+def mlflow_server(procs: Processes, backend_uri: str, artifacts: Path) -> str:
+    """Start `mlflow server` (tracking + registry + artifact proxy) on 127.0.0.1; return its URL."""
+    port = free_port()
+    artifacts.mkdir(parents=True, exist_ok=True)
+    procs.start(
+        "mlflow",
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", backend_uri,
+         "--artifacts-destination", str(artifacts), "--serve-artifacts", "--workers", "1"],
+        env={**os.environ, "MLFLOW_ENABLE_ASYNC_LOGGING": "false"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: urllib.request.urlopen(f"{url}/health", timeout=2).status == 200, 120, "MLflow server", 1.0)
+    return url
+
+
+class AirflowStack:
+    """Airflow 3 services (api-server, scheduler, dag-processor, optional Celery worker) on one AIRFLOW_HOME.
+
+    `env` is the environment every service shares (executor, DB URL, connections, FORECAST_CONFIG).
+    """
+
+    def __init__(self, home: Path, env: dict[str, str], procs: Processes, celery_workers: int = 0) -> None:
+        self.home = home
+        self.procs = procs
+        self.port = free_port()
+        self.celery_workers = celery_workers
+        self.env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+            # One secret for every service, so tokens issued by the API server verify in the workers.
+            "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-" + os.urandom(8).hex(),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+            "GX_ANALYTICS_ENABLED": "false",
+            "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+            "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+            **env,
+        }
+        self._token: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the API server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run an `airflow` CLI command against this stack."""
+        result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, cwd=str(ROOT))
+        if check and result.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+        return result
+
+    def start(self, pools: dict[str, int] | None = None) -> None:
+        """Migrate the DB, create pools, start the services and wait for the API."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.airflow("db", "migrate")
+        for name, slots in (pools or {}).items():
+            self.airflow("pools", "set", name, str(slots), "sales_forecast stack")
+        self.procs.start("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.port)], env=self.env)
+        self.procs.start("scheduler", [str(BIN / "airflow"), "scheduler"], env=self.env)
+        self.procs.start("dag-processor", [str(BIN / "airflow"), "dag-processor"], env=self.env)
+        for i in range(self.celery_workers):
+            self.procs.start(f"celery-worker-{i}", [str(BIN / "airflow"), "celery", "worker", "--concurrency", "2", "--celery-hostname", f"worker{i}@%h"], env=self.env)
+
+        def api_up() -> bool:
+            self.procs.check_alive()
+            return urllib.request.urlopen(f"{self.url}/api/v2/version", timeout=2).status == 200
+
+        wait_for(api_up, 180, "Airflow API server", 1.0)
+
+    def token(self) -> str:
+        """A JWT from the simple auth manager (user admin, password from the generated file)."""
+        if self._token is None:
+            passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+            body = json.dumps({"username": "admin", "password": passwords["admin"]}).encode()
+            request = urllib.request.Request(f"{self.url}/auth/token", body, {"Content-Type": "application/json"})
+            self._token = json.loads(urllib.request.urlopen(request, timeout=10).read())["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the REST API (`/api/v2/...`) and return the decoded JSON."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
+        request = urllib.request.Request(f"{self.url}{path}", data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"{method} {path} -> {exc.code}: {exc.read()[:500]!r}") from exc
+        return json.loads(raw) if raw else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        """Wait until the dag-processor has serialised `dag_id`, then unpause it."""
+
+        def parsed() -> bool:
+            self.procs.check_alive()
+            return bool(self.api("GET", f"/api/v2/dags/{dag_id}"))
+
+        wait_for(parsed, timeout, f"DAG {dag_id} parsed", 2.0)
+        self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None) -> str:
+        """Create a DAG run for `logical_date` (YYYY-MM-DD, midnight UTC); return its run id."""
+        body = {"logical_date": f"{logical_date}T00:00:00Z", "conf": conf or {}}
+        return str(self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"])
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """All DAG runs of `dag_id` (run id, logical date, state, run type)."""
+        return list(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date")["dag_runs"])
+
+    def wait_for_runs(self, dag_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
+        """Wait until `count` runs of `dag_id` have finished; return them (raises on timeout)."""
+
+        def finished() -> list[dict[str, Any]] | None:
+            self.procs.check_alive()
+            runs = self.runs(dag_id)
+            done = [r for r in runs if r["state"] in ("success", "failed")]
+            return runs if len(done) >= count else None
+
+        return wait_for(finished, timeout, f"{count} finished run(s) of {dag_id}", 3.0)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Task instances of one run (with start/end dates, state, map index)."""
+        from urllib.parse import quote
+
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances?limit=1000"
+        return list(self.api("GET", path)["task_instances"])
+
+
+def main() -> int:
+    """`services`: start PostgreSQL and Redis on 127.0.0.1 until Ctrl-C (for trying the topology by hand)."""
+    import tempfile
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if sys.argv[1:] != ["services"]:
+        sys.exit(f"usage: {sys.argv[0]} services")
+    base = Path(tempfile.mkdtemp(prefix="forecast_services_"))
+    procs = Processes(base / "logs")
+    try:
+        with postgres(base, procs, ("airflow", "mlflow")) as pg, redis(procs) as broker:
+            print(f"PostgreSQL {pg}/airflow and /mlflow, Redis {broker}; logs in {base / 'logs'}. Ctrl-C stops.")
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        procs.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
