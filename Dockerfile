@@ -9,7 +9,7 @@ ENV AIRFLOW_HOME=/opt/airflow \
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential curl && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/airflow
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt psycopg2-binary==2.9.13
+RUN pip install --no-cache-dir -r requirements.txt psycopg2-binary==2.9.13 asyncpg==0.32.0
 COPY dags dags
 COPY plugins plugins
 COPY include include

@@ -15,7 +15,6 @@ import hashlib
 import os
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +148,7 @@ def run_scale(root: Path, config_path: Path, panel_csv: Path, n_series: int, log
         stack.wait_for_dag("sales_forecast")
         with RssSampler([p.pid for _, p in procs.started]) as rss:
             run_id = stack.trigger("sales_forecast", logical_date.isoformat())
-            run = _wait_for_run(stack, run_id, timeout=3600)
+            run = stack.wait_for_run("sales_forecast", run_id, timeout=3600)
         tis = stack.task_instances("sales_forecast", run_id)
     finally:
         procs.stop()
@@ -189,15 +188,3 @@ def run_scale(root: Path, config_path: Path, panel_csv: Path, n_series: int, log
         result["workdir"] = str(base)
     return result
 
-
-def _wait_for_run(stack: Any, run_id: str, timeout: float) -> dict[str, Any]:
-    from urllib.parse import quote
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stack.procs.check_alive()
-        run = stack.api("GET", f"/api/v2/dags/sales_forecast/dagRuns/{quote(run_id, safe='')}")
-        if run["state"] in ("success", "failed"):
-            return run
-        time.sleep(5)
-    raise TimeoutError(f"scale run {run_id} did not finish in {timeout:.0f}s")

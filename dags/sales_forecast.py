@@ -112,11 +112,14 @@ def sales_forecast() -> None:
 
     @task
     def plan_series(snapshot: dict[str, Any]) -> list[list[str]]:
-        """Group the series into chunks: one mapped training task per chunk."""
+        """Group the series into chunks (one mapped training task each); create the MLflow experiment once."""
         from include.forecasting.extract import SnapshotRef
-        from include.forecasting.pipeline import plan_chunks
+        from include.forecasting.pipeline import plan_chunks, prepare_tracking
 
-        return plan_chunks(_config(), SnapshotRef.from_dict(snapshot))
+        config = _config()
+        # Here, before the fan-out: concurrent first writers would race to create a fresh store's schema.
+        prepare_tracking(config, _tracking_uri(config))
+        return plan_chunks(config, SnapshotRef.from_dict(snapshot))
 
     @task(pool="training", map_index_template="{{ task.op_kwargs['series_ids'] | join(', ') | truncate(60) }}")
     def train_series(snapshot: dict[str, Any], series_ids: list[str]) -> list[dict[str, Any]]:

@@ -83,9 +83,19 @@ class Processes:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
+    def stop_one(self, name: str, timeout: float = 20.0) -> None:
+        """Stop one named process group (if it was started and is still tracked)."""
+        mine = [(n, p) for n, p in self.started if n == name]
+        self.started = [(n, p) for n, p in self.started if n != name]
+        self._stop(mine, timeout)
+
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every process group (newest first), then SIGKILL what is still there."""
-        for name, proc in reversed(self.started):
+        self._stop(self.started, timeout)
+        self.started = []
+
+    def _stop(self, processes: list[tuple[str, subprocess.Popen[bytes]]], timeout: float) -> None:
+        for name, proc in reversed(processes):
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -99,7 +109,20 @@ class Processes:
             except ProcessLookupError:
                 pass
             proc.wait(timeout=5)
-        self.started.clear()
+            # Killed children are reaped by init shortly after: return only once the group is empty.
+            try:
+                wait_for(lambda pgid=proc.pid: _group_gone(pgid), 15, f"process group of {name} to exit", 0.1)
+            except TimeoutError:
+                log.warning("process group %d (%s) still has members after SIGKILL", proc.pid, name)
+
+
+def _group_gone(pgid: int) -> bool:
+    """True when no process of group `pgid` exists any more."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def ensure_os_packages(binaries: dict[str, str]) -> None:
@@ -122,9 +145,24 @@ def _pg_bin(name: str) -> str | None:
 
 
 @contextmanager
-def postgres(base: Path, procs: Processes, databases: tuple[str, ...]) -> Iterator[str]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1; yields the server URL `postgresql://airflow:airflow@host:port`."""
+def postgres(procs: Processes, databases: tuple[str, ...]) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1; yields the server URL `postgresql://airflow:airflow@host:port`.
+
+    Its data directory is a fresh /tmp/forecast_pg_* (as root, owned by the `postgres` user, which must
+    be able to reach it), removed afterwards; stop the server (procs.stop()) before leaving the block.
+    """
+    import tempfile
+
     ensure_os_packages({"initdb": "postgresql", "pg_ctl": "postgresql"})
+    base = Path(tempfile.mkdtemp(prefix="forecast_pg_"))
+    try:
+        yield from _postgres(base, procs, databases)
+    finally:
+        procs.stop_one("postgres")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _postgres(base: Path, procs: Processes, databases: tuple[str, ...]) -> Iterator[str]:
     data = base / "pgdata"
     sock = base / "pgsock"
     sock.mkdir(parents=True, exist_ok=True)
@@ -295,16 +333,16 @@ class AirflowStack:
         """All DAG runs of `dag_id` (run id, logical date, state, run type)."""
         return list(self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date")["dag_runs"])
 
-    def wait_for_runs(self, dag_id: str, count: int, timeout: float) -> list[dict[str, Any]]:
-        """Wait until `count` runs of `dag_id` have finished; return them (raises on timeout)."""
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
+        """Wait until one DAG run has finished (success or failed); return it (raises on timeout)."""
+        from urllib.parse import quote
 
-        def finished() -> list[dict[str, Any]] | None:
+        def finished() -> dict[str, Any] | None:
             self.procs.check_alive()
-            runs = self.runs(dag_id)
-            done = [r for r in runs if r["state"] in ("success", "failed")]
-            return runs if len(done) >= count else None
+            run = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+            return run if run["state"] in ("success", "failed") else None
 
-        return wait_for(finished, timeout, f"{count} finished run(s) of {dag_id}", 3.0)
+        return wait_for(finished, timeout, f"run {run_id} of {dag_id}", 3.0)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """Task instances of one run (with start/end dates, state, map index)."""
@@ -324,7 +362,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="forecast_services_"))
     procs = Processes(base / "logs")
     try:
-        with postgres(base, procs, ("airflow", "mlflow")) as pg, redis(procs) as broker:
+        with postgres(procs, ("airflow", "mlflow")) as pg, redis(procs) as broker:
             print(f"PostgreSQL {pg}/airflow and /mlflow, Redis {broker}; logs in {base / 'logs'}. Ctrl-C stops.")
             signal.pause()
     except KeyboardInterrupt:

@@ -51,6 +51,12 @@ def plan_chunks(config: Config, ref: SnapshotRef) -> list[list[str]]:
     return [series[i : i + size] for i in range(0, len(series), size)]
 
 
+def prepare_tracking(config: Config, tracking_uri: str | None = None) -> str:
+    """Create the tracking store's schema and the experiment (idempotent); return the experiment id."""
+    client = _client(config, tracking_uri)
+    return registry.ensure_experiment(client.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
+
+
 def _series(frame: pd.DataFrame, series_id: str, ref: SnapshotRef) -> pd.Series:
     return training.daily_series(frame, series_id, pd.Timestamp(ref.window_end))
 

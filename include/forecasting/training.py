@@ -199,17 +199,21 @@ def forecast_frame(results: Any, spec: ModelSpec, last_date: pd.Timestamp, horiz
         suffix = "" if level == levels[0] else f"_{round(level * 100)}"
         out[f"yhat_lower{suffix}"] = np.exp(mean - z * se)
         out[f"yhat_upper{suffix}"] = np.exp(mean + z * se)
-    value_cols = [c for c in out.columns if c.startswith("yhat")]
-    effect = spec.holiday_effect
-    if effect:
-        holiday = dates.isin(holiday_dates(spec.holidays, dates[0], dates[-1]))
-        out.loc[holiday, "yhat"] *= effect["factor"]
-        for column in value_cols:
-            if "lower" in column:
-                out.loc[holiday, column] *= effect["low"]
-            elif "upper" in column:
-                out.loc[holiday, column] *= effect["high"]
-    out.loc[closed, value_cols] = 0.0
+    out = apply_holiday_effect(out, spec.holiday_effect, spec.holidays)
+    out.loc[closed, [c for c in out.columns if c.startswith("yhat")]] = 0.0
+    return out
+
+
+def apply_holiday_effect(out: pd.DataFrame, effect: dict[str, float], names: tuple[str, ...]) -> pd.DataFrame:
+    """Scale a forecast frame's holiday rows: point x median ratio, lower x lowest, upper x highest."""
+    if not effect or out.empty:
+        return out
+    dates = pd.DatetimeIndex(out["forecast_date"])
+    holiday = dates.isin(holiday_dates(names, dates[0], dates[-1]))
+    out = out.copy()
+    for column in [c for c in out.columns if c.startswith("yhat")]:
+        key = "low" if "lower" in column else "high" if "upper" in column else "factor"
+        out.loc[holiday, column] *= effect[key]
     return out
 
 
