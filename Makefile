@@ -12,6 +12,11 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__PARALLELISM ?= 4
 export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export GX_ANALYTICS_ENABLED := false
+# One BLAS thread per process: tasks are process-parallel, and statsmodels' small Kalman-filter matrices
+# gain nothing from BLAS threads. Measured: two concurrent fitting processes ran 3.7x slower each with
+# OpenBLAS's default threads on 2 cores (and one process alone 1.4x slower). See README "Scaling out".
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 export PATH := $(BIN):$(PATH)
 

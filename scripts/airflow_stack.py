@@ -258,10 +258,29 @@ class AirflowStack:
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
             "GX_ANALYTICS_ENABLED": "false",
             "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+            # Process-parallel tasks: one BLAS thread each (README "Scaling out"), unless the caller set it.
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
             "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
             **env,
         }
         self._token: str | None = None
+
+    @classmethod
+    def embedded(cls, home: Path, config_path: Path, procs: Processes, parallelism: int, **env: str) -> AirflowStack:
+        """The embedded default (`make airflow`): LocalExecutor, SQLite metadata under `home`, the
+        config's own MLflow store, no Slack. `env` adds or overrides variables."""
+        base = {
+            "FORECAST_CONFIG": str(config_path),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            # Set empty so connections inherited from the caller's environment cannot leak in.
+            "AIRFLOW_CONN_SLACK_DEFAULT": "",
+            "AIRFLOW_CONN_SLACK_API_DEFAULT": "",
+            "AIRFLOW_CONN_MLFLOW_DEFAULT": "",
+        }
+        return cls(home, {**base, **env}, procs)
 
     @property
     def url(self) -> str:

@@ -34,5 +34,10 @@ def test_quick_bench_on_a_tiny_panel(tmp_path):
     assert 0 < methods["project"]["coverage_80"] <= 1 and methods["project"]["fit_s_per_series"] > 0
     assert data["panel"]["series"] == 2 and data["panel"]["folds"] == 2
     assert data["smart_retraining"]["warm_fit_s"] > 0
+    # The unchanged rerun went through the real train step and reused every version (bench asserts it).
+    smart = data["smart_retraining"]
+    assert smart["series"] == 2 and 0 < smart["train_step_unchanged_rerun_s"] < smart["train_step_cold_s"]
+    assert [a["method"] for a in data["ablations"]] == ["project_without_holidays"]
+    assert data["scale"] is None  # --quick skips the DAG run
     assert set(data["parse_s_beyond_airflow_sdk"]) >= {"sales_forecast.py"}
     assert "| seasonal_naive |" in (out / "quick.md").read_text()

@@ -34,6 +34,9 @@ def _raw() -> dict:
         ("source", "columns", {"date": "d"}, "source.columns"),
         ("gate", "max_degradation_vs_champion", -1, "gate.max_degradation_vs_champion"),
         ("mlflow", "champion_alias", "Champion", "champion_alias"),
+        ("forecast", "holidays", ["Boxing Day"], "forecast.holidays must be a list of holiday names"),
+        ("forecast", "order_search", "grid", "forecast.order_search must be one of"),
+        ("forecast", "max_chunks", 0, "forecast.max_chunks must be a whole number >= 1"),
     ],
 )
 def test_invalid_values_name_the_key(section, key, value, message):

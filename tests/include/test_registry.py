@@ -83,3 +83,31 @@ def test_registered_model_loads_and_forecasts(setup):
     v = register("2025-05-31", "k-load")
     frame = registry.verify_version(config.mlflow.tracking_uri, name, v, 7)
     assert len(frame) == 7 and frame["forecast_date"].iloc[0] == pd.Timestamp("2025-05-31")
+
+
+def test_production_version_is_the_model_that_served_the_date(setup):
+    """Backfilled/rerun dates use the newest gate-passed version trained for them or earlier, never a
+    model fitted on their future; the current date uses the champion (rollbacks included)."""
+    config, client, _, register = setup
+    name = registry.model_name(config.mlflow.model_prefix, "AS OF")
+    client.create_registered_model(name)
+
+    def version_for(logical_date: str, passed: bool) -> str:
+        v = register(logical_date, f"asof-{logical_date}-{passed}")
+        # log_candidate registered it under the fixture's model; re-register the same source under `name`.
+        source = client.get_model_version(registry.model_name(config.mlflow.model_prefix, "HAWKEYE VODKA"), v)
+        created = client.create_model_version(name, source.source, source.run_id, tags={"logical_date": logical_date}, model_id=getattr(source, "model_id", None))
+        client.set_model_version_tag(name, created.version, "gate_passed", str(passed).lower())
+        return str(created.version)
+
+    assert registry.production_version(client, name, "champion", "2025-05-31") is None  # nothing promoted yet
+    v29 = version_for("2025-05-29", True)
+    v30 = version_for("2025-05-30", False)  # rejected by the gate
+    v31 = version_for("2025-05-31", True)
+    client.set_registered_model_alias(name, "champion", v31)
+    as_of = {d: str(registry.production_version(client, name, "champion", d).version) for d in ("2025-05-29", "2025-05-30", "2025-05-31", "2025-06-01")}
+    assert as_of == {"2025-05-29": v29, "2025-05-30": v29, "2025-05-31": v31, "2025-06-01": v31}
+    assert registry.production_version(client, name, "champion", "2025-05-28") is None  # no model before it
+    client.set_registered_model_alias(name, "champion", v29)  # a rollback: the champion serves again
+    assert str(registry.production_version(client, name, "champion", "2025-06-01").version) == v29
+    assert v30 not in as_of.values()

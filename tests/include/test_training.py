@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -98,3 +100,39 @@ def test_too_little_data_is_a_clear_error(config):
 def test_unknown_series_is_a_key_error(iowa_frame):
     with pytest.raises(KeyError, match="no rows"):
         training.daily_series(iowa_frame, "NOPE", END)
+
+
+def test_closure_holidays_are_learned_and_applied(velvet, config):
+    """Memorial Day 2025 (Mon 26 May) sold ~1 % of a normal Monday: the model must not forecast a Monday."""
+    dates = training.holiday_dates(config.forecast.holidays, velvet.index.min(), velvet.index.max())
+    assert pd.Timestamp("2024-12-25") in dates and pd.Timestamp("2025-05-26") in dates
+    assert pd.Timestamp("2024-11-11") not in dates  # Veterans Day is not in the shipped list
+    history = velvet[: pd.Timestamp("2025-05-23")]  # data through Fri 23 May; forecast Sat 24 .. Fri 30
+    effect = training.holiday_effect(history, dates)
+    assert 0 <= effect["low"] <= effect["factor"] <= effect["high"] <= 1 and effect["factor"] < 0.5
+    fc = training.fit_series(history, config.forecast).forecast(7, (0.8,)).set_index("forecast_date")
+    memorial, tuesday = fc.loc[pd.Timestamp("2025-05-26")], fc.loc[pd.Timestamp("2025-05-27")]
+    assert memorial["yhat"] < 0.25 * tuesday["yhat"]
+    assert memorial["yhat_lower"] <= memorial["yhat"] <= memorial["yhat_upper"]
+    without = training.fit_series(history, dataclasses.replace(config.forecast, holidays=())).forecast(7, (0.8,))
+    assert without.set_index("forecast_date").loc[pd.Timestamp("2025-05-26"), "yhat"] > 0.5 * tuesday["yhat"]
+    assert velvet.loc["2025-05-26"] < 0.1 * velvet.loc["2025-05-27"]  # what actually happened
+
+
+def test_holiday_effect_needs_usable_neighbours():
+    days = pd.date_range("2025-05-12", "2025-06-08", freq="D")
+    y = pd.Series(100.0, index=days)
+    y[pd.Timestamp("2025-05-26")] = 30.0
+    effect = training.holiday_effect(y, pd.DatetimeIndex([pd.Timestamp("2025-05-26")]))
+    assert effect == {"factor": 0.3, "low": 0.3, "high": 0.3, "n": 1.0}
+    assert training.holiday_effect(y, pd.DatetimeIndex([])) == {}
+
+
+def test_targeted_search_stops_at_the_first_stable_candidate(velvet, config):
+    targeted = training.fit_series(velvet, config.forecast)
+    assert config.forecast.order_search == "first_stable"
+    assert [c["order"] for c in targeted.candidates] == [list(config.forecast.candidate_orders[0])]
+    full = training.fit_series(velvet, dataclasses.replace(config.forecast, order_search="aic"))
+    assert [c["order"] for c in full.candidates] == [list(o) for o in config.forecast.candidate_orders]
+    best = min((c for c in full.candidates if c["rejected"] is None), key=lambda c: c["aic"])
+    assert list(full.spec.order) == best["order"]

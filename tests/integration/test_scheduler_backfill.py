@@ -10,7 +10,6 @@ reprocess registers nothing new, moves no alias and republishes identical rows.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -39,17 +38,7 @@ def stack(tmp_path: Path):
     load_seed_csv(con, config.source)
     con.close()
     procs = Processes(tmp_path / "logs")
-    env = {
-        "FORECAST_CONFIG": str(config_path),
-        "FORECAST_RETRY_DELAY_S": "1",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}",
-    }
-    for var in ("AIRFLOW_CONN_SLACK_DEFAULT", "AIRFLOW_CONN_SLACK_API_DEFAULT", "AIRFLOW_CONN_MLFLOW_DEFAULT"):
-        env[var] = ""  # no alerts, embedded MLflow store
-        os.environ.pop(var, None)
-    airflow = AirflowStack(tmp_path / "airflow", env, procs)
+    airflow = AirflowStack.embedded(tmp_path / "airflow", config_path, procs, parallelism=4, FORECAST_RETRY_DELAY_S="1")
     try:
         airflow.start({"training": 2})
         airflow.wait_for_dag("sales_forecast")

@@ -1,0 +1,31 @@
+"""Planning the fan-out: chunks stay bounded however many series there are."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import write_config
+
+from include.forecasting.config import load_config
+from include.forecasting.extract import SnapshotRef
+from include.forecasting.pipeline import plan_chunks
+
+
+def ref(series: list[str], config_sha: str) -> SnapshotRef:
+    return SnapshotRef("p", "s", 0, series, None, None, "2025-01-01", "2025-05-31", config_sha)
+
+
+@pytest.mark.parametrize(("n", "per_task", "max_chunks", "chunks", "largest"), [(5, 1, 32, 5, 1), (1000, 1, 32, 32, 32), (1000, 50, 32, 20, 50), (100_000, 1, 1000, 1000, 100)])
+def test_chunks_are_bounded_ordered_and_complete(tmp_path, n, per_task, max_chunks, chunks, largest):
+    config = load_config(write_config(tmp_path))
+    config = dataclasses.replace(config, forecast=dataclasses.replace(config.forecast, series_per_task=per_task, max_chunks=max_chunks))
+    series = [f"S{i:06d}" for i in range(n)]
+    planned = plan_chunks(config, ref(series, config.sha256))
+    assert len(planned) == chunks and max(map(len, planned)) == largest
+    assert [s for chunk in planned for s in chunk] == series  # every series once, in the snapshot's order
+
+
+def test_configured_series_filter_the_plan(tmp_path):
+    config = load_config(write_config(tmp_path, series=["B", "D"]))
+    assert plan_chunks(config, ref(["A", "B", "C", "D"], config.sha256)) == [["B"], ["D"]]
