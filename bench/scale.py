@@ -155,7 +155,10 @@ def run_scale(root: Path, config_path: Path, panel_csv: Path, n_series: int, log
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)
-    champions = sum(1 for m in client.search_registered_models(max_results=100000) if "champion" in (m.aliases or {}))
+    from include.forecasting.registry import registered_models
+
+    models = registered_models(client, config.mlflow.model_prefix)
+    champions = sum(1 for m in models if config.mlflow.champion_alias in (m.aliases or {}))
     result = {
         "series": n_series,
         "panel_sha256": hashlib.sha256(panel_path.read_bytes()).hexdigest(),

@@ -369,10 +369,22 @@ def verify_version(tracking_uri: str, name: str, version: str, horizon: int) -> 
     return frame
 
 
+def registered_models(client: Any, prefix: str) -> list[Any]:
+    """Every registered model named `<prefix>.*`, all pages (a store returns at most 1,000 per page)."""
+    found: list[Any] = []
+    token = None
+    while True:
+        page = client.search_registered_models(f"name LIKE '{prefix}.%'", max_results=1000, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return sorted(found, key=lambda m: m.name)
+
+
 def registry_overview(client: Any, prefix: str, alias: str, last: int = 3) -> list[dict[str, Any]]:
     """Per series: champion, previous champion, and the last candidates with their backtest MASE."""
     out = []
-    for model in sorted(client.search_registered_models(f"name LIKE '{prefix}.%'"), key=lambda m: m.name):
+    for model in registered_models(client, prefix):
         champion = get_alias_version(client, model.name, alias)
         rows = []
         for v in versions(client, model.name)[:last]:

@@ -111,3 +111,15 @@ def test_production_version_is_the_model_that_served_the_date(setup):
     client.set_registered_model_alias(name, "champion", v29)  # a rollback: the champion serves again
     assert str(registry.production_version(client, name, "champion", "2025-06-01").version) == v29
     assert v30 not in as_of.values()
+
+
+def test_overview_lists_every_model_past_one_page(tmp_path):
+    """`make models` at scale: the store pages search results (100 by default); none may be dropped."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'many.db'}")
+    for i in range(101):
+        client.create_registered_model(f"many.s{i:03d}", tags={"series_id": f"S{i:03d}"})
+    client.create_registered_model("other.s000")  # another prefix is not listed
+    overview = registry.registry_overview(client, "many", "champion", last=1)
+    assert [row["series_id"] for row in overview] == [f"S{i:03d}" for i in range(101)]
