@@ -99,7 +99,10 @@ class RssSampler:
 
 def _role(title: str) -> str:
     for marker, role in (
-        ("task runner", "task process"), ("supervisor", "task supervisor"), ("LocalExecutor", "executor worker"),
+        # Airflow 3 titles: "airflow worker -- LocalExecutor: <id>" (executor worker, supervises) and
+        # "airflow worker -- <ti id>" (the task process itself).
+        ("airflow worker -- LocalExecutor", "executor worker"), ("airflow worker --", "task process"),
+        ("serve-logs", "serve-logs"),
         ("scheduler", "scheduler"), ("api-server", "api-server"), ("api_server", "api-server"), ("dag-processor", "dag-processor"),
         ("dag_processor", "dag-processor"), ("uvicorn", "api-server"),
     ):
