@@ -71,8 +71,12 @@ def code_version() -> str:
 
 
 def series_sha256(y: pd.Series) -> str:
-    """Hash of one series' training data (dates and values)."""
-    payload = "\n".join(f"{d:%Y-%m-%d},{v:.6g}" for d, v in y.items())
+    """Hash of one series' training data: its id, dates and values.
+
+    The id is part of it: two products with identical history must not share an idempotency key, or
+    one would silently reuse the other's model version.
+    """
+    payload = f"{y.name}\n" + "\n".join(f"{d:%Y-%m-%d},{v:.6g}" for d, v in y.items())
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

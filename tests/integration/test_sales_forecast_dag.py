@@ -105,8 +105,8 @@ def test_gate_rejection_keeps_champions_and_warns_once(airflow_db, config_factor
     assert "does not beat seasonal naive" in text and "MASE" in text and "limit" in text
 
 
-def test_mlflow_down_fails_mapped_training_with_one_aggregated_alert(airflow_db, config_factory, monkeypatch):
-    """All mapped training tasks exhaust their retries; one message lists the series and the cause."""
+def test_mlflow_down_fails_fast_before_training_with_one_alert(airflow_db, config_factory, monkeypatch):
+    """plan_series opens the tracking store before the fan-out: MLflow down stops the run there, once."""
     config = config_factory()
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 9}))
     with SlackStandIn() as slack:
@@ -114,11 +114,34 @@ def test_mlflow_down_fails_mapped_training_with_one_aggregated_alert(airflow_db,
         run = run_dag("sales_forecast", DAY)
     states = task_states(run)
     assert run.state == "failed"
-    assert [k for k, s in states.items() if k.startswith("train_series") and s == "failed"] == [f"train_series[{i}]" for i in range(SERIES)]
+    assert states["plan_series"] == "failed" and states["validate_sales"] == "success"
+    assert not any(k.startswith("train_series[") for k in states)  # the fan-out never happened
+    assert len(slack.requests) == 1, slack.texts()
+    text = json.dumps(slack.requests[0].body)
+    assert "plan_series" in text and "Try*\\n3 of 3" in text  # after its retries, once
+    assert "MlflowException" in text or "ConnectionError" in text or "Connection refused" in text
+    assert forecasts(config).empty and not champions(config)
+
+
+def test_failed_mapped_task_gives_one_aggregated_alert(airflow_db, config_factory, tmp_path, monkeypatch):
+    """Two products whose names map to the same registry name: the second one's training task fails
+    after its retries; one aggregated message names the series and the cause; nothing is promoted."""
+    frame = pd.read_csv(SEED, dtype=str)
+    twin = frame[frame["item_name"] == "FIVE O'CLOCK VODKA"].assign(item_name="FIVE O CLOCK VODKA")
+    seed = tmp_path / "twins.csv"
+    pd.concat([frame, twin], ignore_index=True).to_csv(seed, index=False)
+    config = config_factory(seed=seed)
+    with SlackStandIn() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+        run = run_dag("sales_forecast", DAY)
+    states = task_states(run)
+    assert run.state == "failed"
+    # Whichever twin registers first owns the name; the other one's task fails after its retries.
+    failed = [k for k, s in states.items() if k.startswith("train_series") and s == "failed"]
+    assert failed in (["train_series[2]"], ["train_series[3]"]), states
     assert states["alert_failed_series"] == "success"
     assert len(slack.requests) == 1, slack.texts()
     text = json.dumps(slack.requests[0].body["blocks"])
-    assert "5 mapped task(s) failed" in text
-    assert "BLACK VELVET" in text and "TITOS HANDMADE VODKA" in text
-    assert "MlflowException" in text or "ConnectionError" in text or "Connection refused" in text
-    assert forecasts(config).empty and not champions(config)
+    assert "1 mapped task(s) failed" in text and "slug collision" in text
+    assert "FIVE O CLOCK VODKA" in text or "FIVE O'CLOCK VODKA" in text
+    assert forecasts(config).empty and all(v is None for v in champions(config).values())
