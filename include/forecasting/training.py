@@ -56,7 +56,8 @@ class ModelSpec:
     params: dict[str, float]
     aic: float
     transform: str = "log, zero days missing"
-    # Holiday name set -> {"factor", "low", "high"} multipliers learned from the series' history.
+    # {"factor", "low", "high", "n"}: median, lowest, highest holiday ratio and how many holidays it saw
+    # (training.holiday_effect); empty = no holiday handling. `holidays` names the calendar it applies to.
     holiday_effect: dict[str, float] = field(default_factory=dict)
     holidays: tuple[str, ...] = ()
 
