@@ -279,7 +279,7 @@ def main() -> int:
     if scale_series:
         from bench.scale import run_scale
 
-        scale = run_scale(ROOT, config.path, args.panel, scale_series, end.date())
+        scale = run_scale(config.path, args.panel, scale_series, end.date())
         print("scale: done", file=sys.stderr, flush=True)
     payload = {
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(), "autoarima_env": versions},

@@ -111,7 +111,7 @@ def _role(title: str) -> str:
     return "other: " + title.split(" ")[0][-40:]
 
 
-def run_scale(root: Path, config_path: Path, panel_csv: Path, n_series: int, logical_date: dt.date, keep: bool = False) -> dict[str, Any]:
+def run_scale(config_path: Path, panel_csv: Path, n_series: int, logical_date: dt.date, keep: bool = False) -> dict[str, Any]:
     """Derive the panel, run the DAG once through the scheduler, and return the scale figures."""
     import duckdb
     import yaml

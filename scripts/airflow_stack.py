@@ -127,7 +127,7 @@ def _group_gone(pgid: int) -> bool:
 
 def ensure_os_packages(binaries: dict[str, str]) -> None:
     """Install the Debian packages whose binaries are missing ({binary: package}); needs root + apt."""
-    missing = sorted({pkg for binary, pkg in binaries.items() if not shutil.which(binary) and not _pg_bin(binary)})
+    missing = sorted({pkg for binary, pkg in binaries.items() if not _find_binary(binary)})
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -137,8 +137,9 @@ def ensure_os_packages(binaries: dict[str, str]) -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
 
 
-def _pg_bin(name: str) -> str | None:
-    """PostgreSQL server binaries live under /usr/lib/postgresql/<v>/bin on Debian, not on PATH."""
+def _find_binary(name: str) -> str | None:
+    """A binary's path: PostgreSQL's server binaries live under /usr/lib/postgresql/<v>/bin on Debian,
+    not on PATH; anything else is looked up on PATH."""
     for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
         return str(candidate)
     return shutil.which(name)
@@ -175,9 +176,9 @@ def _postgres(base: Path, procs: Processes, databases: tuple[str, ...]) -> Itera
     pwfile.write_text("airflow\n")
     if user:
         shutil.chown(pwfile, user)
-    initdb = [_pg_bin("initdb"), "-D", str(data), "-U", "airflow", "--pwfile", str(pwfile), "-A", "scram-sha-256", "--no-sync"]
+    initdb = [_find_binary("initdb"), "-D", str(data), "-U", "airflow", "--pwfile", str(pwfile), "-A", "scram-sha-256", "--no-sync"]
     subprocess.run(["runuser", "-u", user, "--", *initdb] if user else initdb, check=True, stdout=subprocess.DEVNULL)
-    procs.start("postgres", [_pg_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(sock), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], user=user)
+    procs.start("postgres", [_find_binary("postgres"), "-D", str(data), "-p", str(port), "-k", str(sock), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], user=user)
     url = f"postgresql://airflow:airflow@127.0.0.1:{port}"
 
     def ready() -> bool:
