@@ -114,8 +114,13 @@ def setup() -> None:
 
 def standalone() -> None:
     """Run `airflow standalone` on 127.0.0.1:8080 (Ctrl-C stops it and its children)."""
+    from airflow.configuration import conf
+    from forecast_ops.metadata_db import sqlite_connect_env
+
     home = Path(os.environ["AIRFLOW_HOME"])
-    env = {**os.environ, "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": "8080"}
+    # The standalone scheduler, dag-processor, api-server and tasks all write one SQLite file.
+    db_env = sqlite_connect_env(conf.get("database", "sql_alchemy_conn"))
+    env = {**os.environ, **db_env, "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": "8080"}
     print(f"Airflow UI: http://127.0.0.1:8080  user admin, password in {home / 'simple_auth_manager_passwords.json.generated'}")
     os.execvpe("airflow", ["airflow", "standalone"], env)
 

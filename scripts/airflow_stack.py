@@ -271,11 +271,15 @@ class AirflowStack:
     def embedded(cls, home: Path, config_path: Path, procs: Processes, parallelism: int, **env: str) -> AirflowStack:
         """The embedded default (`make airflow`): LocalExecutor, SQLite metadata under `home`, the
         config's own MLflow store, no Slack. `env` adds or overrides variables."""
+        from forecast_ops.metadata_db import sqlite_connect_env
+
+        conn = f"sqlite:///{home / 'airflow.db'}"
         base = {
             "FORECAST_CONFIG": str(config_path),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn,
+            **sqlite_connect_env(conn),
             # Set empty so connections inherited from the caller's environment cannot leak in.
             "AIRFLOW_CONN_SLACK_DEFAULT": "",
             "AIRFLOW_CONN_SLACK_API_DEFAULT": "",

@@ -63,11 +63,10 @@ def _series(frame: pd.DataFrame, series_id: str, ref: SnapshotRef) -> pd.Series:
 
 def _client(config: Config, tracking_uri: str | None) -> Any:
     import mlflow
-    from mlflow import MlflowClient
 
     uri = tracking_uri or config.mlflow.tracking_uri
     mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    return registry.open_client(uri)
 
 
 def train_chunk(

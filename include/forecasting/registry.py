@@ -13,6 +13,7 @@ champion, so rollback to "previous" needs no external state.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -20,6 +21,8 @@ import pickle
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,37 @@ def series_sha256(y: pd.Series) -> str:
 def idempotency_key(data_sha: str, config_sha: str, code: str) -> str:
     """The key that identifies 'the same training' across reruns, clears and backfills."""
     return hashlib.sha256(f"{data_sha}|{config_sha}|{code}".encode()).hexdigest()
+
+
+@contextmanager
+def _sqlite_schema_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive file lock beside a sqlite tracking database (no-op for other stores)."""
+    if not tracking_uri.startswith("sqlite:"):
+        yield
+        return
+    from sqlalchemy.engine import make_url
+
+    database = Path(make_url(tracking_uri).database or "")
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".schema-lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
+def open_client(tracking_uri: str) -> Any:
+    """An MlflowClient whose tracking and registry stores exist.
+
+    MLflow creates a sqlite store's schema (its alembic migrations) in whichever process first touches
+    a fresh file. Concurrent first users corrupt it for good (`table _alembic_tmp_runs already exists`,
+    seen with three backfill runs starting together), so that first touch is serialised across
+    processes by a file lock. Later opens find every table and only pay for the lock.
+    """
+    from mlflow import MlflowClient
+
+    with _sqlite_schema_lock(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri)  # builds the tracking store
+        client.search_registered_models(max_results=1)  # the registry store is built lazily
+    return client
 
 
 def ensure_experiment(tracking_uri: str, experiment: str, artifact_root: Path) -> str:

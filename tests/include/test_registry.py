@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 from conftest import read_seed, write_config
@@ -123,3 +125,34 @@ def test_overview_lists_every_model_past_one_page(tmp_path):
     client.create_registered_model("other.s000")  # another prefix is not listed
     overview = registry.registry_overview(client, "many", "champion", last=1)
     assert [row["series_id"] for row in overview] == [f"S{i:03d}" for i in range(101)]
+
+
+def _open_at_barrier(uri: str, barrier: Any, results: Any) -> None:
+    """Child process: wait for the others, then open the store (the first touch creates its schema)."""
+    try:
+        barrier.wait()
+        registry.open_client(uri)
+        results.put("ok")
+    except Exception as exc:  # reported to the parent, which asserts on it
+        results.put(repr(exc)[:300])
+
+
+def test_concurrent_first_opens_of_a_fresh_sqlite_store(tmp_path):
+    """Four processes open one fresh store at once, like three backfill runs' first tasks do.
+
+    Without the lock this failed 2 runs out of 2 (`table experiments already exists`, an alembic
+    `CommandError`, ...) and left the store unusable; with it every process gets a working client.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no store cached from this process
+    uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_open_at_barrier, args=(uri, barrier, results)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=180)
+    assert [results.get(timeout=5) for _ in procs] == ["ok"] * 4
+    client = registry.open_client(uri)
+    assert client.search_experiments()[0].name == "Default"  # the schema is complete and usable

@@ -55,10 +55,11 @@ class MlflowRegistryHook(BaseHook):
     def client(self) -> Any:
         """An MlflowClient bound to the tracking URI (mlflow is imported only when used)."""
         import mlflow
-        from mlflow import MlflowClient
+
+        from include.forecasting.registry import open_client
 
         mlflow.set_tracking_uri(self.tracking_uri)
-        return MlflowClient(tracking_uri=self.tracking_uri)
+        return open_client(self.tracking_uri)
 
     def get_conn(self) -> Any:
         """Airflow's hook protocol: the client."""
