@@ -111,6 +111,15 @@ def _role(title: str) -> str:
     return "other: " + title.split(" ")[0][-40:]
 
 
+def _durations_by_task(tis: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for ti in tis:
+        entry = out.setdefault(ti["task_id"], {"total_s": 0.0, "instances": 0})
+        entry["total_s"] = round(entry["total_s"] + float(ti["duration"] or 0), 2)
+        entry["instances"] += 1
+    return out
+
+
 def run_scale(config_path: Path, panel_csv: Path, n_series: int, logical_date: dt.date, keep: bool = False) -> dict[str, Any]:
     """Derive the panel, run the DAG once through the scheduler, and return the scale figures."""
     import duckdb
@@ -178,6 +187,8 @@ def run_scale(config_path: Path, panel_csv: Path, n_series: int, logical_date: d
         "train_chunks": len(train),
         "series_per_chunk": -(-n_series // max(len(train), 1)),
         "train_task_s_median": float(np.median([t["duration"] or 0 for t in train])) if train else None,
+        # Where the task-seconds go: per task id, the summed duration and the instance count.
+        "task_s_by_id": _durations_by_task(tis),
         "champions_registered": champions,
         "peak_rss_mib_by_role": rss.by_role(),
     }

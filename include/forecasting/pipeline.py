@@ -57,8 +57,17 @@ def prepare_tracking(config: Config, tracking_uri: str | None = None) -> str:
     return registry.ensure_experiment(client.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
 
 
-def _series(frame: pd.DataFrame, series_id: str, ref: SnapshotRef) -> pd.Series:
-    return training.daily_series(frame, series_id, pd.Timestamp(ref.window_end))
+def _by_series(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The snapshot's rows per series, split once: filtering the whole frame for each series cost
+    ~30 ms per series at 1,000 series (quadratic in the panel size)."""
+    return {str(series_id): rows for series_id, rows in frame.groupby("series_id", sort=False)}
+
+
+def _series(frames: dict[str, pd.DataFrame], series_id: str, ref: SnapshotRef) -> pd.Series:
+    rows = frames.get(series_id)
+    if rows is None:
+        raise KeyError(f"series {series_id!r} has no rows in snapshot {ref.sha256[:12]}")
+    return training.daily_series(rows, series_id, pd.Timestamp(ref.window_end))
 
 
 def _client(config: Config, tracking_uri: str | None) -> Any:
@@ -76,12 +85,12 @@ def train_chunk(
     check_config_matches(config, ref)
     client = _client(config, tracking_uri)
     experiment_id = registry.ensure_experiment(client.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
-    frame = read_snapshot(ref)
+    frames = _by_series(read_snapshot(ref))
     code = registry.code_version()
     out = []
     for series_id in series_ids:
         name = registry.model_name(config.mlflow.model_prefix, series_id)
-        y = _series(frame, series_id, ref)
+        y = _series(frames, series_id, ref)
         data_sha = registry.series_sha256(y)
         key = registry.idempotency_key(data_sha, config.sha256, code)
         existing = registry.find_version_by_key(client, name, key)
@@ -127,7 +136,7 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
     """Backtest candidate, seasonal naive and the current champion on the same folds, per series."""
     check_config_matches(config, ref)
     client = _client(config, tracking_uri)
-    frame = read_snapshot(ref)
+    frames = _by_series(read_snapshot(ref))
     out = []
     for item in trained:
         series_id, name = item["series_id"], item["model_name"]
@@ -147,7 +156,7 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
             result["champion_version"] = previous.get("champion_version")
             out.append(result)
             continue
-        y = _series(frame, series_id, ref)
+        y = _series(frames, series_id, ref)
         metrics: dict[str, Any] = {
             "candidate": _backtest_spec(y, registry.spec_of(version), config).to_dict(),
             "naive": evaluation.backtest(y, evaluation.seasonal_naive(config.backtest.season_length), config.backtest).to_dict(),
@@ -207,7 +216,7 @@ def champion_forecasts(
     Returns the rows to publish and the series that have no champion yet (nothing published for them).
     """
     client = _client(config, tracking_uri)
-    frame = read_snapshot(ref)
+    frames = _by_series(read_snapshot(ref))
     parts, missing = [], []
     for series_id in [s for s in ref.series if config.series is None or s in config.series]:
         name = registry.model_name(config.mlflow.model_prefix, series_id)
@@ -215,7 +224,7 @@ def champion_forecasts(
         if champion is None:
             missing.append(series_id)
             continue
-        y = _series(frame, series_id, ref)
+        y = _series(frames, series_id, ref)
         forecast = training.forecast_with_spec(y, registry.spec_of(champion), config.forecast.horizon_days, config.forecast.interval_levels)
         parts.append(forecast_rows(series_id, forecast, name, str(champion.version), logical_date, run_id))
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

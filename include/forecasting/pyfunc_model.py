@@ -1,5 +1,13 @@
 """The MLflow pyfunc wrapper around a fitted per-series model, so a registered version can be loaded
-anywhere with `mlflow.pyfunc.load_model("models:/<name>@champion")` and asked for a forecast."""
+anywhere with `mlflow.pyfunc.load_model("models:/<name>@champion")` and asked for a forecast.
+
+A version stores what defines the model, not a pickled statsmodels object: `spec.json` (orders, fitted
+parameters, closed weekdays, interval z, holiday effect) and `history.csv` (the daily series it was fitted
+on). Loading filters that history with the fixed parameters (one Kalman pass, a few ms), which gives the
+same forecast as the fitted object. A pickled results object was 35 MB per version (the filter's output
+for every day) and tied to the statsmodels version that wrote it; these two files are ~20 KB of text.
+Versions written before this format (a `results` pickle artifact) still load.
+"""
 
 from __future__ import annotations
 
@@ -15,23 +23,31 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
     """predict(DataFrame with an optional `horizon` column) -> daily forecast with intervals."""
 
     def load_context(self, context: Any) -> None:
-        """Load the pickled statsmodels results and the model spec from the version's artifacts."""
+        """Rebuild the model from the version's spec and training history."""
         from include.forecasting.training import ModelSpec
 
-        with open(context.artifacts["results"], "rb") as fh:
-            self.results = pickle.load(fh)  # noqa: S301 - our own artifact, written by log_candidate
         meta = json.loads(open(context.artifacts["spec"]).read())
         self.spec = ModelSpec.from_dict(meta["spec"])
         self.last_date = pd.Timestamp(meta["last_date"])
         self.levels = tuple(meta["levels"])
         self.default_horizon = int(meta["horizon"])
+        self.results = None
+        self.history = None
+        if "history" in context.artifacts:
+            history = pd.read_csv(context.artifacts["history"], parse_dates=["date"])
+            self.history = history.set_index("date")["value"].asfreq("D").rename(meta.get("series_id", "series"))
+        else:  # a version logged before the spec + history format
+            with open(context.artifacts["results"], "rb") as fh:
+                self.results = pickle.load(fh)  # noqa: S301 - our own artifact, written by log_candidate
 
     # No type hints on predict: MLflow would try to derive a model signature from them.
     def predict(self, context, model_input=None, params=None):  # noqa: ANN001, ANN201
         """Forecast the days after the training data; horizon from input column `horizon` or the default."""
-        from include.forecasting.training import forecast_frame
+        from include.forecasting.training import forecast_frame, forecast_with_spec
 
         horizon = self.default_horizon
         if model_input is not None and len(model_input) and "horizon" in model_input:
             horizon = int(model_input["horizon"].iloc[0])
+        if self.history is not None:
+            return forecast_with_spec(self.history, self.spec, horizon, self.levels)
         return forecast_frame(self.results, self.spec, self.last_date, horizon, self.levels)

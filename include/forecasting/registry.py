@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import json
 import logging
-import pickle
 import re
 import shutil
 import tempfile
@@ -206,22 +206,25 @@ def _self_contained_code() -> Path:
 
 
 def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str) -> Any:
-    """History (last 120 days) with the forecast and its first prediction interval."""
-    import matplotlib
+    """History (last 120 days) with the forecast and its first prediction interval.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Built on a bare Figure with fixed margins and a month locator: pyplot's tight_layout and automatic
+    date ticks drew the figure twice and cost ~0.1 s per version (a tenth of a 1,000-series run).
+    """
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(9, 3.5), dpi=72)  # a thumbnail in the MLflow UI: low dpi halves savefig
+    fig = Figure(figsize=(9, 3.5), dpi=72)  # a thumbnail in the MLflow UI
+    ax = fig.add_axes((0.08, 0.12, 0.9, 0.78))
     recent = y.iloc[-120:]
     ax.plot(recent.index, recent.values, lw=1, color="#444", label="actual")
     ax.plot(forecast["forecast_date"], forecast["yhat"], color="#d62728", label="forecast (median)")
     ax.fill_between(forecast["forecast_date"], forecast["yhat_lower"], forecast["yhat_upper"], color="#d62728", alpha=0.2, label="80 % interval")
+    ax.xaxis.set_major_locator(mdates.MonthLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     ax.set_title(title)
     ax.set_ylabel("units per day")
     ax.legend(loc="upper left", fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
     return fig
 
 
@@ -241,34 +244,44 @@ def log_candidate(
     """Log one fit as an MLflow run (params, metrics, plot, pyfunc model) and register a version.
 
     The version is created with all its tags in one call, so a version without its idempotency key
-    can never exist (a crash leaves at most an unregistered run).
+    can never exist (a crash leaves at most an unregistered run). The model is stored as its spec and
+    training history (see pyfunc_model), not as a pickled statsmodels object.
     """
-    import matplotlib.pyplot as plt
     import mlflow
+    from mlflow.entities import Metric, Param, RunTag
 
     from include.forecasting.pyfunc_model import SalesForecastModel
 
+    if y.index.max() != fitted.last_date:  # the stored history must be what the model was fitted on
+        raise ValueError(f"{series_id}: history ends {y.index.max().date()}, the fit on {fitted.last_date.date()}")
     workdir = Path(tempfile.mkdtemp(prefix="forecast_model_"))
-    (workdir / "results.pkl").write_bytes(pickle.dumps(fitted.results))
-    meta = {"spec": fitted.spec.to_dict(), "last_date": str(fitted.last_date.date()), "levels": list(levels), "horizon": horizon}
+    meta = {
+        "series_id": series_id, "spec": fitted.spec.to_dict(), "last_date": str(fitted.last_date.date()),
+        "levels": list(levels), "horizon": horizon,
+    }
     (workdir / "spec.json").write_text(json.dumps(meta, indent=2))
+    y.rename("value").rename_axis("date").to_csv(workdir / "history.csv", date_format="%Y-%m-%d")
     code = _self_contained_code()
     try:
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{slug(series_id)}-{tags.get('logical_date', '')}") as run:
-            mlflow.set_tags({**tags, "series_id": series_id})
-            mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict, tuple)) else v) for k, v in params.items()})
-            mlflow.log_metrics({"aic": fitted.spec.aic, "fit_seconds": fitted.fit_seconds, "n_days": float(len(y))})
+            now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+            values = {"aic": fitted.spec.aic, "fit_seconds": fitted.fit_seconds, "n_days": float(len(y))}
+            # One store call for tags, params and metrics (each fluent call is its own transaction).
+            client.log_batch(
+                run.info.run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in values.items()],
+                params=[Param(k, json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)) for k, v in params.items()],
+                tags=[RunTag(k, str(v)) for k, v in {**tags, "series_id": series_id}.items()],
+            )
             mlflow.log_dict({"candidates": fitted.candidates, **meta}, "model_selection.json")
-            fig = forecast_figure(y, forecast, f"{series_id}: order {fitted.spec.order}")
-            mlflow.log_figure(fig, "forecast.png")
-            plt.close(fig)
+            mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: order {fitted.spec.order}"), "forecast.png")
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=SalesForecastModel(),
-                artifacts={"results": str(workdir / "results.pkl"), "spec": str(workdir / "spec.json")},
+                artifacts={"spec": str(workdir / "spec.json"), "history": str(workdir / "history.csv")},
                 code_paths=[str(code)],
                 # Explicit requirements: inference would import and scan the whole environment.
-                pip_requirements=_model_requirements(),
+                pip_requirements=list(_model_requirements()),
             )
         _ensure_registered_model(client, name, series_id)
         version = client.create_model_version(
@@ -288,10 +301,12 @@ def log_candidate(
     return version
 
 
-def _model_requirements() -> list[str]:
+@functools.lru_cache(maxsize=1)
+def _model_requirements() -> tuple[str, ...]:
+    """Pinned requirements of a logged model (read once per process: metadata lookups cost ~10 ms)."""
     from importlib.metadata import version as dist_version
 
-    return [f"{p}=={dist_version(p)}" for p in ("statsmodels", "pandas", "numpy", "scipy", "mlflow")]
+    return tuple(f"{p}=={dist_version(p)}" for p in ("statsmodels", "pandas", "numpy", "scipy", "mlflow"))
 
 
 def _ensure_registered_model(client: Any, name: str, series_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -81,10 +82,50 @@ def test_register_reuse_promote_rollback(setup):
 
 
 def test_registered_model_loads_and_forecasts(setup):
+    """A version is its spec + training history (small text files), and loading it from the registry
+    reproduces the fitted model's forecast: the same filter with the same parameters."""
+    import numpy as np
+
     config, client, name, register = setup
     v = register("2025-05-31", "k-load")
     frame = registry.verify_version(config.mlflow.tracking_uri, name, v, 7)
     assert len(frame) == 7 and frame["forecast_date"].iloc[0] == pd.Timestamp("2025-05-31")
+    y = training.daily_series(read_seed(), "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
+    expected = training.fit_series(y, config.forecast).forecast(7)
+    for column in expected.columns.drop("forecast_date"):
+        np.testing.assert_allclose(frame[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-9)
+
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(client.get_model_version(name, v).source))
+    files = {p.relative_to(local).as_posix(): p.stat().st_size for p in local.rglob("*") if p.is_file()}
+    assert {"artifacts/spec.json", "artifacts/history.csv"} <= set(files) and "artifacts/results.pkl" not in files
+    assert sum(files.values()) < 500_000, files  # a pickled statsmodels result alone was ~35 MB
+
+
+def test_versions_logged_as_pickled_results_still_load(setup, tmp_path):
+    """Rollback may target a version logged before the spec + history format (results.pkl)."""
+    import json
+    import pickle
+
+    import mlflow
+
+    from include.forecasting.pyfunc_model import SalesForecastModel
+
+    config, client, _, _ = setup
+    y = training.daily_series(read_seed(), "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
+    fitted = training.fit_series(y, config.forecast)
+    (tmp_path / "results.pkl").write_bytes(pickle.dumps(fitted.results))
+    meta = {"spec": fitted.spec.to_dict(), "last_date": str(fitted.last_date.date()), "levels": [0.8, 0.95], "horizon": 7}
+    (tmp_path / "spec.json").write_text(json.dumps(meta))
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    with mlflow.start_run(experiment_id=registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=SalesForecastModel(),
+            artifacts={"results": str(tmp_path / "results.pkl"), "spec": str(tmp_path / "spec.json")},
+        )
+    loaded = mlflow.pyfunc.load_model(info.model_uri).predict(pd.DataFrame({"horizon": [7]}))
+    pd.testing.assert_frame_equal(loaded.reset_index(drop=True), fitted.forecast(7).reset_index(drop=True), check_dtype=False)
 
 
 def test_production_version_is_the_model_that_served_the_date(setup):
