@@ -63,8 +63,8 @@ class ForecastConfig:
     warm_start: bool
     series_per_task: int
     holidays: tuple[str, ...] = ()
-    max_chunks: int = 64
-    order_search: str = "aic"
+    max_chunks: int = 8
+    order_search: str = "first_stable"
 
 
 @dataclass(frozen=True)
