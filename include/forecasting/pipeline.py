@@ -71,11 +71,7 @@ def _series(frames: dict[str, pd.DataFrame], series_id: str, ref: SnapshotRef) -
 
 
 def _client(config: Config, tracking_uri: str | None) -> Any:
-    import mlflow
-
-    uri = tracking_uri or config.mlflow.tracking_uri
-    mlflow.set_tracking_uri(uri)
-    return registry.open_client(uri)
+    return registry.open_client(tracking_uri or config.mlflow.tracking_uri)
 
 
 def train_chunk(

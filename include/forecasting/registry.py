@@ -104,15 +104,18 @@ def _sqlite_schema_lock(tracking_uri: str) -> Iterator[None]:
 
 
 def open_client(tracking_uri: str) -> Any:
-    """An MlflowClient whose tracking and registry stores exist.
+    """An MlflowClient whose tracking and registry stores exist; also points MLflow's fluent API (the
+    runs log_candidate starts) at the same URI.
 
     MLflow creates a sqlite store's schema (its alembic migrations) in whichever process first touches
     a fresh file. Concurrent first users corrupt it for good (`table _alembic_tmp_runs already exists`,
     seen with three backfill runs starting together), so that first touch is serialised across
     processes by a file lock. Later opens find every table and only pay for the lock.
     """
+    import mlflow
     from mlflow import MlflowClient
 
+    mlflow.set_tracking_uri(tracking_uri)
     with _sqlite_schema_lock(tracking_uri):
         client = MlflowClient(tracking_uri=tracking_uri)  # builds the tracking store
         client.search_registered_models(max_results=1)  # the registry store is built lazily

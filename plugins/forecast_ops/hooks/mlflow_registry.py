@@ -54,11 +54,8 @@ class MlflowRegistryHook(BaseHook):
     @cached_property
     def client(self) -> Any:
         """An MlflowClient bound to the tracking URI (mlflow is imported only when used)."""
-        import mlflow
-
         from include.forecasting.registry import open_client
 
-        mlflow.set_tracking_uri(self.tracking_uri)
         return open_client(self.tracking_uri)
 
     def get_conn(self) -> Any:
