@@ -7,14 +7,20 @@ on). Loading filters that history with the fixed parameters (one Kalman pass, a 
 same forecast as the fitted object. A pickled results object was 35 MB per version (the filter's output
 for every day) and tied to the statsmodels version that wrote it; these two files are ~20 KB of text.
 Versions written before this format (a `results` pickle artifact) still load.
+
+The model is logged from code (MLflow 3's models-from-code): log_candidate passes this file's path, and
+MLflow runs the file to get the model from `set_model` below, so no pickled Python object is stored
+with a version (logging an instance cloudpickles it, with a warning per version).
 """
 
 from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 from typing import Any
 
+import mlflow.models
 import mlflow.pyfunc
 import pandas as pd
 
@@ -26,7 +32,7 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         """Rebuild the model from the version's spec and training history."""
         from include.forecasting.training import ModelSpec
 
-        meta = json.loads(open(context.artifacts["spec"]).read())
+        meta = json.loads(Path(context.artifacts["spec"]).read_text())
         self.spec = ModelSpec.from_dict(meta["spec"])
         self.last_date = pd.Timestamp(meta["last_date"])
         self.levels = tuple(meta["levels"])
@@ -51,3 +57,7 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         if self.history is not None:
             return forecast_with_spec(self.history, self.spec, horizon, self.levels)
         return forecast_frame(self.results, self.spec, self.last_date, horizon, self.levels)
+
+
+# Models-from-code: what MLflow runs when it logs or loads a version.
+mlflow.models.set_model(SalesForecastModel())

@@ -113,7 +113,7 @@ def daily_series(frame: pd.DataFrame, series_id: str, end_exclusive: pd.Timestam
 def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
     """Weekdays whose share of zero-sales days over the last `weeks` weeks is at least `share`."""
     recent = y.iloc[-weeks * 7 :]
-    zero_share = (recent == 0).groupby(recent.index.dayofweek).mean()
+    zero_share = (recent == 0).groupby(recent.index.day_of_week).mean()
     return tuple(WEEKDAYS[d] for d, s in zero_share.items() if s >= share and share > 0)
 
 
@@ -209,7 +209,7 @@ def forecast_frame(results: Any, spec: ModelSpec, last_date: pd.Timestamp, horiz
         columns[f"yhat_lower{suffix}"] = np.exp(mean - z * se)
         columns[f"yhat_upper{suffix}"] = np.exp(mean + z * se)
     # Built as arrays and framed once: per-column .loc updates cost more than the forecast itself.
-    closed = np.isin([WEEKDAYS[d] for d in dates.dayofweek], spec.closed_weekdays)
+    closed = np.isin([WEEKDAYS[d] for d in dates.day_of_week], spec.closed_weekdays)
     for values in columns.values():
         values[closed] = 0.0
     out = pd.DataFrame({"forecast_date": dates, **columns})

@@ -49,7 +49,7 @@ def test_fit_and_forecast(velvet, config):
     assert tuple(fitted.spec.order) in config.forecast.candidate_orders
     fc = fitted.forecast(7, (0.8, 0.95))
     assert list(fc["forecast_date"]) == list(pd.date_range("2025-05-31", periods=7))
-    sat = fc["forecast_date"].dt.dayofweek == 5
+    sat = fc["forecast_date"].dt.day_of_week == 5
     assert (fc.loc[sat, ["yhat", "yhat_lower", "yhat_upper"]] == 0).all().all()
     open_days = fc[~sat]
     assert (open_days["yhat_lower_95"] <= open_days["yhat_lower"]).all()
