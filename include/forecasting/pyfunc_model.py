@@ -46,8 +46,9 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
             with open(context.artifacts["results"], "rb") as fh:
                 self.results = pickle.load(fh)  # noqa: S301 - our own artifact, written by log_candidate
 
-    # No type hints on predict: MLflow would try to derive a model signature from them.
-    def predict(self, context, model_input=None, params=None):  # noqa: ANN001, ANN201
+    # `model_input: pd.DataFrame` is a hint MLflow accepts without deriving a schema from it (the input is
+    # an optional `horizon` column); without a hint MLflow warns on every load of the model file.
+    def predict(self, context: Any, model_input: pd.DataFrame = None, params: dict[str, Any] | None = None) -> pd.DataFrame:  # noqa: RUF013
         """Forecast the days after the training data; horizon from input column `horizon` or the default."""
         from include.forecasting.training import forecast_frame, forecast_with_spec
 
