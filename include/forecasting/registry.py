@@ -251,7 +251,7 @@ def log_candidate(
     training history (see pyfunc_model), not as a pickled statsmodels object.
     """
     import mlflow
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Param, RunTag
 
     from include.forecasting import pyfunc_model
 
@@ -267,12 +267,10 @@ def log_candidate(
     code = _self_contained_code()
     try:
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{slug(series_id)}-{tags.get('logical_date', '')}") as run:
-            now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-            values = {"aic": fitted.spec.aic, "fit_seconds": fitted.fit_seconds, "n_days": float(len(y))}
             # One store call for tags, params and metrics (each fluent call is its own transaction).
             client.log_batch(
                 run.info.run_id,
-                metrics=[Metric(k, float(v), now, 0) for k, v in values.items()],
+                metrics=_metric_batch({"aic": fitted.spec.aic, "fit_seconds": fitted.fit_seconds, "n_days": len(y)}),
                 params=[Param(k, json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)) for k, v in params.items()],
                 tags=[RunTag(k, str(v)) for k, v in {**tags, "series_id": series_id}.items()],
             )
@@ -331,19 +329,24 @@ def _ensure_registered_model(client: Any, name: str, series_id: str) -> None:
         raise ValueError(f"registered model {name} belongs to series {owner!r}, not {series_id!r} (slug collision)")
 
 
-def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> None:
-    """Attach backtest metrics to the candidate's run (as MLflow metrics) and version (as a tag)."""
+def _metric_batch(values: dict[str, float]) -> list[Any]:
+    """MLflow Metric entities for one `log_batch` call, stamped now, at step 0."""
     from mlflow.entities import Metric
 
     now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    batch = [
-        Metric(f"{method}_{metric}", float(value), now, 0)
+    return [Metric(key, float(value), now, 0) for key, value in values.items()]
+
+
+def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> None:
+    """Attach backtest metrics to the candidate's run (as MLflow metrics) and version (as a tag)."""
+    values = {
+        f"{method}_{metric}": value
         for method, values in metrics.items()
         if isinstance(values, dict)  # not champion_version, nor missing champion metrics
         for metric, value in values.items()
         if isinstance(value, (int, float)) and value == value  # skip None and NaN
-    ]
-    client.log_batch(version.run_id, metrics=batch)  # one store transaction, not one per metric
+    }
+    client.log_batch(version.run_id, metrics=_metric_batch(values))  # one store transaction, not one per metric
     client.set_model_version_tag(version.name, version.version, "backtest", json.dumps(metrics))
 
 

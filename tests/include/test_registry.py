@@ -51,6 +51,11 @@ def test_register_reuse_promote_rollback(setup):
     assert version.tags["series_id"] == "HAWKEYE VODKA" and registry.spec_of(version).order
     artifacts = [a.path for a in client.list_artifacts(version.run_id)]
     assert "forecast.png" in artifacts and "model_selection.json" in artifacts
+    run = client.get_run(version.run_id)
+    assert set(run.data.metrics) == {"aic", "fit_seconds", "n_days"} and run.data.tags["idempotency_key"] == "k1"
+    registry.record_evaluation(client, version, {"candidate": {"mase": 0.5, "rmse": None}, "naive": {"mase": 0.7}, "champion": None, "champion_version": None})
+    metrics = client.get_run(version.run_id).data.metrics
+    assert metrics["candidate_mase"] == 0.5 and metrics["naive_mase"] == 0.7 and "candidate_rmse" not in metrics  # None skipped
 
     first = registry.promote(client, name, "HAWKEYE VODKA", v1, "champion", "2025-05-29", "test")
     assert first.changed and first.previous is None
