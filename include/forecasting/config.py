@@ -1,7 +1,8 @@
 """Load and validate the project's one configuration file (include/config/forecast.yaml).
 
-Invalid config fails fast with a message naming the key, the value and the file, so a user editing the
-YAML learns what is wrong before any task touches data.
+The file is parsed into pydantic models: unknown keys are refused (`extra="forbid"`), numbers are checked
+against their ranges and choices against their literals, and any error names the key, the file and what
+is allowed, so a user editing the YAML learns what is wrong before any task touches data.
 """
 
 from __future__ import annotations
@@ -9,237 +10,263 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "include" / "config" / "forecast.yaml"
 CONFIG_ENV = "FORECAST_CONFIG"
 
-# Names of pandas' USFederalHolidayCalendar rules: the holidays `forecast.holidays` may list.
-HOLIDAY_NAMES = (
-    "New Year's Day", "Birthday of Martin Luther King, Jr.", "Washington's Birthday", "Memorial Day",
-    "Juneteenth National Independence Day", "Independence Day", "Labor Day", "Columbus Day", "Veterans Day",
-    "Thanksgiving Day", "Christmas Day",
-)
-
 # Table ids cannot be bound query parameters, so they are checked against a strict pattern before
 # they are written into SQL: project-id.dataset.table (BigQuery) or schema.table (DuckDB).
-_TABLE_RE = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z_][A-Za-z0-9_]*){1,2}$")
+_TABLE_RE = r"^[A-Za-z0-9_\-]+(\.[A-Za-z_][A-Za-z0-9_]*){1,2}$"
+_NAME_RE = r"^[A-Za-z0-9_\-]+$"
+
+Frequency = Literal["daily", "weekly", "monthly"]
+Order = tuple[Annotated[int, Field(ge=0, le=5)], Annotated[int, Field(ge=0, le=2)], Annotated[int, Field(ge=0, le=5)]]
 
 
 class ConfigError(ValueError):
     """The configuration file is missing, malformed or has an invalid value."""
 
 
-@dataclass(frozen=True)
-class SourceConfig:
-    """Where daily sales are read from."""
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str
-    table: str
-    seed_csv: Path | None
-    columns: dict[str, str]
+
+class Columns(_Section):
+    """Which CSV / source columns hold the date, the series id and the value."""
+
+    date: str = Field(min_length=1)
+    series: str = Field(min_length=1)
+    value: str = Field(min_length=1)
+
+
+class SourceConfig(_Section):
+    """Where sales come from, and what cadence they have."""
+
+    kind: Literal["duckdb", "bigquery"]
+    table: str = Field(pattern=_TABLE_RE)
     billing_project: str | None = None
+    seed_csv: Path | None = None
+    columns: Columns
+    # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
+    frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
 
 
-@dataclass(frozen=True)
-class ForecastConfig:
+class ModelOrders(_Section):
+    """SARIMA candidates for one data frequency: (p, d, q) candidates and the seasonal (P, D, Q);
+    the seasonal period s follows the frequency (7 for daily, 12 for monthly; weekly has none)."""
+
+    candidate_orders: list[Order] = Field(min_length=1)
+    seasonal_order: tuple[Annotated[int, Field(ge=0, le=2)], Annotated[int, Field(ge=0, le=1)], Annotated[int, Field(ge=0, le=2)]]
+
+
+def _default_models() -> dict[str, ModelOrders]:
+    return {
+        "daily": ModelOrders(candidate_orders=[(1, 0, 1), (1, 0, 0), (2, 0, 0)], seasonal_order=(0, 1, 1)),
+        "weekly": ModelOrders(candidate_orders=[(0, 1, 1), (1, 1, 1), (1, 1, 0)], seasonal_order=(0, 0, 0)),
+        "monthly": ModelOrders(candidate_orders=[(0, 1, 1), (1, 1, 0), (1, 0, 0)], seasonal_order=(0, 1, 1)),
+    }
+
+
+class HolidayConfig(_Section):
+    """Holiday calendar from the `holidays` package (country code, optional subdivision)."""
+
+    country: str = Field(pattern=r"^[A-Z]{2,3}$")
+    subdivision: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> HolidayConfig:
+        import holidays
+
+        supported = holidays.list_supported_countries()
+        if self.country not in supported:
+            raise ValueError(f"country {self.country!r} is not in the holidays package (e.g. US, GB, DE, CN, PL)")
+        if self.subdivision is not None and self.subdivision not in supported[self.country]:
+            raise ValueError(f"subdivision {self.subdivision!r} is not one of {self.country}'s: {supported[self.country]}")
+        return self
+
+
+class ForecastConfig(_Section):
     """Model and horizon settings."""
 
-    horizon_days: int
-    history_days: int
-    interval_levels: tuple[float, ...]
-    candidate_orders: tuple[tuple[int, int, int], ...]
-    seasonal_order: tuple[int, int, int, int]
-    max_iter: int
-    closure_weeks: int
-    closure_share: float
-    explosion_factor: float
+    # Periods forecast after the data interval end: days for daily data, weeks for weekly, months for monthly.
+    horizon: int = Field(ge=1, le=366, validation_alias=AliasChoices("horizon", "horizon_days"))
+    history_days: int = Field(ge=28)
+    interval_levels: tuple[float, ...] = Field(min_length=1)
+    models: dict[Frequency, ModelOrders] = Field(default_factory=_default_models)
+    order_search: Literal["first_stable", "aic"] = "first_stable"
+    max_iter: int = Field(ge=5)
+    # Zero periods: the share of zeros over the last `zero_window` periods (per weekday for daily data) is
+    # the probability of no sale; at `closure_share` or more the period is "closed" (forecast exactly 0).
+    zero_window: int = Field(default=12, ge=2, validation_alias=AliasChoices("zero_window", "closure_weeks"))
+    closure_share: float = Field(ge=0.0, le=1.0)
+    explosion_factor: float = Field(ge=1.0, le=1e6)
     warm_start: bool
-    series_per_task: int
-    holidays: tuple[str, ...] = ()
-    max_chunks: int = 8
-    order_search: str = "first_stable"
+    # null or {} = no holiday handling.
+    holidays: HolidayConfig | None = None
+    series_per_task: int = Field(ge=1)
+    max_chunks: int = Field(default=8, ge=1, le=1024)
+
+    @field_validator("interval_levels")
+    @classmethod
+    def _levels(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not all(0 < v < 1 for v in value):
+            raise ValueError("levels must lie in (0, 1), e.g. [0.8, 0.95]")
+        return tuple(sorted(value))
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _empty_holidays(cls, value: Any) -> Any:
+        return None if value in ({}, [], "", None) else value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _merge_models(cls, value: Any) -> Any:
+        """A file that sets only `daily` keeps the shipped weekly / monthly defaults."""
+        if isinstance(value, dict):
+            return {**{k: v.model_dump() for k, v in _default_models().items()}, **value}
+        return value
 
 
-@dataclass(frozen=True)
-class BacktestConfig:
-    """Rolling-origin backtest settings."""
+class BacktestConfig(_Section):
+    """Rolling-origin backtest settings: `folds` folds of `horizon` periods each."""
 
-    folds: int
-    fold_days: int
-    season_length: int
+    folds: int = Field(ge=1, le=52)
 
 
-@dataclass(frozen=True)
-class GateConfig:
+class GateConfig(_Section):
     """Quality gate thresholds."""
 
-    min_improvement_vs_naive: float
-    max_degradation_vs_champion: float
+    min_improvement_vs_naive: float = Field(ge=0.0, le=0.99)
+    max_degradation_vs_champion: float = Field(ge=0.0, le=10.0)
 
 
-@dataclass(frozen=True)
-class ValidationConfig:
+class ValidationConfig(_Section):
     """Data validation settings (suites live in include/expectations/)."""
 
-    suite: str
-    series_suite: str
-    min_rows_per_series: int
-    max_gap_days: int
-    max_staleness_days: int
+    suite: str = Field(pattern=_NAME_RE)
+    series_suite: str = Field(pattern=_NAME_RE)
+    # A series with fewer rows is quarantined (fallback forecast), not the whole run.
+    min_rows_per_series: int = Field(ge=1)
+    # Longest gap inside a series and newest row's age, in periods of the data's frequency.
+    max_gap_periods: int = Field(ge=1, validation_alias=AliasChoices("max_gap_periods", "max_gap_days"))
+    max_staleness_periods: int = Field(ge=0, validation_alias=AliasChoices("max_staleness_periods", "max_staleness_days"))
+    # true: values must be whole units (bottles, items); false (default): non-negative decimals are valid
+    # quantities (kg, litres, money).
+    whole_units: bool = False
 
 
-@dataclass(frozen=True)
-class MlflowConfig:
+class MlflowConfig(_Section):
     """Experiment and registry naming."""
 
-    tracking_uri: str
+    tracking_uri: str = Field(min_length=1)
     artifact_root: Path
-    experiment: str
-    model_prefix: str
-    champion_alias: str
+    experiment: str = Field(min_length=1)
+    model_prefix: str = Field(pattern=r"^[A-Za-z0-9_\-.]+$")
+    champion_alias: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$")  # the MLflow UI wants lowercase
 
 
-@dataclass(frozen=True)
-class WarehouseConfig:
+class WarehouseConfig(_Section):
     """Where forecasts are published."""
 
-    kind: str
+    kind: Literal["duckdb", "bigquery"]
     path: Path
-    forecasts_table: str
+    forecasts_table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
 
-@dataclass(frozen=True)
-class AlertsConfig:
+class StorageConfig(_Section):
+    """Snapshots and reports."""
+
+    root: Path
+
+
+class AlertsConfig(_Section):
     """Slack alert settings (the connection itself is an Airflow connection)."""
 
-    airflow_base_url: str
+    airflow_base_url: str = Field(min_length=1)
     notify_on_champion_change: bool
-    channel: str
+    channel: str = Field(min_length=1)
+
+    @field_validator("airflow_base_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(_Section):
     """The whole validated configuration."""
 
-    path: Path
+    path: Path = DEFAULT_CONFIG
     source: SourceConfig
-    series: tuple[str, ...] | None  # None means "all"
+    series: Literal["all"] | list[Annotated[str, Field(min_length=1)]] = "all"
     forecast: ForecastConfig
     backtest: BacktestConfig
     gate: GateConfig
     validation: ValidationConfig
     mlflow: MlflowConfig
     warehouse: WarehouseConfig
-    storage_root: Path
+    storage: StorageConfig
     alerts: AlertsConfig
-    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @field_validator("series")
+    @classmethod
+    def _series(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError('"all" or a non-empty list of series ids')
+            if len(set(value)) != len(value):
+                raise ValueError(f"lists a series twice: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross(self) -> Config:
+        if self.source.kind == "duckdb" and self.source.table.count(".") > 1:
+            raise ValueError(f"source.table for duckdb must be schema.table (got {self.source.table!r})")
+        return self
+
+    @property
+    def series_ids(self) -> tuple[str, ...] | None:
+        """The configured series list, or None for "all"."""
+        return None if self.series == "all" else tuple(self.series)
+
+    @property
+    def storage_root(self) -> Path:
+        """Where snapshots and reports are written."""
+        return self.storage.root
 
     @property
     def sha256(self) -> str:
-        """Hash of the effective settings (not of comments/formatting): part of the idempotency key."""
-        canonical = json.dumps(self.raw, sort_keys=True, default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        """Hash of the settings that shape a model: part of the training key.
+
+        Only what changes a fit or its evaluation: the data's cadence, the model settings, the backtest
+        and the gate. Never paths, stores, chunking or alerting: moving the data file or renaming a Slack
+        channel must not refit a single series.
+        """
+        relevant = {
+            "frequency": self.source.frequency,
+            "forecast": self.forecast.model_dump(mode="json", exclude={"series_per_task", "max_chunks", "history_days"}),
+            "backtest": self.backtest.model_dump(mode="json"),
+            "gate": self.gate.model_dump(mode="json"),
+        }
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def run_sha256(self) -> str:
+        """Hash of everything a run reads (data location and window included): extract records it, and later
+        tasks refuse to go on if the file changed mid-run."""
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json", exclude={"path"}), sort_keys=True).encode()).hexdigest()
 
     def as_dict(self) -> dict[str, Any]:
         """The validated config as plain data (for logging to MLflow)."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        return self.model_dump(mode="json")
 
 
-_SECTIONS: dict[str, set[str]] = {
-    "source": {"kind", "table", "seed_csv", "columns", "billing_project"},
-    "forecast": {
-        "horizon_days", "history_days", "interval_levels", "candidate_orders", "seasonal_order",
-        "max_iter", "closure_weeks", "closure_share", "explosion_factor", "warm_start", "series_per_task",
-        "holidays", "max_chunks", "order_search",
-    },
-    "backtest": {"folds", "fold_days", "season_length"},
-    "gate": {"min_improvement_vs_naive", "max_degradation_vs_champion"},
-    "validation": {"suite", "series_suite", "min_rows_per_series", "max_gap_days", "max_staleness_days"},
-    "mlflow": {"tracking_uri", "artifact_root", "experiment", "model_prefix", "champion_alias"},
-    "warehouse": {"kind", "path", "forecasts_table"},
-    "storage": {"root"},
-    "alerts": {"airflow_base_url", "notify_on_champion_change", "channel"},
-}
-_TOP = set(_SECTIONS) | {"series"}
-
-
-class _Reader:
-    """Typed access to one config section with errors that name the key and the file."""
-
-    def __init__(self, data: dict[str, Any], section: str, path: Path) -> None:
-        self.data, self.section, self.path = data, section, path
-
-    def _fail(self, key: str, expected: str, value: Any) -> ConfigError:
-        return ConfigError(f"config error in {self.path}: {self.section}.{key} must be {expected} (got {value!r})")
-
-    def get(self, key: str) -> Any:
-        if key not in self.data:
-            raise ConfigError(f"config error in {self.path}: missing key {self.section}.{key}")
-        return self.data[key]
-
-    def int(self, key: str, minimum: int = 1) -> int:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self._fail(key, f"a whole number >= {minimum}", value)
-        return value
-
-    def num(self, key: str, low: float, high: float) -> float:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise self._fail(key, f"a number in [{low}, {high}]", value)
-        return float(value)
-
-    def str(self, key: str, choices: tuple[str, ...] | None = None, pattern: re.Pattern[str] | None = None) -> str:
-        value = self.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise self._fail(key, "a non-empty string", value)
-        if choices and value not in choices:
-            raise self._fail(key, f"one of {list(choices)}", value)
-        if pattern and not pattern.match(value):
-            raise self._fail(key, f"matching {pattern.pattern}", value)
-        return value
-
-    def bool(self, key: str) -> bool:
-        value = self.get(key)
-        if not isinstance(value, bool):
-            raise self._fail(key, "true or false", value)
-        return value
-
-    def path_(self, key: str, root: Path, optional: bool = False) -> Path | None:
-        value = self.data.get(key) if optional else self.get(key)
-        if value is None and optional:
-            return None
-        if not isinstance(value, str) or not value:
-            raise self._fail(key, "a path", value)
-        return resolve_path(value, root)
-
-    def int_list(self, key: str, length: int, value: Any = None) -> tuple[int, ...]:
-        value = self.get(key) if value is None else value
-        if (
-            not isinstance(value, list)
-            or len(value) != length
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-        ):
-            raise self._fail(key, f"a list of {length} non-negative whole numbers", value)
-        return tuple(value)
-
-
-def _holidays(f: _Reader) -> tuple[str, ...]:
-    """forecast.holidays: a (possibly empty) list of US federal holiday names."""
-    value = f.data.get("holidays", [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and v in HOLIDAY_NAMES for v in value):
-        raise f._fail("holidays", f"a list of holiday names from {list(HOLIDAY_NAMES)}", value)
-    return tuple(value)
-
-
-def resolve_path(value: str, root: Path = PROJECT_ROOT) -> Path:
+def resolve_path(value: str | Path, root: Path = PROJECT_ROOT) -> Path:
     """Resolve a config path: absolute as given, relative against the project root."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else (root / path).resolve()
@@ -272,120 +299,39 @@ def load_config(path: str | Path | None = None) -> Config:
     return parse_config(raw, path)
 
 
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {got!r})"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    return f"{key or '(top level)'}: {message}{shown}"
+
+
 def parse_config(raw: dict[str, Any], path: Path = DEFAULT_CONFIG, root: Path = PROJECT_ROOT) -> Config:
-    """Validate a config mapping (as read from YAML) and build a Config."""
-    unknown = set(raw) - _TOP
-    if unknown:
-        raise ConfigError(f"config error in {path}: unknown top-level key(s) {sorted(unknown)}; allowed {sorted(_TOP)}")
-    sections: dict[str, _Reader] = {}
-    for name, allowed in _SECTIONS.items():
-        data = raw.get(name)
-        if not isinstance(data, dict):
-            raise ConfigError(f"config error in {path}: section {name!r} is missing or not a mapping")
-        extra = set(data) - allowed
-        if extra:
-            raise ConfigError(f"config error in {path}: unknown key(s) {sorted(extra)} in section {name!r}")
-        sections[name] = _Reader(data, name, path)
+    """Validate a config mapping (as read from YAML) and build a Config with paths resolved."""
+    data = json.loads(json.dumps(raw, default=str))  # a private copy; YAML dates become strings
+    for section, key in (("source", "seed_csv"), ("mlflow", "artifact_root"), ("warehouse", "path"), ("storage", "root")):
+        value = (data.get(section) or {}).get(key) if isinstance(data.get(section), dict) else None
+        if isinstance(value, str) and value:
+            data[section][key] = str(resolve_path(value, root))
+    if isinstance(data.get("mlflow"), dict) and isinstance(data["mlflow"].get("tracking_uri"), str):
+        data["mlflow"]["tracking_uri"] = resolve_tracking_uri(data["mlflow"]["tracking_uri"], root)
+    try:
+        return Config.model_validate({**data, "path": path})
+    except ValidationError as exc:
+        lines = [_describe(e) for e in exc.errors()]
+        raise ConfigError(f"config error in {path}:\n  " + "\n  ".join(lines)) from None
 
-    s = sections["source"]
-    columns = s.get("columns")
-    if not isinstance(columns, dict) or set(columns) != {"date", "series", "value"} or not all(
-        isinstance(v, str) and v for v in columns.values()
-    ):
-        raise s._fail("columns", "a mapping with exactly date, series, value -> column names", columns)
-    source = SourceConfig(
-        kind=s.str("kind", ("duckdb", "bigquery")),
-        table=s.str("table", pattern=_TABLE_RE),
-        seed_csv=s.path_("seed_csv", root, optional=True),
-        columns=dict(columns),
-        billing_project=s.data.get("billing_project"),
-    )
 
-    series_raw = raw.get("series", "all")
-    if series_raw == "all":
-        series = None
-    elif isinstance(series_raw, list) and series_raw and all(isinstance(x, str) and x for x in series_raw):
-        if len(set(series_raw)) != len(series_raw):
-            raise ConfigError(f"config error in {path}: series lists a series twice: {series_raw}")
-        series = tuple(series_raw)
-    else:
-        raise ConfigError(f"config error in {path}: series must be \"all\" or a non-empty list of names (got {series_raw!r})")
+def models_for(config: Config, frequency: str) -> ModelOrders:
+    """The SARIMA candidates configured for a frequency."""
+    return config.forecast.models[frequency]  # type: ignore[index]
 
-    f = sections["forecast"]
-    levels = f.get("interval_levels")
-    if (
-        not isinstance(levels, list)
-        or not levels
-        or not all(isinstance(v, float) and 0 < v < 1 for v in levels)
-    ):
-        raise f._fail("interval_levels", "a list of levels in (0, 1), e.g. [0.8, 0.95]", levels)
-    orders = f.get("candidate_orders")
-    if not isinstance(orders, list) or not orders:
-        raise f._fail("candidate_orders", "a non-empty list of [p, d, q]", orders)
-    candidate_orders = tuple(f.int_list("candidate_orders", 3, o) for o in orders)
-    seasonal = f.int_list("seasonal_order", 4)
-    if seasonal[3] < 2:
-        raise f._fail("seasonal_order", "[P, D, Q, s] with s >= 2", list(seasonal))
-    forecast = ForecastConfig(
-        horizon_days=f.int("horizon_days"),
-        history_days=f.int("history_days", 28),
-        interval_levels=tuple(sorted(levels)),
-        candidate_orders=candidate_orders,  # type: ignore[arg-type]
-        seasonal_order=seasonal,  # type: ignore[arg-type]
-        max_iter=f.int("max_iter", 5),
-        closure_weeks=f.int("closure_weeks", 2),
-        closure_share=f.num("closure_share", 0.0, 1.0),
-        explosion_factor=f.num("explosion_factor", 1.0, 1e6),
-        warm_start=f.bool("warm_start"),
-        series_per_task=f.int("series_per_task"),
-        holidays=_holidays(f),
-        max_chunks=f.int("max_chunks"),
-        order_search=f.str("order_search", ("first_stable", "aic")),
-    )
-    b = sections["backtest"]
-    backtest = BacktestConfig(folds=b.int("folds"), fold_days=b.int("fold_days"), season_length=b.int("season_length"))
-    if backtest.folds * backtest.fold_days >= forecast.history_days:
-        raise ConfigError(f"config error in {path}: backtest folds * fold_days must be shorter than forecast.history_days")
-    g = sections["gate"]
-    gate = GateConfig(
-        min_improvement_vs_naive=g.num("min_improvement_vs_naive", 0.0, 0.99),
-        max_degradation_vs_champion=g.num("max_degradation_vs_champion", 0.0, 10.0),
-    )
-    v = sections["validation"]
-    name_re = re.compile(r"^[A-Za-z0-9_\-]+$")
-    validation = ValidationConfig(
-        suite=v.str("suite", pattern=name_re),
-        series_suite=v.str("series_suite", pattern=name_re),
-        min_rows_per_series=v.int("min_rows_per_series"),
-        max_gap_days=v.int("max_gap_days"),
-        max_staleness_days=v.int("max_staleness_days", 0),
-    )
-    m = sections["mlflow"]
-    alias = m.str("champion_alias", pattern=re.compile(r"^[a-z][a-z0-9_\-]*$"))  # the MLflow UI wants lowercase
-    mlflow_cfg = MlflowConfig(
-        tracking_uri=resolve_tracking_uri(m.str("tracking_uri"), root),
-        artifact_root=m.path_("artifact_root", root),  # type: ignore[arg-type]
-        experiment=m.str("experiment"),
-        model_prefix=m.str("model_prefix", pattern=re.compile(r"^[A-Za-z0-9_\-.]+$")),
-        champion_alias=alias,
-    )
-    w = sections["warehouse"]
-    warehouse = WarehouseConfig(
-        kind=w.str("kind", ("duckdb", "bigquery")),
-        path=w.path_("path", root),  # type: ignore[arg-type]
-        forecasts_table=w.str("forecasts_table", pattern=re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")),
-    )
-    a = sections["alerts"]
-    alerts = AlertsConfig(
-        airflow_base_url=a.str("airflow_base_url").rstrip("/"),
-        notify_on_champion_change=a.bool("notify_on_champion_change"),
-        channel=a.str("channel"),
-    )
-    storage_root = sections["storage"].path_("root", root)
-    if source.kind == "duckdb" and source.table.count(".") > 1:
-        raise ConfigError(f"config error in {path}: source.table for duckdb must be schema.table (got {source.table!r})")
-    return Config(
-        path=path, source=source, series=series, forecast=forecast, backtest=backtest, gate=gate,
-        validation=validation, mlflow=mlflow_cfg, warehouse=warehouse, storage_root=storage_root,  # type: ignore[arg-type]
-        alerts=alerts, raw=raw,
-    )
+
+__all__ = [
+    "PROJECT_ROOT", "DEFAULT_CONFIG", "CONFIG_ENV", "ConfigError", "Config", "SourceConfig", "ForecastConfig",
+    "BacktestConfig", "GateConfig", "ValidationConfig", "MlflowConfig", "WarehouseConfig", "AlertsConfig",
+    "HolidayConfig", "ModelOrders", "load_config", "parse_config", "resolve_path", "resolve_tracking_uri", "config_path",
+]

@@ -1,7 +1,8 @@
 """Rolling-origin backtests and forecast accuracy metrics (MASE, RMSE, MAPE, sMAPE, coverage).
 
 Every method (candidate, seasonal naive, champion) is scored on the same folds of the same series:
-fold k trains on everything before its origin and forecasts the next `fold_days` calendar days.
+fold k trains on everything before its origin and forecasts the next `horizon` periods (days, weeks or
+months: the panel's cadence). MASE is scaled by the in-sample seasonal-naive error at the cadence's lag.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from include.forecasting.config import BacktestConfig
-
 log = logging.getLogger(__name__)
 
-# A forecaster takes the training history (calendar-daily) and a horizon and returns a frame with
+# A forecaster takes the training history (on its cadence's grid) and a horizon and returns a frame with
 # yhat, yhat_lower, yhat_upper (the first interval level) for the next `horizon` days.
 Forecaster = Callable[[pd.Series, int], pd.DataFrame]
 
@@ -61,24 +60,27 @@ def fold_metrics(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, m: int
     }
 
 
-def fold_origins(n_obs: int, folds: int, fold_days: int) -> list[int]:
+def fold_origins(n_obs: int, folds: int, fold_len: int, min_train: int = 0) -> list[int]:
     """Positions where each fold's test window starts, oldest first."""
-    origins = [n_obs - k * fold_days for k in range(folds, 0, -1)]
-    if origins[0] <= fold_days * 2:
-        raise ValueError(f"series of {n_obs} days is too short for {folds} folds of {fold_days} days")
+    origins = [n_obs - k * fold_len for k in range(folds, 0, -1)]
+    if origins[0] <= max(fold_len * 2, min_train):
+        raise ValueError(f"series of {n_obs} periods is too short for {folds} folds of {fold_len} periods")
     return origins
 
 
-def backtest(y: pd.Series, forecaster: Forecaster, config: BacktestConfig) -> Metrics:
-    """Score `forecaster` on rolling-origin folds of `y` and average the fold metrics."""
+def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: int) -> Metrics:
+    """Score `forecaster` on `folds` rolling-origin folds of `horizon` periods; average the fold metrics.
+
+    `m` is the seasonal-naive lag of the MASE scale (7 daily, 1 weekly, 12 monthly).
+    """
     values = y.to_numpy(dtype=float)
     rows = []
     covered: list[bool] = []
-    for origin in fold_origins(len(values), config.folds, config.fold_days):
-        train, actual = y.iloc[:origin], values[origin : origin + config.fold_days]
-        frame = forecaster(train, config.fold_days)
+    for origin in fold_origins(len(values), folds, horizon, m + 1):
+        train, actual = y.iloc[:origin], values[origin : origin + horizon]
+        frame = forecaster(train, horizon)
         pred = frame["yhat"].to_numpy(dtype=float)[: len(actual)]
-        rows.append(fold_metrics(actual, pred, train.to_numpy(dtype=float), config.season_length))
+        rows.append(fold_metrics(actual, pred, train.to_numpy(dtype=float), m))
         if "yhat_lower" in frame:
             lower = frame["yhat_lower"].to_numpy(dtype=float)[: len(actual)]
             upper = frame["yhat_upper"].to_numpy(dtype=float)[: len(actual)]
@@ -94,12 +96,37 @@ def backtest(y: pd.Series, forecaster: Forecaster, config: BacktestConfig) -> Me
     )
 
 
-def seasonal_naive(m: int) -> Forecaster:
-    """The benchmark: tomorrow = the same weekday last week (repeated for longer horizons)."""
+def seasonal_naive(m: int, levels: tuple[float, ...] = ()) -> Forecaster:
+    """The benchmark (and the fallback forecast of a series with no usable model): each period = the same
+    period one season earlier (lag m; repeated for longer horizons).
+
+    With `levels`, empirical intervals: the quantiles of the history's own lag-m errors, widened with the
+    number of seasons ahead like a random walk's (sqrt), floored at 0. With fewer than m periods of
+    history, the mean of what there is, and the observed range as the interval.
+    """
 
     def forecast(train: pd.Series, horizon: int) -> pd.DataFrame:
-        last = train.to_numpy(dtype=float)[-m:]
-        pred = np.resize(last, horizon)
-        return pd.DataFrame({"yhat": pred})
+        values = train.to_numpy(dtype=float)
+        if len(values) == 0:
+            pred = np.zeros(horizon)
+        elif len(values) < m:
+            pred = np.full(horizon, float(np.mean(values)))
+        else:
+            pred = np.resize(values[-m:], horizon)
+        out = {"yhat": pred}
+        errors = values[m:] - values[:-m] if len(values) > m else np.array([])
+        errors = errors[-max(8 * m, 56):]
+        steps = np.sqrt(np.arange(horizon) // max(m, 1) + 1.0)
+        for i, level in enumerate(levels):
+            suffix = "" if i == 0 else f"_{round(level * 100)}"
+            if len(errors) >= 8:
+                low, high = np.quantile(errors, [0.5 - level / 2, 0.5 + level / 2])
+                lower, upper = pred + low * steps, pred + high * steps
+            else:
+                lower = np.full(horizon, float(values.min()) if len(values) else 0.0)
+                upper = np.full(horizon, float(values.max()) if len(values) else 0.0)
+            out[f"yhat_lower{suffix}"] = np.clip(np.minimum(lower, pred), 0.0, None)
+            out[f"yhat_upper{suffix}"] = np.maximum(upper, pred)
+        return pd.DataFrame(out)
 
     return forecast

@@ -1,23 +1,26 @@
 """Fit one SARIMA model per series with statsmodels, and forecast with calibrated intervals.
 
-Modelling choices (measured on the Iowa panel; see README "Modelling"):
-- Days with no sales row are zero sales (the source records invoices; Iowa rarely invoices on Saturdays).
-  A zero cannot be logged, and treating structural zeros as data wrecks a Gaussian model, so the model
-  sees log(sales) with zero days as *missing* (the Kalman filter skips them), and a weekday that was
-  mostly zero over the last weeks is forecast as exactly 0 with interval [0, 0] (a "closed" day).
-- SARIMA (p,d,q)(0,1,1,7) on log sales: weekly seasonal differencing carries the weekday profile.
-  The order is picked by AIC among the configured candidates, rejecting non-stationary / non-invertible
-  fits and fits whose forecast exceeds `explosion_factor` x the history maximum (an unguarded AIC grid
-  picked explosive models here).
-- Closure holidays (`forecast.holidays`, e.g. Memorial Day, Christmas): the state's stores barely
-  invoice then. In training they count as zero days (missing: they must not teach the model a fake
-  Monday); in the forecast a holiday is the model's forecast x the series' own median holiday ratio
-  (sales on the holiday / the same weekday a week before and after), with the interval widened to the
-  lowest and highest ratio seen. Without this, one Memorial Day in a backtest fold costs ~0.15 MASE.
-- The point forecast is exp(mean log) = the median, which is what MASE/MAE reward.
+Modelling choices (see README "Modelling"):
+- A series is laid on its panel's calendar grid (daily, weekly on its own weekday, monthly: see
+  `frequency`); periods with no row are zero sales.
+- The model sees log(sales) with zero periods as *missing* (the Kalman filter skips them): a zero cannot
+  be logged, and treating zeros as data wrecks a Gaussian model. Zeros come back as a hurdle: the share of
+  zero periods over the last `zero_window` periods (per weekday for daily data) is the probability of no
+  sale, and the forecast's quantiles are those of the mixture "0 with probability pi, else log-normal".
+  The point forecast is the mixture's median (what MAE/MASE reward): 0 where pi >= 0.5. A period whose pi
+  reaches `closure_share` is "closed": exactly 0 with interval [0, 0] (Iowa's Saturdays, a product
+  that stopped selling).
+- SARIMA (p,d,q)(P,D,Q,s) on log sales, candidates per frequency from the config (daily: weekly seasonal
+  differencing carries the weekday profile). The order is picked among the candidates, rejecting
+  non-stationary / non-invertible fits and fits whose forecast exceeds `explosion_factor` x the history
+  maximum. When every configured candidate is rejected, a short list of simpler safe orders is tried;
+  only then is the series given up (quarantined by the pipeline, never handed back unstable).
+- Holidays (daily data; the `holidays` package's calendar for the configured country/subdivision): in
+  training they are missing (they must not teach the model a fake Monday); in the forecast each holiday is
+  the model's forecast x the series' own median ratio for *that* holiday (sales on it / the same weekday a
+  week before and after), the interval widened to the lowest and highest ratio seen.
 - Intervals: the model's h-step standard errors, scaled by empirical quantiles of the one-step
-  standardised residuals instead of Gaussian z (sales residuals are heavy-tailed; Gaussian 80 %
-  intervals covered ~89 % in backtests, calibrated ones ~80 %).
+  standardised residuals instead of Gaussian z (sales residuals are heavy-tailed).
 """
 
 from __future__ import annotations
@@ -33,17 +36,58 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from include.forecasting.config import ForecastConfig
+from include.forecasting.frequency import DAILY, Cadence, from_name
 
 log = logging.getLogger(__name__)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The first residuals of a seasonally differenced model are dominated by the diffuse start.
 _BURN_IN = 21
+# Tried after every configured candidate was rejected: simple orders that are stable on most sales data
+# (a local level on the log scale, with the frequency's seasonal MA where it has a season).
+_SAFE_ORDERS = ((0, 1, 1), (0, 1, 0))
 
 
 class ModelFitError(RuntimeError):
     """No candidate order produced a stable, non-explosive fit for a series."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a fit needs, resolved for one panel cadence from the config."""
+
+    cadence: Cadence
+    candidate_orders: tuple[tuple[int, int, int], ...]
+    seasonal_order: tuple[int, int, int, int]
+    horizon: int
+    interval_levels: tuple[float, ...] = (0.8, 0.95)
+    order_search: str = "first_stable"
+    max_iter: int = 50
+    zero_window: int = 12
+    closure_share: float = 0.5
+    explosion_factor: float = 3.0
+    holidays: tuple[str, str | None] | None = None  # (country, subdivision); daily data only
+
+
+def settings_for(forecast: Any, cadence: Cadence) -> ModelSettings:
+    """Resolve the config's forecast section for a cadence (its candidates, its seasonal period)."""
+    orders = forecast.models[cadence.name]
+    p, d, q = orders.seasonal_order
+    seasonal = (p, d, q, cadence.season) if cadence.season and any(orders.seasonal_order) else (0, 0, 0, 0)
+    holidays = forecast.holidays
+    return ModelSettings(
+        cadence=cadence,
+        candidate_orders=tuple(tuple(o) for o in orders.candidate_orders),  # type: ignore[misc]
+        seasonal_order=seasonal,
+        horizon=forecast.horizon,
+        interval_levels=tuple(forecast.interval_levels),
+        order_search=forecast.order_search,
+        max_iter=forecast.max_iter,
+        zero_window=forecast.zero_window,
+        closure_share=forecast.closure_share,
+        explosion_factor=forecast.explosion_factor,
+        holidays=(holidays.country, holidays.subdivision) if holidays and cadence.name == "daily" else None,
+    )
 
 
 @dataclass
@@ -56,11 +100,13 @@ class ModelSpec:
     z: dict[str, float]  # interval level -> multiplier on the h-step standard error
     params: dict[str, float]
     aic: float
-    transform: str = "log, zero days missing"
-    # {"factor", "low", "high", "n"}: median, lowest, highest holiday ratio and how many holidays it saw
-    # (training.holiday_effect); empty = no holiday handling. `holidays` names the calendar it applies to.
-    holiday_effect: dict[str, float] = field(default_factory=dict)
-    holidays: tuple[str, ...] = ()
+    transform: str = "log, zero periods missing"
+    # Per holiday name: {"factor", "low", "high", "n"} (median, lowest, highest ratio, how many seen).
+    # Versions written before per-name effects hold one flat {"factor", ...} for the names in `holidays`.
+    holiday_effect: dict[str, Any] = field(default_factory=dict)
+    holidays: tuple[str, ...] = ()  # (country, subdivision or "") of the calendar; legacy: holiday names
+    cadence: str = "daily"
+    zero_share: dict[str, float] = field(default_factory=dict)  # weekday (daily) or "all" -> P(no sale)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -68,7 +114,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        """Rebuild from the JSON form."""
+        """Rebuild from the JSON form (older versions lack the newer fields)."""
         return cls(
             order=tuple(data["order"]),  # type: ignore[arg-type]
             seasonal_order=tuple(data["seasonal_order"]),  # type: ignore[arg-type]
@@ -77,9 +123,16 @@ class ModelSpec:
             params={str(k): float(v) for k, v in data["params"].items()},
             aic=float(data["aic"]),
             transform=data.get("transform", "log, zero days missing"),
-            holiday_effect={str(k): float(v) for k, v in (data.get("holiday_effect") or {}).items()},
-            holidays=tuple(data.get("holidays") or ()),
+            holiday_effect=dict(data.get("holiday_effect") or {}),
+            holidays=tuple(h or "" for h in (data.get("holidays") or ())),
+            cadence=data.get("cadence", "daily"),
+            zero_share={str(k): float(v) for k, v in (data.get("zero_share") or {}).items()},
         )
+
+    @property
+    def frequency(self) -> Cadence:
+        """The cadence this model forecasts in."""
+        return from_name(self.cadence)
 
 
 @dataclass
@@ -95,67 +148,107 @@ class FittedModel:
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
     def forecast(self, horizon: int, levels: tuple[float, ...] = (0.8, 0.95)) -> pd.DataFrame:
-        """Forecast `horizon` days after the last training day (see `forecast_frame`)."""
+        """Forecast `horizon` periods after the last training period (see `forecast_frame`)."""
         return forecast_frame(self.results, self.spec, self.last_date, horizon, levels)
 
 
-def daily_series(frame: pd.DataFrame, series_id: str, end_exclusive: pd.Timestamp | None = None) -> pd.Series:
-    """Calendar-daily sales of one series from its first row to `end_exclusive - 1 day`, missing days = 0."""
+def period_label(dates: pd.Series | pd.DatetimeIndex, cadence: Cadence) -> pd.DatetimeIndex:
+    """The grid date of the period each date falls in (the date itself for daily data)."""
+    index = pd.DatetimeIndex(dates).normalize()
+    if cadence.name == "daily":
+        return index
+    if cadence.name == "weekly":
+        return index.to_period(cadence.pandas_freq).end_time.normalize()
+    periods = index.to_period("M")
+    return (periods.end_time if cadence.pandas_freq == "ME" else periods.start_time).normalize()
+
+
+def period_series(
+    frame: pd.DataFrame, series_id: str, end_exclusive: pd.Timestamp | None = None, cadence: Cadence = DAILY
+) -> pd.Series:
+    """Sales of one series on its cadence's grid, from its first period to the last one before
+    `end_exclusive` (or its newest row); periods without a row are 0."""
     rows = frame.loc[frame["series_id"] == series_id]
     if rows.empty:
         raise KeyError(f"series {series_id!r} has no rows in the snapshot")
-    values = rows.groupby("sales_date")["value"].sum().astype(float)
-    last = (pd.Timestamp(end_exclusive) - pd.Timedelta(days=1)) if end_exclusive is not None else values.index.max()
-    index = pd.date_range(values.index.min(), last, freq="D", name="date")
+    values = rows["value"].astype(float).groupby(period_label(rows["sales_date"], cadence)).sum()
+    last = cadence.last_period_before(pd.Timestamp(end_exclusive)) if end_exclusive is not None else values.index.max()
+    index = cadence.grid(values.index.min(), max(last, values.index.min()))
     return values.reindex(index, fill_value=0.0).rename(series_id)
+
+
+def daily_series(frame: pd.DataFrame, series_id: str, end_exclusive: pd.Timestamp | None = None) -> pd.Series:
+    """Calendar-daily sales of one series (see `period_series`)."""
+    return period_series(frame, series_id, end_exclusive, DAILY)
+
+
+def zero_share(y: pd.Series, window: int, cadence: Cadence, exclude: pd.DatetimeIndex | None = None) -> dict[str, float]:
+    """P(no sale) per weekday (daily data: over the last `window` of each weekday) or overall ("all")."""
+    if exclude is not None and len(exclude):
+        y = y[~y.index.isin(exclude)]
+    if cadence.name == "daily":
+        recent = y.iloc[-window * 7 :]
+        shares = (recent == 0).groupby(recent.index.day_of_week).mean()
+        return {WEEKDAYS[d]: float(s) for d, s in shares.items()}
+    recent = y.iloc[-window:]
+    return {"all": float((recent == 0).mean())} if len(recent) else {}
 
 
 def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
     """Weekdays whose share of zero-sales days over the last `weeks` weeks is at least `share`."""
-    recent = y.iloc[-weeks * 7 :]
-    zero_share = (recent == 0).groupby(recent.index.day_of_week).mean()
-    return tuple(WEEKDAYS[d] for d, s in zero_share.items() if s >= share and share > 0)
+    shares = zero_share(y, weeks, DAILY)
+    return tuple(d for d in WEEKDAYS if d in shares and share > 0 and shares[d] >= share)
 
 
-def holiday_dates(names: tuple[str, ...], start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
-    """Observed dates of the named US federal holidays between start and end (inclusive)."""
-    if not names:
-        return pd.DatetimeIndex([])
-    dates = _holiday_calendar(tuple(names))
-    return dates[(dates >= pd.Timestamp(start)) & (dates <= pd.Timestamp(end))]
+@functools.lru_cache(maxsize=16)
+def _calendar(country: str, subdivision: str | None, first_year: int, last_year: int) -> dict[pd.Timestamp, str]:
+    """Date -> holiday name from the `holidays` package, built once per process and range."""
+    import holidays
+
+    found = holidays.country_holidays(country, subdiv=subdivision or None, years=range(first_year, last_year + 1))
+    return {pd.Timestamp(d): name for d, name in sorted(found.items())}
 
 
-@functools.lru_cache(maxsize=8)
-def _holiday_calendar(names: tuple[str, ...]) -> pd.DatetimeIndex:
-    """All observed dates of the named holidays, 1970-2100, built once per process: building pandas'
-    calendar took ~7 ms a call, and every fit, forecast and backtest fold asks for it."""
+def holiday_names(calendar: tuple[str, ...], start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    """Holiday dates between start and end (inclusive) -> name, for a spec's calendar.
+
+    `calendar` is (country, subdivision); a legacy spec holds US federal holiday names instead, served
+    from pandas' calendar under one name ("holiday") to match its flat effect.
+    """
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    if not calendar:
+        return pd.Series(dtype=object)
+    if len(calendar) == 2 and len(calendar[0]) in (2, 3) and calendar[0].isupper():
+        found = _calendar(calendar[0], calendar[1] or None, start.year, end.year)
+        return pd.Series({d: n for d, n in found.items() if start <= d <= end}, dtype=object)
     from pandas.tseries.holiday import USFederalHolidayCalendar
 
-    found = USFederalHolidayCalendar().holidays(pd.Timestamp("1970-01-01"), pd.Timestamp("2100-12-31"), return_name=True)
-    return pd.DatetimeIndex(sorted(d for d, name in found.items() if name in names))
+    legacy = USFederalHolidayCalendar().holidays(start, end, return_name=True)
+    return pd.Series({d: "holiday" for d, n in legacy.items() if n in calendar}, dtype=object)
 
 
-def holiday_effect(y: pd.Series, dates: pd.DatetimeIndex) -> dict[str, float]:
-    """Median, lowest and highest ratio of holiday sales to the same weekday a week before/after.
-
-    Neighbours that are holidays themselves or zero are skipped; no usable holiday -> {} (no effect).
-    """
-    ratios = []
+def holiday_effect(y: pd.Series, names: pd.Series) -> dict[str, dict[str, float]]:
+    """Per holiday name: median, lowest and highest ratio of its sales to the same weekday a week
+    before and after (neighbours that are holidays or zero are skipped). Holidays never seen -> absent."""
     week = pd.Timedelta(days=7)
-    for day in dates[dates.isin(y.index)]:
-        neighbours = [y[d] for d in (day - week, day + week) if d in y.index and d not in dates and y[d] > 0]
+    ratios: dict[str, list[float]] = {}
+    for day, name in names.items():
+        if day not in y.index:
+            continue
+        neighbours = [y[d] for d in (day - week, day + week) if d in y.index and d not in names.index and y[d] > 0]
         if neighbours:
-            ratios.append(float(y[day]) / float(np.mean(neighbours)))
-    if not ratios:
-        return {}
-    clipped = np.clip(ratios, 0.0, 1.0)  # a holiday never sells more than a normal day here
-    return {"factor": float(np.median(clipped)), "low": float(clipped.min()), "high": float(clipped.max()), "n": float(len(ratios))}
+            ratios.setdefault(str(name), []).append(float(y[day]) / float(np.mean(neighbours)))
+    out = {}
+    for name, values in ratios.items():
+        clipped = np.clip(values, 0.0, 3.0)  # one odd day must not triple a forecast
+        out[name] = {"factor": float(np.median(clipped)), "low": float(clipped.min()), "high": float(clipped.max()), "n": float(len(values))}
+    return out
 
 
 def to_model_scale(y: pd.Series) -> np.ndarray:
-    """log(sales) with zero days as NaN (missing for the Kalman filter)."""
+    """log(sales) with zero periods as NaN (missing for the Kalman filter)."""
     values = y.to_numpy(dtype=float)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
 
 
@@ -173,13 +266,13 @@ def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...
         return model.fit(disp=False, maxiter=max_iter, start_params=start, cov_type="none")
 
 
-def _stable(results: Any, order: tuple[int, ...]) -> str | None:
+def _stable(results: Any, order: tuple[int, ...], seasonal: tuple[int, ...]) -> str | None:
     """Why a fit is unusable, or None: non-stationary AR, non-invertible MA, non-finite likelihood."""
-    if not np.isfinite(results.llf):
-        return "non-finite likelihood"
-    if order[0] and len(results.arroots) and np.min(np.abs(results.arroots)) <= 1.0001:
+    if not np.isfinite(results.llf) or not np.all(np.isfinite(np.asarray(results.params))):
+        return "non-finite likelihood or parameters"
+    if (order[0] or seasonal[0]) and len(results.arroots) and np.min(np.abs(results.arroots)) <= 1.0001:
         return "non-stationary AR part"
-    if order[2] and len(results.maroots) and np.min(np.abs(results.maroots)) <= 1.0001:
+    if (order[2] or seasonal[2]) and len(results.maroots) and np.min(np.abs(results.maroots)) <= 1.0001:
         return "non-invertible MA part"
     return None
 
@@ -196,104 +289,139 @@ def _interval_z(results: Any, levels: tuple[float, ...]) -> dict[str, float]:
     return z
 
 
+def _hurdle_quantile(p: float, pi: np.ndarray, mean: np.ndarray, se: np.ndarray, scale: float) -> np.ndarray:
+    """Quantile p of "0 with probability pi, else log-normal(mean, (scale * se)^2)"."""
+    pi = np.clip(pi, 0.0, 0.999)
+    inner = np.clip((p - pi) / (1.0 - pi), 1e-6, 1 - 1e-6)
+    value = np.exp(mean + scale * stats.norm.ppf(inner) * se)
+    return np.where(p <= pi, 0.0, value)
+
+
 def forecast_frame(results: Any, spec: ModelSpec, last_date: pd.Timestamp, horizon: int, levels: tuple[float, ...]) -> pd.DataFrame:
-    """Median forecast and calibrated intervals in sales units; closed weekdays are exactly 0."""
+    """Median forecast and calibrated intervals in sales units; closed periods are exactly 0."""
     prediction = results.get_forecast(horizon)
     mean = np.asarray(prediction.predicted_mean, dtype=float)
     se = np.sqrt(np.asarray(prediction.var_pred_mean, dtype=float))
-    dates = pd.date_range(pd.Timestamp(last_date) + pd.Timedelta(days=1), periods=horizon, freq="D")
-    columns = {"yhat": np.exp(mean)}
+    cadence = spec.frequency
+    dates = cadence.future(last_date, horizon)
+    keys = [WEEKDAYS[d] for d in dates.day_of_week] if cadence.name == "daily" else ["all"] * horizon
+    pi = np.array([spec.zero_share.get(k, 0.0) for k in keys], dtype=float)
+    first = levels[0]
+    columns = {"yhat": _hurdle_quantile(0.5, pi, mean, se, _z_scale(spec, first))}
     for level in levels:
-        z = spec.z.get(f"{level:g}", float(stats.norm.ppf(0.5 + level / 2)))
-        suffix = "" if level == levels[0] else f"_{round(level * 100)}"
-        columns[f"yhat_lower{suffix}"] = np.exp(mean - z * se)
-        columns[f"yhat_upper{suffix}"] = np.exp(mean + z * se)
+        suffix = "" if level == first else f"_{round(level * 100)}"
+        scale = _z_scale(spec, level)
+        columns[f"yhat_lower{suffix}"] = _hurdle_quantile(0.5 - level / 2, pi, mean, se, scale)
+        columns[f"yhat_upper{suffix}"] = _hurdle_quantile(0.5 + level / 2, pi, mean, se, scale)
     # Built as arrays and framed once: per-column .loc updates cost more than the forecast itself.
-    closed = np.isin([WEEKDAYS[d] for d in dates.day_of_week], spec.closed_weekdays)
+    closed = np.isin(keys, spec.closed_weekdays)
     for values in columns.values():
         values[closed] = 0.0
     out = pd.DataFrame({"forecast_date": dates, **columns})
     return apply_holiday_effect(out, spec.holiday_effect, spec.holidays)
 
 
-def apply_holiday_effect(out: pd.DataFrame, effect: dict[str, float], names: tuple[str, ...]) -> pd.DataFrame:
+def _z_scale(spec: ModelSpec, level: float) -> float:
+    """The calibrated multiplier of a level relative to the Gaussian one (1 = Gaussian)."""
+    normal = float(stats.norm.ppf(0.5 + level / 2))
+    return spec.z.get(f"{level:g}", normal) / normal
+
+
+def apply_holiday_effect(out: pd.DataFrame, effect: dict[str, Any], calendar: tuple[str, ...]) -> pd.DataFrame:
     """Scale a forecast frame's holiday rows: point x median ratio, lower x lowest, upper x highest."""
     if not effect or out.empty:
         return out
     dates = pd.DatetimeIndex(out["forecast_date"])
-    holiday = np.asarray(dates.isin(holiday_dates(names, dates[0], dates[-1])))
-    if not holiday.any():
+    names = holiday_names(calendar, dates[0], dates[-1])
+    if names.empty:
         return out
+    if "factor" in effect:  # a legacy flat effect: one ratio for every listed holiday
+        effect = {"holiday": effect}
     out = out.copy()
     for column in [c for c in out.columns if c.startswith("yhat")]:
         key = "low" if "lower" in column else "high" if "upper" in column else "factor"
         values = out[column].to_numpy(dtype=float, copy=True)
-        values[holiday] *= effect[key]
+        for day, name in names.items():
+            if name in effect:
+                values[dates == day] *= effect[name][key]
         out[column] = values
     return out
 
 
+def _calendar_key(settings: ModelSettings) -> tuple[str, ...]:
+    return (settings.holidays[0], settings.holidays[1] or "") if settings.holidays else ()
+
+
 def fit_series(
     y: pd.Series,
-    config: ForecastConfig,
+    settings: ModelSettings,
     start_params: dict[str, dict[str, float]] | None = None,
     orders: tuple[tuple[int, int, int], ...] | None = None,
 ) -> FittedModel:
     """Select an order among stable, non-explosive candidates and return the fitted model.
 
-    `config.order_search`: "first_stable" takes the first candidate (in listed order) that passes the
+    `settings.order_search`: "first_stable" takes the first candidate (in listed order) that passes the
     guards, so later ones are fallbacks; "aic" fits every candidate and keeps the lowest AIC.
-
     `start_params` maps str(order) -> params of a previous fit (warm start from the champion).
-    `orders` restricts the search (used to refit a known spec on backtest folds).
-    Raises ModelFitError if no candidate qualifies.
+    `orders` puts these orders first (used to refit a known spec on backtest folds); the configured
+    candidates and then the safe orders remain fallbacks. Raises ModelFitError if nothing qualifies.
     """
     started = time.perf_counter()
     series_id = str(y.name)
-    holidays = holiday_dates(config.holidays, y.index.min(), y.index.max())
-    effect = holiday_effect(y, holidays)
-    if effect:
-        y = y.where(~y.index.isin(holidays), 0.0)  # zero = missing for the model
-    if len(y) < 4 * config.seasonal_order[3] + 10 or (y > 0).sum() < 30:
-        raise ModelFitError(f"series {series_id!r}: too little data to fit ({int((y > 0).sum())} selling days)")
+    cadence = settings.cadence
+    calendar = _calendar_key(settings)
+    names = holiday_names(calendar, y.index.min(), y.index.max())
+    effect = holiday_effect(y, names) if len(names) else {}
+    zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index))
+    if len(names):
+        y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
+    season = settings.seasonal_order[3]
+    needed = max(20, 2 * season + 10)
+    if (y > 0).sum() < needed:
+        raise ModelFitError(f"series {series_id!r}: too little history to fit ({int((y > 0).sum())} selling periods, need {needed})")
     endog = to_model_scale(y)
-    closed = closed_weekdays(y, config.closure_weeks, config.closure_share)
+    closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
     history_max = float(y.max())
-    best: tuple[float, Any, tuple[int, int, int]] | None = None
+    best: tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int]] | None = None
     tried: list[dict[str, Any]] = []
-    for order in orders or config.candidate_orders:
+    seasonal = settings.seasonal_order
+    primary = list(dict.fromkeys(tuple(o) for o in (orders or ()) + settings.candidate_orders))
+    plans = [(o, seasonal) for o in primary]
+    plans += [(o, seasonal) for o in _SAFE_ORDERS if o not in primary]
+    for stage, (order, seasonal_order) in enumerate(plans):
+        if best is not None and (settings.order_search == "first_stable" or stage >= len(primary)):
+            break  # targeted search: later candidates are fallbacks for a rejected fit
         key = str(list(order))
         start = None
         if start_params and key in start_params:
             start = np.array(list(start_params[key].values()), dtype=float)
         try:
-            res = _fit_one(endog, order, config.seasonal_order, config.max_iter, start)
+            res = _fit_one(endog, order, seasonal_order, settings.max_iter, start)
         except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. "LU decomposition error" on bad starts
             tried.append({"order": list(order), "rejected": f"{type(exc).__name__}: {exc}"})
             continue
-        reason = _stable(res, order)
+        reason = _stable(res, order, seasonal_order)
         if reason is None:
-            peak = float(np.exp(np.nanmax(np.asarray(res.forecast(config.horizon_days), dtype=float))))
-            if not np.isfinite(peak) or peak > config.explosion_factor * max(history_max, 1.0):
-                reason = f"explosive forecast (peak {peak:.3g} > {config.explosion_factor:g} x history max {history_max:.0f})"
+            peak = float(np.exp(np.nanmax(np.asarray(res.forecast(settings.horizon), dtype=float))))
+            if not np.isfinite(peak) or peak > settings.explosion_factor * max(history_max, 1.0):
+                reason = f"explosive forecast (peak {peak:.3g} > {settings.explosion_factor:g} x history max {history_max:.3g})"
         tried.append({"order": list(order), "aic": float(res.aic), "rejected": reason})
         if reason is None and (best is None or res.aic < best[0]):
-            best = (float(res.aic), res, order)
-        if best is not None and config.order_search == "first_stable":
-            break  # targeted search: later candidates are fallbacks for a rejected fit
+            best = (float(res.aic), res, order, seasonal_order)
     if best is None:
         raise ModelFitError(f"series {series_id!r}: no candidate order gave a stable fit: {tried}")
-    aic, res, order = best
-    names = list(res.model.param_names)
+    aic, res, order, seasonal_order = best
     spec = ModelSpec(
         order=tuple(order),  # type: ignore[arg-type]
-        seasonal_order=tuple(config.seasonal_order),  # type: ignore[arg-type]
+        seasonal_order=tuple(seasonal_order),  # type: ignore[arg-type]
         closed_weekdays=closed,
-        z=_interval_z(res, config.interval_levels),
-        params={n: float(v) for n, v in zip(names, np.asarray(res.params), strict=True)},
+        z=_interval_z(res, settings.interval_levels),
+        params={n: float(v) for n, v in zip(res.model.param_names, np.asarray(res.params), strict=True)},
         aic=aic,
         holiday_effect=effect,
-        holidays=tuple(config.holidays) if effect else (),
+        holidays=calendar if effect else (),
+        cadence=cadence.label,
+        zero_share=zero,
     )
     elapsed = time.perf_counter() - started
     log.info("fitted %s: order %s aic %.1f in %.2fs (closed: %s)", series_id, order, aic, elapsed, ",".join(closed) or "none")
@@ -305,15 +433,12 @@ def warm_start_params(spec: ModelSpec | None) -> dict[str, dict[str, float]] | N
     return {str(list(spec.order)): spec.params} if spec else None
 
 
-def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tuple[float, ...]) -> pd.DataFrame:
-    """Forecast from the end of `y` with a recorded model's parameters (no re-estimation).
-
-    This is how the champion forecasts new days: its fixed parameters filter the latest data.
-    """
+def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
+    """Run a recorded model's fixed parameters over `y` (no re-estimation); returns statsmodels results."""
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
     if spec.holiday_effect:  # the same view of the data as in training
-        y = y.where(~y.index.isin(holiday_dates(spec.holidays, y.index.min(), y.index.max())), 0.0)
+        y = y.where(~y.index.isin(holiday_names(spec.holidays, y.index.min(), y.index.max()).index), 0.0)
     model = SARIMAX(to_model_scale(y), order=spec.order, seasonal_order=spec.seasonal_order, concentrate_scale=True)
     names = list(model.param_names)
     missing = [n for n in names if n not in spec.params]
@@ -321,5 +446,12 @@ def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tupl
         raise ValueError(f"spec lacks parameter(s) {missing} for order {spec.order}x{spec.seasonal_order}")
     # cov_type="none": the default approximates the parameter covariance numerically (~15 ms of the ~20),
     # which a forecast with fixed parameters never uses; the forecast is identical.
-    results = model.filter([spec.params[n] for n in names], cov_type="none")
-    return forecast_frame(results, spec, y.index.max(), horizon, levels)
+    return model.filter([spec.params[n] for n in names], cov_type="none")
+
+
+def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tuple[float, ...]) -> pd.DataFrame:
+    """Forecast from the end of `y` with a recorded model's parameters (no re-estimation).
+
+    This is how the champion forecasts new periods: its fixed parameters filter the latest data.
+    """
+    return forecast_frame(filter_with_spec(y, spec), spec, y.index.max(), horizon, levels)

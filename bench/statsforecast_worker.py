@@ -1,0 +1,73 @@
+"""statsforecast fits for the benchmark, run in the bench-only venv (.venv-bench).
+
+statsforecast 2.1 requires pandas<3 while the project pins pandas 3, so it cannot share the project's
+environment. bench/run.py hands this worker the exact training arrays of every fold and reads back each
+model's forecasts and the time each fit took (measured here, around fit + predict only).
+
+Models: AutoARIMA, AutoETS and AutoTheta with the panel's season length (the quality bar is the best of
+the three), and ARIMA with one fixed order (a like-for-like timing against the project's fixed-order fit).
+
+Usage: .venv-bench/bin/python bench/statsforecast_worker.py IN.json OUT.json
+IN:  {"season_length": 7, "horizon": 7, "level": 80, "models": ["AutoARIMA", ...],
+      "fixed_order": [1, 0, 1], "fixed_seasonal": [0, 1, 1], "tasks": [{"key": "...", "y": [...]}, ...]}
+OUT: {"versions": {...}, "results": {model: {key: {"mean": [...], "lo": [...], "hi": [...], "seconds": s}}}}
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from importlib.metadata import version
+
+import numpy as np
+
+
+def build(name: str, spec: dict) -> object:
+    """One statsforecast model by name, configured for the panel."""
+    from statsforecast.models import ARIMA, AutoARIMA, AutoETS, AutoTheta
+
+    m = int(spec["season_length"])
+    if name == "AutoARIMA":
+        return AutoARIMA(season_length=m)
+    if name == "AutoETS":
+        # ETS allows seasonal periods up to 24; a longer season (52 weekly) gets a non-seasonal ETS.
+        return AutoETS(season_length=m if m <= 24 else 1)
+    if name == "AutoTheta":
+        return AutoTheta(season_length=m)
+    if name == "ARIMA_fixed":
+        return ARIMA(order=tuple(spec["fixed_order"]), seasonal_order=tuple(spec["fixed_seasonal"]), season_length=max(m, 1))
+    raise ValueError(name)
+
+
+def main(source: str, target: str) -> int:
+    """Fit every model on every task and write the forecasts with their fit times."""
+    spec = json.loads(open(source).read())
+    level = int(spec.get("level", 80))
+    h = int(spec["horizon"])
+    results: dict[str, dict] = {}
+    for name in spec["models"]:
+        results[name] = {}
+        for task in spec["tasks"]:
+            y = np.asarray(task["y"], dtype=float)
+            started = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    out = build(name, spec).fit(y).predict(h=h, level=[level])
+                    mean, lo, hi = (np.asarray(out[k], dtype=float) for k in ("mean", f"lo-{level}", f"hi-{level}"))
+                except Exception as exc:  # a model that cannot fit a fold scores as the last value, and says so
+                    mean = lo = hi = np.full(h, y[-1])
+                    print(f"{name} {task['key']}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            seconds = time.perf_counter() - started
+            results[name][task["key"]] = {"mean": mean.tolist(), "lo": lo.tolist(), "hi": hi.tolist(), "seconds": seconds}
+        print(f"{name}: {len(spec['tasks'])} fits", file=sys.stderr, flush=True)
+    payload = {"versions": {p: version(p) for p in ("statsforecast", "numpy", "pandas")}, "results": results}
+    with open(target, "w") as handle:
+        json.dump(payload, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))
