@@ -61,7 +61,7 @@ def rollback_champion() -> None:
         results = []
         for row in targets:
             result = registry.rollback(hook.client, row["model"], row["series_id"], config.mlflow.champion_alias, params["target"], actor, params["reason"])
-            registry.verify_version(hook.tracking_uri, row["model"], result.version, config.forecast.horizon_days)
+            registry.verify_version(hook.tracking_uri, row["model"], result.version, config.forecast.horizon)
             results.append(result.to_dict())
         send_payload(context, alerts.rollback_notice(run_info(context, config.alerts.airflow_base_url), results, actor, params["reason"]), config.alerts.channel)
         return results

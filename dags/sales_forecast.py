@@ -2,21 +2,27 @@
 ### sales_forecast: daily retraining of per-product sales forecasts
 
 The run for logical date D (scheduled at D 03:00 UTC) trains on sales dated before D, i.e. through D-1
-("as of" D-1), forecasts D onwards and publishes under the key D. The timetable is a plain trigger
+("as of" D-1), forecasts the next periods (days, or weeks / months for a weekly / monthly panel, dated
+on the data's own weekday or month day) and publishes under the key D. The timetable is a plain trigger
 (CronTriggerTimetable, no interval): scheduled runs, manual runs, `dag.test()` and backfills all have
 logical date = data_interval_end for the same D, so a rerun of D always sees the same data and never
 anything at or after `data_interval_end`.
 
 1. **extract_sales**: `include/sql/daily_sales.sql` on DuckDB (default) or BigQuery, bound parameters;
    writes a content-addressed snapshot and passes its path + hash downstream.
-2. **validate_sales**: Great Expectations suites in `include/expectations/`; failure stops the run (no
-   retry) and names each failed expectation.
+2. **validate_sales**: detects the cadence; Great Expectations suites in `include/expectations/`. A row
+   rule failure stops the run (no retry) naming rule, config key, series and date; a series failing a
+   per-series rule (too little history, stale, gaps) is quarantined, not the run.
 3. **train_series** (mapped, one task per series chunk): SARIMA on log sales with guarded order
    selection; each fit is an MLflow run and a registered version (reused if data/config/code unchanged).
 4. **evaluate_series** (mapped): rolling-origin backtest of candidate, seasonal naive and champion.
 5. **gate_models**: per series, must beat seasonal naive and not degrade vs the champion.
 6. **promote_champion**: moves the MLflow alias `champion` to passing versions (atomic per series).
-7. **publish_forecasts**: champion forecasts into the warehouse table, replaced by (series, logical date).
+7. **publish_forecasts**: champion forecasts into the warehouse table, replaced by (series, logical date);
+   a series with no champion yet gets a flagged seasonal-naive fallback (`model_version` says so).
+8. **report_series**: one report and one Slack message for every quarantined series and failed mapped task,
+   after every mapped try is final. **all_series_published** is *skipped* when anything was quarantined:
+   a green run with that task skipped is a *partial* run (see README "Partial runs").
 
 Config: `include/config/forecast.yaml` (or `$FORECAST_CONFIG`). Runbook: `docs/RUNBOOK.md`.
 """
@@ -58,7 +64,8 @@ def _tracking_uri(config: Any) -> str:
     # get logical date = interval start (D-1) while manual runs get D, so one day's forecasts would be
     # published under two different keys depending on how the run was started.
     schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    # Early enough for any history a user brings: a run for a logical date before start_date would run no task.
+    start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,
     max_active_tasks=8,
@@ -90,7 +97,7 @@ def sales_forecast() -> None:
         config = _config()
         window = history_window(get_current_context()["data_interval_end"].date(), config.forecast.history_days)
         frame = extract_daily_sales(config, window)
-        return write_snapshot(frame, config.storage_root, window, config.sha256).to_dict()
+        return write_snapshot(frame, config.storage_root, window, config.run_sha256).to_dict()
 
     @task(retries=0)
     def validate_sales(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -102,13 +109,13 @@ def sales_forecast() -> None:
         from include.forecasting.validation import DataValidationError
 
         try:
-            report = validate_snapshot(_config(), SnapshotRef.from_dict(snapshot))
+            checked, report = validate_snapshot(_config(), SnapshotRef.from_dict(snapshot))
         except DataValidationError as exc:
             summary = exc.report.to_dict()
             get_current_context()["ti"].xcom_push(key="validation_report", value=summary)
             raise ValidationFailedException(str(exc), summary) from exc
         get_current_context()["ti"].xcom_push(key="validation_report", value=report)
-        return snapshot
+        return checked.to_dict()
 
     @task
     def plan_series(snapshot: dict[str, Any]) -> list[list[str]]:
@@ -161,42 +168,68 @@ def sales_forecast() -> None:
         return decisions
 
     @task
-    def publish_forecasts(snapshot: dict[str, Any], promotions: list[dict[str, Any]]) -> dict[str, Any]:
-        """Forecast with each series' champion and replace this logical date's rows in the warehouse."""
+    def publish_forecasts(snapshot: dict[str, Any], promotions: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> dict[str, Any]:
+        """Forecast with each series' champion (or a flagged fallback) and replace this logical date's rows."""
         from forecast_ops.hooks.warehouse import publish_forecasts as write
         from forecast_ops.notifiers.slack import send_champion_change
 
         from include.forecasting.extract import SnapshotRef
-        from include.forecasting.pipeline import champion_forecasts
+        from include.forecasting.pipeline import champion_forecasts, decision_errors
 
         config = _config()
         context = get_current_context()
         uri = _tracking_uri(config)
         logical = context["logical_date"].date()
-        rows, missing = champion_forecasts(config, SnapshotRef.from_dict(snapshot), logical, context["run_id"], uri)
+        ref = SnapshotRef.from_dict(snapshot)
+        rows, outcomes = champion_forecasts(config, ref, logical, context["run_id"], uri, decision_errors(decisions))
         written = write(config, rows, logical)
         if any(p["changed"] for p in promotions):
             send_champion_change(context, promotions, config)
-        return {"rows": written, "series_without_champion": missing, "logical_date": logical.isoformat()}
+        return {"rows": written, "series": outcomes, "logical_date": logical.isoformat()}
 
-    @task(trigger_rule="all_done", retries=0)
-    def alert_failed_series() -> int:
-        """After training/evaluation: one aggregated Slack message for failed mapped tasks (if any)."""
-        from forecast_ops.notifiers.slack import send_mapped_failures
+    @task(trigger_rule="all_done", retries=0, on_failure_callback=[])
+    def report_series() -> dict[str, Any]:
+        """After every task is final: one report and one Slack message naming each quarantined series and
+        failed mapped task with its cause. Fails (without a second alert) if any upstream task failed."""
+        from forecast_ops.notifiers.slack import send_series_report
+
+        from include.forecasting.pipeline import save_json, series_outcomes
 
         context = get_current_context()
         ti = context["ti"]
         failures = [c for c in (ti.xcom_pull(task_ids=["train_series", "evaluate_series"], key="alert_cause") or []) if c]
-        if failures:
-            send_mapped_failures(context, failures, _config())
-        return len(failures)
+        published = ti.xcom_pull(task_ids="publish_forecasts") or {}
+        outcome = series_outcomes(published.get("series") or {}, failures)
+        config = _config()
+        outcome["run_id"] = context["run_id"]
+        save_json(config, "runs", context["run_id"].replace(":", "_"), outcome)
+        if outcome["quarantined"] or failures:
+            send_series_report(context, outcome, failures, config)
+        failed = ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed", "upstream_failed"])
+        if failed:
+            from forecast_ops.exceptions import RunFailedException
+
+            raise RunFailedException(f"{failed} upstream task instance(s) failed or were upstream-failed; see the grid")
+        return outcome
+
+    @task
+    def all_series_published(outcome: dict[str, Any]) -> int:
+        """Skipped when any series was quarantined: the run was partial (README "Partial runs")."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        if outcome["quarantined"]:
+            raise AirflowSkipException(f"partial run: {len(outcome['quarantined'])} series quarantined: {', '.join(outcome['quarantined'])}")
+        return len(outcome["published"])
 
     snapshot = validate_sales(extract_sales())
     trained = train_series.partial(snapshot=snapshot).expand(series_ids=plan_series(snapshot))
     evaluated = evaluate_series.partial(snapshot=snapshot).expand(trained=trained)
-    evaluated >> alert_failed_series()
-    promoted = PromoteChampionOperator(task_id="promote_champion", decisions=gate_models(evaluated))
-    publish_forecasts(snapshot, promoted.output)
+    decisions = gate_models(evaluated)
+    promoted = PromoteChampionOperator(task_id="promote_champion", decisions=decisions)
+    published = publish_forecasts(snapshot, promoted.output, decisions)
+    report = report_series()
+    [published, evaluated] >> report
+    all_series_published(report)
 
 
 sales_forecast()

@@ -49,25 +49,40 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
 
     from include.forecasting import extract, publish, registry
 
-    lines = [f"sales_forecast run {run_id}: {state.upper()}", ""]
+    run_report = config.storage_root / "runs" / f"{run_id.replace(':', '_')}.json"
+    outcome = json.loads(run_report.read_text()) if run_report.is_file() else None
+    verdict = state.upper()
+    if state == "success" and outcome and outcome["quarantined"]:
+        verdict = f"PARTIAL ({len(outcome['published'])} series published, {len(outcome['quarantined'])} quarantined)"
+    lines = [f"sales_forecast run {run_id}: {verdict}", ""]
     window = extract.history_window(logical_date, config.forecast.history_days)
     con = duckdb.connect(str(config.warehouse.path), read_only=True)
     try:
-        frame = extract.extract_duckdb(con, config.source.table, window, config.series)
+        frame = extract.extract_duckdb(con, config.source.table, window, config.series_ids)
         forecasts = publish.read_forecasts(con, config.warehouse.forecasts_table, logical_date)
     finally:
         con.close()
+    forecasts = forecasts[forecasts["run_id"] == run_id] if not forecasts.empty else forecasts  # this run's rows only
     sha = extract.frame_sha256(frame)
-    lines.append(f"Extract:    {len(frame)} rows, {frame['series_id'].nunique()} series, {frame['sales_date'].min():%Y-%m-%d} → {frame['sales_date'].max():%Y-%m-%d} (snapshot {sha[:12]})")
+    if frame.empty:
+        lines.append(f"Extract:    no rows in the window {window[0]} → {window[1]} (source {config.source.table})")
+    else:
+        lines.append(f"Extract:    {len(frame)} rows, {frame['series_id'].nunique()} series, {frame['sales_date'].min():%Y-%m-%d} → {frame['sales_date'].max():%Y-%m-%d} (snapshot {sha[:12]})")
     report_path = config.storage_root / "validation" / f"{sha[:20]}.json"
     if report_path.is_file():
         report = json.loads(report_path.read_text())
-        verdict = "passed" if report["success"] else "FAILED: " + "; ".join(f["expectation"] for f in report["failures"])
-        lines.append(f"Validation: {report['evaluated']} expectations {verdict}")
+        if report["success"]:
+            lines.append(f"Validation: {report['evaluated']} expectations passed; cadence {report.get('cadence')}")
+        else:
+            lines.append(f"Validation: {len(report['failures'])} of {report['evaluated']} expectations FAILED:")
+            lines += [f"  - {_failure_text(f)}" for f in report["failures"]]
+    if outcome and outcome["quarantined"]:
+        lines.append(f"Quarantined ({len(outcome['quarantined'])}): champion and published rows kept; fallback forecast if no champion")
+        lines += [f"  - {series}: {reason}" for series, reason in outcome["quarantined"].items()]
     gate_path = config.storage_root / "gate" / f"{run_id.replace(':', '_')}.json"
     if gate_path.is_file():
         decisions = json.loads(gate_path.read_text())
-        lines += ["", "Backtest (4 folds x 7 days)        cand MASE  naive MASE  champ MASE   RMSE   sMAPE  cover80  gate", "-" * 104]
+        lines += ["", f"Backtest ({config.backtest.folds} folds x {config.forecast.horizon} periods) cand MASE  naive MASE  champ MASE   RMSE   sMAPE  cover80  gate", "-" * 104]
         for d in decisions:
             c, n, ch = d.get("candidate") or {}, d.get("naive") or {}, d.get("champion") or {}
             fmt = lambda m, k: f"{m[k]:.3f}" if m.get(k) is not None else "  -  "  # noqa: E731
@@ -78,14 +93,16 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)
     lines += ["", "Champions (MLflow alias '" + config.mlflow.champion_alias + "'):"]
     for row in registry.registry_overview(client, config.mlflow.model_prefix, config.mlflow.champion_alias):
-        lines.append(f"  {row['model']:45s} champion v{row['champion']}  (previous: v{row['previous'] or '-'})")
-    lines += ["", f"Forecasts published to {config.warehouse.path.name}:{config.warehouse.forecasts_table} for logical date {logical_date} (80 % interval):"]
+        champion = f"champion v{row['champion']}" if row["champion"] else "no champion"
+        lines.append(f"  {row['model']:45s} {champion}  (previous: v{row['previous'] or '-'})")
+    lines += ["", f"Forecasts published by this run to {config.warehouse.path.name}:{config.warehouse.forecasts_table} for logical date {logical_date} (80 % interval):"]
     if forecasts.empty:
         lines.append("  (none)")
     for series_id, group in forecasts.groupby("series_id"):
-        lines.append(f"  {series_id} (model v{group['model_version'].iloc[0]}):")
+        version = group["model_version"].iloc[0]
+        lines.append(f"  {series_id} ({'model v' + version if not version.startswith('fallback') else version}):")
         for _, r in group.iterrows():
-            lines.append(f"    {r['forecast_date']:%a %Y-%m-%d}  {r['yhat']:8.0f}   [{r['yhat_lower']:8.0f}, {r['yhat_upper']:8.0f}]")
+            lines.append(f"    {r['forecast_date']:%a %Y-%m-%d}  {r['yhat']:10.2f}   [{r['yhat_lower']:10.2f}, {r['yhat_upper']:10.2f}]")
     lines += [
         "",
         "Next steps:",
@@ -97,6 +114,27 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     return "\n".join(lines)
 
 
+def _failure_text(f: dict[str, Any]) -> str:
+    """One failed expectation as the demo prints it: rule, config key, example rows, observed value."""
+    parts = [f["expectation"] + (f" on {f['column']}" if f.get("column") else "")]
+    if f.get("rule"):
+        parts.append(f"rule: {f['rule']}" + (f" (config {f['config_key']})" if f.get("config_key") else ""))
+    if f.get("rows"):
+        parts.append("e.g. " + "; ".join(f"{r.get('series_id')!r} {str(r.get('sales_date', ''))[:10]} value {r.get('value')}" for r in f["rows"][:3]))
+    if f.get("observed") is not None:
+        parts.append(f"observed {f['observed']}")
+    return ", ".join(parts)
+
+
+def tasks_that_ran(dag_run: Any) -> int:
+    """How many task instances of the run reached a running state (0: the run did nothing)."""
+    ran = 0
+    for ti in dag_run.get_task_instances():
+        if str(ti.state) in ("success", "failed", "up_for_retry", "running") or ti.start_date is not None:
+            ran += 1
+    return ran
+
+
 def main() -> int:
     """Run the demo; exit non-zero if the DAG run did not succeed."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -106,7 +144,12 @@ def main() -> int:
 
     config = load_config()
     # The run for logical date D trains on data through D-1: cover the last day of data.
-    logical_date = args.logical_date or last_data_date(config) + dt.timedelta(days=1)
+    if args.logical_date is None:
+        last = last_data_date(config)
+        if last is None:
+            print(f"The source table {config.source.table} has no dated rows: check source.seed_csv and source.columns in {config.path}.", file=sys.stderr)
+            return 1
+    logical_date = args.logical_date or last + dt.timedelta(days=1)
     log_dir = ROOT / ".local" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"demo-{logical_date}.log"
@@ -132,6 +175,14 @@ def main() -> int:
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
     state = str(getattr(dag_run, "state", "unknown"))
+    if tasks_that_ran(dag_run) == 0:
+        print(
+            f"sales_forecast run {dag_run.run_id}: NO TASK RAN (run state {state}).\n"
+            f"Nothing was extracted, trained or published for logical date {logical_date}. Check the log {log_file}: "
+            "a logical date before the DAG's start_date, or a run that a live scheduler timed out, leaves every task unrun.",
+            file=sys.stderr,
+        )
+        return 1
     print(summary(config, logical_date, dag_run.run_id, state))
     if state != "success":
         print(f"\nThe run did not succeed: see {log_file}", file=sys.stderr)

@@ -54,7 +54,7 @@ def main() -> int:
         started = time.perf_counter()
         try:
             result = registry.rollback(client, row["model"], row["series_id"], alias, args.to, actor, args.reason)
-            registry.verify_version(config.mlflow.tracking_uri, row["model"], result.version, config.forecast.horizon_days)
+            registry.verify_version(config.mlflow.tracking_uri, row["model"], result.version, config.forecast.horizon)
         except (LookupError, ValueError) as exc:
             print(f"{row['series_id']}: NOT rolled back: {exc}", file=sys.stderr)
             failures += 1

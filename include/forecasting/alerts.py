@@ -77,8 +77,18 @@ def describe_exception(exc: BaseException | None, redact: Any = None) -> str:
     """Exception type and first line of its message, passed through `redact` (Airflow's masker)."""
     if exc is None:
         return "unknown cause (no exception in the context)"
-    first = (str(exc).strip().splitlines() or [""])[0]
-    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+    def line(e: BaseException) -> str:
+        first = (str(e).strip().splitlines() or [""])[0]
+        return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+    # The innermost cause is what to act on ("attempt to write a readonly database"), the outer one
+    # says where it surfaced ("Query-invoked autoflush"): show both when they differ.
+    inner, seen = exc, set()
+    while (inner.__cause__ or inner.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    text = line(exc) if inner is exc else f"{line(exc)} (caused by {line(inner)})"
     return str(redact(text)) if redact else text
 
 
@@ -146,6 +156,20 @@ def mapped_failures(info: RunInfo, failures: list[dict[str, Any]]) -> dict[str, 
     lines = [f"`{f.get('task_id')}[{f.get('map_index')}]` {', '.join(f.get('series') or []) or '?'}: `{f.get('cause', '?')}`" for f in failures]
     body = f"*{len(failures)} mapped task(s) failed* after their retries.\n{_bullets(lines)}"
     return _payload(":red_circle: Sales forecast: series failed", info, body)
+
+
+def series_report(info: RunInfo, quarantined: dict[str, str], failures: list[dict[str, Any]], published: int, fallback: list[str]) -> dict[str, Any]:
+    """One message per run for everything that did not publish normally: each quarantined series with its
+    cause, failed mapped tasks, and the series published with a flagged fallback forecast."""
+    lines = [f"*{series}*: {reason}" for series, reason in sorted(quarantined.items())]
+    lines += [f"`{f.get('task_id')}[{f.get('map_index')}]` {', '.join(f.get('series') or []) or '?'}: `{f.get('cause', '?')}`" for f in failures]
+    parts = [f"*{len(quarantined)} series quarantined*: champion and published forecasts kept as they were."]
+    if failures:
+        parts.append(f"*{len(failures)} mapped task(s) failed* after their retries.")
+    if fallback:
+        parts.append(f"{len(fallback)} series without a champion got a seasonal-naive fallback forecast: {', '.join(sorted(fallback)[:MAX_ITEMS])}.")
+    parts.append(f"{published} series published.")
+    return _payload(":warning: Sales forecast: partial run", info, " ".join(parts) + "\n" + _bullets(lines))
 
 
 def rollback_notice(info: RunInfo, results: list[dict[str, Any]], actor: str, reason: str) -> dict[str, Any]:

@@ -47,6 +47,9 @@ class SnapshotRef:
     # input) but recomputing it means re-serialising the frame (~1.2 s at 1,000 series, in every task);
     # the file hash proves the same thing, that the file is the one extract wrote, in ~10 ms.
     file_sha256: str | None = None
+    # Set by validation: the panel's cadence label and series quarantined by per-series rules (id -> why).
+    cadence: str | None = None
+    quarantined: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for XCom."""

@@ -24,6 +24,7 @@ class GateDecision:
     naive: dict[str, Any] | None
     champion: dict[str, Any] | None
     thresholds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None  # why there was no candidate to judge (the series is quarantined)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (XCom, reports, alerts)."""
@@ -77,6 +78,7 @@ def decide(
         naive=naive,
         champion=champion,
         thresholds=thresholds,
+        error=error or (None if candidate is not None and naive is not None else "training produced no metrics"),
     )
 
 

@@ -10,34 +10,49 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from include.forecasting import evaluation, gate, registry, training
 from include.forecasting.config import Config
 from include.forecasting.extract import SnapshotRef, read_snapshot
-from include.forecasting.publish import forecast_rows
+from include.forecasting.frequency import Cadence, from_name
+from include.forecasting.publish import FALLBACK_VERSION, forecast_rows
 from include.forecasting.validation import DataValidationError, save_report, validate_frame
+
+# What a per-series failure of the modelling code can raise: caught per series (that series is quarantined,
+# the others go on). Store and network errors are not in this list: they fail the task, which retries.
+SERIES_ERRORS = (training.ModelFitError, ArithmeticError, ValueError, KeyError, IndexError, np.linalg.LinAlgError)
 
 log = logging.getLogger(__name__)
 
 
 def check_config_matches(config: Config, ref: SnapshotRef) -> None:
     """Refuse to go on if the config changed between extract and this task (a run uses one config)."""
-    if ref.config_sha256 != config.sha256:
+    if ref.config_sha256 != config.run_sha256:
         raise RuntimeError(
-            f"config {config.path} changed since extract (hash {config.sha256[:12]} != {ref.config_sha256[:12]}): "
+            f"config {config.path} changed since extract (hash {config.run_sha256[:12]} != {ref.config_sha256[:12]}): "
             "rerun the whole DAG run"
         )
 
 
-def validate_snapshot(config: Config, ref: SnapshotRef) -> dict[str, Any]:
-    """Validate a snapshot; save the full report; raise DataValidationError naming failures."""
+def validate_snapshot(config: Config, ref: SnapshotRef) -> tuple[SnapshotRef, dict[str, Any]]:
+    """Validate a snapshot; save the full report; raise DataValidationError naming failures that block the
+    run. Returns the reference completed with the panel's cadence and the series quarantined by per-series
+    rules (too little history, stale, gaps), and the report summary."""
     frame = read_snapshot(ref)
     report = validate_frame(frame, config, dt.date.fromisoformat(ref.window_end), ref.sha256)
     path = save_report(report, config.storage_root)
     if not report.success:
         raise DataValidationError(report)
-    return {**report.to_dict(), "report_path": str(path)}
+    checked = SnapshotRef.from_dict({**ref.to_dict(), "cadence": report.cadence, "quarantined": report.quarantined})
+    return checked, {**report.to_dict(), "report_path": str(path)}
+
+
+def selected_series(config: Config, ref: SnapshotRef) -> list[str]:
+    """The snapshot's series that the config selects (all, or the configured list)."""
+    wanted = config.series_ids
+    return [s for s in ref.series if wanted is None or s in wanted]
 
 
 def plan_chunks(config: Config, ref: SnapshotRef) -> list[list[str]]:
@@ -45,8 +60,9 @@ def plan_chunks(config: Config, ref: SnapshotRef) -> list[list[str]]:
 
     One mapped task per chunk: the scheduler's task count stays bounded (and below Airflow's
     max_map_length) however many series there are. Order is the snapshot's sorted order: stable.
+    Series quarantined by validation are not trained.
     """
-    series = [s for s in ref.series if config.series is None or s in config.series]
+    series = [s for s in selected_series(config, ref) if s not in (ref.quarantined or {})]
     size = max(config.forecast.series_per_task, -(-len(series) // config.forecast.max_chunks))
     return [series[i : i + size] for i in range(0, len(series), size)]
 
@@ -63,11 +79,21 @@ def _by_series(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {str(series_id): rows for series_id, rows in frame.groupby("series_id", sort=False)}
 
 
+def cadence_of(ref: SnapshotRef) -> Cadence:
+    """The panel cadence validation recorded on the reference (daily for references written before it)."""
+    return from_name(ref.cadence or "daily")
+
+
 def _series(frames: dict[str, pd.DataFrame], series_id: str, ref: SnapshotRef) -> pd.Series:
     rows = frames.get(series_id)
     if rows is None:
         raise KeyError(f"series {series_id!r} has no rows in snapshot {ref.sha256[:12]}")
-    return training.daily_series(rows, series_id, pd.Timestamp(ref.window_end))
+    return training.period_series(rows, series_id, pd.Timestamp(ref.window_end), cadence_of(ref))
+
+
+def settings(config: Config, ref: SnapshotRef) -> training.ModelSettings:
+    """The model settings for this snapshot's cadence."""
+    return training.settings_for(config.forecast, cadence_of(ref))
 
 
 def _client(config: Config, tracking_uri: str | None) -> Any:
@@ -82,6 +108,7 @@ def train_chunk(
     client = _client(config, tracking_uri)
     experiment_id = registry.ensure_experiment(client.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
     frames = _by_series(read_snapshot(ref))
+    model_settings = settings(config, ref)
     code = registry.code_version()
     out = []
     for series_id in series_ids:
@@ -97,13 +124,13 @@ def train_chunk(
         champion = registry.production_version(client, name, config.mlflow.champion_alias, ref.window_end)
         warm = training.warm_start_params(registry.spec_of(champion)) if config.forecast.warm_start else None
         try:
-            fitted = training.fit_series(y, config.forecast, start_params=warm)
-        except training.ModelFitError as exc:
-            # One unfit series must not sink the others: the gate rejects it and its champion stays.
-            log.error("%s", exc)
-            out.append({"series_id": series_id, "model_name": name, "version": None, "reused": False, "error": str(exc)})
+            fitted = training.fit_series(y, model_settings, start_params=warm)
+            forecast = fitted.forecast(model_settings.horizon, model_settings.interval_levels)
+        except SERIES_ERRORS as exc:
+            # One unfit series must not sink the others: it is quarantined and its champion stays.
+            log.warning("%s: quarantined: %s", series_id, exc)
+            out.append({"series_id": series_id, "model_name": name, "version": None, "reused": False, "error": f"fit failed: {exc}"})
             continue
-        forecast = fitted.forecast(config.forecast.horizon_days, config.forecast.interval_levels)
         tags = {
             registry.TAG_KEY: key,
             "logical_date": logical_date,
@@ -117,12 +144,12 @@ def train_chunk(
         params = {
             "order": list(fitted.spec.order), "seasonal_order": list(fitted.spec.seasonal_order),
             "closed_weekdays": list(fitted.spec.closed_weekdays), "history_start": str(y.index.min().date()),
-            "history_end": str(y.index.max().date()), "horizon_days": config.forecast.horizon_days,
+            "history_end": str(y.index.max().date()), "horizon": model_settings.horizon, "cadence": fitted.spec.cadence,
             "transform": fitted.spec.transform, "interval_z": fitted.spec.z,
         }
         version = registry.log_candidate(
             client, experiment_id, name, series_id, fitted, y, forecast, tags, params,
-            config.forecast.horizon_days, config.forecast.interval_levels,
+            model_settings.horizon, model_settings.interval_levels,
         )
         out.append({"series_id": series_id, "model_name": name, "version": str(version.version), "reused": False, "error": None, "fit_seconds": fitted.fit_seconds})
     return out
@@ -153,29 +180,39 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
             out.append(result)
             continue
         y = _series(frames, series_id, ref)
-        metrics: dict[str, Any] = {
-            "candidate": _backtest_spec(y, registry.spec_of(version), config).to_dict(),
-            "naive": evaluation.backtest(y, evaluation.seasonal_naive(config.backtest.season_length), config.backtest).to_dict(),
-            "champion": None,
-            "champion_version": result["champion_version"],
-        }
-        if champion is not None and str(champion.version) != str(version.version):
-            metrics["champion"] = _backtest_spec(y, registry.spec_of(champion), config).to_dict()
+        model_settings = settings(config, ref)
+        folds, horizon, m = config.backtest.folds, model_settings.horizon, model_settings.cadence.naive_lag
+        try:
+            metrics: dict[str, Any] = {
+                "candidate": _backtest_spec(y, registry.spec_of(version), model_settings, folds).to_dict(),
+                "naive": evaluation.backtest(y, evaluation.seasonal_naive(m), folds, horizon, m).to_dict(),
+                "champion": None,
+                "champion_version": result["champion_version"],
+            }
+            if champion is not None and str(champion.version) != str(version.version):
+                metrics["champion"] = _backtest_spec(y, registry.spec_of(champion), model_settings, folds).to_dict()
+        except SERIES_ERRORS as exc:
+            # A backtest that cannot run (a fold refit with no stable order, too short a history for the
+            # folds) quarantines this series only.
+            log.warning("%s: quarantined: backtest failed: %s", series_id, exc)
+            out.append({**result, "error": f"backtest failed: {exc}"})
+            continue
         registry.record_evaluation(client, version, metrics)
         result["metrics"] = metrics
         out.append(result)
     return out
 
 
-def _backtest_spec(y: pd.Series, spec: training.ModelSpec, config: Config) -> evaluation.Metrics:
-    """Refit a recorded spec's order on each fold, warm-started from its parameters (same protocol for all)."""
+def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: training.ModelSettings, folds: int) -> evaluation.Metrics:
+    """Refit a recorded spec's order on each fold, warm-started from its parameters (same protocol for all);
+    a fold where that order is rejected falls back through the guarded candidate search."""
     warm = training.warm_start_params(spec)
 
     def forecaster(train: pd.Series, horizon: int) -> pd.DataFrame:
-        fitted = training.fit_series(train, config.forecast, start_params=warm, orders=(spec.order,))
-        return fitted.forecast(horizon, config.forecast.interval_levels)
+        fitted = training.fit_series(train, model_settings, start_params=warm, orders=(spec.order,))
+        return fitted.forecast(horizon, model_settings.interval_levels)
 
-    return evaluation.backtest(y, forecaster, config.backtest)
+    return evaluation.backtest(y, forecaster, folds, model_settings.horizon, model_settings.cadence.naive_lag)
 
 
 def gate_all(config: Config, evaluated: list[dict[str, Any]], tracking_uri: str | None = None) -> list[dict[str, Any]]:
@@ -204,24 +241,80 @@ def save_json(config: Config, kind: str, name: str, payload: Any) -> Path:
 
 
 def champion_forecasts(
-    config: Config, ref: SnapshotRef, logical_date: dt.date, run_id: str, tracking_uri: str | None = None
-) -> tuple[pd.DataFrame, list[str]]:
-    """Forecast every series with the model that serves `logical_date` (registry.production_version):
+    config: Config,
+    ref: SnapshotRef,
+    logical_date: dt.date,
+    run_id: str,
+    tracking_uri: str | None = None,
+    errors: dict[str, str] | None = None,
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """Forecast every selected series with the model that serves `logical_date` (registry.production_version):
     the champion, or for a backfilled older date the newest gate-passed version trained for it or earlier.
 
-    Returns the rows to publish and the series that have no champion yet (nothing published for them).
+    Per series, the outcome says what was published: `champion` (with its version), `fallback` (no champion
+    yet: a seasonal-naive forecast with empirical intervals, model_version "fallback:seasonal_naive"), or
+    `quarantined` (nothing new published; its earlier rows and its champion stay as they were).
+    A series is quarantined by validation (`ref.quarantined`), by a failed fit or backtest (`errors`, from
+    the gate decisions) or by a failed forecast here; with no champion it still gets the fallback.
     """
     client = _client(config, tracking_uri)
     frames = _by_series(read_snapshot(ref))
-    parts, missing = [], []
-    for series_id in [s for s in ref.series if config.series is None or s in config.series]:
+    model_settings = settings(config, ref)
+    horizon, levels = model_settings.horizon, model_settings.interval_levels
+    quarantined = {**(ref.quarantined or {}), **(errors or {})}
+    parts, outcomes = [], {}
+    for series_id in selected_series(config, ref):
         name = registry.model_name(config.mlflow.model_prefix, series_id)
         champion = registry.production_version(client, name, config.mlflow.champion_alias, logical_date.isoformat())
-        if champion is None:
-            missing.append(series_id)
+        if series_id in quarantined and champion is not None:
+            outcomes[series_id] = {"status": "quarantined", "reason": quarantined[series_id], "version": str(champion.version)}
             continue
-        y = _series(frames, series_id, ref)
-        forecast = training.forecast_with_spec(y, registry.spec_of(champion), config.forecast.horizon_days, config.forecast.interval_levels)
-        parts.append(forecast_rows(series_id, forecast, name, str(champion.version), logical_date, run_id))
+        try:
+            y = _series(frames, series_id, ref)
+            if champion is None:
+                forecast = _fallback_forecast(y, model_settings)
+                version, status = FALLBACK_VERSION, "fallback"
+            else:
+                forecast = training.forecast_with_spec(y, registry.spec_of(champion), horizon, levels)
+                version, status = str(champion.version), "champion"
+            values = forecast[[c for c in forecast.columns if c.startswith("yhat")]].to_numpy(dtype=float)
+            if not np.isfinite(values).all() or (values < 0).any():
+                raise ValueError(f"forecast has non-finite or negative values: {values.min():.3g}..{values.max():.3g}")
+        except SERIES_ERRORS as exc:
+            log.warning("%s: quarantined at publish: %s", series_id, exc)
+            outcomes[series_id] = {"status": "quarantined", "reason": f"forecast failed: {exc}", "version": str(champion.version) if champion else None}
+            continue
+        parts.append(forecast_rows(series_id, forecast, name, version, logical_date, run_id, as_of=y.index.max()))
+        outcomes[series_id] = {"status": status, "version": version, "reason": quarantined.get(series_id)}
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return rows, missing
+    return rows, outcomes
+
+
+def _fallback_forecast(y: pd.Series, model_settings: training.ModelSettings) -> pd.DataFrame:
+    """Seasonal naive with empirical intervals, on the series' own future period dates."""
+    cadence = model_settings.cadence
+    frame = evaluation.seasonal_naive(cadence.naive_lag, model_settings.interval_levels)(y, model_settings.horizon)
+    return frame.assign(forecast_date=cadence.future(y.index.max(), model_settings.horizon))
+
+
+def series_outcomes(published: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every selected series' fate in one run, for the report and the aggregated alert.
+
+    `published` is champion_forecasts' outcome per series; `failures` are mapped tasks that failed for good
+    (their series never reached publishing, so they are quarantined with the task's cause).
+    """
+    quarantined = {s: o["reason"] or "quarantined" for s, o in published.items() if o["status"] == "quarantined"}
+    quarantined.update({s: o["reason"] for s, o in published.items() if o["status"] == "fallback" and o.get("reason")})
+    for f in failures:
+        for series_id in f.get("series") or []:
+            quarantined.setdefault(series_id, f"{f.get('task_id')} failed: {f.get('cause')}")
+    return {
+        "published": sorted(s for s, o in published.items() if o["status"] in ("champion", "fallback")),
+        "fallback": sorted(s for s, o in published.items() if o["status"] == "fallback"),
+        "quarantined": dict(sorted(quarantined.items())),
+    }
+
+
+def decision_errors(decisions: list[dict[str, Any]]) -> dict[str, str]:
+    """series -> why it had no candidate to judge (fit or backtest failed), from the gate decisions."""
+    return {d["series_id"]: d["error"] for d in decisions if d.get("error")}

@@ -16,6 +16,9 @@ from include.forecasting.extract import render_sql
 
 log = logging.getLogger(__name__)
 
+# model_version of a fallback forecast (a series with no champion yet): flagged, never a registry version.
+FALLBACK_VERSION = "fallback:seasonal_naive"
+
 FORECAST_COLUMNS = [
     "series_id", "forecast_date", "yhat", "yhat_lower", "yhat_upper", "yhat_lower_95", "yhat_upper_95",
     "model_name", "model_version", "logical_date", "as_of_date", "run_id", "published_at",
@@ -23,9 +26,15 @@ FORECAST_COLUMNS = [
 
 
 def forecast_rows(
-    series_id: str, forecast: pd.DataFrame, model_name: str, model_version: str, logical_date: dt.date, run_id: str
+    series_id: str,
+    forecast: pd.DataFrame,
+    model_name: str,
+    model_version: str,
+    logical_date: dt.date,
+    run_id: str,
+    as_of: pd.Timestamp | dt.date | None = None,
 ) -> pd.DataFrame:
-    """Shape one series' forecast frame into warehouse rows."""
+    """Shape one series' forecast frame into warehouse rows; `as_of` is the last period of data it saw."""
     rows = forecast.copy()
     rows["forecast_date"] = pd.to_datetime(rows["forecast_date"]).dt.date
     for column in ("yhat_lower_95", "yhat_upper_95"):
@@ -35,8 +44,9 @@ def forecast_rows(
     rows["model_name"] = model_name
     rows["model_version"] = str(model_version)
     rows["logical_date"] = logical_date
-    # The last day of data the model saw: the day before the first forecast date.
-    rows["as_of_date"] = (pd.Timestamp(rows["forecast_date"].min()) - pd.Timedelta(days=1)).date()
+    # The last period of data the model saw (default: the day before the first forecast date).
+    last = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(rows["forecast_date"].min()) - pd.Timedelta(days=1)
+    rows["as_of_date"] = last.date()
     rows["run_id"] = run_id
     rows["published_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
     return rows[FORECAST_COLUMNS]

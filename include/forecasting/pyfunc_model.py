@@ -26,7 +26,7 @@ import pandas as pd
 
 
 class SalesForecastModel(mlflow.pyfunc.PythonModel):
-    """predict(DataFrame with an optional `horizon` column) -> daily forecast with intervals."""
+    """predict(DataFrame with an optional `horizon` column) -> forecast per period with intervals."""
 
     def load_context(self, context: Any) -> None:
         """Rebuild the model from the version's spec and training history."""
@@ -41,7 +41,8 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
         self.history = None
         if "history" in context.artifacts:
             history = pd.read_csv(context.artifacts["history"], parse_dates=["date"])
-            self.history = history.set_index("date")["value"].asfreq("D").rename(meta.get("series_id", "series"))
+            freq = self.spec.frequency.pandas_freq
+            self.history = history.set_index("date")["value"].asfreq(freq).rename(meta.get("series_id", "series"))
         else:  # a version logged before the spec + history format
             with open(context.artifacts["results"], "rb") as fh:
                 self.results = pickle.load(fh)  # noqa: S301 - our own artifact, written by log_candidate

@@ -34,7 +34,8 @@ from include.forecasting.config import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 
-_CODE_FILES = ("training.py", "evaluation.py")
+# Libraries whose version can change a fit's numbers: part of the code version.
+_NUMERIC_LIBS = ("statsmodels", "numpy", "scipy", "pandas", "holidays")
 TAG_KEY = "idempotency_key"
 
 
@@ -65,22 +66,31 @@ def model_name(prefix: str, series_id: str) -> str:
     return f"{prefix}.{slug(series_id)}"
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Package version plus a hash of the modelling code: changing how models fit changes the key."""
+    """Package version plus a hash of the whole modelling package and the numeric libraries' versions:
+    a change in any module of include/forecasting, or a new statsmodels / numpy / scipy / pandas /
+    holidays, changes the key (and so refits)."""
+    from importlib.metadata import version as dist_version
+
     digest = hashlib.sha256()
-    for name in _CODE_FILES:
-        digest.update((Path(__file__).parent / name).read_bytes())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for lib in _NUMERIC_LIBS:
+        digest.update(f"{lib}=={dist_version(lib)}".encode())
     return f"{__version__}+{digest.hexdigest()[:12]}"
 
 
 def series_sha256(y: pd.Series) -> str:
-    """Hash of one series' training data: its id, dates and values.
+    """Hash of one series' training data: its id, dates and exact values (float64 bytes, no rounding).
 
     The id is part of it: two products with identical history must not share an idempotency key, or
     one would silently reuse the other's model version.
     """
-    payload = f"{y.name}\n" + "\n".join(f"{d:%Y-%m-%d},{v:.6g}" for d, v in y.items())
-    return hashlib.sha256(payload.encode()).hexdigest()
+    digest = hashlib.sha256(f"{y.name}\n".encode())
+    digest.update(pd.DatetimeIndex(y.index).strftime("%Y-%m-%d").str.cat(sep=",").encode())
+    digest.update(y.to_numpy(dtype="float64").tobytes())
+    return digest.hexdigest()
 
 
 def idempotency_key(data_sha: str, config_sha: str, code: str) -> str:
@@ -226,7 +236,7 @@ def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str) -> Any:
     ax.xaxis.set_major_locator(mdates.MonthLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     ax.set_title(title)
-    ax.set_ylabel("units per day")
+    ax.set_ylabel("quantity per period")
     ax.legend(loc="upper left", fontsize=8)
     return fig
 

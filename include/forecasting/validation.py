@@ -1,8 +1,16 @@
 """Validate an extracted snapshot with the Great Expectations suites in include/expectations/.
 
-Two suites: `daily_sales` checks rows; `daily_sales_series` checks a per-series profile (row counts,
-calendar gaps, freshness), because GX has no group-by expectation for pandas. Thresholds are GX suite
-parameters bound from the config, so the JSON suites hold rules and the YAML holds numbers.
+Three steps, each naming what failed:
+1. The panel's cadence (frequency.detect_cadence): a mixed or irregular panel blocks the run, naming the
+   series and the cadences found.
+2. `daily_sales` checks rows. A failure blocks the run (no training), naming the rule, the config key that
+   sets it where there is one, and example rows (series, date, value).
+3. `daily_sales_series` checks a per-series profile (rows, longest gap and staleness in periods), because GX
+   has no group-by expectation for pandas. A failing series is *quarantined* (not trained; its champion and
+   published rows stay; a series with no champion gets a flagged fallback forecast), never the whole run,
+   unless every series fails.
+Thresholds are GX suite parameters bound from the config, so the JSON suites hold rules and the YAML holds
+numbers. An expectation whose `meta.only_if` names a `validation` flag runs only when that flag is true.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from include.forecasting.config import PROJECT_ROOT, Config
+from include.forecasting.frequency import Cadence, CadenceError, detect_cadence
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +52,30 @@ class FailedExpectation:
     unexpected_count: int | None = None
     unexpected_examples: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
+    rule: str | None = None  # what the expectation means, in words (the suite's meta.rule)
+    config_key: str | None = None  # the config key that sets or switches the rule, if any
+    rows: list[dict[str, Any]] = field(default_factory=list)  # offending rows: series_id, sales_date, value
 
     def describe(self) -> str:
-        """A one-line human description."""
+        """A one-line human description: rule, config key, offending rows."""
         where = f" on column {self.column!r}" if self.column else ""
         parts = [f"{self.expectation}{where}"]
+        if self.rule:
+            parts.append(f"rule: {self.rule}" + (f" (config {self.config_key})" if self.config_key else ""))
         if self.unexpected_count:
             parts.append(f"{self.unexpected_count} unexpected")
-        if self.unexpected_examples:
+        if self.rows:
+            parts.append("e.g. " + "; ".join(_row_text(r) for r in self.rows[:3]))
+        elif self.unexpected_examples:
             parts.append(f"e.g. {self.unexpected_examples[:3]}")
         if self.observed is not None:
             parts.append(f"observed {self.observed}")
         return ", ".join(parts)
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    date = str(row.get("sales_date", "?"))[:10]
+    return f"series {row.get('series_id')!r} on {date}: value {row.get('value')!r}"
 
 
 @dataclass
@@ -66,11 +87,14 @@ class ValidationReport:
     evaluated: int
     failures: list[FailedExpectation]
     results: dict[str, Any] = field(repr=False, default_factory=dict)  # full GX results, JSON-ready
+    cadence: str | None = None
+    quarantined: dict[str, str] = field(default_factory=dict)  # series -> the per-series rule it failed
 
     def message(self) -> str:
         """Multi-line message naming each failed expectation with observed values."""
         if self.success:
-            return f"all {self.evaluated} expectations passed"
+            extra = f"; {len(self.quarantined)} series quarantined" if self.quarantined else ""
+            return f"all {self.evaluated} run-level expectations passed ({self.cadence}){extra}"
         lines = [f"{len(self.failures)} of {self.evaluated} expectations failed on snapshot {self.snapshot_sha256[:12]}:"]
         lines += [f"- [{f.suite}] {f.describe()}" for f in self.failures]
         return "\n".join(lines)
@@ -81,7 +105,9 @@ class ValidationReport:
             "success": self.success,
             "snapshot_sha256": self.snapshot_sha256,
             "evaluated": self.evaluated,
-            "failures": [f.__dict__ for f in self.failures],
+            "failures": [_jsonable(f.__dict__) for f in self.failures],
+            "cadence": self.cadence,
+            "quarantined": self.quarantined,
         }
 
 
@@ -93,38 +119,46 @@ def load_suite_definition(name: str, directory: Path = EXPECTATIONS_DIR) -> dict
     return json.loads(path.read_text())
 
 
-def series_profile(frame: pd.DataFrame, window_end: dt.date) -> pd.DataFrame:
-    """One row per series: rows, longest calendar gap, days since the newest row (window_end exclusive)."""
+def series_profile(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -> pd.DataFrame:
+    """One row per series: rows, longest gap between rows and periods since the newest row, in periods of
+    the cadence (window_end exclusive: data through its last period is 0 periods stale)."""
     rows = []
     clean = frame.dropna(subset=["sales_date", "series_id"])
+    last_period = cadence.last_period_before(pd.Timestamp(window_end))
     for series_id, group in clean.groupby("series_id", sort=True):
         dates = pd.DatetimeIndex(group["sales_date"].drop_duplicates().sort_values())
-        gaps = dates.to_series().diff().dt.days.dropna()
+        gaps = dates.to_series().diff().dt.days.dropna() / cadence.period_days
         rows.append(
             {
                 "series_id": str(series_id),
                 "n_rows": int(len(group)),
-                "max_gap_days": int(gaps.max()) if len(gaps) else 0,
-                # window_end is exclusive: data through window_end - 1 day is 0 days stale.
-                "days_since_last_row": int((pd.Timestamp(window_end) - dates.max()).days - 1),
+                # A gap of one period between consecutive rows is no gap at all.
+                "max_gap_periods": int(round(gaps.max())) - 1 if len(gaps) else 0,
+                "periods_since_last_row": int(round((last_period - dates.max()).days / cadence.period_days)),
             }
         )
-    return pd.DataFrame(rows, columns=["series_id", "n_rows", "max_gap_days", "days_since_last_row"])
+    return pd.DataFrame(rows, columns=["series_id", "n_rows", "max_gap_periods", "periods_since_last_row"])
 
 
 def suite_parameters(config: Config, frame: pd.DataFrame, window_end: dt.date) -> dict[str, Any]:
     """Bind the suites' $PARAMETERs from the config and the run's data interval."""
     present = sorted(map(str, frame["series_id"].dropna().unique()))
+    wanted = config.series_ids
     return {
-        # With an explicit series list, only those may appear and all of them must; with "all",
-        # every series in the window is known by definition.
-        "known_series": list(config.series) if config.series else present,
-        "expected_series": list(config.series) if config.series else [],
+        # With an explicit series list, only those may appear; with "all", every series in the window is
+        # known by definition. A listed series with no rows is quarantined (see validate_frame).
+        "known_series": list(wanted) if wanted else present,
         "last_allowed_date": (pd.Timestamp(window_end) - pd.Timedelta(days=1)).to_pydatetime(),
         "min_rows_per_series": config.validation.min_rows_per_series,
-        "max_gap_days": config.validation.max_gap_days,
-        "max_staleness_days": config.validation.max_staleness_days,
+        "max_gap_periods": config.validation.max_gap_periods,
+        "max_staleness_periods": config.validation.max_staleness_periods,
     }
+
+
+def _active(definition: dict[str, Any], config: Config) -> dict[str, Any]:
+    """The suite without expectations switched off by a `validation` flag (meta.only_if)."""
+    keep = [e for e in definition["expectations"] if not (e.get("meta") or {}).get("only_if") or getattr(config.validation, e["meta"]["only_if"])]
+    return {**definition, "expectations": keep}
 
 
 def _run_suite(context: Any, definition: dict[str, Any], frame: pd.DataFrame, params: dict[str, Any]) -> Any:
@@ -134,7 +168,10 @@ def _run_suite(context: Any, definition: dict[str, Any], frame: pd.DataFrame, pa
     source = context.data_sources.add_pandas(f"src_{definition['name']}")
     asset = source.add_dataframe_asset(name=definition["name"])
     batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
-    return batch.validate(suite, result_format="SUMMARY", expectation_parameters=params)
+    # The index columns make every failure name its rows (series and date), not only the bad values.
+    index = [c for c in ("series_id", "sales_date") if c in frame.columns]
+    result_format = {"result_format": "COMPLETE" if "sales_date" not in index else "SUMMARY", "unexpected_index_column_names": index}
+    return batch.validate(suite, result_format=result_format, expectation_parameters=params)
 
 
 def _failures(suite: str, result: Any) -> list[FailedExpectation]:
@@ -145,6 +182,7 @@ def _failures(suite: str, result: Any) -> list[FailedExpectation]:
         config = r.expectation_config
         res = r.result or {}
         error = (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
+        meta = config.meta or {}
         out.append(
             FailedExpectation(
                 suite=suite,
@@ -154,6 +192,9 @@ def _failures(suite: str, result: Any) -> list[FailedExpectation]:
                 unexpected_count=res.get("unexpected_count"),
                 unexpected_examples=_jsonable(res.get("partial_unexpected_list") or [])[:5],
                 kwargs=_jsonable({k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}),
+                rule=meta.get("rule"),
+                config_key=meta.get("config_key"),
+                rows=_jsonable(res.get("unexpected_index_list") or res.get("partial_unexpected_index_list") or [])[:20],
             )
         )
     return out
@@ -173,28 +214,66 @@ def _jsonable(value: Any) -> Any:
 
 
 def validate_frame(frame: pd.DataFrame, config: Config, window_end: dt.date, snapshot_sha256: str = "") -> ValidationReport:
-    """Run both suites on the frame and return a report; never raises for failed expectations."""
+    """Check the cadence, run both suites, and return a report; never raises for failed checks."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    try:
+        cadence = detect_cadence(frame, config.source.frequency)
+    except CadenceError as exc:
+        failure = FailedExpectation("cadence", "single_cadence", None, str(exc), rule="one cadence per panel", config_key="source.frequency")
+        report = ValidationReport(False, snapshot_sha256, 1, [failure])
+        log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
+        return report
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
     params = suite_parameters(config, frame, window_end)
     results: dict[str, Any] = {}
-    failures: list[FailedExpectation] = []
-    evaluated = 0
-    inputs = [
-        (config.validation.suite, frame),
-        (config.validation.series_suite, series_profile(frame, window_end)),
-    ]
-    for suite_name, data in inputs:
-        result = _run_suite(context, load_suite_definition(suite_name), data, params)
-        results[suite_name] = result.to_json_dict()
-        evaluated += len(result.results)
-        failures += _failures(suite_name, result)
-    report = ValidationReport(not failures, snapshot_sha256, evaluated, failures, results)
+    rows = _run_suite(context, _active(load_suite_definition(config.validation.suite), config), frame, params)
+    results[config.validation.suite] = rows.to_json_dict()
+    failures = _failures(config.validation.suite, rows)
+    evaluated = len(rows.results)
+    profile = series_profile(frame, window_end, cadence)
+    quarantined: dict[str, str] = {}
+    if not profile.empty:
+        per_series = _run_suite(context, load_suite_definition(config.validation.series_suite), profile, params)
+        results[config.validation.series_suite] = per_series.to_json_dict()
+        evaluated += len(per_series.results)
+        quarantined = _quarantine(_failures(config.validation.series_suite, per_series), profile, params)
+    for series_id in config.series_ids or ():
+        if series_id not in set(profile["series_id"]):
+            quarantined[series_id] = "no rows in the history window"
+    if not failures and profile.shape[0] and set(profile["series_id"]) <= set(quarantined):
+        failures.append(
+            FailedExpectation(
+                config.validation.series_suite, "some_series_usable", "series_id", f"all {len(profile)} series quarantined",
+                rule="at least one series passes the per-series rules", rows=[{"series_id": s, "value": r} for s, r in list(quarantined.items())[:5]],
+            )
+        )
+    report = ValidationReport(not failures, snapshot_sha256, evaluated, failures, results, cadence.label, quarantined)
     log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
+    for series_id, reason in quarantined.items():
+        log.warning("series %r quarantined by validation: %s", series_id, reason)
     return report
+
+
+def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params: dict[str, Any]) -> dict[str, str]:
+    """series -> the per-series rules it failed, with its observed value and the limit."""
+    by_id = profile.set_index("series_id")
+    out: dict[str, list[str]] = {}
+    for f in failures:
+        column = f.column or ""
+        limits = {k: v for k, v in f.kwargs.items() if k in ("min_value", "max_value")}
+        for row in f.rows:
+            series_id = str(row.get("series_id"))
+            observed = by_id.loc[series_id, column] if column in by_id.columns and series_id in by_id.index else row.get("value")
+            limit = ", ".join(f"{k.split('_')[0]} {_param_value(v, params)}" for k, v in limits.items())
+            out.setdefault(series_id, []).append(f"{f.rule or f.expectation}: {column} {observed} ({limit}; config {f.config_key})")
+    return {s: "; ".join(r) for s, r in sorted(out.items())}
+
+
+def _param_value(value: Any, params: dict[str, Any]) -> Any:
+    return params.get(value["$PARAMETER"]) if isinstance(value, dict) and "$PARAMETER" in value else value
 
 
 def save_report(report: ValidationReport, root: Path) -> Path:

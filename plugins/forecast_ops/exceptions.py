@@ -17,3 +17,7 @@ class ValidationFailedException(AirflowFailException):
 
 class ConfigInvalidException(AirflowFailException):
     """The configuration file is invalid; the message names the key and the file."""
+
+
+class RunFailedException(AirflowFailException):
+    """report_series saw failed upstream tasks: it has already sent the one aggregated alert."""

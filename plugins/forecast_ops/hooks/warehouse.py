@@ -15,10 +15,10 @@ def extract_daily_sales(config: Any, window: tuple[dt.date, dt.date]) -> Any:
 
     if config.source.kind == "duckdb":
         with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
-            return extract.extract_duckdb(con, config.source.table, window, config.series)
+            return extract.extract_duckdb(con, config.source.table, window, config.series_ids)
     hook = BigQuerySalesHook(billing_project=config.source.billing_project)
     sql = extract.render_sql("daily_sales", "bigquery", source_table=config.source.table)
-    return extract.normalise(hook.query_frame(sql, extract.query_parameters(window, config.series)))
+    return extract.normalise(hook.query_frame(sql, extract.query_parameters(window, config.series_ids)))
 
 
 def publish_forecasts(config: Any, rows: Any, logical_date: dt.date) -> int:

@@ -100,14 +100,14 @@ def _alerts_config() -> Any:
         log.warning("alerts config unavailable (%s); using defaults", exc)
         from include.forecasting.config import AlertsConfig
 
-        return AlertsConfig("http://127.0.0.1:8080", True, "#general")
+        return AlertsConfig(airflow_base_url="http://127.0.0.1:8080", notify_on_champion_change=True, channel="#general")
 
 
 class ForecastAlertNotifier(BaseNotifier):
     """Final-failure alert for a task (Airflow calls on_failure_callback only after the last retry).
 
     Mapped task instances do not post: they record their cause in XCom (`alert_cause`) and the
-    `alert_failed_series` task posts one aggregated message for the whole run.
+    `report_series` task posts one aggregated message for the whole run, once every try is final.
     """
 
     template_fields = ()
@@ -169,8 +169,10 @@ def send_champion_change(context: Any, promotions: list[dict[str, Any]], config:
     return send_payload(context, alerts.champion_change(run_info(context, config.alerts.airflow_base_url), promotions), config.alerts.channel)
 
 
-def send_mapped_failures(context: Any, failures: list[dict[str, Any]], config: Any) -> str:
-    """Post one aggregated message for the run's failed mapped tasks."""
+def send_series_report(context: Any, outcome: dict[str, Any], failures: list[dict[str, Any]], config: Any) -> str:
+    """Post the run's one aggregated message: quarantined series with causes, failed mapped tasks."""
     from include.forecasting import alerts
 
-    return send_payload(context, alerts.mapped_failures(run_info(context, config.alerts.airflow_base_url), failures), config.alerts.channel)
+    info = run_info(context, config.alerts.airflow_base_url)
+    payload = alerts.series_report(info, outcome["quarantined"], failures, len(outcome["published"]), outcome["fallback"])
+    return send_payload(context, payload, config.alerts.channel)
