@@ -37,14 +37,6 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Columns(_Section):
-    """Which CSV / source columns hold the date, the series id and the value."""
-
-    date: str = Field(min_length=1)
-    series: str = Field(min_length=1)
-    value: str = Field(min_length=1)
-
-
 class SourceConfig(_Section):
     """Where sales come from, and what cadence they have."""
 
@@ -52,7 +44,8 @@ class SourceConfig(_Section):
     table: str = Field(pattern=_TABLE_RE)
     billing_project: str | None = None
     seed_csv: Path | None = None
-    columns: Columns
+    # Which CSV / source columns hold the date, the series id and the value.
+    columns: dict[Literal["date", "series", "value"], Annotated[str, Field(min_length=1)]]
     # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
     frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
 
@@ -225,6 +218,9 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _cross(self) -> Config:
+        missing = {"date", "series", "value"} - set(self.source.columns)
+        if missing:
+            raise ValueError(f"source.columns must map date, series and value to column names; missing {sorted(missing)}")
         if self.source.kind == "duckdb" and self.source.table.count(".") > 1:
             raise ValueError(f"source.table for duckdb must be schema.table (got {self.source.table!r})")
         return self

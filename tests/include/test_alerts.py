@@ -35,7 +35,7 @@ def test_validation_message_names_failures(iowa_frame, tmp_path):
 
 
 def test_gate_message_shows_metrics_against_thresholds():
-    gate = GateConfig(0.0, 0.05)
+    gate = GateConfig(min_improvement_vs_naive=0.0, max_degradation_vs_champion=0.05)
     metrics = lambda v: {"mase": v, "rmse": 900.0, "smape": 0.3, "mape": 3.0, "coverage_80": 0.8, "folds": 4}  # noqa: E731
     decisions = [
         decide("TITOS HANDMADE VODKA", "p.t", "4", metrics(1.1), metrics(1.03), "3", metrics(0.94), gate).to_dict(),

@@ -1,4 +1,5 @@
-"""Config loading: the shipped file is valid; every kind of mistake fails fast and names the key."""
+"""Config loading (pydantic models): the shipped file is valid; every kind of mistake fails fast and names
+the key, the file and what is allowed; the model hash follows model settings only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from include.forecasting.config import ConfigError, load_config, parse_config
 
 def test_shipped_config_is_valid_and_resolves_paths():
     config = load_config(ROOT / "include" / "config" / "forecast.yaml")
-    assert config.source.kind == "duckdb" and config.series is None
+    assert config.source.kind == "duckdb" and config.series_ids is None and config.source.frequency == "auto"
+    assert config.forecast.holidays is not None and config.forecast.holidays.country == "US"
+    assert config.validation.whole_units is False
     assert config.forecast.interval_levels == (0.8, 0.95)
     assert config.source.seed_csv == ROOT / "include" / "data" / "iowa_sales.csv"
     assert config.mlflow.tracking_uri == f"sqlite:///{ROOT / '.local' / 'mlflow' / 'mlflow.db'}"
@@ -25,35 +28,39 @@ def _raw() -> dict:
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
-        ("forecast", "horizon_days", 0, "forecast.horizon_days must be a whole number >= 1"),
-        ("forecast", "horizon_days", "7", "forecast.horizon_days"),
+        ("forecast", "horizon", 0, "forecast.horizon: Input should be greater than or equal to 1"),
+        ("forecast", "horizon", "seven", "forecast.horizon"),
         ("forecast", "interval_levels", [80], "interval_levels"),
-        ("forecast", "candidate_orders", [[1, 0]], "candidate_orders"),
-        ("source", "kind", "postgres", "source.kind must be one of"),
-        ("source", "table", "sales; DROP TABLE x", "source.table must be matching"),
-        ("source", "columns", {"date": "d"}, "source.columns"),
+        ("forecast", "models", {"daily": {"candidate_orders": [[1, 0]], "seasonal_order": [0, 1, 1]}}, "forecast.models.daily.candidate_orders"),
+        ("source", "kind", "postgres", "source.kind: Input should be 'duckdb' or 'bigquery'"),
+        ("source", "frequency", "hourly", "source.frequency: Input should be 'auto', 'daily', 'weekly' or 'monthly'"),
+        ("source", "table", "sales; DROP TABLE x", "source.table: String should match pattern"),
+        ("source", "columns", {"date": "d"}, "source.columns must map date, series and value"),
         ("gate", "max_degradation_vs_champion", -1, "gate.max_degradation_vs_champion"),
         ("mlflow", "champion_alias", "Champion", "champion_alias"),
-        ("forecast", "holidays", ["Boxing Day"], "forecast.holidays must be a list of holiday names"),
-        ("forecast", "order_search", "grid", "forecast.order_search must be one of"),
-        ("forecast", "max_chunks", 0, "forecast.max_chunks must be a whole number >= 1"),
+        ("forecast", "holidays", {"country": "XX"}, "forecast.holidays: country 'XX' is not in the holidays package"),
+        ("forecast", "holidays", {"country": "US", "subdivision": "ZZ"}, "subdivision 'ZZ' is not one of US's"),
+        ("forecast", "order_search", "grid", "forecast.order_search: Input should be 'first_stable' or 'aic'"),
+        ("forecast", "max_chunks", 0, "forecast.max_chunks"),
+        ("validation", "whole_units", "maybe", "validation.whole_units"),
     ],
 )
 def test_invalid_values_name_the_key(section, key, value, message):
     raw = _raw()
     raw[section][key] = value
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(";", ";")):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(";", ";")) as error:
         parse_config(raw)
+    assert "config error in" in str(error.value)  # and the file
 
 
 def test_unknown_and_missing_keys_are_errors():
     raw = _raw()
-    raw["forecast"]["horizon"] = 7
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['horizon'\] in section 'forecast'"):
+    raw["forecast"]["horizon_weeks"] = 7
+    with pytest.raises(ConfigError, match=r"forecast.horizon_weeks: unknown key"):
         parse_config(raw)
     raw = _raw()
     del raw["gate"]
-    with pytest.raises(ConfigError, match="section 'gate' is missing"):
+    with pytest.raises(ConfigError, match="gate: Field required"):
         parse_config(raw)
     raw = _raw()
     raw["series"] = ["A", "A"]
@@ -61,11 +68,12 @@ def test_unknown_and_missing_keys_are_errors():
         parse_config(raw)
 
 
-def test_backtest_must_fit_in_history():
+def test_older_key_names_still_load():
     raw = _raw()
-    raw["backtest"]["folds"] = 200
-    with pytest.raises(ConfigError, match="shorter than forecast.history_days"):
-        parse_config(raw)
+    raw["forecast"]["horizon_days"] = raw["forecast"].pop("horizon")
+    raw["validation"]["max_gap_days"] = raw["validation"].pop("max_gap_periods")
+    config = parse_config(raw)
+    assert config.forecast.horizon == 7 and config.validation.max_gap_periods == 14
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
@@ -81,11 +89,25 @@ def test_hash_follows_settings_not_formatting(tmp_path):
     a = load_config(write_config(tmp_path))
     (tmp_path / "forecast.yaml").write_text("# a comment\n" + (tmp_path / "forecast.yaml").read_text())
     assert load_config(tmp_path / "forecast.yaml").sha256 == a.sha256
-    b = load_config(write_config(tmp_path, **{"forecast.horizon_days": 14}))
+    b = load_config(write_config(tmp_path, **{"forecast.horizon": 14}))
     assert b.sha256 != a.sha256
 
 
+def test_hash_ignores_paths_channels_and_chunking(tmp_path):
+    """The training key's config part: moving the data file, renaming the Slack channel or re-chunking
+    must not refit anything; the run hash (mid-run change detection) still sees them."""
+    a = load_config(write_config(tmp_path))
+    for override in ({"source.seed_csv": "/elsewhere/sales.csv"}, {"alerts.channel": "#other"}, {"forecast.max_chunks": 3}, {"storage.root": "/tmp/x"}):
+        other = tmp_path / "other"
+        other.mkdir(exist_ok=True)
+        b = load_config(write_config(other, **override))
+        assert b.sha256 == a.sha256, override
+        assert b.run_sha256 != a.run_sha256 or "storage.root" in override, override
+    c = load_config(write_config(tmp_path, **{"gate.max_degradation_vs_champion": 0.2}))
+    assert c.sha256 != a.sha256
+
+
 def test_env_var_selects_config(tmp_path, monkeypatch):
-    path = write_config(tmp_path, **{"forecast.horizon_days": 3})
+    path = write_config(tmp_path, **{"forecast.horizon": 3})
     monkeypatch.setenv("FORECAST_CONFIG", str(path))
-    assert load_config().forecast.horizon_days == 3
+    assert load_config().forecast.horizon == 3

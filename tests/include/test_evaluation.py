@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from include.forecasting import evaluation
-from include.forecasting.config import BacktestConfig
 
 
 def test_fold_metrics_by_hand():
@@ -35,11 +34,10 @@ def test_seasonal_naive_repeats_last_week():
 def test_backtest_of_a_perfect_and_the_naive_forecaster():
     index = pd.date_range("2025-01-01", periods=70)
     weekly = pd.Series(np.tile([5, 6, 7, 8, 9, 0, 1], 10).astype(float), index=index)
-    config = BacktestConfig(folds=4, fold_days=7, season_length=7)
-    naive = evaluation.backtest(weekly, evaluation.seasonal_naive(7), config)
+    naive = evaluation.backtest(weekly, evaluation.seasonal_naive(7), 4, 7, 7)
     assert naive.mase != naive.mase or naive.mase == 0.0  # flat weekly pattern: scale 0 -> nan, or 0 error
     noisy = weekly + np.linspace(0, 7, 70)
-    result = evaluation.backtest(noisy, evaluation.seasonal_naive(7), config)
+    result = evaluation.backtest(noisy, evaluation.seasonal_naive(7), 4, 7, 7)
     assert result.folds == 4 and result.mase == pytest.approx(1.0) and result.coverage_80 is None
 
     def oracle(train: pd.Series, horizon: int) -> pd.DataFrame:
@@ -47,5 +45,18 @@ def test_backtest_of_a_perfect_and_the_naive_forecaster():
         truth = noisy.to_numpy()[start : start + horizon]
         return pd.DataFrame({"yhat": truth, "yhat_lower": truth - 1, "yhat_upper": truth + 1})
 
-    perfect = evaluation.backtest(noisy, oracle, config)
+    perfect = evaluation.backtest(noisy, oracle, 4, 7, 7)
     assert perfect.mase == 0 and perfect.rmse == 0 and perfect.coverage_80 == 1.0
+
+
+def test_seasonal_naive_intervals_are_empirical_and_non_negative():
+    """The fallback forecast: lag-m repeat with intervals from the history's own lag-m errors."""
+    rng = np.random.default_rng(7)
+    y = pd.Series(np.tile([5.0, 6, 7, 8, 9, 0, 1], 12) + rng.normal(0, 1, 84).clip(-3, 3))
+    frame = evaluation.seasonal_naive(7, (0.8, 0.95))(y, 14)
+    assert (frame["yhat_lower"] <= frame["yhat"]).all() and (frame["yhat"] <= frame["yhat_upper"]).all()
+    assert (frame["yhat_lower_95"] <= frame["yhat_lower"]).all() and (frame["yhat_lower_95"] >= 0).all()
+    # Wider two seasons ahead than one.
+    assert (frame["yhat_upper"].iloc[7:].to_numpy() - frame["yhat"].iloc[7:].to_numpy() > frame["yhat_upper"].iloc[:7].to_numpy() - frame["yhat"].iloc[:7].to_numpy()).all()
+    short = evaluation.seasonal_naive(7, (0.8,))(pd.Series([2.0, 4.0]), 3)
+    assert list(short["yhat"]) == [3.0, 3.0, 3.0] and list(short["yhat_lower"]) == [2.0] * 3 and list(short["yhat_upper"]) == [4.0] * 3

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from conftest import write_config
 
@@ -19,7 +17,7 @@ def ref(series: list[str], config_sha: str) -> SnapshotRef:
 @pytest.mark.parametrize(("n", "per_task", "max_chunks", "chunks", "largest"), [(5, 1, 32, 5, 1), (1000, 1, 32, 32, 32), (1000, 50, 32, 20, 50), (100_000, 1, 1000, 1000, 100)])
 def test_chunks_are_bounded_ordered_and_complete(tmp_path, n, per_task, max_chunks, chunks, largest):
     config = load_config(write_config(tmp_path))
-    config = dataclasses.replace(config, forecast=dataclasses.replace(config.forecast, series_per_task=per_task, max_chunks=max_chunks))
+    config = config.model_copy(update={"forecast": config.forecast.model_copy(update={"series_per_task": per_task, "max_chunks": max_chunks})})
     series = [f"S{i:06d}" for i in range(n)]
     planned = plan_chunks(config, ref(series, config.sha256))
     assert len(planned) == chunks and max(map(len, planned)) == largest
@@ -29,3 +27,9 @@ def test_chunks_are_bounded_ordered_and_complete(tmp_path, n, per_task, max_chun
 def test_configured_series_filter_the_plan(tmp_path):
     config = load_config(write_config(tmp_path, series=["B", "D"]))
     assert plan_chunks(config, ref(["A", "B", "C", "D"], config.sha256)) == [["B"], ["D"]]
+
+
+def test_quarantined_series_are_not_planned(tmp_path):
+    config = load_config(write_config(tmp_path))
+    checked = SnapshotRef.from_dict({**ref(["A", "B", "C"], config.sha256).to_dict(), "quarantined": {"B": "enough history: n_rows 20"}})
+    assert plan_chunks(config, checked) == [["A"], ["C"]]

@@ -11,6 +11,7 @@ from conftest import read_seed, write_config
 
 from include.forecasting import training
 from include.forecasting.config import load_config
+from include.forecasting.frequency import DAILY, weekly
 
 END = pd.Timestamp("2025-05-31")
 
@@ -18,6 +19,11 @@ END = pd.Timestamp("2025-05-31")
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     return load_config(write_config(tmp_path_factory.mktemp("t")))
+
+
+@pytest.fixture(scope="module")
+def settings(config):
+    return training.settings_for(config.forecast, DAILY)
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +50,9 @@ def test_saturday_is_the_closed_day(velvet):
     assert training.closed_weekdays(velvet, 12, 0.0) == ()
 
 
-def test_fit_and_forecast(velvet, config):
-    fitted = training.fit_series(velvet, config.forecast)
-    assert tuple(fitted.spec.order) in config.forecast.candidate_orders
+def test_fit_and_forecast(velvet, settings):
+    fitted = training.fit_series(velvet, settings)
+    assert tuple(fitted.spec.order) in settings.candidate_orders and fitted.spec.seasonal_order == (0, 1, 1, 7)
     fc = fitted.forecast(7, (0.8, 0.95))
     assert list(fc["forecast_date"]) == list(pd.date_range("2025-05-31", periods=7))
     sat = fc["forecast_date"].dt.day_of_week == 5
@@ -59,42 +65,40 @@ def test_fit_and_forecast(velvet, config):
     assert all(c["rejected"] is None or isinstance(c["rejected"], str) for c in fitted.candidates)
 
 
-def test_fit_is_deterministic(velvet, config):
-    a = training.fit_series(velvet, config.forecast).forecast(7)
-    b = training.fit_series(velvet, config.forecast).forecast(7)
+def test_fit_is_deterministic(velvet, settings):
+    a = training.fit_series(velvet, settings).forecast(7)
+    b = training.fit_series(velvet, settings).forecast(7)
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_forecast_with_spec_reproduces_the_fit(velvet, config):
-    fitted = training.fit_series(velvet, config.forecast)
-    again = training.forecast_with_spec(velvet, fitted.spec, 7, config.forecast.interval_levels)
+def test_forecast_with_spec_reproduces_the_fit(velvet, settings):
+    fitted = training.fit_series(velvet, settings)
+    again = training.forecast_with_spec(velvet, fitted.spec, 7, settings.interval_levels)
     np.testing.assert_allclose(again["yhat"], fitted.forecast(7)["yhat"], rtol=1e-6)
     spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
     assert spec == fitted.spec
 
 
-def test_warm_start_reaches_the_same_model(velvet, config):
-    cold = training.fit_series(velvet.iloc[:-1], config.forecast)
-    warm = training.fit_series(velvet, config.forecast, start_params=training.warm_start_params(cold.spec))
-    ref = training.fit_series(velvet, config.forecast)
+def test_warm_start_reaches_the_same_model(velvet, settings):
+    cold = training.fit_series(velvet.iloc[:-1], settings)
+    warm = training.fit_series(velvet, settings, start_params=training.warm_start_params(cold.spec))
+    ref = training.fit_series(velvet, settings)
     assert abs(warm.spec.aic - ref.spec.aic) < 1.0
 
 
-def test_explosive_forecasts_are_rejected(config):
+def test_explosive_forecasts_are_rejected(settings):
     """A series that has just tripled: with a tight explosion factor every candidate is refused."""
     index = pd.date_range("2024-01-01", periods=200, freq="D")
     y = pd.Series(np.r_[np.full(190, 100.0), np.geomspace(100, 5000, 10)], index=index, name="ramp")
-    import dataclasses
-
-    strict = dataclasses.replace(config.forecast, explosion_factor=1.0)
+    strict = dataclasses.replace(settings, explosion_factor=1.0)
     with pytest.raises(training.ModelFitError, match="explosive forecast|no candidate"):
         training.fit_series(y, strict)
 
 
-def test_too_little_data_is_a_clear_error(config):
+def test_too_little_data_is_a_clear_error(settings):
     y = pd.Series([5.0] * 20, index=pd.date_range("2025-01-01", periods=20), name="short")
-    with pytest.raises(training.ModelFitError, match="too little data"):
-        training.fit_series(y, config.forecast)
+    with pytest.raises(training.ModelFitError, match="too little history"):
+        training.fit_series(y, settings)
 
 
 def test_unknown_series_is_a_key_error(iowa_frame):
@@ -102,19 +106,20 @@ def test_unknown_series_is_a_key_error(iowa_frame):
         training.daily_series(iowa_frame, "NOPE", END)
 
 
-def test_closure_holidays_are_learned_and_applied(velvet, config):
-    """Memorial Day 2025 (Mon 26 May) sold ~1 % of a normal Monday: the model must not forecast a Monday."""
-    dates = training.holiday_dates(config.forecast.holidays, velvet.index.min(), velvet.index.max())
-    assert pd.Timestamp("2024-12-25") in dates and pd.Timestamp("2025-05-26") in dates
-    assert pd.Timestamp("2024-11-11") not in dates  # Veterans Day is not in the shipped list
+def test_closure_holidays_are_learned_and_applied(velvet, settings):
+    """Memorial Day 2025 (Mon 26 May) sold ~1 % of a normal Monday: the model must not forecast a Monday.
+    The calendar is the `holidays` package's (US, Iowa); each holiday has its own learned ratio."""
+    names = training.holiday_names(("US", "IA"), velvet.index.min(), velvet.index.max())
+    assert names[pd.Timestamp("2024-12-25")] == "Christmas Day" and names[pd.Timestamp("2025-05-26")] == "Memorial Day"
     history = velvet[: pd.Timestamp("2025-05-23")]  # data through Fri 23 May; forecast Sat 24 .. Fri 30
-    effect = training.holiday_effect(history, dates)
-    assert 0 <= effect["low"] <= effect["factor"] <= effect["high"] <= 1 and effect["factor"] < 0.5
-    fc = training.fit_series(history, config.forecast).forecast(7, (0.8,)).set_index("forecast_date")
-    memorial, tuesday = fc.loc[pd.Timestamp("2025-05-26")], fc.loc[pd.Timestamp("2025-05-27")]
-    assert memorial["yhat"] < 0.25 * tuesday["yhat"]
-    assert memorial["yhat_lower"] <= memorial["yhat"] <= memorial["yhat_upper"]
-    without = training.fit_series(history, dataclasses.replace(config.forecast, holidays=())).forecast(7, (0.8,))
+    effect = training.holiday_effect(history, names[names.index <= history.index.max()])
+    memorial = effect["Memorial Day"]
+    assert 0 <= memorial["low"] <= memorial["factor"] <= memorial["high"] and memorial["factor"] < 0.5
+    fc = training.fit_series(history, settings).forecast(7, (0.8,)).set_index("forecast_date")
+    monday, tuesday = fc.loc[pd.Timestamp("2025-05-26")], fc.loc[pd.Timestamp("2025-05-27")]
+    assert monday["yhat"] < 0.25 * tuesday["yhat"]
+    assert monday["yhat_lower"] <= monday["yhat"] <= monday["yhat_upper"]
+    without = training.fit_series(history, dataclasses.replace(settings, holidays=None)).forecast(7, (0.8,))
     assert without.set_index("forecast_date").loc[pd.Timestamp("2025-05-26"), "yhat"] > 0.5 * tuesday["yhat"]
     assert velvet.loc["2025-05-26"] < 0.1 * velvet.loc["2025-05-27"]  # what actually happened
 
@@ -123,16 +128,72 @@ def test_holiday_effect_needs_usable_neighbours():
     days = pd.date_range("2025-05-12", "2025-06-08", freq="D")
     y = pd.Series(100.0, index=days)
     y[pd.Timestamp("2025-05-26")] = 30.0
-    effect = training.holiday_effect(y, pd.DatetimeIndex([pd.Timestamp("2025-05-26")]))
-    assert effect == {"factor": 0.3, "low": 0.3, "high": 0.3, "n": 1.0}
-    assert training.holiday_effect(y, pd.DatetimeIndex([])) == {}
+    effect = training.holiday_effect(y, pd.Series({pd.Timestamp("2025-05-26"): "Memorial Day"}))
+    assert effect == {"Memorial Day": {"factor": 0.3, "low": 0.3, "high": 0.3, "n": 1.0}}
+    assert training.holiday_effect(y, pd.Series(dtype=object)) == {}
 
 
-def test_targeted_search_stops_at_the_first_stable_candidate(velvet, config):
-    targeted = training.fit_series(velvet, config.forecast)
-    assert config.forecast.order_search == "first_stable"
-    assert [c["order"] for c in targeted.candidates] == [list(config.forecast.candidate_orders[0])]
-    full = training.fit_series(velvet, dataclasses.replace(config.forecast, order_search="aic"))
-    assert [c["order"] for c in full.candidates] == [list(o) for o in config.forecast.candidate_orders]
+def test_targeted_search_stops_at_the_first_stable_candidate(velvet, settings):
+    targeted = training.fit_series(velvet, settings)
+    assert settings.order_search == "first_stable"
+    assert [c["order"] for c in targeted.candidates] == [list(settings.candidate_orders[0])]
+    full = training.fit_series(velvet, dataclasses.replace(settings, order_search="aic"))
+    assert [c["order"] for c in full.candidates] == [list(o) for o in settings.candidate_orders]
     best = min((c for c in full.candidates if c["rejected"] is None), key=lambda c: c["aic"])
     assert list(full.spec.order) == best["order"]
+
+
+def test_rejected_candidates_fall_back_to_safe_orders(velvet, settings):
+    """A candidate list whose every order is rejected (here: unusable AR(5) with 5 iterations, explosive
+    guard tight) still yields a stable model from the safe orders, never an unstable one."""
+    odd = dataclasses.replace(settings, candidate_orders=((5, 2, 5),), max_iter=5)
+    fitted = training.fit_series(velvet, odd)
+    tried = [c["order"] for c in fitted.candidates]
+    assert tried[0] == [5, 2, 5]
+    assert fitted.candidates[0]["rejected"] is not None or fitted.spec.order == (5, 2, 5)
+    if fitted.spec.order != (5, 2, 5):
+        assert list(fitted.spec.order) in ([0, 1, 1], [0, 1, 0])
+    assert np.all(np.abs(fitted.results.maroots) > 1) if len(fitted.results.maroots) else True
+
+
+def test_zero_heavy_series_forecasts_its_zero_probability():
+    """A product selling on ~30 % of days: its median is 0 (hurdle), its upper bound is not."""
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2024-01-01", periods=364, freq="D")
+    sells = rng.random(364) < 0.3
+    y = pd.Series(np.where(sells, rng.lognormal(2.0, 0.4, 364), 0.0), index=days, name="sparse")
+    settings = dataclasses.replace(training.settings_for(load_config(write_config_tmp()).forecast, DAILY), closure_share=0.95, holidays=None)
+    fitted = training.fit_series(y, settings)
+    fc = fitted.forecast(7, (0.8,))
+    pi = fc["forecast_date"].dt.day_of_week.map(lambda d: fitted.spec.zero_share[training.WEEKDAYS[d]])
+    assert pi.between(0.5, 0.94).all()  # this seed: every weekday mostly zero, none closed
+    assert (fc["yhat"] == 0).all() and (fc["yhat_lower"] == 0).all()
+    # The 90 % quantile is a sale where P(no sale) < 0.9, and 0 where it is not.
+    assert ((fc["yhat_upper"] > 3) == (pi < 0.9)).all() and (pi < 0.9).any()
+    # A mostly-selling series keeps a positive median.
+    dense = pd.Series(np.where(rng.random(364) < 0.9, rng.lognormal(2.0, 0.4, 364), 0.0), index=days, name="dense")
+    assert (training.fit_series(dense, settings).forecast(7, (0.8,))["yhat"] > 3).all()
+
+
+def test_weekly_series_keeps_its_weekday(config):
+    """A weekly panel dated on Fridays: laid on W-FRI, forecast on the following Fridays, no season."""
+    fridays = pd.date_range("2021-01-01", periods=150, freq="W-FRI")
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"sales_date": fridays, "series_id": "store 1", "value": 1000 + rng.normal(0, 50, 150).cumsum()})
+    cadence = weekly("FRI")
+    y = training.period_series(frame, "store 1", fridays[-1] + pd.Timedelta(days=1), cadence)
+    assert y.index.freqstr == "W-FRI" and len(y) == 150
+    s = training.settings_for(config.forecast, cadence)
+    assert s.seasonal_order == (0, 0, 0, 0) and s.candidate_orders[0] == (0, 1, 1)
+    fc = training.fit_series(y, s).forecast(4, (0.8,))
+    assert list(fc["forecast_date"]) == list(pd.date_range(fridays[-1] + pd.Timedelta(days=7), periods=4, freq="W-FRI"))
+    assert (fc["forecast_date"].dt.day_of_week == 4).all()
+    assert fc["yhat"].between(0.5 * y.iloc[-1], 1.5 * y.iloc[-1]).all()
+
+
+def write_config_tmp():
+    """A config file in a fresh temporary folder."""
+    import tempfile
+    from pathlib import Path
+
+    return write_config(Path(tempfile.mkdtemp()))
