@@ -202,14 +202,16 @@ def _failures(suite: str, result: Any) -> list[FailedExpectation]:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON values; NaN/inf become strings, because XCom and Slack payloads must be strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(value)  # np.float64 too
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
+    if isinstance(value, int):
+        return int(value)
     return _jsonable(json.loads(json.dumps(value, default=str)))
 
 

@@ -31,9 +31,10 @@ def test_tags_retries_docs(dagbag):
         assert dag.doc_md, dag_id
         assert dag_id == "sales_forecast" or dag.schedule is None  # only the main DAG is scheduled
         for task in dag.tasks:
-            if task.task_id not in ("validate_sales", "alert_failed_series"):  # fail-fast by design
+            if task.task_id not in ("validate_sales", "report_series"):  # fail-fast by design
                 assert task.retries >= 2, f"{dag_id}.{task.task_id}"
-            assert task.on_failure_callback, f"{dag_id}.{task.task_id} has no failure alert"
+            if task.task_id != "report_series":  # it sends the run's one aggregated alert itself
+                assert task.on_failure_callback, f"{dag_id}.{task.task_id} has no failure alert"
 
 
 def test_shape_of_sales_forecast(dagbag):
@@ -45,6 +46,12 @@ def test_shape_of_sales_forecast(dagbag):
     assert dag.get_task("validate_sales").downstream_task_ids == {"plan_series", "train_series", "evaluate_series", "publish_forecasts"}
     assert "validate_sales" in dag.get_task("promote_champion").get_flat_relative_ids(upstream=True)
     assert {"extract_sales", "validate_sales", "train_series", "evaluate_series", "gate_models", "promote_champion", "publish_forecasts"} <= set(dag.task_ids)
+    # The report waits for every try of every task (all_done) and is the only way to the partial-run leaf.
+    report = dag.get_task("report_series")
+    assert report.trigger_rule == "all_done" and report.retries == 0 and not report.on_failure_callback
+    assert {"publish_forecasts", "evaluate_series"} <= report.upstream_task_ids
+    assert report.downstream_task_ids == {"all_series_published"} and dag.get_task("all_series_published").downstream_task_ids == set()
+    assert dag.start_date.year <= 1970  # any history a user brings has a runnable logical date
 
 
 def test_parse_imports_nothing_heavy_and_needs_no_connection():

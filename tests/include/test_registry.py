@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import read_seed, write_config
 
+from include.forecasting.frequency import DAILY
 from include.forecasting import registry, training
 from include.forecasting.config import load_config
 
@@ -21,7 +22,7 @@ def setup(tmp_path_factory):
     config = load_config(write_config(tmp))
     frame = read_seed()
     y = training.daily_series(frame, "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
-    fitted = training.fit_series(y, config.forecast)
+    fitted = training.fit_series(y, training.settings_for(config.forecast, DAILY))
     client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)
     exp = registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
     name = registry.model_name(config.mlflow.model_prefix, "HAWKEYE VODKA")
@@ -96,7 +97,7 @@ def test_registered_model_loads_and_forecasts(setup):
     frame = registry.verify_version(config.mlflow.tracking_uri, name, v, 7)
     assert len(frame) == 7 and frame["forecast_date"].iloc[0] == pd.Timestamp("2025-05-31")
     y = training.daily_series(read_seed(), "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
-    expected = training.fit_series(y, config.forecast).forecast(7)
+    expected = training.fit_series(y, training.settings_for(config.forecast, DAILY)).forecast(7)
     for column in expected.columns.drop("forecast_date"):
         np.testing.assert_allclose(frame[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-9)
 
@@ -119,7 +120,7 @@ def test_versions_logged_as_pickled_results_still_load(setup, tmp_path):
 
     config, client, _, _ = setup
     y = training.daily_series(read_seed(), "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
-    fitted = training.fit_series(y, config.forecast)
+    fitted = training.fit_series(y, training.settings_for(config.forecast, DAILY))
     (tmp_path / "results.pkl").write_bytes(pickle.dumps(fitted.results))
     meta = {"spec": fitted.spec.to_dict(), "last_date": str(fitted.last_date.date()), "levels": [0.8, 0.95], "horizon": 7}
     (tmp_path / "spec.json").write_text(json.dumps(meta))
@@ -202,3 +203,14 @@ def test_concurrent_first_opens_of_a_fresh_sqlite_store(tmp_path):
     assert [results.get(timeout=5) for _ in procs] == ["ok"] * 4
     client = registry.open_client(uri)
     assert client.search_experiments()[0].name == "Default"  # the schema is complete and usable
+
+
+def test_series_key_is_exact_to_the_unit():
+    """Large values (money, units at scale) must not round into the same key: 1,234,567 vs 1,234,568."""
+    index = pd.date_range("2025-01-01", periods=3)
+    a = pd.Series([1234567.0, 2.0, 3.0], index=index, name="S")
+    b = a.copy()
+    b.iloc[0] = 1234568.0
+    assert registry.series_sha256(a) != registry.series_sha256(b)
+    assert registry.series_sha256(a) == registry.series_sha256(a.copy())
+    assert registry.series_sha256(a) != registry.series_sha256(a.rename("T"))

@@ -10,6 +10,7 @@ from conftest import ROOT, write_config
 
 from include.forecasting.config import load_config
 from include.forecasting.extract import normalise
+from include.forecasting.frequency import DAILY
 from include.forecasting.validation import series_profile, validate_frame
 
 END = dt.date(2025, 5, 31)
@@ -27,7 +28,7 @@ def failed(report):
 def test_real_data_passes(iowa_frame, config):
     report = validate_frame(iowa_frame, config, END, "sha")
     assert report.success, report.message()
-    assert report.evaluated == 17
+    assert report.evaluated == 15 and report.cadence == "daily" and report.quarantined == {}
 
 
 def test_each_fault_is_named_with_observed_values(iowa_frame, config):
@@ -40,18 +41,41 @@ def test_each_fault_is_named_with_observed_values(iowa_frame, config):
     assert {
         ("expect_column_values_to_be_between", "value"),
         ("expect_column_values_to_not_be_null", "value"),
-        ("expect_column_values_to_be_in_type_list", "value"),
         ("expect_compound_columns_to_be_unique", "sales_date,series_id"),
     } <= failed(report)
     between = next(f for f in report.failures if f.expectation == "expect_column_values_to_be_between")
     assert between.unexpected_count == 1 and -5.0 in between.unexpected_examples
-    assert "expect_column_values_to_be_between on column 'value', 1 unexpected" in report.message()
+    # The alert names the rule, the series and the date of the offending row.
+    row = iowa_frame.loc[3]
+    assert between.rows[0]["series_id"] == row["series_id"] and str(between.rows[0]["sales_date"])[:10] == f"{row['sales_date']:%Y-%m-%d}"
+    message = report.message()
+    assert "rule: quantities sold are not negative" in message and f"series {row['series_id']!r} on {row['sales_date']:%Y-%m-%d}: value -5.0" in message
 
 
-def test_stale_data_fails_freshness(iowa_frame, config):
+def test_decimals_are_valid_unless_whole_units_is_set(iowa_frame, tmp_path):
+    decimals = iowa_frame.astype({"value": "float64"})
+    decimals.loc[10, "value"] = 3.67
+    assert validate_frame(decimals, load_config(write_config(tmp_path)), END, "sha").success
+    strict = load_config(write_config(tmp_path, **{"validation.whole_units": True}))
+    report = validate_frame(decimals, strict, END, "sha")
+    assert failed(report) == {("expect_column_values_to_be_in_type_list", "value")}
+    assert "config validation.whole_units" in report.message()
+
+
+def test_mixed_cadence_is_refused_by_name(iowa_frame, config):
+    fridays = pd.DataFrame({"sales_date": pd.date_range("2024-01-05", periods=60, freq="W-FRI"), "series_id": "WEEKLY STORE", "value": 5})
+    report = validate_frame(normalise(pd.concat([iowa_frame, fridays])), config, END, "sha")
+    assert failed(report) == {("single_cadence", None)}
+    assert "weekly (W-FRI): 'WEEKLY STORE'" in report.message() and "daily: 'BLACK VELVET'" in report.message()
+
+
+def test_stale_series_is_quarantined_and_all_stale_blocks(iowa_frame, config):
+    one_stale = iowa_frame[~((iowa_frame.series_id == "HAWKEYE VODKA") & (iowa_frame.sales_date > "2025-05-10"))]
+    report = validate_frame(one_stale.reset_index(drop=True), config, END, "sha")
+    assert report.success and list(report.quarantined) == ["HAWKEYE VODKA"]
+    assert "fresh data: periods_since_last_row" in report.quarantined["HAWKEYE VODKA"] and "validation.max_staleness_periods" in report.quarantined["HAWKEYE VODKA"]
     report = validate_frame(iowa_frame, config, dt.date(2025, 6, 20), "sha")
-    assert failed(report) == {("expect_column_values_to_be_between", "days_since_last_row")}
-    assert report.failures[0].unexpected_count == 5
+    assert failed(report) == {("some_series_usable", "series_id")} and len(report.quarantined) == 5
 
 
 def test_future_rows_fail(iowa_frame, config):
@@ -65,16 +89,16 @@ def test_gaps_min_rows_and_unknown_series(iowa_frame, tmp_path):
     report = validate_frame(gappy.reset_index(drop=True), config, END, "sha")
     names = failed(report)
     assert ("expect_column_values_to_be_in_set", "series_id") in names  # 3 series not in the list
-    assert ("expect_column_distinct_values_to_contain_set", "series_id") in names  # NEW PRODUCT missing
-    assert ("expect_column_values_to_be_between", "n_rows") in names
-    assert ("expect_column_values_to_be_between", "max_gap_days") in names
+    assert report.quarantined["NEW PRODUCT"] == "no rows in the history window"
+    assert "enough history: n_rows" in report.quarantined["HAWKEYE VODKA"]
+    assert "no long gap inside the series: max_gap_periods" in report.quarantined["BLACK VELVET"]
 
 
 def test_profile_of_real_series(iowa_frame):
-    profile = series_profile(iowa_frame, END).set_index("series_id")
+    profile = series_profile(iowa_frame, END, DAILY).set_index("series_id")
     assert profile.loc["BLACK VELVET", "n_rows"] == 724
-    assert profile["days_since_last_row"].max() <= 1
-    assert profile["max_gap_days"].max() <= 5  # a long weekend plus holiday at most
+    assert profile["periods_since_last_row"].max() <= 1
+    assert profile["max_gap_periods"].max() <= 4  # a long weekend plus holiday at most
 
 
 def test_suites_are_valid_gx_json():
