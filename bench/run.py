@@ -1,22 +1,24 @@
-"""`make bench`: forecast quality and training cost on a panel, all methods on the same rolling-origin folds.
+"""`make bench`: forecast quality and training cost on every shipped panel, all methods on the same folds.
 
-Methods: the project's training step (exactly `training.fit_series`, the code the DAG runs), seasonal naive
-(m=7), a fixed SARIMAX(1,0,1)(1,0,1,7), and statsforecast's AutoARIMA(season_length=7) (bench-only; it
-runs in .venv-bench through bench/autoarima_worker.py because statsforecast 2.1 needs pandas<3).
-Ablations (same folds, no extra AutoARIMA fits): the project without its holiday handling, and AutoARIMA
-with the project's holiday adjustment applied to its forecasts.
+Panels: the Iowa panel (daily, whole bottles), the vegetable supermarket panel daily (kg, decimals, zero-heavy
+and late-starting series) and weekly (kg, weeks ending Sunday). On each, `backtest.folds` (>= 8 here)
+rolling-origin folds of `forecast.horizon` periods. Methods: the project's training step (exactly
+`training.fit_series`, the code the DAG runs; a series it cannot fit gets the DAG's fallback), seasonal naive,
+statsforecast's AutoARIMA, AutoETS and AutoTheta (the bar is the best of the three on each panel), and
+statsforecast's ARIMA with the project's first candidate order (like-for-like timing). statsforecast runs in
+.venv-bench through bench/statsforecast_worker.py because it needs pandas<3.
+Reported per panel: MASE, RMSE, sMAPE, 80 % coverage, fit seconds, per-fold MASE, MASE without holiday days.
 Also: smart retraining (warm vs cold refit; unchanged rerun vs cold train step through the real MLflow
 store), each DAG file's parse cost, and the scale run (bench/scale.py: one real DAG run through the
 scheduler over a derived 1,000-series panel).
-Writes bench/results/latest.json and latest.md (quick.* with --quick) and prints the table.
+Writes bench/results/latest.json and latest.md (quick.* with --quick) and prints the tables.
 
-Usage: python bench/run.py [--panel CSV] [--config YAML] [--quick] [--scale-series N] [--out DIR]
+Usage: python bench/run.py [--panel CSV --columns date,series,value] [--folds N] [--quick] [--scale-series N] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -26,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,88 +37,62 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+from bench import quality  # noqa: E402
 from include.forecasting import evaluation, training  # noqa: E402
 from include.forecasting.config import Config, load_config  # noqa: E402
 from include.forecasting.extract import read_sales_csv  # noqa: E402
+from include.forecasting.frequency import detect_cadence  # noqa: E402
 
 BENCH_PYTHON = Path(os.environ.get("BENCH_PYTHON", ROOT / ".venv-bench" / "bin" / "python"))
+DATA = ROOT / "include" / "data"
+VEG = {"date": "date", "series": "series", "value": "value"}
+IOWA = {"date": "date", "series": "item_name", "value": "total_amount_sold"}
+PANELS = {
+    "iowa_daily": (DATA / "iowa_sales.csv", IOWA),
+    "veg_daily_kg": (DATA / "veg_supermarket_daily_kg.csv", VEG),
+    "veg_weekly_kg": (DATA / "veg_supermarket_weekly_kg.csv", VEG),
+}
 
 
-def sarimax_fixed(train: pd.Series, horizon: int) -> pd.DataFrame:
-    """The anchor: SARIMAX(1,0,1)(1,0,1,7) on raw sales, Gaussian 80 % interval."""
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            res = SARIMAX(train.to_numpy(), order=(1, 0, 1), seasonal_order=(1, 0, 1, 7)).fit(disp=False)
-            fc = res.get_forecast(horizon)
-            ci = fc.conf_int(alpha=0.2)
-            return pd.DataFrame({"yhat": fc.predicted_mean, "yhat_lower": ci[:, 0], "yhat_upper": ci[:, 1]})
-        except (np.linalg.LinAlgError, ValueError):  # seen on this panel: "LU decomposition error"
-            naive = evaluation.seasonal_naive(7)(train, horizon)
-            return naive.assign(yhat_lower=naive["yhat"], yhat_upper=naive["yhat"])
-
-
-def autoarima_fits(ys: dict[str, pd.Series], backtest: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Fit AutoARIMA on every fold's training data in the bench venv; return results by `series|origin`."""
-    if not BENCH_PYTHON.exists():
-        raise SystemExit(f"{BENCH_PYTHON} missing: run `make bench` (it builds .venv-bench with requirements-bench.txt)")
-    tasks = []
-    for series_id, y in ys.items():
-        for origin in evaluation.fold_origins(len(y), backtest.folds, backtest.fold_days):
-            tasks.append({"key": f"{series_id}|{origin}", "y": y.iloc[:origin].tolist()})
-    with tempfile.TemporaryDirectory() as tmp:
-        source, target = Path(tmp) / "in.json", Path(tmp) / "out.json"
-        source.write_text(json.dumps({"season_length": 7, "horizon": backtest.fold_days, "level": 80, "tasks": tasks}))
-        subprocess.run([str(BENCH_PYTHON), str(ROOT / "bench" / "autoarima_worker.py"), str(source), str(target)], check=True)
-        payload = json.loads(target.read_text())
-    return payload["results"], payload["versions"]
-
-
-def from_fits(fits: dict[str, dict[str, Any]], clock: list[float], holidays: tuple[str, ...] = ()) -> evaluation.Forecaster:
-    """A forecaster answering from precomputed AutoARIMA fits (their own fit time goes to `clock`).
-
-    With `holidays`, the forecast gets the project's holiday adjustment, learned from the same training data.
-    """
-
-    def forecast(train: pd.Series, horizon: int) -> pd.DataFrame:
-        fit = fits[f"{train.name}|{len(train)}"]
-        clock.append(fit["seconds"])
-        dates = pd.date_range(train.index.max() + pd.Timedelta(days=1), periods=horizon, freq="D")
-        out = pd.DataFrame({"forecast_date": dates, "yhat": fit["mean"], "yhat_lower": fit["lo"], "yhat_upper": fit["hi"]})
-        if holidays:
-            effect = training.holiday_effect(train, training.holiday_dates(holidays, train.index.min(), train.index.max()))
-            out = training.apply_holiday_effect(out, effect, holidays)
-        return out
-
-    return forecast
-
-
-def timed(forecaster: Any, clock: list[float]) -> Any:
-    """Wrap a forecaster to add its wall time per call to `clock`."""
-
-    def run(train: pd.Series, horizon: int) -> pd.DataFrame:
-        started = time.perf_counter()
-        out = forecaster(train, horizon)
-        clock.append(time.perf_counter() - started)
-        return out
-
-    return run
-
-
-def score(method: str, ys: dict[str, pd.Series], forecaster: Any, backtest: Any, clock: list[float]) -> dict[str, Any]:
-    """Backtest one method on every series; mean metrics over series, mean seconds per fit."""
-    per_series = [evaluation.backtest(y, forecaster, backtest) for y in ys.values()]
-    return {
-        "method": method,
-        "mase": float(np.mean([m.mase for m in per_series])),
-        "rmse": float(np.mean([m.rmse for m in per_series])),
-        "smape": float(np.mean([m.smape for m in per_series])),
-        "coverage_80": float(np.mean([m.coverage_80 for m in per_series])) if per_series[0].coverage_80 is not None else None,
-        "fit_s_per_series": float(np.mean(clock)),  # one fit + forecast per series per fold
-        "mase_by_series": {s: round(m.mase, 4) for s, m in zip(ys, per_series, strict=True)},
+def bench_panel(name: str, path: Path, columns: dict[str, str], config: Config, folds: int, quick: bool) -> dict[str, Any]:
+    """Every method on one panel's folds; ratios against AutoARIMA and against the best of the trio."""
+    panel = quality.load_panel(name, path, columns, config, folds, max_series=2 if quick else None)
+    s = panel.settings
+    no_holidays = quality.project_forecaster(training.ModelSettings(**{**s.__dict__, "holidays": None}))
+    runs = {
+        "project": quality.points(panel, "project", quality.project_forecaster(s)),
+        "seasonal_naive": quality.points(panel, "seasonal_naive", evaluation.seasonal_naive(panel.m, s.interval_levels)),
     }
+    if s.holidays:
+        runs["project_without_holidays"] = quality.points(panel, "project_without_holidays", no_holidays)
+    versions = None
+    if not quick:
+        sf, seconds, versions = quality.statsforecast_points(panel, BENCH_PYTHON, s.candidate_orders[0])
+        runs.update({k: (v, seconds[k]) for k, v in sf.items()})
+    methods = {}
+    for method, (p, secs) in runs.items():
+        row = quality.summarise(p, secs)
+        holiday = quality.holiday_mask(panel, p)
+        row["mase_without_holiday_days"] = quality.summarise(p[~holiday], secs)["mase"] if holiday.any() else row["mase"]
+        methods[method] = row
+        print(f"{name} {method}: MASE {row['mase']:.3f}", file=sys.stderr, flush=True)
+    out: dict[str, Any] = {
+        "panel": name, "path": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path), "cadence": s.cadence.label,
+        "series": len(panel.ys), "folds": folds, "horizon": s.horizon, "mase_lag": panel.m, "methods": methods, "statsforecast_env": versions,
+    }
+    if not quick:
+        best = min(quality.TRIO, key=lambda m: methods[m]["mase"])
+        p, aa = methods["project"], methods["AutoARIMA"]
+        out["best_of_trio"] = best
+        out["ratios"] = {
+            "mase_vs_best_of_trio": p["mase"] / methods[best]["mase"],
+            "mase_vs_autoarima": p["mase"] / aa["mase"],
+            "mase_without_holidays_vs_best_of_trio": p["mase_without_holiday_days"] / methods[best]["mase_without_holiday_days"],
+            "fit_time_vs_autoarima": p["fit_s_per_series"] / aa["fit_s_per_series"],
+            "fit_time_vs_fixed_order_arima": p["fit_s_per_series"] / methods["ARIMA_fixed"]["fit_s_per_series"],
+            "mase_by_fold_vs_best_of_trio": [a / b for a, b in zip(p["mase_by_fold"], methods[best]["mase_by_fold"], strict=True)],
+        }
+    return out
 
 
 def smart_retraining(config: Config, frame: pd.DataFrame, ys: dict[str, pd.Series], end: pd.Timestamp) -> dict[str, Any]:
@@ -125,14 +100,15 @@ def smart_retraining(config: Config, frame: pd.DataFrame, ys: dict[str, pd.Serie
     from include.forecasting import pipeline, registry
     from include.forecasting.extract import history_window, write_snapshot
 
+    settings = training.settings_for(config.forecast, detect_cadence(frame))
     warm_clock, cold_clock, diffs = [], [], []
     for y in ys.values():
-        yesterday = training.fit_series(y.iloc[:-1], config.forecast)
+        yesterday = training.fit_series(y.iloc[:-1], settings)
         started = time.perf_counter()
-        cold = training.fit_series(y, config.forecast)
+        cold = training.fit_series(y, settings)
         cold_clock.append(time.perf_counter() - started)
         started = time.perf_counter()
-        warm = training.fit_series(y, config.forecast, start_params=training.warm_start_params(yesterday.spec), orders=(yesterday.spec.order,))
+        warm = training.fit_series(y, settings, start_params=training.warm_start_params(yesterday.spec), orders=(yesterday.spec.order,))
         warm_clock.append(time.perf_counter() - started)
         a, b = cold.forecast(7)["yhat"].to_numpy(), warm.forecast(7)["yhat"].to_numpy()
         diffs.append(float(np.max(np.abs(a - b) / np.maximum(a, 1.0))))
@@ -140,11 +116,11 @@ def smart_retraining(config: Config, frame: pd.DataFrame, ys: dict[str, pd.Serie
     # The DAG's train step (pipeline.train_chunk: fit, log the MLflow run, register the version) cold,
     # then the same step again with unchanged data + config + code: it finds the idempotency key and reuses.
     with tempfile.TemporaryDirectory() as tmp:
-        store = dataclasses.replace(config.mlflow, tracking_uri=f"sqlite:///{tmp}/mlflow.db", artifact_root=Path(tmp) / "mlruns")
-        cfg = dataclasses.replace(config, mlflow=store, storage_root=Path(tmp))
+        store = config.mlflow.model_copy(update={"tracking_uri": f"sqlite:///{tmp}/mlflow.db", "artifact_root": Path(tmp) / "mlruns"})
+        cfg = config.model_copy(update={"mlflow": store, "storage": config.storage.model_copy(update={"root": Path(tmp)})})
         registry.ensure_experiment(store.tracking_uri, store.experiment, store.artifact_root)  # store creation is not training
         series = list(ys)
-        ref = write_snapshot(frame[frame["series_id"].isin(series)], Path(tmp), history_window(end.date(), config.forecast.history_days), cfg.sha256)
+        ref = write_snapshot(frame[frame["series_id"].isin(series)], Path(tmp), history_window(end.date(), config.forecast.history_days), cfg.run_sha256)
         started = time.perf_counter()
         pipeline.train_chunk(cfg, ref, series, end.date().isoformat(), "bench_cold", store.tracking_uri)
         cold_step = time.perf_counter() - started
@@ -184,24 +160,37 @@ def parse_costs() -> dict[str, float]:
 
 
 def render(payload: dict[str, Any]) -> str:
-    """The Markdown report: methods table, ablations, smart retraining, scale, parse cost."""
+    """The Markdown report: per panel a methods table with ratios and per-fold figures; then smart
+    retraining, scale and parse cost."""
     fmt = lambda v, d=3: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-    panel, machine = payload["panel"], payload["machine"]
-    lines = [
-        f"Panel: {panel['path']} ({panel['series']} series, {panel['folds']} folds x {panel['fold_days']} days); "
-        f"machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}; run {payload['finished']}",
-        "",
-        "| method | MASE | RMSE | sMAPE | coverage 80 % | fit s/series | MASE / AutoARIMA | time / AutoARIMA |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in payload["methods"] + payload["ablations"]:
-        lines.append(
-            f"| {r['method']} | {fmt(r['mase'])} | {fmt(r['rmse'], 0)} | {fmt(r['smape'])} | {fmt(r['coverage_80'], 2)} | {fmt(r['fit_s_per_series'])} | "
-            f"{fmt(r.get('mase_ratio_to_autoarima'), 3)} | {fmt(r.get('time_ratio_to_autoarima'), 3)} |"
-        )
+    machine = payload["machine"]
+    lines = [f"Machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}; run {payload['finished']}", ""]
+    for panel in payload["panels"]:
+        lines += [
+            f"### {panel['panel']}: {panel['path']} ({panel['series']} series, {panel['cadence']}, {panel['folds']} folds x {panel['horizon']} periods, MASE lag {panel['mase_lag']})",
+            "",
+            "| method | MASE | MASE w/o holiday days | RMSE | sMAPE | coverage 80 % | fit s/series | MASE by fold |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for method, r in panel["methods"].items():
+            folds = " ".join(f"{v:.2f}" for v in r["mase_by_fold"])
+            lines.append(
+                f"| {method} | {fmt(r['mase'])} | {fmt(r['mase_without_holiday_days'])} | {fmt(r['rmse'], 1)} | {fmt(r['smape'])} | "
+                f"{fmt(r['coverage_80'], 2)} | {fmt(r['fit_s_per_series'], 4)} | {folds} |"
+            )
+        ratios = panel.get("ratios")
+        if ratios:
+            lines += [
+                "",
+                f"Project vs best of AutoARIMA/AutoETS/AutoTheta ({panel['best_of_trio']}): MASE x{ratios['mase_vs_best_of_trio']:.3f} "
+                f"(without holiday days x{ratios['mase_without_holidays_vs_best_of_trio']:.3f}; per fold "
+                + " ".join(f"{v:.2f}" for v in ratios["mase_by_fold_vs_best_of_trio"])
+                + f"); vs AutoARIMA MASE x{ratios['mase_vs_autoarima']:.3f}, fit time x{ratios['fit_time_vs_autoarima']:.3f}; "
+                f"vs statsforecast ARIMA with the same fixed order, fit time x{ratios['fit_time_vs_fixed_order_arima']:.2f}.",
+            ]
+        lines.append("")
     smart = payload["smart_retraining"]
     lines += [
-        "",
         f"Smart retraining ({smart['series']} series): warm-started refit after one new day {smart['warm_fit_s']:.3f} s vs cold {smart['cold_fit_s']:.3f} s "
         f"per series (ratio {smart['warm_over_cold']:.2f}, max relative forecast difference {smart['max_rel_forecast_diff_warm_vs_cold']:.1e}); "
         f"the DAG's train step, unchanged rerun {smart['train_step_unchanged_rerun_s']:.2f} s vs cold {smart['train_step_cold_s']:.2f} s "
@@ -222,11 +211,13 @@ def render(payload: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    """Run every method on the same folds, the smart-retraining, parse and scale measurements; write results."""
+    """Run every method on every panel's folds, the smart-retraining, parse and scale measurements; write results."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--panel", type=Path, default=ROOT / "include" / "data" / "iowa_sales.csv")
+    parser.add_argument("--panel", type=Path, action="append", help="a CSV panel (repeatable); default: the three shipped panels")
+    parser.add_argument("--columns", default="date,series,value", help="date,series,value column names of --panel files")
     parser.add_argument("--config", type=Path, default=None)
-    parser.add_argument("--quick", action="store_true", help="2 series, 2 folds, no AutoARIMA, no scale run (CI smoke run)")
+    parser.add_argument("--folds", type=int, default=8, help="rolling-origin folds per panel (default 8)")
+    parser.add_argument("--quick", action="store_true", help="2 series, 2 folds, no statsforecast, no scale run (CI smoke run)")
     parser.add_argument("--scale-series", type=int, default=None, help="series in the scale run (default 1000; 0 skips; --quick: 0)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -235,43 +226,20 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     config = load_config(args.config)
-    backtest = config.backtest
-    frame = read_sales_csv(args.panel, config.source.columns)
-    series_ids = sorted(frame["series_id"].unique())
-    if args.quick:
-        series_ids = series_ids[:2]
-        backtest = dataclasses.replace(backtest, folds=2)
+    folds = 2 if args.quick else args.folds
+    if args.panel:
+        names = dict(zip(("date", "series", "value"), args.columns.split(","), strict=True))
+        panels = {p.stem: (p, names) for p in args.panel}
+    else:
+        panels = PANELS
+    results = [bench_panel(name, path, columns, config, folds, args.quick) for name, (path, columns) in panels.items()]
+
+    first_path, first_columns = next(iter(panels.values()))
+    frame = read_sales_csv(first_path, first_columns)
+    series_ids = sorted(frame["series_id"].unique())[:2 if args.quick else 5]
     end = frame["sales_date"].max() + pd.Timedelta(days=1)
-    ys = {s: training.daily_series(frame, s, end) for s in series_ids}
-    levels = config.forecast.interval_levels
-    no_holidays = dataclasses.replace(config.forecast, holidays=())
-
-    def project(train: pd.Series, horizon: int) -> pd.DataFrame:
-        return training.fit_series(train, config.forecast).forecast(horizon, levels)
-
-    def project_without_holidays(train: pd.Series, horizon: int) -> pd.DataFrame:
-        return training.fit_series(train, no_holidays).forecast(horizon, levels)
-
-    results, ablations = [], []
-    for method, forecaster in (("project", project), ("seasonal_naive", evaluation.seasonal_naive(backtest.season_length)), ("sarimax_fixed", sarimax_fixed)):
-        clock: list[float] = []
-        results.append(score(method, ys, timed(forecaster, clock), backtest, clock))
-        print(f"{method}: done", file=sys.stderr, flush=True)
-    clock = []
-    ablations.append(score("project_without_holidays", ys, timed(project_without_holidays, clock), backtest, clock))
-    versions = None
-    if not args.quick:
-        fits, versions = autoarima_fits(ys, backtest)
-        clock = []
-        results.append(score("autoarima", ys, from_fits(fits, clock), backtest, clock))
-        clock = []
-        ablations.append(score("autoarima_with_project_holidays", ys, from_fits(fits, clock, config.forecast.holidays), backtest, clock))
-        print("autoarima: done", file=sys.stderr, flush=True)
-    reference = next((r for r in results if r["method"] == "autoarima"), None)
-    for r in results + ablations:
-        r["mase_ratio_to_autoarima"] = r["mase"] / reference["mase"] if reference else None
-        r["time_ratio_to_autoarima"] = r["fit_s_per_series"] / reference["fit_s_per_series"] if reference else None
-
+    cadence = detect_cadence(frame)
+    ys = {s: training.period_series(frame, s, end, cadence) for s in series_ids}
     smart = smart_retraining(config, frame, ys, end)
     print("smart retraining: done", file=sys.stderr, flush=True)
     scale_series = (0 if args.quick else 1000) if args.scale_series is None else args.scale_series
@@ -279,16 +247,12 @@ def main() -> int:
     if scale_series:
         from bench.scale import run_scale
 
-        scale = run_scale(config.path, args.panel, scale_series, end.date())
+        scale = run_scale(config.path, PANELS["iowa_daily"][0], scale_series, (pd.Timestamp("2025-05-30") + pd.Timedelta(days=1)).date())
         print("scale: done", file=sys.stderr, flush=True)
     payload = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(), "autoarima_env": versions},
-        "panel": {
-            "path": str(args.panel.relative_to(ROOT) if args.panel.is_relative_to(ROOT) else args.panel),
-            "series": len(series_ids), "folds": backtest.folds, "fold_days": backtest.fold_days, "quick": args.quick,
-        },
-        "methods": results,
-        "ablations": ablations,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "quick": args.quick,
+        "panels": results,
         "smart_retraining": smart,
         "scale": scale,
         "parse_s_beyond_airflow_sdk": parse_costs(),
@@ -298,7 +262,7 @@ def main() -> int:
     table = render(payload)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "quick" if args.quick else "latest"
-    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=float))
     (args.out / f"{stem}.md").write_text(table + "\n")
     print(table)
     return 0

@@ -99,10 +99,14 @@ def validation_failure(info: RunInfo, report: dict[str, Any]) -> dict[str, Any]:
         detail = []
         if f.get("unexpected_count"):
             detail.append(f"{f['unexpected_count']} unexpected")
-        if f.get("unexpected_examples"):
+        if f.get("rows"):
+            detail.append("e.g. " + "; ".join(f"{r.get('series_id')} on {str(r.get('sales_date', '?'))[:10]}: {r.get('value')}" for r in f["rows"][:3]))
+        elif f.get("unexpected_examples"):
             detail.append(f"e.g. {f['unexpected_examples'][:3]}")
         if f.get("observed") is not None:
             detail.append(f"observed {f['observed']}")
+        if f.get("rule"):
+            detail.append(f"rule: {f['rule']}" + (f" (config `{f['config_key']}`)" if f.get("config_key") else ""))
         column = f" `{f['column']}`" if f.get("column") else ""
         lines.append(f"`{f['expectation']}`{column}: {', '.join(detail) or 'failed'}")
     body = (

@@ -56,9 +56,16 @@ class PromotionResult:
 
 
 def slug(series_id: str) -> str:
-    """Registry-safe lowercase name for a series id (`FIVE O'CLOCK VODKA` -> `five_o_clock_vodka`)."""
+    """Registry-safe lowercase name for a series id (`FIVE O'CLOCK VODKA` -> `five_o_clock_vodka`).
+
+    An id with characters beyond ASCII (`青茄子(1)`, `Café Crème`) keeps its ASCII part and gets a short
+    hash of the whole id, or two such ids would collapse to the same name (`1` for `净藕(1)` and `青茄子(1)`).
+    """
     text = re.sub(r"[^a-z0-9]+", "_", series_id.lower()).strip("_")
-    return text or hashlib.sha256(series_id.encode()).hexdigest()[:12]
+    if series_id.isascii() and text:
+        return text
+    digest = hashlib.sha256(series_id.encode()).hexdigest()[:10]
+    return f"{text}_{digest}" if text else digest
 
 
 def model_name(prefix: str, series_id: str) -> str:

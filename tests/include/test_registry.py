@@ -214,3 +214,10 @@ def test_series_key_is_exact_to_the_unit():
     assert registry.series_sha256(a) != registry.series_sha256(b)
     assert registry.series_sha256(a) == registry.series_sha256(a.copy())
     assert registry.series_sha256(a) != registry.series_sha256(a.rename("T"))
+
+
+def test_slugs_of_non_ascii_ids_do_not_collide():
+    assert registry.slug("FIVE O'CLOCK VODKA") == "five_o_clock_vodka"  # ASCII ids keep their readable name
+    a, b = registry.slug("净藕(1)"), registry.slug("青茄子(1)")
+    assert a != b and a.startswith("1_") and b.startswith("1_")
+    assert registry.slug("菠菜") == registry.slug("菠菜") and registry.slug("菠菜").isalnum()

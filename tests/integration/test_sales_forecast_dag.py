@@ -13,6 +13,7 @@ from conftest import RUN_DAY, SEED, slack_webhook_conn
 from support.slack_standin import SlackStandIn
 from support.stores import champions, forecasts, task_states, version_counts
 
+from include.forecasting.publish import FALLBACK_VERSION
 from scripts.demo import run_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
@@ -82,9 +83,11 @@ def test_run_rerun_and_corrupted_input(airflow_db, config_factory, tmp_path, mon
         text = json.dumps(alert["blocks"])
         assert "data validation failed" in alert["text"]
         # (The duplicated source row is summed by the SQL's GROUP BY, so it is not a duplicate key.)
-        for expectation in ("expect_column_values_to_be_between", "expect_column_values_to_not_be_null", "expect_column_values_to_be_in_type_list"):
+        for expectation in ("expect_column_values_to_be_between", "expect_column_values_to_not_be_null"):
             assert expectation in text
         assert "-40" in text  # the observed bad value
+        bad = pd.read_csv(SEED, dtype=str).loc[10]
+        assert bad["item_name"] in text and bad["date"] in text  # ... with its series and date
         assert "validate_sales" in text and "runs/" in text  # task and a log link
 
 
@@ -96,7 +99,9 @@ def test_gate_rejection_keeps_champions_and_warns_once(airflow_db, config_factor
         run = run_dag("sales_forecast", DAY)
     assert run.state == "success", task_states(run)  # a rejection is a decision, not a failure
     assert all(v is None for v in champions(config).values())
-    assert forecasts(config, DAY).empty
+    # No champion yet: every series gets the flagged seasonal-naive fallback, never nothing.
+    published = forecasts(config, DAY)
+    assert len(published) == 5 * 7 and set(published["model_version"]) == {FALLBACK_VERSION}
     assert len(slack.requests) == 1
     body = slack.requests[0].body
     assert "quality gate rejected" in body["text"]
@@ -139,9 +144,58 @@ def test_failed_mapped_task_gives_one_aggregated_alert(airflow_db, config_factor
     # Whichever twin registers first owns the name; the other one's task fails after its retries.
     failed = [k for k, s in states.items() if k.startswith("train_series") and s == "failed"]
     assert failed in (["train_series[2]"], ["train_series[3]"]), states
-    assert states["alert_failed_series"] == "success"
+    assert states["report_series"] == "failed" and states["all_series_published"] == "upstream_failed"
     assert len(slack.requests) == 1, slack.texts()
     text = json.dumps(slack.requests[0].body["blocks"])
     assert "1 mapped task(s) failed" in text and "slug collision" in text
     assert "FIVE O CLOCK VODKA" in text or "FIVE O'CLOCK VODKA" in text
     assert forecasts(config).empty and all(v is None for v in champions(config).values())
+
+
+def test_decimal_panel_before_2025_with_one_unfittable_series(airflow_db, config_factory, tmp_path, monkeypatch):
+    """Anyone's data: litres with decimals, 2014-2016, plus a product that sold on only 10 of 80 days.
+    Its fit fails; it is quarantined with a flagged fallback forecast; every other series is trained,
+    promoted and published; one alert names it; the run is partial (green, all_series_published skipped)."""
+    frame = pd.read_csv(SEED)
+    frame["date"] = (pd.to_datetime(frame["date"]) - pd.DateOffset(years=9)).dt.strftime("%Y-%m-%d")
+    frame["total_amount_sold"] = (frame["total_amount_sold"] * 0.37).round(2)
+    last = pd.to_datetime(frame["date"]).max()
+    days = pd.date_range(last - pd.Timedelta(days=79), last)
+    sparse = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "item_name": "RARE BRANDY", "total_amount_sold": [2.5 if i % 8 == 0 else 0.0 for i in range(80)]})
+    seed = tmp_path / "litres.csv"
+    pd.concat([frame, sparse], ignore_index=True).to_csv(seed, index=False)
+    config = config_factory(seed=seed)
+    day = (last + pd.Timedelta(days=1)).date()
+    with SlackStandIn() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+        run = run_dag("sales_forecast", day)
+    states = task_states(run)
+    assert run.state == "success", states
+    assert states["all_series_published"] == "skipped" and states["report_series"] == "success"
+    published = forecasts(config, day)
+    versions = published.groupby("series_id")["model_version"].first().to_dict()
+    assert len(versions) == 6 and versions["RARE BRANDY"] == FALLBACK_VERSION
+    assert all(v.isdigit() for s, v in versions.items() if s != "RARE BRANDY")
+    assert published["forecast_date"].min() == pd.Timestamp(day)
+    assert (published["yhat"] % 1 != 0).any()  # decimals stay decimals
+    report = [r.body for r in slack.requests if "partial run" in r.body["text"]]
+    assert len(report) == 1, slack.texts()
+    text = json.dumps(report[0]["blocks"])
+    assert "RARE BRANDY" in text and "too little history" in text and "1 series quarantined" in text
+
+
+def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, monkeypatch):
+    """A real weekly panel (kg, weeks ending Sunday): weekly forecasts dated on Sundays, 7 weeks ahead."""
+    seed = SEED.parent / "veg_supermarket_weekly_kg.csv"
+    names = sorted(pd.read_csv(seed)["series"].unique())[:4]
+    config = config_factory(seed=seed, **{"source.columns": {"date": "date", "series": "series", "value": "value"}, "series": names})
+    day = dt.date(2023, 6, 26)  # the Monday after the last week (ending Sun 2023-06-25)
+    run = run_dag("sales_forecast", day)
+    states = task_states(run)
+    assert run.state == "success", states
+    published = forecasts(config, day)
+    assert set(published["series_id"]) == set(names)
+    assert (published["forecast_date"].dt.day_of_week == 6).all()
+    assert published.groupby("series_id").size().eq(7).all()
+    assert published["forecast_date"].min() == pd.Timestamp("2023-07-02")
+    assert set(published["as_of_date"]) == {pd.Timestamp("2023-06-25")}
