@@ -90,14 +90,15 @@ def sales_forecast() -> None:
     @task
     def extract_sales() -> dict[str, Any]:
         """Extract the history window ending at data_interval_end into a content-addressed snapshot."""
-        from forecast_ops.hooks.warehouse import extract_daily_sales
+        from forecast_ops.hooks.warehouse import extract_daily_sales, source_duplicates
 
         from include.forecasting.extract import history_window, write_snapshot
 
         config = _config()
         window = history_window(get_current_context()["data_interval_end"].date(), config.forecast.history_days)
         frame = extract_daily_sales(config, window)
-        return write_snapshot(frame, config.storage_root, window, config.run_sha256).to_dict()
+        duplicates = source_duplicates(config, window)  # on the raw rows, before the SQL's SUM hides them
+        return write_snapshot(frame, config.storage_root, window, config.run_sha256, duplicates).to_dict()
 
     @task(retries=0)
     def validate_sales(snapshot: dict[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,9 @@ class SourceConfig(_Section):
     columns: dict[Literal["date", "series", "value"], Annotated[str, Field(min_length=1)]]
     # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
     frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
+    # The source table's own grain: columns that identify one source row. A repeated key is a duplicated
+    # delivery (the seed CSV: one row per date and series; BigQuery Iowa: invoice_and_item_number).
+    unique_key: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=lambda: ["date", "item_description"], min_length=1)
 
 
 class ModelOrders(_Section):
@@ -154,6 +157,20 @@ class ValidationConfig(_Section):
     whole_units: bool = False
 
 
+class AnomalyConfig(_Section):
+    """Checks of the newest periods of each series against its own history (include/forecasting/anomaly.py)."""
+
+    # Days are turned into periods of the panel's cadence (at least 1; 2 for the zero run).
+    recent_days: int = Field(default=7, ge=1, le=366)
+    spike_ratio: float = Field(default=10.0, gt=1.0)
+    spike_mad: float = Field(default=8.0, gt=0.0)
+    level_shift_ratio: float = Field(default=10.0, gt=1.0)
+    zero_run_days: int = Field(default=7, ge=2)
+    on_series: Literal["quarantine", "block", "ignore"] = "quarantine"
+    on_panel: Literal["block", "quarantine"] = "block"
+    panel_share: float = Field(default=0.5, gt=0.0, le=1.0)
+
+
 class MlflowConfig(_Section):
     """Experiment and registry naming."""
 
@@ -201,6 +218,7 @@ class Config(_Section):
     backtest: BacktestConfig
     gate: GateConfig
     validation: ValidationConfig
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
     mlflow: MlflowConfig
     warehouse: WarehouseConfig
     storage: StorageConfig

@@ -50,6 +50,8 @@ class SnapshotRef:
     # Set by validation: the panel's cadence label and series quarantined by per-series rules (id -> why).
     cadence: str | None = None
     quarantined: dict[str, str] | None = None
+    # Set by extract: keys of the source's own grain found more than once (sales_date, series_id, n_rows).
+    raw_duplicates: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for XCom."""
@@ -114,6 +116,7 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
     c = source.columns
+    _refuse_unparseable(frame, c, source.seed_csv)
     staged = pd.DataFrame(
         {
             "date": frame[c["date"]],
@@ -126,7 +129,8 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
     try:
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         con.register("seed_frame", staged)
-        # TRY_CAST keeps bad cells as NULL instead of aborting the load: validation then names them.
+        # Dates and non-empty values were checked above; an empty or NaN value stays NULL, and validation
+        # names it with its series and date.
         con.execute(
             f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT '
             "TRY_CAST(NULLIF(date, '') AS DATE) AS date, NULLIF(item_description, '') AS item_description, "
@@ -138,6 +142,27 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
         con.execute("ROLLBACK")
         raise
     return len(staged)
+
+
+class UnparseableRowsError(ValueError):
+    """Cells of the seed CSV that are neither ISO dates nor numbers: refused at load, never dropped."""
+
+
+def _refuse_unparseable(frame: pd.DataFrame, columns: dict[str, str], path: Any) -> None:
+    """Raise naming the CSV line numbers and examples of dates that are not ISO (YYYY-MM-DD) and values
+    that are not numbers. A silently dropped row would shift the data's end and publish a stale run."""
+    dates = pd.to_datetime(frame[columns["date"]], format="%Y-%m-%d", errors="coerce")
+    bad_dates = frame.index[dates.isna()]
+    raw = frame[columns["value"]].str.strip()
+    numbers = pd.to_numeric(raw, errors="coerce")
+    bad_values = frame.index[numbers.isna() & ~raw.str.lower().isin(["", "nan", "null", "na"])]
+    problems = []
+    for label, rows, column in (("date not YYYY-MM-DD", bad_dates, columns["date"]), ("value not a number", bad_values, columns["value"])):
+        if len(rows):
+            examples = "; ".join(f"line {i + 2}: {column}={frame.at[i, column]!r} ({columns['series']}={frame.at[i, columns['series']]!r})" for i in rows[:5])
+            problems.append(f"{len(rows)} row(s) with {label}, e.g. {examples}")
+    if problems:
+        raise UnparseableRowsError(f"seed CSV {path}: " + "; ".join(problems) + " (fix the file, or map source.columns to the right columns)")
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -168,7 +193,7 @@ def frame_sha256(frame: pd.DataFrame) -> str:
 
 
 def write_snapshot(
-    frame: pd.DataFrame, root: Path, window: tuple[dt.date, dt.date], config_sha256: str
+    frame: pd.DataFrame, root: Path, window: tuple[dt.date, dt.date], config_sha256: str, raw_duplicates: list[dict[str, Any]] | None = None
 ) -> SnapshotRef:
     """Write the frame as <root>/snapshots/<hash>.parquet (content-addressed, so reruns are no-ops)."""
     frame = normalise(frame)
@@ -193,6 +218,7 @@ def write_snapshot(
         window_start=window[0].isoformat(),
         window_end=window[1].isoformat(),
         config_sha256=config_sha256,
+        raw_duplicates=raw_duplicates or [],
     )
 
 
@@ -226,6 +252,24 @@ def extract_duckdb(con: Any, table: str, window: tuple[dt.date, dt.date], series
     frame = con.execute(sql, query_parameters(window, series)).df()
     log.info("extracted %d rows from duckdb table %s for window %s..%s", len(frame), table, *window)
     return normalise(frame)
+
+
+def duplicates_sql(dialect: str, table: str, unique_key: list[str]) -> str:
+    """source_duplicates.sql for a dialect, grouped by the source's unique key (identifiers checked by the config)."""
+    return render_sql("source_duplicates", dialect, source_table=table, unique_key=", ".join(f"s.{c}" for c in unique_key))
+
+
+def duplicate_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The duplicates query's rows as plain data for XCom (dates as ISO strings)."""
+    return [
+        {"sales_date": pd.Timestamp(r.sales_date).date().isoformat(), "series_id": str(r.series_id), "n_rows": int(r.n_rows)}
+        for r in frame.itertuples(index=False)
+    ]
+
+
+def source_duplicates_duckdb(con: Any, table: str, unique_key: list[str], window: tuple[dt.date, dt.date], series: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """Keys of the source's grain that repeat inside the window (DuckDB, bound parameters)."""
+    return duplicate_records(con.execute(duplicates_sql("duckdb", table, unique_key), query_parameters(window, series)).df())
 
 
 def snapshot_summary(ref: SnapshotRef) -> str:

@@ -215,8 +215,11 @@ def _jsonable(value: Any) -> Any:
     return _jsonable(json.loads(json.dumps(value, default=str)))
 
 
-def validate_frame(frame: pd.DataFrame, config: Config, window_end: dt.date, snapshot_sha256: str = "") -> ValidationReport:
-    """Check the cadence, run both suites, and return a report; never raises for failed checks."""
+def validate_frame(
+    frame: pd.DataFrame, config: Config, window_end: dt.date, snapshot_sha256: str = "", raw_duplicates: list[dict[str, Any]] | None = None
+) -> ValidationReport:
+    """Check the cadence, run both suites and the anomaly rules, and return a report; never raises for
+    failed checks. `raw_duplicates` are extract's repeated source keys (before aggregation)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -245,6 +248,12 @@ def validate_frame(frame: pd.DataFrame, config: Config, window_end: dt.date, sna
     for series_id in config.series_ids or ():
         if series_id not in set(profile["series_id"]):
             quarantined[series_id] = "no rows in the history window"
+    if not failures:
+        flagged, blocking = _anomalies(frame, config, window_end, cadence, raw_duplicates or [], set(quarantined))
+        for series_id, reason in flagged.items():
+            quarantined[series_id] = "; ".join(filter(None, [quarantined.get(series_id), reason]))
+        if blocking:
+            failures.append(FailedExpectation("anomaly", "anomaly_policy", None, blocking, rule="no anomalous delivery", config_key="anomaly.on_panel / anomaly.on_series"))
     if not failures and profile.shape[0] and set(profile["series_id"]) <= set(quarantined):
         failures.append(
             FailedExpectation(
@@ -257,6 +266,25 @@ def validate_frame(frame: pd.DataFrame, config: Config, window_end: dt.date, sna
     for series_id, reason in quarantined.items():
         log.warning("series %r quarantined by validation: %s", series_id, reason)
     return report
+
+
+def _anomalies(
+    frame: pd.DataFrame, config: Config, window_end: dt.date, cadence: Cadence, duplicates: list[dict[str, Any]], skip: set[str]
+) -> tuple[dict[str, str], str | None]:
+    """Anomaly findings per series (include/forecasting/anomaly.py) turned into quarantines or a block."""
+    from include.forecasting import anomaly
+    from include.forecasting.training import period_series
+
+    findings = anomaly.duplicate_findings(duplicates)
+    end = pd.Timestamp(window_end)
+    clean = frame.dropna(subset=["sales_date", "series_id", "value"])
+    for series_id, rows in clean.groupby("series_id", sort=True):
+        if str(series_id) in skip:
+            continue
+        findings += anomaly.series_findings(period_series(rows, str(series_id), end, cadence), cadence, config.anomaly)
+    for f in findings:
+        log.warning("anomaly in series %r: %s", f.series_id, f.text())
+    return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly)
 
 
 def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params: dict[str, Any]) -> dict[str, str]:

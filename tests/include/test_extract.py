@@ -94,9 +94,9 @@ def test_snapshot_roundtrip_and_tamper_detection(loaded, tmp_path):
     assert extract.frame_sha256(extract.read_snapshot(legacy)) == ref.sha256
 
 
-def test_bad_cells_survive_as_nulls_for_validation(tmp_path, loaded):
+def test_empty_cells_survive_as_nulls_for_validation(tmp_path, loaded):
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
-    raw.loc[0, "total_amount_sold"] = "twelve"
+    raw.loc[0, "total_amount_sold"] = ""
     raw.loc[1, "total_amount_sold"] = "2.5"
     path = tmp_path / "bad.csv"
     raw.to_csv(path, index=False)
@@ -104,6 +104,21 @@ def test_bad_cells_survive_as_nulls_for_validation(tmp_path, loaded):
     frame = extract.extract_duckdb(con, config.source.table, (dt.date(2023, 1, 1), dt.date(2023, 1, 3)), None)
     assert str(frame["value"].dtype) == "float64"
     assert frame["value"].isna().sum() == 1 and (frame["value"] % 1 != 0).sum() >= 1
+
+
+def test_unparseable_dates_and_values_fail_at_load_with_line_numbers(tmp_path):
+    """MM/DD/YYYY dates and text values are refused loudly, never dropped (a dropped tail shifts the run)."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw.loc[3600, "date"] = "05/30/2025"
+    raw.loc[7, "total_amount_sold"] = "twelve"
+    path = tmp_path / "bad.csv"
+    raw.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path))
+    with pytest.raises(extract.UnparseableRowsError) as error:
+        extract.load_seed_csv(duckdb.connect(), config.source)
+    message = str(error.value)
+    assert "1 row(s) with date not YYYY-MM-DD, e.g. line 3602: date='05/30/2025'" in message
+    assert "value not a number, e.g. line 9: total_amount_sold='twelve'" in message
 
 
 def test_missing_seed_column_is_a_clear_error(tmp_path):

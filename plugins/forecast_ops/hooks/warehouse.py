@@ -21,6 +21,18 @@ def extract_daily_sales(config: Any, window: tuple[dt.date, dt.date]) -> Any:
     return extract.normalise(hook.query_frame(sql, extract.query_parameters(window, config.series_ids)))
 
 
+def source_duplicates(config: Any, window: tuple[dt.date, dt.date]) -> list[dict[str, Any]]:
+    """Keys of the source's own grain (source.unique_key) that repeat inside the window, before aggregation."""
+    from include.forecasting import extract
+
+    if config.source.kind == "duckdb":
+        with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
+            return extract.source_duplicates_duckdb(con, config.source.table, config.source.unique_key, window, config.series_ids)
+    hook = BigQuerySalesHook(billing_project=config.source.billing_project)
+    sql = extract.duplicates_sql("bigquery", config.source.table, config.source.unique_key)
+    return extract.duplicate_records(hook.query_frame(sql, extract.query_parameters(window, config.series_ids)))
+
+
 def publish_forecasts(config: Any, rows: Any, logical_date: dt.date) -> int:
     """Replace this logical date's forecasts in the configured warehouse; return rows written."""
     from include.forecasting import extract, publish

@@ -1,0 +1,113 @@
+"""Plausible-looking bad data, caught per series against its own history before anything trains on it.
+
+Rules (each robust: log scale, medians and MADs, per weekday for daily data), checked on the newest
+`recent_periods` periods of the run's data against the periods before them:
+- spike: a period far above the series' typical level for that weekday (x1,000 typo, a double delivery);
+- level shift: the recent median far above or below the reference median (a unit change, a lost feed);
+- zero run: the newest periods all zero where the series normally sells (an upstream outage, or a
+  product that stopped selling: someone should look before it is forecast again);
+- duplicated source rows: the source's own grain repeated (`source.unique_key`; found by extract).
+A config policy decides what a finding does: quarantine that series (default) or block the run. When at
+least `panel_share` of the series are flagged at once it is a panel-wide problem (an outage, a file
+delivered twice), which blocks the run by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.forecasting.frequency import Cadence
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One anomaly in one series."""
+
+    series_id: str
+    rule: str
+    detail: str
+
+    def text(self) -> str:
+        """`rule: detail (config anomaly)`."""
+        return f"{self.rule}: {self.detail} (config anomaly.*)"
+
+
+def _groups(index: pd.DatetimeIndex, cadence: Cadence) -> np.ndarray:
+    return index.day_of_week.to_numpy() if cadence.name == "daily" else np.zeros(len(index), dtype=int)
+
+
+def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]:
+    """Anomalies in the newest `rules.recent_days` (as periods) of one series (on its cadence's grid)."""
+    r = max(1, -(-rules.recent_days // cadence.period_days))
+    zero_run = max(2, -(-rules.zero_run_days // cadence.period_days))
+    series_id = str(y.name)
+    recent, reference = y.iloc[-r:], y.iloc[:-r]
+    span = 12 * 7 if cadence.name == "daily" else 26  # the recent past that defines "typical"
+    reference = reference.iloc[-span:]
+    if len(reference) < 2 * r or (reference > 0).sum() < max(8, r):
+        return []  # too little history to say what is typical: min_rows_per_series speaks for it
+    out: list[Finding] = []
+    ref_groups, rec_groups = _groups(reference.index, cadence), _groups(recent.index, cadence)
+    logged = np.log1p(reference.to_numpy(dtype=float))
+    open_share: dict[int, float] = {}
+    for g in np.unique(ref_groups):
+        values = logged[ref_groups == g]
+        open_share[int(g)] = float((values > 0).mean())
+    for date, value, g in zip(recent.index, recent.to_numpy(dtype=float), rec_groups, strict=True):
+        values = logged[(ref_groups == g) & (logged > 0)]
+        if len(values) < 4:
+            continue
+        median = float(np.median(values))
+        mad = max(1.4826 * float(np.median(np.abs(values - median))), 0.1)
+        typical = float(np.expm1(median))
+        if value > rules.spike_ratio * max(typical, 1.0) and np.log1p(value) - median > rules.spike_mad * mad:
+            out.append(Finding(series_id, "spike", f"{value:g} on {date:%Y-%m-%d}, typical {typical:.4g} ({value / max(typical, 1e-9):.0f}x)"))
+    positive_recent = recent[recent > 0]
+    positive_ref = reference[reference > 0]
+    if len(positive_recent) >= max(2, r // 2) and len(positive_ref) >= 8:
+        ratio = float(positive_recent.median() / positive_ref.median())
+        if ratio > rules.level_shift_ratio or ratio < 1 / rules.level_shift_ratio:
+            out.append(Finding(series_id, "level shift", f"median of the last {r} periods {positive_recent.median():.4g} vs {positive_ref.median():.4g} before ({ratio:.2g}x)"))
+    # The trailing run of zeros: its length in periods, and how many of them the series normally sells on
+    # (weekdays it sells on in >= 80 % of weeks); closed days alone (a weekend) are no outage.
+    span = open_zeros = 0
+    for value, g in zip(y.to_numpy(dtype=float)[::-1], _groups(y.index, cadence)[::-1], strict=True):
+        if value != 0:
+            break
+        span += 1
+        open_zeros += open_share.get(int(g), 0.0) >= 0.8
+    if span >= zero_run and open_zeros >= 2:
+        out.append(Finding(series_id, "zero run", f"the last {span} periods are all 0 ({open_zeros} of them normally selling), through {y.index[-1]:%Y-%m-%d}"))
+    return out
+
+
+def duplicate_findings(duplicates: list[dict[str, Any]]) -> list[Finding]:
+    """Findings from extract's duplicated source keys (rows that repeat the source's own grain)."""
+    by_series: dict[str, list[dict[str, Any]]] = {}
+    for row in duplicates:
+        by_series.setdefault(str(row["series_id"]), []).append(row)
+    out = []
+    for series_id, rows in sorted(by_series.items()):
+        examples = ", ".join(f"{str(r['sales_date'])[:10]} x{int(r['n_rows'])}" for r in rows[:3])
+        out.append(Finding(series_id, "duplicated source rows", f"{len(rows)} key(s) of source.unique_key delivered more than once, e.g. {examples}"))
+    return out
+
+
+def apply_policy(findings: list[Finding], n_series: int, rules: Any) -> tuple[dict[str, str], str | None]:
+    """Turn findings into (series -> quarantine reason, run-blocking message or None) by the config policy."""
+    if not findings or rules.on_series == "ignore":
+        return {}, None
+    reasons: dict[str, list[str]] = {}
+    for f in findings:
+        reasons.setdefault(f.series_id, []).append(f.text())
+    flagged = {s: "; ".join(r) for s, r in sorted(reasons.items())}
+    panel_wide = len(flagged) >= max(2, rules.panel_share * n_series)
+    if (panel_wide and rules.on_panel == "block") or rules.on_series == "block":
+        scope = f"panel-wide: {len(flagged)} of {n_series} series" if panel_wide else f"{len(flagged)} series"
+        shown = "; ".join(f"{s}: {r}" for s, r in list(flagged.items())[:5])
+        return {}, f"anomalous data ({scope}): {shown}"
+    return flagged, None

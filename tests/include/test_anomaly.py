@@ -1,0 +1,78 @@
+"""Anomaly rules on the real Iowa panel: clean data passes, each corruption is named, the policy decides."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from conftest import write_config
+
+from include.forecasting import anomaly, training
+from include.forecasting.config import load_config
+from include.forecasting.frequency import DAILY
+from include.forecasting.validation import validate_frame
+
+END = dt.date(2025, 5, 31)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    return load_config(write_config(tmp_path_factory.mktemp("a")))
+
+
+def findings(frame, config):
+    out = []
+    for series_id, rows in frame.groupby("series_id"):
+        out += anomaly.series_findings(training.period_series(rows, series_id, pd.Timestamp(END), DAILY), DAILY, config.anomaly)
+    return out
+
+
+def test_clean_panel_has_no_findings(iowa_frame, config):
+    assert findings(iowa_frame, config) == []
+
+
+def test_one_value_times_1000_quarantines_that_series(iowa_frame, config):
+    bad = iowa_frame.copy()
+    row = bad.index[(bad.series_id == "FIREBALL CINNAMON WHISKEY") & (bad.sales_date == "2025-05-29")][0]
+    bad.loc[row, "value"] = bad.loc[row, "value"] * 1000
+    report = validate_frame(bad, config, END, "sha")
+    assert report.success and list(report.quarantined) == ["FIREBALL CINNAMON WHISKEY"]
+    assert "spike" in report.quarantined["FIREBALL CINNAMON WHISKEY"] and "2025-05-29" in report.quarantined["FIREBALL CINNAMON WHISKEY"]
+
+
+def test_outage_of_the_whole_panel_blocks_the_run(iowa_frame, config):
+    bad = iowa_frame.copy()
+    bad.loc[bad.sales_date >= "2025-05-24", "value"] = 0
+    report = validate_frame(bad, config, END, "sha")
+    assert not report.success
+    [failure] = report.failures
+    assert failure.expectation == "anomaly_policy" and "panel-wide: 5 of 5 series" in str(failure.observed) and "zero run" in str(failure.observed)
+
+
+def test_one_series_outage_and_a_duplicated_delivery_are_quarantined(iowa_frame, config):
+    bad = iowa_frame.copy()
+    bad.loc[(bad.series_id == "HAWKEYE VODKA") & (bad.sales_date >= "2025-05-21"), "value"] = 0
+    duplicates = [{"sales_date": "2025-05-28", "series_id": "BLACK VELVET", "n_rows": 2}]
+    report = validate_frame(bad, config, END, "sha", duplicates)
+    assert report.success and set(report.quarantined) == {"HAWKEYE VODKA", "BLACK VELVET"}
+    assert "zero run" in report.quarantined["HAWKEYE VODKA"]
+    assert "duplicated source rows" in report.quarantined["BLACK VELVET"] and "2025-05-28 x2" in report.quarantined["BLACK VELVET"]
+
+
+def test_policy_block_and_ignore(iowa_frame, tmp_path):
+    bad = iowa_frame.copy()
+    bad.loc[(bad.series_id == "HAWKEYE VODKA") & (bad.sales_date >= "2025-05-21"), "value"] = 0
+    strict = load_config(write_config(tmp_path, **{"anomaly.on_series": "block"}))
+    assert not validate_frame(bad, strict, END, "sha").success
+    lax = load_config(write_config(tmp_path, **{"anomaly.on_series": "ignore"}))
+    report = validate_frame(bad, lax, END, "sha")
+    assert report.success and report.quarantined == {}
+
+
+def test_level_shift_is_named_with_both_medians(iowa_frame, config):
+    bad = iowa_frame.copy()
+    recent = (bad.series_id == "TITOS HANDMADE VODKA") & (bad.sales_date >= "2025-05-24")
+    bad.loc[recent, "value"] = (bad.loc[recent, "value"] / 100).round()  # units became hundreds
+    [finding] = [f for f in findings(bad, config) if f.rule == "level shift"]
+    assert finding.series_id == "TITOS HANDMADE VODKA" and "vs" in finding.detail
