@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from conftest import read_seed, write_config
 
-from include.forecasting.frequency import DAILY
 from include.forecasting import registry, training
 from include.forecasting.config import load_config
+from include.forecasting.frequency import DAILY
 
 
 @pytest.fixture(scope="module")
