@@ -20,7 +20,7 @@ export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install install-dev demo test test-integration bench bench-quick airflow mlflow-ui models rollback lint clean
+.PHONY: install install-dev demo test test-integration test-catalog bench bench-quick airflow mlflow-ui models rollback lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ test: install-dev
 ## make test-integration: PostgreSQL + Redis (apt-installed if missing) + MLflow server + CeleryExecutor on 127.0.0.1
 test-integration: install-dev
 	$(BIN)/python -m pytest -m integration tests/integration --run-integration
+
+## make test-catalog: the bad-input catalog, one real DAG run per corruption or fault (~10 min)
+test-catalog: install-dev
+	$(BIN)/python -m pytest -m catalog tests/integration/test_bad_input_catalog.py --run-catalog
 
 ## make bench: quality vs AutoARIMA, smart retraining, 1,000-series DAG run, parse cost (bench/results/latest.*)
 bench: $(VENV)/.installed $(BENCH_VENV)/.installed

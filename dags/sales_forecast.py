@@ -183,7 +183,24 @@ def sales_forecast() -> None:
         logical = context["logical_date"].date()
         ref = SnapshotRef.from_dict(snapshot)
         rows, outcomes = champion_forecasts(config, ref, logical, context["run_id"], uri, decision_errors(decisions))
-        written = write(config, rows, logical)
+        try:
+            written = write(config, rows, logical)
+        except Exception as exc:
+            ti = context["ti"]
+            if ti.try_number <= ti.max_tries:
+                raise  # a retry may still publish: the new champions stay
+            # Final try: move this run's champions back so the registry and the warehouse agree again.
+            from forecast_ops.exceptions import PublishRevertedException
+            from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+
+            from include.forecasting.registry import revert_promotions
+
+            client = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).client
+            reverted = revert_promotions(client, config.mlflow.champion_alias, promotions, f"publishing failed in {context['run_id']}")
+            moved = ", ".join(f"{r['series_id']} v{r['from']}->v{r['to'] or '-'}" for r in reverted) or "none had moved"
+            raise PublishRevertedException(
+                f"publishing failed; champions moved back so the registry matches the unchanged warehouse: {moved}"
+            ) from exc
         if any(p["changed"] for p in promotions):
             send_champion_change(context, promotions, config)
         return {"rows": written, "series": outcomes, "logical_date": logical.isoformat()}

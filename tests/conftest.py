@@ -43,16 +43,18 @@ for _var in ("FORECAST_CONFIG", "AIRFLOW_CONN_SLACK_DEFAULT", "AIRFLOW_CONN_SLAC
 def pytest_addoption(parser: pytest.Parser) -> None:
     """--run-integration enables the PostgreSQL/Redis/Celery integration tests."""
     parser.addoption("--run-integration", action="store_true", help="run tests marked integration")
+    parser.addoption("--run-catalog", action="store_true", help="run the bad-input catalog (tests marked catalog)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip integration tests unless asked for (they install and start services)."""
-    if config.getoption("--run-integration"):
-        return
-    skip = pytest.mark.skip(reason="needs --run-integration (make test-integration)")
-    for item in items:
-        if item.get_closest_marker("integration"):
-            item.add_marker(skip)
+    """Skip integration tests (they install and start services) and the slow bad-input catalog unless asked for."""
+    for marker, option, target in (("integration", "--run-integration", "make test-integration"), ("catalog", "--run-catalog", "make test-catalog")):
+        if config.getoption(option):
+            continue
+        skip = pytest.mark.skip(reason=f"needs {option} ({target})")
+        for item in items:
+            if item.get_closest_marker(marker):
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

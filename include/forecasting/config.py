@@ -140,6 +140,9 @@ class GateConfig(_Section):
 
     min_improvement_vs_naive: float = Field(ge=0.0, le=0.99)
     max_degradation_vs_champion: float = Field(ge=0.0, le=10.0)
+    # ... and at most the champion's recorded backtest MASE * (1 + this): new data that wrecks every
+    # method's score at once (a corrupted delivery) cannot promote a model.
+    max_degradation_vs_recorded: float = Field(default=1.0, ge=0.0, le=100.0)
 
 
 class ValidationConfig(_Section):

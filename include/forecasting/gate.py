@@ -1,5 +1,10 @@
-"""The quality gate: per series, promote a candidate only if it beats seasonal naive and does not
-degrade against the current champion by more than the configured tolerance."""
+"""The quality gate: per series, promote a candidate only if it beats seasonal naive, does not degrade
+against the current champion (scored as the model it is, on the same folds) by more than the configured
+tolerance, and is not far worse than the champion's *recorded* backtest.
+
+The last rule is what corrupted data cannot fool: the naive benchmark and the champion's re-scoring both
+run on the same (possibly corrupted) new data, so a spike that wrecks every method's error passes the first
+two comparisons; the champion's recorded score was measured on earlier data."""
 
 from __future__ import annotations
 
@@ -41,10 +46,11 @@ def decide(
     champion: dict[str, Any] | None,
     gate: GateConfig,
     error: str | None = None,
+    champion_recorded: dict[str, Any] | None = None,
 ) -> GateDecision:
     """Apply the thresholds to one series' backtest metrics (MASE decides; the rest is reported)."""
     reasons: list[str] = []
-    naive_limit = champion_limit = None
+    naive_limit = champion_limit = recorded_limit = None
     if error or candidate is None or naive is None:
         reasons.append(f"no candidate to judge: {error or 'training produced no metrics'}")
     else:
@@ -59,6 +65,13 @@ def decide(
                     f"MASE {c_mase:.3f} degrades vs champion v{champion_version} {champion['mase']:.3f} "
                     f"(limit <= {champion_limit:.3f})"
                 )
+        if champion_recorded and champion_version != candidate_version and math.isfinite(champion_recorded.get("mase", float("nan"))):
+            recorded_limit = champion_recorded["mase"] * (1 + gate.max_degradation_vs_recorded)
+            if not c_mase <= recorded_limit:
+                reasons.append(
+                    f"MASE {c_mase:.3f} is far worse than champion v{champion_version}'s recorded backtest "
+                    f"{champion_recorded['mase']:.3f} (limit <= {recorded_limit:.3f}): suspect the new data"
+                )
     thresholds = {
         "min_improvement_vs_naive": gate.min_improvement_vs_naive,
         "max_degradation_vs_champion": gate.max_degradation_vs_champion,
@@ -67,6 +80,8 @@ def decide(
         thresholds["naive_mase_limit"] = naive_limit
     if champion_limit is not None:
         thresholds["champion_mase_limit"] = champion_limit
+    if recorded_limit is not None:
+        thresholds["recorded_mase_limit"] = recorded_limit
     return GateDecision(
         series_id=series_id,
         model_name=model_name,

@@ -190,7 +190,11 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
                 "champion_version": result["champion_version"],
             }
             if champion is not None and str(champion.version) != str(version.version):
-                metrics["champion"] = _backtest_spec(y, registry.spec_of(champion), model_settings, folds).to_dict()
+                # The champion as the model it is: its stored parameters filter each fold's history (no
+                # estimation on the fold's test periods), so a worse candidate configuration loses to it.
+                metrics["champion"] = _backtest_fixed(y, registry.spec_of(champion), model_settings, folds).to_dict()
+                recorded = json.loads(champion.tags.get("backtest", "null") or "null") or {}
+                metrics["champion_recorded"] = recorded.get("candidate")
         except SERIES_ERRORS as exc:
             # A backtest that cannot run (a fold refit with no stable order, too short a history for the
             # folds) quarantines this series only.
@@ -215,6 +219,15 @@ def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: train
     return evaluation.backtest(y, forecaster, folds, model_settings.horizon, model_settings.cadence.naive_lag)
 
 
+def _backtest_fixed(y: pd.Series, spec: training.ModelSpec, model_settings: training.ModelSettings, folds: int) -> evaluation.Metrics:
+    """Backtest a recorded model without re-estimating it: its parameters filter each fold's history."""
+
+    def forecaster(train: pd.Series, horizon: int) -> pd.DataFrame:
+        return training.forecast_with_spec(train, spec, horizon, model_settings.interval_levels)
+
+    return evaluation.backtest(y, forecaster, folds, model_settings.horizon, model_settings.cadence.naive_lag)
+
+
 def gate_all(config: Config, evaluated: list[dict[str, Any]], tracking_uri: str | None = None) -> list[dict[str, Any]]:
     """Apply the gate to every series and record the outcome on each candidate version."""
     client = _client(config, tracking_uri)
@@ -224,6 +237,7 @@ def gate_all(config: Config, evaluated: list[dict[str, Any]], tracking_uri: str 
         decision = gate.decide(
             item["series_id"], item["model_name"], item.get("version"), metrics.get("candidate"), metrics.get("naive"),
             item.get("champion_version"), metrics.get("champion"), config.gate, error=item.get("error"),
+            champion_recorded=metrics.get("champion_recorded"),
         )
         if decision.candidate_version:
             client.set_model_version_tag(decision.model_name, decision.candidate_version, "gate_passed", str(decision.passed).lower())

@@ -193,7 +193,10 @@ def production_version(client: Any, name: str, alias: str, as_of: str) -> Any | 
     current = get_alias_version(client, name, alias)
     if current is None or current.tags.get("logical_date", "") <= as_of:
         return current
-    eligible = [v for v in versions(client, name) if v.tags.get("gate_passed") == "true" and v.tags.get("logical_date", "") <= as_of]
+    eligible = [
+        v for v in versions(client, name)
+        if v.tags.get("gate_passed") == "true" and v.tags.get("withdrawn") != "true" and v.tags.get("logical_date", "") <= as_of
+    ]
     return max(eligible, key=lambda v: (v.tags["logical_date"], int(v.version)), default=None)
 
 
@@ -388,7 +391,7 @@ def promote(
         )
     previous = str(current.version) if current is not None else ""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    for key, value in {"previous_champion": previous, "promoted_at": now, "promoted_by": actor, "promotion_reason": reason}.items():
+    for key, value in {"previous_champion": previous, "promoted_at": now, "promoted_by": actor, "promotion_reason": reason, "withdrawn": "false"}.items():
         client.set_model_version_tag(name, str(version), key, value)
     client.set_registered_model_alias(name, alias, str(version))  # the single, atomic switch
     return PromotionResult(series_id, name, str(version), previous or None, True, reason)
@@ -425,10 +428,34 @@ def rollback(
         return PromotionResult(series_id, name, wanted, str(current.version), False, "already champion")
     client.get_model_version(name, wanted)  # raises if the version does not exist
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    for key, value in {"rolled_back_at": now, "rolled_back_by": actor, "rollback_reason": reason, "rolled_back_from": str(current.version)}.items():
+    for key, value in {"rolled_back_at": now, "rolled_back_by": actor, "rollback_reason": reason, "rolled_back_from": str(current.version), "withdrawn": "false"}.items():
         client.set_model_version_tag(name, wanted, key, value)
+    # The version rolled back from is withdrawn: no older date or backfill serves it again unless it is
+    # explicitly rolled forward (which clears the tag above).
+    client.set_model_version_tag(name, str(current.version), "withdrawn", "true")
     client.set_registered_model_alias(name, alias, wanted)
     return PromotionResult(series_id, name, wanted, str(current.version), True, f"rolled back from v{current.version}: {reason}")
+
+
+def revert_promotions(client: Any, alias: str, promotions: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+    """Undo this run's alias moves (publishing failed for good): each changed series' alias goes back to
+    the version it replaced (or is removed if there was none), and the reverted version is withdrawn.
+    Only an alias still on this run's version is touched. Returns what was moved back."""
+    reverted = []
+    for p in promotions:
+        if not p.get("changed"):
+            continue
+        current = get_alias_version(client, p["model_name"], alias)
+        if current is None or str(current.version) != str(p["version"]):
+            continue
+        if p.get("previous"):
+            client.set_registered_model_alias(p["model_name"], alias, str(p["previous"]))
+        else:
+            client.delete_registered_model_alias(p["model_name"], alias)
+        client.set_model_version_tag(p["model_name"], str(p["version"]), "withdrawn", "true")
+        client.set_model_version_tag(p["model_name"], str(p["version"]), "withdrawn_reason", reason)
+        reverted.append({"series_id": p["series_id"], "from": str(p["version"]), "to": p.get("previous")})
+    return reverted
 
 
 def verify_version(tracking_uri: str, name: str, version: str, horizon: int) -> pd.DataFrame:

@@ -21,3 +21,7 @@ class ConfigInvalidException(AirflowFailException):
 
 class RunFailedException(AirflowFailException):
     """report_series saw failed upstream tasks: it has already sent the one aggregated alert."""
+
+
+class PublishRevertedException(AirflowFailException):
+    """Publishing failed on its last try; this run's alias moves were undone (the message says which)."""

@@ -35,3 +35,11 @@ def test_min_improvement_and_failed_training():
 
 def test_same_version_as_champion_is_not_compared_with_itself():
     assert decide("A", "p.a", "3", m(0.6), m(0.7), "3", None, GATE).passed
+
+
+def test_corrupted_data_cannot_fool_the_gate():
+    """A x1,000 value wrecks every score on the new data: candidate 96.2 still beats naive 97 and the
+    re-scored champion 98, but not the champion's recorded 0.6 (limit 1.2 with the default tolerance)."""
+    suspect = decide("A", "p.a", "2", m(96.2), m(97.0), "1", m(98.0), GATE, champion_recorded=m(0.6))
+    assert not suspect.passed and "recorded backtest 0.600" in suspect.reasons[0] and suspect.thresholds["recorded_mase_limit"] == 1.2
+    assert decide("A", "p.a", "2", m(0.61), m(0.8), "1", m(0.62), GATE, champion_recorded=m(0.6)).passed

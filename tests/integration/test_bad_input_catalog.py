@@ -1,0 +1,224 @@
+"""The bad-input catalog: each corruption and fault runs through the real DAG (dag.test() on a real Airflow
+DB, DuckDB file, MLflow store and a Slack stand-in) after a clean baseline run. For each case: the run ends
+failed or partial as designed, one alert names the cause, no champion or published row of an affected
+series changes, and unaffected series are still published where the policy allows.
+
+Slow (a DAG run per case): `make test-catalog`, which `.ci/run` calls; `make test` skips it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+from conftest import RUN_DAY, SEED, slack_webhook_conn, write_config
+from support.slack_standin import SlackStandIn
+from support.stores import champions, forecasts, task_states
+
+from include.forecasting.config import load_config
+from include.forecasting.extract import UnparseableRowsError, load_seed_csv
+from include.forecasting.publish import FALLBACK_VERSION
+from scripts.demo import run_dag
+
+pytestmark = [pytest.mark.catalog, pytest.mark.timeout(900)]
+DAY = dt.date.fromisoformat(RUN_DAY)
+COLS = ["series_id", "forecast_date", "yhat", "yhat_lower", "yhat_upper", "model_version"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One corruption: how it changes the seed, and what the run must do about it."""
+
+    name: str
+    corrupt: Callable[[pd.DataFrame], pd.DataFrame]
+    outcome: str  # "blocked" (run failed at validation) | "partial" (affected series quarantined)
+    affected: tuple[str, ...]  # series whose champion and published rows must not change
+    alert: tuple[str, ...]  # words the one alert must contain
+
+
+def _rows(frame: pd.DataFrame, series: str, since: str) -> pd.Series:
+    return (frame["item_name"] == series) & (frame["date"] >= since)
+
+
+def _dup_one_day(f: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([f, f[(f["item_name"] == "BLACK VELVET") & (f["date"] == "2025-05-28")]], ignore_index=True)
+
+
+def _times_1000(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.copy()
+    row = f.index[(f["item_name"] == "FIREBALL CINNAMON WHISKEY") & (f["date"] == "2025-05-29")][0]
+    f.loc[row, "total_amount_sold"] = str(int(f.loc[row, "total_amount_sold"]) * 1000)
+    return f
+
+
+def _outage(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.copy()
+    f.loc[f["date"] >= "2025-05-24", "total_amount_sold"] = "0"
+    return f
+
+
+def _one_series_zero(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.copy()
+    f.loc[_rows(f, "HAWKEYE VODKA", "2025-05-21"), "total_amount_sold"] = "0"
+    return f
+
+
+def _new_product(f: pd.DataFrame) -> pd.DataFrame:
+    days = pd.date_range("2025-05-11", "2025-05-30").strftime("%Y-%m-%d")
+    return pd.concat([f, pd.DataFrame({"date": days, "item_name": "NEW GIN", "total_amount_sold": "40"})], ignore_index=True)
+
+
+def _negative(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.copy()
+    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "total_amount_sold"] = "-40"
+    return f
+
+
+def _empty_value(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.copy()
+    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "total_amount_sold"] = ""
+    return f
+
+
+def _stale(f: pd.DataFrame) -> pd.DataFrame:
+    return f[~_rows(f, "FIVE O'CLOCK VODKA", "2025-05-20")].reset_index(drop=True)
+
+
+CASES = [
+    Case("one day of one product delivered twice", _dup_one_day, "partial", ("BLACK VELVET",), ("BLACK VELVET", "duplicated source rows", "2025-05-28")),
+    Case("the whole file delivered twice", lambda f: pd.concat([f, f], ignore_index=True), "blocked", (), ("anomalous data", "panel-wide", "duplicated source rows")),
+    Case("one value x1,000", _times_1000, "partial", ("FIREBALL CINNAMON WHISKEY",), ("FIREBALL CINNAMON WHISKEY", "spike", "2025-05-29")),
+    Case("the last 7 days zero for every product", _outage, "blocked", (), ("panel-wide", "zero run")),
+    Case("one product's last 10 days zero", _one_series_zero, "partial", ("HAWKEYE VODKA",), ("HAWKEYE VODKA", "zero run")),
+    Case("a new product with 20 days of history", _new_product, "partial", (), ("NEW GIN", "enough history")),
+    Case("a negative value", _negative, "blocked", (), ("TITOS HANDMADE VODKA", "2025-05-27", "not negative", "-40")),
+    Case("an empty value", _empty_value, "blocked", (), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
+    Case("a stale series", _stale, "partial", ("FIVE O'CLOCK VODKA",), ("FIVE O'CLOCK VODKA", "fresh data")),
+]
+
+
+@pytest.fixture(scope="module")
+def baseline(airflow_db, tmp_path_factory) -> Iterator[tuple[Path, dict[str, str], pd.DataFrame]]:
+    """One clean run: champions for all five series and their published rows for DAY."""
+    tmp = tmp_path_factory.mktemp("catalog")
+    path = write_config(tmp)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORECAST_CONFIG", str(path))
+        _load(path, SEED)
+        run = run_dag("sales_forecast", DAY)
+        assert run.state == "success", task_states(run)
+        config = load_config(path)
+        yield tmp, champions(config), forecasts(config, DAY)
+
+
+def _load(config_path: Path, seed: Path) -> None:
+    config = load_config(config_path)
+    con = duckdb.connect(str(config.warehouse.path))
+    try:
+        load_seed_csv(con, config.source.model_copy(update={"seed_csv": seed}))
+    finally:
+        con.close()
+
+
+def _seed(tmp: Path, name: str, frame: pd.DataFrame) -> Path:
+    path = tmp / f"{name.replace(' ', '_').replace(',', '')}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(case: Case, baseline, monkeypatch) -> None:
+    tmp, champions_before, rows_before = baseline
+    path = tmp / "forecast.yaml"
+    config = load_config(path)
+    monkeypatch.setenv("FORECAST_CONFIG", str(path))
+    _load(path, _seed(tmp, case.name, case.corrupt(pd.read_csv(SEED, dtype=str, keep_default_na=False))))
+    try:
+        with SlackStandIn() as slack:
+            monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+            run = run_dag("sales_forecast", DAY)
+        states = task_states(run)
+        after = forecasts(config, DAY)
+        if case.outcome == "blocked":
+            assert run.state == "failed" and states["validate_sales"] == "failed", states
+            assert not any(k.startswith("train_series") and s == "success" for k, s in states.items())
+            assert champions(config) == champions_before
+            pd.testing.assert_frame_equal(after[COLS].reset_index(drop=True), rows_before[COLS].reset_index(drop=True))
+        else:
+            assert run.state == "success" and states["all_series_published"] == "skipped", states
+            now = champions(config)
+            for series in case.affected:  # quarantined: champion and published rows as they were
+                assert now[series] == champions_before[series]
+                pd.testing.assert_frame_equal(
+                    after[after.series_id == series][COLS].reset_index(drop=True), rows_before[rows_before.series_id == series][COLS].reset_index(drop=True)
+                )
+            # Unaffected series are published by this run.
+            fresh = after[after["run_id"] == run.run_id]
+            assert set(champions_before) - set(case.affected) <= set(fresh["series_id"])
+        alerts = [r.body for r in slack.requests if "champions updated" not in r.body["text"]]
+        assert len(alerts) == 1, [a["text"][:200] for a in alerts]
+        text = json.dumps(alerts[0], ensure_ascii=False)
+        for word in case.alert:
+            assert word in text, (word, text[:1500])
+        if case.name.startswith("a new product"):
+            assert set(after[after.series_id == "NEW GIN"]["model_version"]) == {FALLBACK_VERSION}
+    finally:
+        _load(path, SEED)  # the next case starts from the clean panel again
+
+
+def test_unparseable_dates_are_refused_at_load(baseline) -> None:
+    """The last 30 rows with MM/DD/YYYY dates: refused when the seed loads, naming the lines; the
+    warehouse keeps the clean panel, so nothing downstream can run on a silently shortened file."""
+    tmp, _, _ = baseline
+    frame = pd.read_csv(SEED, dtype=str)
+    tail = frame.index[-30:]
+    frame.loc[tail, "date"] = pd.to_datetime(frame.loc[tail, "date"]).dt.strftime("%m/%d/%Y")
+    with pytest.raises(UnparseableRowsError, match=r"30 row\(s\) with date not YYYY-MM-DD, e.g. line 3576"):
+        _load(tmp / "forecast.yaml", _seed(tmp, "us dates", frame))
+
+
+def test_publish_failure_moves_the_champions_back(baseline, monkeypatch) -> None:
+    """The warehouse refuses the write on every try (the forecasts table replaced by a view): after the
+    last try this run's champion moves are undone, so registry and warehouse agree; one alert says so."""
+    tmp, champions_before, rows_before = baseline
+    # Same stores; a gate that passes any candidate, so this run's champions do move before publishing.
+    data = yaml.safe_load((tmp / "forecast.yaml").read_text())
+    data["gate"].update({"max_degradation_vs_champion": 10.0, "max_degradation_vs_recorded": 100.0})
+    path = tmp / "forecast_lenient_gate.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path)
+    monkeypatch.setenv("FORECAST_CONFIG", str(path))
+    con = duckdb.connect(str(config.warehouse.path))
+    con.execute("ALTER TABLE forecasts RENAME TO forecasts_kept")
+    con.execute("CREATE VIEW forecasts AS SELECT * FROM forecasts_kept")
+    con.close()
+    # A new logical date whose candidates pass the gate: champions move, then publishing fails.
+    next_day = DAY + dt.timedelta(days=1)
+    extra = pd.read_csv(SEED, dtype=str)
+    extra = pd.concat([extra, extra[extra["date"] == "2025-05-23"].assign(date="2025-05-31")], ignore_index=True)
+    _load(path, _seed(tmp, "next day", extra))
+    try:
+        with SlackStandIn() as slack:
+            monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+            run = run_dag("sales_forecast", next_day)
+        states = task_states(run)
+        assert run.state == "failed" and states["publish_forecasts"] == "failed", states
+        assert champions(config) == champions_before  # moved back
+        texts = [r.body["text"] for r in slack.requests if "champions updated" not in r.body["text"]]
+        assert len(texts) == 1 and "champions moved back" in texts[0], texts
+        moved = texts[0].split("unchanged warehouse: ")[1]
+        assert "->" in moved, texts[0]  # at least one champion had moved and was moved back
+    finally:
+        con = duckdb.connect(str(config.warehouse.path))
+        con.execute("DROP VIEW forecasts")
+        con.execute("ALTER TABLE forecasts_kept RENAME TO forecasts")
+        con.close()
+        _load(path, SEED)
+    pd.testing.assert_frame_equal(forecasts(config, DAY)[COLS].reset_index(drop=True), rows_before[COLS].reset_index(drop=True))
