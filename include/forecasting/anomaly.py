@@ -86,14 +86,16 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
 
 
 def duplicate_findings(duplicates: list[dict[str, Any]]) -> list[Finding]:
-    """Findings from extract's duplicated source keys (rows that repeat the source's own grain)."""
-    by_series: dict[str, list[dict[str, Any]]] = {}
-    for row in duplicates:
-        by_series.setdefault(str(row["series_id"]), []).append(row)
+    """Findings from extract's duplicated source keys (rows that repeat the source's own grain), one per series."""
     out = []
-    for series_id, rows in sorted(by_series.items()):
-        examples = ", ".join(f"{str(r['sales_date'])[:10]} x{int(r['n_rows'])}" for r in rows[:3])
-        out.append(Finding(series_id, "duplicated source rows", f"{len(rows)} key(s) of source.unique_key delivered more than once, e.g. {examples}"))
+    for row in sorted(duplicates, key=lambda r: str(r["series_id"])):
+        when = row["first_date"] if row["first_date"] == row["last_date"] else f"{row['first_date']} .. {row['last_date']}"
+        out.append(
+            Finding(
+                str(row["series_id"]), "duplicated source rows",
+                f"{row['n_keys']} key(s) of source.unique_key delivered more than once ({when}, up to x{row['max_rows']})",
+            )
+        )
     return out
 
 

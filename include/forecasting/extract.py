@@ -50,7 +50,8 @@ class SnapshotRef:
     # Set by validation: the panel's cadence label and series quarantined by per-series rules (id -> why).
     cadence: str | None = None
     quarantined: dict[str, str] | None = None
-    # Set by extract: keys of the source's own grain found more than once (sales_date, series_id, n_rows).
+    # Set by extract: per series, keys of the source's own grain found more than once
+    # (series_id, n_keys, first_date, last_date, max_rows).
     raw_duplicates: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,9 +261,12 @@ def duplicates_sql(dialect: str, table: str, unique_key: list[str]) -> str:
 
 
 def duplicate_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The duplicates query's rows as plain data for XCom (dates as ISO strings)."""
+    """The duplicates query's rows (one per series) as plain data for XCom (dates as ISO strings)."""
     return [
-        {"sales_date": pd.Timestamp(r.sales_date).date().isoformat(), "series_id": str(r.series_id), "n_rows": int(r.n_rows)}
+        {
+            "series_id": str(r.series_id), "n_keys": int(r.n_keys), "max_rows": int(r.max_rows),
+            "first_date": pd.Timestamp(r.first_date).date().isoformat(), "last_date": pd.Timestamp(r.last_date).date().isoformat(),
+        }
         for r in frame.itertuples(index=False)
     ]
 

@@ -53,11 +53,11 @@ def test_outage_of_the_whole_panel_blocks_the_run(iowa_frame, config):
 def test_one_series_outage_and_a_duplicated_delivery_are_quarantined(iowa_frame, config):
     bad = iowa_frame.copy()
     bad.loc[(bad.series_id == "HAWKEYE VODKA") & (bad.sales_date >= "2025-05-21"), "value"] = 0
-    duplicates = [{"sales_date": "2025-05-28", "series_id": "BLACK VELVET", "n_rows": 2}]
+    duplicates = [{"series_id": "BLACK VELVET", "n_keys": 1, "first_date": "2025-05-28", "last_date": "2025-05-28", "max_rows": 2}]
     report = validate_frame(bad, config, END, "sha", duplicates)
     assert report.success and set(report.quarantined) == {"HAWKEYE VODKA", "BLACK VELVET"}
     assert "zero run" in report.quarantined["HAWKEYE VODKA"]
-    assert "duplicated source rows" in report.quarantined["BLACK VELVET"] and "2025-05-28 x2" in report.quarantined["BLACK VELVET"]
+    assert "duplicated source rows" in report.quarantined["BLACK VELVET"] and "(2025-05-28, up to x2)" in report.quarantined["BLACK VELVET"]
 
 
 def test_policy_block_and_ignore(iowa_frame, tmp_path):

@@ -127,3 +127,16 @@ def test_missing_seed_column_is_a_clear_error(tmp_path):
     config = load_config(write_config(tmp_path, path))
     with pytest.raises(KeyError, match="lacks column"):
         extract.load_seed_csv(duckdb.connect(), config.source)
+
+
+def test_duplicated_source_keys_are_found_before_aggregation(tmp_path, loaded):
+    """The whole file delivered twice: every key repeats (the SQL's SUM would double every day silently)."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    path = tmp_path / "twice.csv"
+    pd.concat([raw, raw.iloc[[5]]], ignore_index=True).to_csv(path, index=False)
+    config, con = loaded(path)
+    window = (dt.date(2022, 6, 1), dt.date(2025, 5, 31))
+    found = extract.source_duplicates_duckdb(con, config.source.table, config.source.unique_key, window, None)
+    row = raw.iloc[5]
+    assert found == [{"series_id": row["item_name"], "n_keys": 1, "max_rows": 2, "first_date": row["date"], "last_date": row["date"]}]
+    assert "GROUP BY s.date, s.item_description" in extract.duplicates_sql("bigquery", "p.d.t", ["date", "item_description"])
