@@ -1,0 +1,45 @@
+"""Cadence detection: daily (with closed days), weekly on any weekday, monthly; mixed or irregular refused by name."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from include.forecasting.frequency import DAILY, CadenceError, detect_cadence, from_name
+
+
+def panel(**series: pd.DatetimeIndex) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"sales_date": dates, "series_id": name, "value": 1.0}) for name, dates in series.items()], ignore_index=True)
+
+
+def test_real_daily_panel_with_closed_saturdays(iowa_frame):
+    assert detect_cadence(iowa_frame) == DAILY
+
+
+@pytest.mark.parametrize("anchor", ["MON", "WED", "FRI", "SUN"])
+def test_weekly_on_any_weekday(anchor):
+    cadence = detect_cadence(panel(a=pd.date_range("2024-01-01", periods=30, freq=f"W-{anchor}"), b=pd.date_range("2024-03-01", periods=10, freq=f"W-{anchor}")))
+    assert cadence.name == "weekly" and cadence.pandas_freq == f"W-{anchor}" and cadence.naive_lag == 1
+    assert from_name(cadence.label) == cadence
+
+
+def test_monthly_first_or_last_day():
+    assert detect_cadence(panel(a=pd.date_range("2020-01-01", periods=36, freq="MS"))).pandas_freq == "MS"
+    assert detect_cadence(panel(a=pd.date_range("2020-01-31", periods=36, freq="ME"))).pandas_freq == "ME"
+
+
+def test_mixed_and_irregular_are_refused_naming_series():
+    with pytest.raises(CadenceError, match=r"weekly \(W-FRI\): 'store 2'.*daily: 'store 1'|daily: 'store 1'.*weekly \(W-FRI\): 'store 2'"):
+        detect_cadence(panel(**{"store 1": pd.date_range("2024-01-01", periods=60), "store 2": pd.date_range("2024-01-05", periods=20, freq="W-FRI")}))
+    every_third = pd.date_range("2024-01-01", periods=40, freq="3D")
+    with pytest.raises(CadenceError, match=r"irregular \(gaps between dates: 3 days x39\): 'odd'"):
+        detect_cadence(panel(odd=every_third))
+
+
+def test_override_and_new_series():
+    weekly = pd.date_range("2024-01-07", periods=30, freq="W-SUN")
+    # A brand-new series with two dates takes the panel's cadence.
+    assert detect_cadence(panel(a=weekly, new=weekly[-2:])).pandas_freq == "W-SUN"
+    assert detect_cadence(panel(a=weekly), "weekly").pandas_freq == "W-SUN"
+    with pytest.raises(CadenceError, match="source.frequency is 'monthly'"):
+        detect_cadence(panel(a=weekly), "monthly")
