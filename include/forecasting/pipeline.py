@@ -4,6 +4,7 @@ return JSON-ready dicts for XCom. No Airflow import, so the whole chain runs in 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -190,9 +191,9 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
                 "champion_version": result["champion_version"],
             }
             if champion is not None and str(champion.version) != str(version.version):
-                # The champion as the model it is: its stored parameters filter each fold's history (no
-                # estimation on the fold's test periods), so a worse candidate configuration loses to it.
-                metrics["champion"] = _backtest_fixed(y, registry.spec_of(champion), model_settings, folds).to_dict()
+                # The champion as the model it is: its own orders and holiday calendar, re-estimated on
+                # each fold's history only, so a worse candidate configuration loses to it.
+                metrics["champion"] = _backtest_spec(y, registry.spec_of(champion), model_settings, folds).to_dict()
                 recorded = json.loads(champion.tags.get("backtest", "null") or "null") or {}
                 metrics["champion_recorded"] = recorded.get("candidate")
         except SERIES_ERRORS as exc:
@@ -208,24 +209,25 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
 
 
 def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: training.ModelSettings, folds: int) -> evaluation.Metrics:
-    """Refit a recorded spec's order on each fold, warm-started from its parameters (same protocol for all);
-    a fold where that order is rejected falls back through the guarded candidate search."""
-    warm = training.warm_start_params(spec)
+    """Backtest a recorded model as the model it is: its orders, seasonal order and holiday calendar,
+    re-estimated on each fold's history. No parameter ever saw a fold's test periods: the first fold
+    starts cold and each later fold warm-starts from the fold before it (whose history it contains).
+    A fold where that order is rejected falls back through the guarded candidate search."""
+    calendar = tuple(spec.holidays) if len(spec.holidays) == 2 and spec.holidays[0].isupper() else None
+    own = dataclasses.replace(
+        model_settings,
+        candidate_orders=(tuple(spec.order),),
+        seasonal_order=tuple(spec.seasonal_order),
+        holidays=(calendar[0], calendar[1] or None) if calendar else (model_settings.holidays if spec.holiday_effect else None),
+    )
+    previous: dict[str, Any] = {}
 
     def forecaster(train: pd.Series, horizon: int) -> pd.DataFrame:
-        fitted = training.fit_series(train, model_settings, start_params=warm, orders=(spec.order,))
-        return fitted.forecast(horizon, model_settings.interval_levels)
+        fitted = training.fit_series(train, own, start_params=previous.get("start"))
+        previous["start"] = training.warm_start_params(fitted.spec)
+        return fitted.forecast(horizon, own.interval_levels)
 
-    return evaluation.backtest(y, forecaster, folds, model_settings.horizon, model_settings.cadence.naive_lag)
-
-
-def _backtest_fixed(y: pd.Series, spec: training.ModelSpec, model_settings: training.ModelSettings, folds: int) -> evaluation.Metrics:
-    """Backtest a recorded model without re-estimating it: its parameters filter each fold's history."""
-
-    def forecaster(train: pd.Series, horizon: int) -> pd.DataFrame:
-        return training.forecast_with_spec(train, spec, horizon, model_settings.interval_levels)
-
-    return evaluation.backtest(y, forecaster, folds, model_settings.horizon, model_settings.cadence.naive_lag)
+    return evaluation.backtest(y, forecaster, folds, own.horizon, own.cadence.naive_lag)
 
 
 def gate_all(config: Config, evaluated: list[dict[str, Any]], tracking_uri: str | None = None) -> list[dict[str, Any]]:
