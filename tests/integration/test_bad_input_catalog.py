@@ -135,9 +135,10 @@ def _seed(tmp: Path, name: str, frame: pd.DataFrame) -> Path:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_case(case: Case, baseline, monkeypatch) -> None:
-    tmp, champions_before, rows_before = baseline
+    tmp, _, _ = baseline
     path = tmp / "forecast.yaml"
     config = load_config(path)
+    champions_before, rows_before = champions(config), forecasts(config, DAY)  # the state this case starts from
     monkeypatch.setenv("FORECAST_CONFIG", str(path))
     _load(path, _seed(tmp, case.name, case.corrupt(pd.read_csv(SEED, dtype=str, keep_default_na=False))))
     try:
@@ -161,7 +162,7 @@ def test_case(case: Case, baseline, monkeypatch) -> None:
                 )
             # Unaffected series are published by this run.
             fresh = after[after["run_id"] == run.run_id]
-            assert set(champions_before) - set(case.affected) <= set(fresh["series_id"])
+            assert {s for s, v in champions_before.items() if v} - set(case.affected) <= set(fresh["series_id"])
         alerts = [r.body for r in slack.requests if "champions updated" not in r.body["text"]]
         assert len(alerts) == 1, [a["text"][:200] for a in alerts]
         text = json.dumps(alerts[0], ensure_ascii=False)
@@ -187,7 +188,9 @@ def test_unparseable_dates_are_refused_at_load(baseline) -> None:
 def test_publish_failure_moves_the_champions_back(baseline, monkeypatch) -> None:
     """The warehouse refuses the write on every try (the forecasts table replaced by a view): after the
     last try this run's champion moves are undone, so registry and warehouse agree; one alert says so."""
-    tmp, champions_before, rows_before = baseline
+    tmp, _, _ = baseline
+    config = load_config(tmp / "forecast.yaml")
+    champions_before, rows_before = champions(config), forecasts(config, DAY)
     # Same stores; a gate that passes any candidate, so this run's champions do move before publishing.
     data = yaml.safe_load((tmp / "forecast.yaml").read_text())
     data["gate"].update({"max_degradation_vs_champion": 10.0, "max_degradation_vs_recorded": 100.0})

@@ -199,3 +199,21 @@ def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, monk
     assert published.groupby("series_id").size().eq(7).all()
     assert published["forecast_date"].min() == pd.Timestamp("2023-07-02")
     assert set(published["as_of_date"]) == {pd.Timestamp("2023-06-25")}
+
+
+def test_worse_candidate_config_loses_to_the_champion(airflow_db, config_factory, monkeypatch):
+    """The champion is scored as the model it is (its own orders, re-estimated per fold), so a candidate
+    configuration that is worse (no ARMA terms) is rejected against it, and the champions stay."""
+    config = config_factory()
+    assert run_dag("sales_forecast", DAY).state == "success"
+    first = champions(config)
+    worse = {"daily": {"candidate_orders": [[0, 0, 0]], "seasonal_order": [0, 1, 1]}}
+    config = config_factory(**{"forecast.models": worse, "gate.max_degradation_vs_champion": 0.0})
+    run = run_dag("sales_forecast", DAY)
+    assert run.state == "success", task_states(run)
+    gate_report = json.loads((config.storage_root / "gate" / f"{run.run_id.replace(':', '_')}.json").read_text())
+    losers = [d for d in gate_report if any("degrades vs champion" in r for r in d["reasons"])]
+    assert len(losers) >= 3, [(d["series_id"], d["reasons"]) for d in gate_report]
+    assert all(d["candidate"]["mase"] > d["champion"]["mase"] for d in losers)
+    now = champions(config)
+    assert all(now[d["series_id"]] == first[d["series_id"]] for d in losers)
