@@ -72,12 +72,12 @@ bench: $(VENV)/.installed $(BENCH_VENV)/.installed
 bench-quick: $(VENV)/.installed
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
-## make airflow: airflow standalone on 127.0.0.1:8080 with this project's DAGs and settings
+## make airflow: airflow standalone on 127.0.0.1:8080 (AIRFLOW_HOST / AIRFLOW_PORT) with this project's DAGs and settings
 airflow: install
 	$(BIN)/python scripts/airflow_local.py setup
 	$(BIN)/python scripts/airflow_local.py standalone
 
-## make mlflow-ui: the MLflow UI on 127.0.0.1:5000 over the embedded tracking store
+## make mlflow-ui: the MLflow UI on 127.0.0.1:5000 (MLFLOW_HOST / MLFLOW_PORT) over the embedded tracking store
 mlflow-ui: install
 	$(BIN)/python scripts/airflow_local.py mlflow-ui
 

@@ -112,26 +112,36 @@ def setup() -> None:
     load_seed()
 
 
+def endpoint(kind: str) -> tuple[str, str]:
+    """Host and port for `airflow` or `mlflow`: AIRFLOW_HOST/AIRFLOW_PORT, MLFLOW_HOST/MLFLOW_PORT, else
+    127.0.0.1 and 8080 / 5000."""
+    default = {"airflow": "8080", "mlflow": "5000"}[kind]
+    prefix = kind.upper()
+    return os.environ.get(f"{prefix}_HOST", "127.0.0.1"), os.environ.get(f"{prefix}_PORT", default)
+
+
 def standalone() -> None:
-    """Run `airflow standalone` on 127.0.0.1:8080 (Ctrl-C stops it and its children)."""
+    """Run `airflow standalone` on AIRFLOW_HOST:AIRFLOW_PORT (127.0.0.1:8080; Ctrl-C stops it and its children)."""
     from airflow.configuration import conf
     from forecast_ops.metadata_db import sqlite_connect_env
 
     home = Path(os.environ["AIRFLOW_HOME"])
+    host, port = endpoint("airflow")
     # The standalone scheduler, dag-processor, api-server and tasks all write one SQLite file.
     db_env = sqlite_connect_env(conf.get("database", "sql_alchemy_conn"))
-    env = {**os.environ, **db_env, "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": "8080"}
-    print(f"Airflow UI: http://127.0.0.1:8080  user admin, password in {home / 'simple_auth_manager_passwords.json.generated'}")
+    env = {**os.environ, **db_env, "AIRFLOW__API__HOST": host, "AIRFLOW__API__PORT": port}
+    print(f"Airflow UI: http://{host}:{port}  user admin, password in {home / 'simple_auth_manager_passwords.json.generated'}")
     os.execvpe("airflow", ["airflow", "standalone"], env)
 
 
 def mlflow_ui() -> None:
-    """Serve the MLflow UI over the configured embedded store on 127.0.0.1:5000."""
+    """Serve the MLflow UI over the configured embedded store on MLFLOW_HOST:MLFLOW_PORT (127.0.0.1:5000)."""
     from include.forecasting.config import load_config
 
     config = load_config()
-    print(f"MLflow UI: http://127.0.0.1:5000  (store {config.mlflow.tracking_uri})")
-    os.execvp("mlflow", ["mlflow", "ui", "--host", "127.0.0.1", "--port", "5000", "--backend-store-uri", config.mlflow.tracking_uri])
+    host, port = endpoint("mlflow")
+    print(f"MLflow UI: http://{host}:{port}  (store {config.mlflow.tracking_uri})")
+    os.execvp("mlflow", ["mlflow", "ui", "--host", host, "--port", port, "--backend-store-uri", config.mlflow.tracking_uri])
 
 
 def main() -> None:

@@ -149,6 +149,13 @@ def main() -> int:
         if last is None:
             print(f"The source table {config.source.table} has no dated rows: check source.seed_csv and source.columns in {config.path}.", file=sys.stderr)
             return 1
+        if last > dt.date.today():
+            print(
+                f"The newest row of {config.source.table} is dated {last}, in the future: a typo in the data? The demo takes its "
+                "logical date from the newest row; fix the row, or pass one with `python scripts/demo.py --logical-date YYYY-MM-DD`.",
+                file=sys.stderr,
+            )
+            return 1
     logical_date = args.logical_date or last + dt.timedelta(days=1)
     log_dir = ROOT / ".local" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
