@@ -77,7 +77,7 @@ airflow: install
 	$(BIN)/python scripts/airflow_local.py setup
 	$(BIN)/python scripts/airflow_local.py standalone
 
-## make mlflow-ui: the MLflow UI on 127.0.0.1:5000 (MLFLOW_HOST / MLFLOW_PORT) over the embedded tracking store
+## make mlflow-ui: the MLflow UI on 127.0.0.1:5000 (MLFLOW_UI_HOST / MLFLOW_UI_PORT) over the embedded tracking store
 mlflow-ui: install
 	$(BIN)/python scripts/airflow_local.py mlflow-ui
 

@@ -1,11 +1,14 @@
 """
 ### rollback_champion: move the MLflow `champion` alias back, by hand
 
-Trigger from the UI with params:
-- **series**: a series id, or `all`
+Trigger from the UI with params (no default series: rolling back every series takes typing `all`):
+- **series**: a series id (case and extra spaces do not matter; a miss lists the closest names), or `all`
 - **target**: `previous` (the version the champion replaced), `last-passed` (newest other version that
-  passed the gate: the emergency switch), or a version number
+  passed the gate: the emergency switch), or a version number (a newer one rolls forward)
 - **reason**: recorded on the version with who and when
+
+The version rolled back from is tagged `withdrawn`: no rerun, older date or backfill serves it again
+unless it is explicitly rolled forward. Nothing to roll back to fails at once, without retries.
 
 Each rolled-back version is verified by loading it from the registry and forecasting; a Slack notice
 says what moved. The CLI equivalent is `make rollback SERIES=... VERSION=...`.
@@ -27,10 +30,14 @@ from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_aler
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    description="Move the MLflow champion alias of one series (or all) back or forward, verified, with a reason.",
     params={
-        "series": Param("all", type="string", description="series id, or all"),
-        "target": Param("previous", type="string", pattern=r"^(previous|last-passed|[0-9]+)$", description="previous | last-passed | <version>"),
-        "reason": Param("manual rollback", type="string", minLength=3),
+        "series": Param(type="string", minLength=1, title="Series", description="Series id as in `make models` (case-insensitive), or all for every series."),
+        "target": Param(
+            "previous", type="string", pattern=r"^(previous|last-passed|[0-9]+)$", title="Target version",
+            description="previous: the version the champion replaced; last-passed: newest other version that passed the gate; or a version number.",
+        ),
+        "reason": Param(type="string", minLength=3, title="Reason", description="Why (recorded on the version with who and when, and sent to Slack)."),
     },
     default_args=default_args_with_alerts({"owner": "forecasting", "retries": 2, "retry_delay": timedelta(seconds=10)}),
     on_failure_callback=dag_failure_callbacks(),
@@ -54,15 +61,18 @@ def rollback_champion() -> None:
         config = load_config()
         hook = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri)
         rows = registry.registry_overview(hook.client, config.mlflow.model_prefix, config.mlflow.champion_alias)
-        targets = [r for r in rows if params["series"] in ("all", r["series_id"])]
-        if not targets:
-            raise ValueError(f"no registered model for series {params['series']!r}")
-        actor = f"airflow:{context['run_id']}"
-        results = []
-        for row in targets:
-            result = registry.rollback(hook.client, row["model"], row["series_id"], config.mlflow.champion_alias, params["target"], actor, params["reason"])
-            registry.verify_version(hook.tracking_uri, row["model"], result.version, config.forecast.horizon)
-            results.append(result.to_dict())
+        try:
+            wanted = set(registry.match_series([r["series_id"] for r in rows], params["series"]))
+            actor = f"airflow:{context['run_id']}"
+            results = []
+            for row in [r for r in rows if r["series_id"] in wanted]:
+                result = registry.rollback(hook.client, row["model"], row["series_id"], config.mlflow.champion_alias, params["target"], actor, params["reason"])
+                registry.verify_version(hook.tracking_uri, row["model"], result.version, config.forecast.horizon)
+                results.append(result.to_dict())
+        except (LookupError, ValueError) as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc  # a retry cannot create a version to roll back to
         send_payload(context, alerts.rollback_notice(run_info(context, config.alerts.airflow_base_url), results, actor, params["reason"]), config.alerts.channel)
         return results
 

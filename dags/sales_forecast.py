@@ -51,6 +51,18 @@ def _config() -> Any:
         raise ConfigInvalidException(str(exc)) from exc
 
 
+def _run_date(context: Any) -> Any:
+    """The one date a run is about (every task uses it): its logical date; for a run created without one
+    (Airflow 3 allows it for manual and asset-triggered runs), the moment it was asked to run. Data is
+    taken strictly before this date and forecasts start on it."""
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return moment.date()
+
+
+# The same rule for templated operator arguments.
+RUN_DATE_TEMPLATE = "{{ (logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
+
+
 def _tracking_uri(config: Any) -> str:
     """MLflow tracking URI: the `mlflow_default` connection if it exists, else the config's store."""
     from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
@@ -89,13 +101,13 @@ def sales_forecast() -> None:
 
     @task
     def extract_sales() -> dict[str, Any]:
-        """Extract the history window ending at data_interval_end into a content-addressed snapshot."""
+        """Extract the history window ending at the run date (exclusive) into a content-addressed snapshot."""
         from forecast_ops.hooks.warehouse import extract_daily_sales, source_duplicates
 
         from include.forecasting.extract import history_window, write_snapshot
 
         config = _config()
-        window = history_window(get_current_context()["data_interval_end"].date(), config.forecast.history_days)
+        window = history_window(_run_date(get_current_context()), config.forecast.history_days)
         frame = extract_daily_sales(config, window)
         duplicates = source_duplicates(config, window)  # on the raw rows, before the SQL's SUM hides them
         return write_snapshot(frame, config.storage_root, window, config.run_sha256, duplicates).to_dict()
@@ -139,7 +151,7 @@ def sales_forecast() -> None:
         config = _config()
         context = get_current_context()
         uri = _tracking_uri(config)
-        return train_chunk(config, SnapshotRef.from_dict(snapshot), series_ids, context["ds"], context["run_id"], uri)
+        return train_chunk(config, SnapshotRef.from_dict(snapshot), series_ids, _run_date(context).isoformat(), context["run_id"], uri)
 
     @task(pool="training")
     def evaluate_series(snapshot: dict[str, Any], trained: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,7 +192,7 @@ def sales_forecast() -> None:
         config = _config()
         context = get_current_context()
         uri = _tracking_uri(config)
-        logical = context["logical_date"].date()
+        logical = _run_date(context)
         ref = SnapshotRef.from_dict(snapshot)
         rows, outcomes = champion_forecasts(config, ref, logical, context["run_id"], uri, decision_errors(decisions))
         try:
@@ -243,7 +255,7 @@ def sales_forecast() -> None:
     trained = train_series.partial(snapshot=snapshot).expand(series_ids=plan_series(snapshot))
     evaluated = evaluate_series.partial(snapshot=snapshot).expand(trained=trained)
     decisions = gate_models(evaluated)
-    promoted = PromoteChampionOperator(task_id="promote_champion", decisions=decisions)
+    promoted = PromoteChampionOperator(task_id="promote_champion", decisions=decisions, logical_date=RUN_DATE_TEMPLATE)
     published = publish_forecasts(snapshot, promoted.output, decisions)
     report = report_series()
     [published, evaluated] >> report

@@ -113,10 +113,11 @@ def setup() -> None:
 
 
 def endpoint(kind: str) -> tuple[str, str]:
-    """Host and port for `airflow` or `mlflow`: AIRFLOW_HOST/AIRFLOW_PORT, MLFLOW_HOST/MLFLOW_PORT, else
-    127.0.0.1 and 8080 / 5000."""
+    """Host and port for `airflow` or `mlflow`: AIRFLOW_HOST/AIRFLOW_PORT, MLFLOW_UI_HOST/MLFLOW_UI_PORT,
+    else 127.0.0.1 and 8080 / 5000. (MLFLOW_HOST/MLFLOW_PORT in .env name a tracking *server* for the
+    `mlflow_default` connection, so the local UI has its own names.)"""
     default = {"airflow": "8080", "mlflow": "5000"}[kind]
-    prefix = kind.upper()
+    prefix = {"airflow": "AIRFLOW", "mlflow": "MLFLOW_UI"}[kind]
     return os.environ.get(f"{prefix}_HOST", "127.0.0.1"), os.environ.get(f"{prefix}_PORT", default)
 
 
@@ -135,7 +136,7 @@ def standalone() -> None:
 
 
 def mlflow_ui() -> None:
-    """Serve the MLflow UI over the configured embedded store on MLFLOW_HOST:MLFLOW_PORT (127.0.0.1:5000)."""
+    """Serve the MLflow UI over the configured embedded store on MLFLOW_UI_HOST:MLFLOW_UI_PORT (127.0.0.1:5000)."""
     from include.forecasting.config import load_config
 
     config = load_config()

@@ -8,7 +8,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import difflib
 import getpass
 import sys
 import time
@@ -45,13 +44,12 @@ def main() -> int:
             print("no registered models yet: run `make demo` first")
         return 0
 
-    targets = overview if args.series == "all" else [r for r in overview if _norm(r["series_id"]) == _norm(args.series)]
-    if not targets:
-        names = [r["series_id"] for r in overview]
-        close = difflib.get_close_matches(args.series.upper(), [n.upper() for n in names], n=3, cutoff=0.5)
-        hint = [n for n in names if n.upper() in close] or names[:10]
-        print(f"no registered model for series {args.series!r}; did you mean: {', '.join(repr(n) for n in hint)}?", file=sys.stderr)
+    try:
+        wanted = set(registry.match_series([r["series_id"] for r in overview], args.series))
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
+    targets = [r for r in overview if r["series_id"] in wanted]
     actor = f"cli:{getpass.getuser()}"
     failures = 0
     for row in targets:
@@ -65,11 +63,6 @@ def main() -> int:
             continue
         print(f"{row['series_id']}: {result.note}; verified by loading v{result.version} and forecasting ({time.perf_counter() - started:.2f}s)")
     return 1 if failures else 0
-
-
-def _norm(name: str) -> str:
-    """Series ids compared without case or extra spaces ("black  velvet" finds "BLACK VELVET")."""
-    return " ".join(name.split()).casefold()
 
 
 if __name__ == "__main__":

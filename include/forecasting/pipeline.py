@@ -148,10 +148,16 @@ def train_chunk(
             "history_end": str(y.index.max().date()), "horizon": model_settings.horizon, "cadence": fitted.spec.cadence,
             "transform": fitted.spec.transform, "interval_z": fitted.spec.z,
         }
-        version = registry.log_candidate(
-            client, experiment_id, name, series_id, fitted, y, forecast, tags, params,
-            model_settings.horizon, model_settings.interval_levels,
-        )
+        try:
+            version = registry.log_candidate(
+                client, experiment_id, name, series_id, fitted, y, forecast, tags, params,
+                model_settings.horizon, model_settings.interval_levels,
+            )
+        except registry.SlugCollisionError as exc:
+            # Not retriable, and only this series' problem: quarantine it, train the others.
+            log.warning("%s: quarantined: %s", series_id, exc)
+            out.append({"series_id": series_id, "model_name": name, "version": None, "reused": False, "error": str(exc)})
+            continue
         out.append({"series_id": series_id, "model_name": name, "version": str(version.version), "reused": False, "error": None, "fit_seconds": fitted.fit_seconds})
     return out
 
@@ -282,6 +288,10 @@ def champion_forecasts(
     for series_id in selected_series(config, ref):
         name = registry.model_name(config.mlflow.model_prefix, series_id)
         champion = registry.production_version(client, name, config.mlflow.champion_alias, logical_date.isoformat())
+        owner = champion.tags.get("series_id", series_id) if champion is not None else series_id
+        if owner != series_id:  # the registered name belongs to another series (slug collision)
+            champion = None
+            quarantined.setdefault(series_id, f"registered model {name} belongs to series {owner!r} (slug collision)")
         if series_id in quarantined and champion is not None:
             outcomes[series_id] = {"status": "quarantined", "reason": quarantined[series_id], "version": str(champion.version)}
             continue

@@ -128,9 +128,10 @@ def test_mlflow_down_fails_fast_before_training_with_one_alert(airflow_db, confi
     assert forecasts(config).empty and not champions(config)
 
 
-def test_failed_mapped_task_gives_one_aggregated_alert(airflow_db, config_factory, tmp_path, monkeypatch):
-    """Two products whose names map to the same registry name: the second one's training task fails
-    after its retries; one aggregated message names the series and the cause; nothing is promoted."""
+def test_slug_collision_quarantines_one_series(airflow_db, config_factory, tmp_path, monkeypatch):
+    """Two products whose names map to the same registry name: the second one is quarantined (it can
+    never register), the other five are published, and one alert names it. A retry could not help, so
+    no task fails or retries for it."""
     frame = pd.read_csv(SEED, dtype=str)
     twin = frame[frame["item_name"] == "FIVE O'CLOCK VODKA"].assign(item_name="FIVE O CLOCK VODKA")
     seed = tmp_path / "twins.csv"
@@ -140,15 +141,39 @@ def test_failed_mapped_task_gives_one_aggregated_alert(airflow_db, config_factor
         monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
         run = run_dag("sales_forecast", DAY)
     states = task_states(run)
+    assert run.state == "success" and states["all_series_published"] == "skipped", states
+    assert not any(s == "failed" for s in states.values())
+    published = forecasts(config, DAY)
+    owners = set(published["series_id"])
+    assert len(owners) == 5 and len(owners & {"FIVE O'CLOCK VODKA", "FIVE O CLOCK VODKA"}) == 1
+    loser = ({"FIVE O'CLOCK VODKA", "FIVE O CLOCK VODKA"} - owners).pop()
+    report = [r.body for r in slack.requests if "partial run" in r.body["text"]]
+    assert len(report) == 1
+    text = json.dumps(report[0]["blocks"], ensure_ascii=False)
+    assert loser in text and "slug collision" in text
+
+
+def test_failed_mapped_tasks_give_one_aggregated_alert(airflow_db, config_factory, tmp_path, monkeypatch):
+    """An artifact store nobody can write to (its path runs through a file): every training task fails
+    after its retries; report_series waits for all of them and sends one message counting all five."""
+    config = config_factory()
+    from include.forecasting import registry
+
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where a folder should be")
+    client = registry.open_client(config.mlflow.tracking_uri)
+    client.create_experiment(config.mlflow.experiment, artifact_location=(blocker / "artifacts").as_uri())
+    with SlackStandIn() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+        run = run_dag("sales_forecast", DAY)
+    states = task_states(run)
     assert run.state == "failed"
-    # Whichever twin registers first owns the name; the other one's task fails after its retries.
-    failed = [k for k, s in states.items() if k.startswith("train_series") and s == "failed"]
-    assert failed in (["train_series[2]"], ["train_series[3]"]), states
+    failed = sorted(k for k, s in states.items() if k.startswith("train_series[") and s == "failed")
+    assert len(failed) == 5, states
     assert states["report_series"] == "failed" and states["all_series_published"] == "upstream_failed"
     assert len(slack.requests) == 1, slack.texts()
     text = json.dumps(slack.requests[0].body["blocks"])
-    assert "1 mapped task(s) failed" in text and "slug collision" in text
-    assert "FIVE O CLOCK VODKA" in text or "FIVE O'CLOCK VODKA" in text
+    assert "5 mapped task(s) failed" in text and ("NotADirectoryError" in text or "FileExistsError" in text or "Not a directory" in text)
     assert forecasts(config).empty and all(v is None for v in champions(config).values())
 
 

@@ -1,0 +1,195 @@
+"""Model versions: log one fit as an MLflow run with a registered version (spec + history + code, logged
+from code), record its evaluation, read its spec back, and verify a version by loading and forecasting."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from include.forecasting.config import PROJECT_ROOT
+from include.forecasting.keys import slug
+
+log = logging.getLogger(__name__)
+
+
+class SlugCollisionError(ValueError):
+    """Two series map to the same registered-model name; the first one registered owns it."""
+
+def _not_found(exc: Exception) -> bool:
+    return "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower()
+
+def spec_of(version: Any | None) -> Any | None:
+    """The ModelSpec recorded on a version (None for None)."""
+    from include.forecasting.training import ModelSpec
+
+    if version is None or "spec" not in version.tags:
+        return None
+    return ModelSpec.from_dict(json.loads(version.tags["spec"]))
+
+def _self_contained_code() -> Path:
+    """A temp copy of include/forecasting (as package include.forecasting) shipped with each model."""
+    root = Path(tempfile.mkdtemp(prefix="forecast_code_"))
+    package = root / "include"
+    (package / "forecasting").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    for source in (PROJECT_ROOT / "include" / "forecasting").glob("*.py"):
+        shutil.copy2(source, package / "forecasting" / source.name)
+    return package
+
+def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str) -> Any:
+    """History (last 120 days) with the forecast and its first prediction interval.
+
+    Built on a bare Figure with fixed margins and a month locator: pyplot's tight_layout and automatic
+    date ticks drew the figure twice and cost ~0.1 s per version (a tenth of a 1,000-series run).
+    """
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.5), dpi=72)  # a thumbnail in the MLflow UI
+    ax = fig.add_axes((0.08, 0.12, 0.9, 0.78))
+    recent = y.iloc[-120:]
+    ax.plot(recent.index, recent.values, lw=1, color="#444", label="actual")
+    ax.plot(forecast["forecast_date"], forecast["yhat"], color="#d62728", label="forecast (median)")
+    ax.fill_between(forecast["forecast_date"], forecast["yhat_lower"], forecast["yhat_upper"], color="#d62728", alpha=0.2, label="80 % interval")
+    ax.xaxis.set_major_locator(mdates.MonthLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+    ax.set_title(title)
+    ax.set_ylabel("quantity per period")
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+def log_candidate(
+    client: Any,
+    experiment_id: str,
+    name: str,
+    series_id: str,
+    fitted: Any,
+    y: pd.Series,
+    forecast: pd.DataFrame,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    horizon: int,
+    levels: tuple[float, ...],
+) -> Any:
+    """Log one fit as an MLflow run (params, metrics, plot, pyfunc model) and register a version.
+
+    The version is created with all its tags in one call, so a version without its idempotency key
+    can never exist (a crash leaves at most an unregistered run). The model is stored as its spec and
+    training history (see pyfunc_model), not as a pickled statsmodels object.
+    """
+    import mlflow
+    from mlflow.entities import Param, RunTag
+
+    from include.forecasting import pyfunc_model
+
+    if y.index.max() != fitted.last_date:  # the stored history must be what the model was fitted on
+        raise ValueError(f"{series_id}: history ends {y.index.max().date()}, the fit on {fitted.last_date.date()}")
+    _ensure_registered_model(client, name, series_id)  # first: a name collision must not leave a run behind
+    workdir = Path(tempfile.mkdtemp(prefix="forecast_model_"))
+    meta = {
+        "series_id": series_id, "spec": fitted.spec.to_dict(), "last_date": str(fitted.last_date.date()),
+        "levels": list(levels), "horizon": horizon,
+    }
+    (workdir / "spec.json").write_text(json.dumps(meta, indent=2))
+    y.rename("value").rename_axis("date").to_csv(workdir / "history.csv", date_format="%Y-%m-%d")
+    code = _self_contained_code()
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{slug(series_id)}-{tags.get('logical_date', '')}") as run:
+            # One store call for tags, params and metrics (each fluent call is its own transaction).
+            client.log_batch(
+                run.info.run_id,
+                metrics=_metric_batch({"aic": fitted.spec.aic, "fit_seconds": fitted.fit_seconds, "n_days": len(y)}),
+                params=[Param(k, json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)) for k, v in params.items()],
+                tags=[RunTag(k, str(v)) for k, v in {**tags, "series_id": series_id}.items()],
+            )
+            mlflow.log_dict({"candidates": fitted.candidates, **meta}, "model_selection.json")
+            mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: order {fitted.spec.order}"), "forecast.png")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=pyfunc_model.__file__,  # models-from-code: nothing pickled
+                artifacts={"spec": str(workdir / "spec.json"), "history": str(workdir / "history.csv")},
+                code_paths=[str(code)],
+                # Explicit requirements: inference would import and scan the whole environment.
+                pip_requirements=list(_model_requirements()),
+            )
+        _ensure_registered_model(client, name, series_id)
+        version = client.create_model_version(
+            name=name,
+            source=info.model_uri,
+            # MLflow 3: a `models:/m-...` source must name its logged model, or a tracking server
+            # answers 400 INVALID_PARAMETER_VALUE (the local sqlite store does not check).
+            model_id=info.model_id,
+            run_id=run.info.run_id,
+            tags={**tags, "series_id": series_id, "spec": json.dumps(fitted.spec.to_dict())},
+            description=f"SARIMA{fitted.spec.order}x{fitted.spec.seasonal_order} on log sales for {series_id}",
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(code.parent, ignore_errors=True)
+    log.info("registered %s v%s (run %s)", name, version.version, run.info.run_id)
+    return version
+
+@functools.lru_cache(maxsize=1)
+def _model_requirements() -> tuple[str, ...]:
+    """Pinned requirements of a logged model (read once per process: metadata lookups cost ~10 ms)."""
+    from importlib.metadata import version as dist_version
+
+    return tuple(f"{p}=={dist_version(p)}" for p in ("statsmodels", "pandas", "numpy", "scipy", "mlflow"))
+
+def _ensure_registered_model(client: Any, name: str, series_id: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if not _not_found(exc):
+            raise
+        try:
+            client.create_registered_model(name, tags={"series_id": series_id}, description=f"Daily sales forecast for {series_id}")
+        except MlflowException as create_exc:  # created concurrently
+            if "already exists" not in str(create_exc).lower():
+                raise
+        return
+    owner = model.tags.get("series_id")
+    if owner is not None and owner != series_id:
+        raise SlugCollisionError(f"registered model {name} belongs to series {owner!r}, not {series_id!r} (slug collision)")
+
+def _metric_batch(values: dict[str, float]) -> list[Any]:
+    """MLflow Metric entities for one `log_batch` call, stamped now, at step 0."""
+    from mlflow.entities import Metric
+
+    now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    return [Metric(key, float(value), now, 0) for key, value in values.items()]
+
+def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> None:
+    """Attach backtest metrics to the candidate's run (as MLflow metrics) and version (as a tag)."""
+    values = {
+        f"{method}_{metric}": value
+        for method, values in metrics.items()
+        if isinstance(values, dict)  # not champion_version, nor missing champion metrics
+        for metric, value in values.items()
+        if isinstance(value, (int, float)) and value == value  # skip None and NaN
+    }
+    client.log_batch(version.run_id, metrics=_metric_batch(values))  # one store transaction, not one per metric
+    client.set_model_version_tag(version.name, version.version, "backtest", json.dumps(metrics))
+
+def verify_version(tracking_uri: str, name: str, version: str, horizon: int) -> pd.DataFrame:
+    """Load a registered version as pyfunc and forecast; raise if the forecast is unusable."""
+    import mlflow.pyfunc
+    import numpy as np
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    frame = model.predict(pd.DataFrame({"horizon": [horizon]}))
+    values = frame[[c for c in frame.columns if c.startswith("yhat")]].to_numpy(dtype=float)
+    if len(frame) != horizon or not np.isfinite(values).all() or (values < 0).any():
+        raise ValueError(f"{name} v{version} produced an unusable forecast: {frame.head()}")
+    return frame
