@@ -32,12 +32,14 @@ from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_aler
     max_active_runs=1,
     description="Move the MLflow champion alias of one series (or all) back or forward, verified, with a reason.",
     params={
-        "series": Param(type="string", minLength=1, title="Series", description="Series id as in `make models` (case-insensitive), or all for every series."),
+        # No default: rolling back every series must be typed, never one click away. (A Param with no
+        # default at all fails Airflow's own param processing inside the task, so the default is null.)
+        "series": Param(None, type=["null", "string"], minLength=1, title="Series", description="Series id as in `make models` (case-insensitive), or all for every series. Required."),
         "target": Param(
             "previous", type="string", pattern=r"^(previous|last-passed|[0-9]+)$", title="Target version",
             description="previous: the version the champion replaced; last-passed: newest other version that passed the gate; or a version number.",
         ),
-        "reason": Param(type="string", minLength=3, title="Reason", description="Why (recorded on the version with who and when, and sent to Slack)."),
+        "reason": Param(None, type=["null", "string"], minLength=3, title="Reason", description="Why (recorded on the version with who and when, and sent to Slack). Required."),
     },
     default_args=default_args_with_alerts({"owner": "forecasting", "retries": 2, "retry_delay": timedelta(seconds=10)}),
     on_failure_callback=dag_failure_callbacks(),
@@ -62,6 +64,8 @@ def rollback_champion() -> None:
         hook = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri)
         rows = registry.registry_overview(hook.client, config.mlflow.model_prefix, config.mlflow.champion_alias)
         try:
+            if not params.get("series") or not params.get("reason"):
+                raise ValueError("give a series (or all) and a reason: nothing was rolled back")
             wanted = set(registry.match_series([r["series_id"] for r in rows], params["series"]))
             actor = f"airflow:{context['run_id']}"
             results = []
