@@ -97,9 +97,11 @@ class ForecastConfig(_Section):
     models: dict[Frequency, ModelOrders] = Field(default_factory=_default_models)
     order_search: Literal["first_stable", "aic"] = "first_stable"
     max_iter: int = Field(ge=5)
-    # Zero periods: the share of zeros over the last `zero_window` periods (per weekday for daily data) is
-    # the probability of no sale; at `closure_share` or more the period is "closed" (forecast exactly 0).
+    # Zero periods: the recency-weighted share of zeros over the last `zero_window` periods (per weekday for
+    # daily data) is the probability of no sale; at `closure_share` or more the period is "closed" (forecast exactly 0).
     zero_window: int = Field(default=12, ge=2, validation_alias=AliasChoices("zero_window", "closure_weeks"))
+    # Recency weighting of that share: an observation `zero_halflife` periods older counts half as much.
+    zero_halflife: float = Field(default=2.0, gt=0.0, le=52.0)
     closure_share: float = Field(ge=0.0, le=1.0)
     explosion_factor: float = Field(ge=1.0, le=1e6)
     warm_start: bool

@@ -4,9 +4,10 @@ Modelling choices (see README "Modelling"):
 - A series is laid on its panel's calendar grid (daily, weekly on its own weekday, monthly: see
   `frequency`); periods with no row are zero sales.
 - The model sees log(sales) with zero periods as *missing* (the Kalman filter skips them): a zero cannot
-  be logged, and treating zeros as data wrecks a Gaussian model. Zeros come back as a hurdle: the share of
-  zero periods over the last `zero_window` periods (per weekday for daily data) is the probability of no
-  sale, and the forecast's quantiles are those of the mixture "0 with probability pi, else log-normal".
+  be logged, and treating zeros as data wrecks a Gaussian model. Zeros come back as a hurdle: the
+  recency-weighted share of zero periods over the last `zero_window` periods (per weekday for daily data;
+  half-life `zero_halflife`) is the probability of no sale, and the forecast's quantiles are those of the
+  mixture "0 with probability pi, else log-normal".
   The point forecast is the mixture's median (what MAE/MASE reward): 0 where pi >= 0.5. A period whose pi
   reaches `closure_share` is "closed": exactly 0 with interval [0, 0] (Iowa's Saturdays, a product
   that stopped selling).
@@ -64,6 +65,7 @@ class ModelSettings:
     order_search: str = "first_stable"
     max_iter: int = 50
     zero_window: int = 12
+    zero_halflife: float = 2.0
     closure_share: float = 0.5
     explosion_factor: float = 3.0
     holidays: tuple[str, str | None] | None = None  # (country, subdivision); daily data only
@@ -84,6 +86,7 @@ def settings_for(forecast: Any, cadence: Cadence) -> ModelSettings:
         order_search=forecast.order_search,
         max_iter=forecast.max_iter,
         zero_window=forecast.zero_window,
+        zero_halflife=forecast.zero_halflife,
         closure_share=forecast.closure_share,
         explosion_factor=forecast.explosion_factor,
         holidays=(holidays.country, holidays.subdivision) if holidays and cadence.name == "daily" else None,
@@ -182,16 +185,28 @@ def daily_series(frame: pd.DataFrame, series_id: str, end_exclusive: pd.Timestam
     return period_series(frame, series_id, end_exclusive, DAILY)
 
 
-def zero_share(y: pd.Series, window: int, cadence: Cadence, exclude: pd.DatetimeIndex | None = None) -> dict[str, float]:
-    """P(no sale) per weekday (daily data: over the last `window` of each weekday) or overall ("all")."""
+def _recency_weighted(zero: np.ndarray, halflife: float) -> float:
+    """Share of zeros, each observation weighted 2^(-age / halflife) (the newest has age 0)."""
+    weights = 0.5 ** (np.arange(len(zero))[::-1] / halflife)
+    return float(np.sum(weights * zero) / np.sum(weights))
+
+
+def zero_share(
+    y: pd.Series, window: int, cadence: Cadence, exclude: pd.DatetimeIndex | None = None, halflife: float = 2.0
+) -> dict[str, float]:
+    """P(no sale) per weekday (daily data: over the last `window` of each weekday) or overall ("all").
+
+    Recency-weighted (half-life `halflife` observations of the same weekday or period): a product that
+    starts selling again after weeks out of stock is a seller again within a couple of weeks, not after
+    the whole window has forgotten the gap; a weekday that is always closed stays closed.
+    """
     if exclude is not None and len(exclude):
         y = y[~y.index.isin(exclude)]
     if cadence.name == "daily":
         recent = y.iloc[-window * 7 :]
-        shares = (recent == 0).groupby(recent.index.day_of_week).mean()
-        return {WEEKDAYS[d]: float(s) for d, s in shares.items()}
+        return {WEEKDAYS[d]: _recency_weighted(g.to_numpy(dtype=float), halflife) for d, g in (recent == 0).groupby(recent.index.day_of_week)}
     recent = y.iloc[-window:]
-    return {"all": float((recent == 0).mean())} if len(recent) else {}
+    return {"all": _recency_weighted((recent == 0).to_numpy(dtype=float), halflife)} if len(recent) else {}
 
 
 def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
@@ -372,7 +387,7 @@ def fit_series(
     calendar = _calendar_key(settings)
     names = holiday_names(calendar, y.index.min(), y.index.max())
     effect = holiday_effect(y, names) if len(names) else {}
-    zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index))
+    zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
     season = settings.seasonal_order[3]
