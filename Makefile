@@ -50,7 +50,7 @@ install-dev: $(VENV)/.installed-dev
 ## make demo: set up everything and run sales_forecast end to end on the embedded default
 demo: install
 	$(BIN)/python scripts/airflow_local.py setup
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 ## make test: install test tools and run the whole suite (unit, DAG, end-to-end)
 test: install-dev

@@ -1,7 +1,7 @@
 """`make demo`: run the sales_forecast DAG end to end (dag.test) for the last day of the seed data and
 print what happened, read back from the real stores (snapshot, GX report, gate report, MLflow, DuckDB).
 
-Usage: python scripts/demo.py [--logical-date YYYY-MM-DD] [--quiet-summary]
+Usage: python scripts/demo.py [--logical-date YYYY-MM-DD] [--dates N]
 """
 
 from __future__ import annotations
@@ -126,6 +126,27 @@ def _failure_text(f: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _run_quietly(logical_date: dt.date, log_file: Path | None = None) -> Any:
+    """Run the DAG for one date with every task log line sent to a file (dag.test prints them all)."""
+    log_file = log_file or ROOT / ".local" / "logs" / f"demo-{logical_date}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, mode="w")
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    saved = os.dup(1), os.dup(2)
+    with open(log_file, "a") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            return run_dag("sales_forecast", logical_date)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+
+
 def tasks_that_ran(dag_run: Any) -> int:
     """How many task instances of the run reached a running state (0: the run did nothing)."""
     ran = 0
@@ -139,6 +160,7 @@ def main() -> int:
     """Run the demo; exit non-zero if the DAG run did not succeed."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--logical-date", type=dt.date.fromisoformat)
+    parser.add_argument("--dates", type=int, default=1, help="run this many consecutive dates ending at the logical date (earlier first)")
     args = parser.parse_args()
     from include.forecasting.config import load_config
 
@@ -157,6 +179,10 @@ def main() -> int:
             )
             return 1
     logical_date = args.logical_date or last + dt.timedelta(days=1)
+    for back in range(args.dates - 1, 0, -1):  # earlier dates first: each one's champion is the next one's "previous"
+        earlier = logical_date - dt.timedelta(days=back)
+        run = _run_quietly(earlier)
+        print(f"sales_forecast for the earlier logical date {earlier}: {str(run.state).upper()}", flush=True)
     log_dir = ROOT / ".local" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"demo-{logical_date}.log"
@@ -165,22 +191,7 @@ def main() -> int:
         f"config {config.path}); task logs → {log_file}",
         flush=True,
     )
-    # dag.test logs every task line to the console; keep the terminal for the summary.
-    handler = logging.FileHandler(log_file, mode="w")
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.addHandler(handler)
-    saved = os.dup(1), os.dup(2)
-    with open(log_file, "a") as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            dag_run = run_dag("sales_forecast", logical_date)
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
+    dag_run = _run_quietly(logical_date, log_file)
     state = str(getattr(dag_run, "state", "unknown"))
     if tasks_that_ran(dag_run) == 0:
         print(
