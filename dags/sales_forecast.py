@@ -102,15 +102,15 @@ def sales_forecast() -> None:
     @task
     def extract_sales() -> dict[str, Any]:
         """Extract the history window ending at the run date (exclusive) into a content-addressed snapshot."""
-        from forecast_ops.hooks.warehouse import extract_daily_sales, source_duplicates
+        from forecast_ops.hooks.warehouse import extract_daily_sales, source_checks
 
         from include.forecasting.extract import history_window, write_snapshot
 
         config = _config()
         window = history_window(_run_date(get_current_context()), config.forecast.history_days)
         frame = extract_daily_sales(config, window)
-        duplicates = source_duplicates(config, window)  # on the raw rows, before the SQL's SUM hides them
-        return write_snapshot(frame, config.storage_root, window, config.run_sha256, duplicates).to_dict()
+        duplicates, volume = source_checks(config, window)  # on the raw rows, before the SQL's SUM hides them
+        return write_snapshot(frame, config.storage_root, window, config.run_sha256, duplicates, volume).to_dict()
 
     @task(retries=0)
     def validate_sales(snapshot: dict[str, Any]) -> dict[str, Any]:

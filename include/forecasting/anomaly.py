@@ -99,8 +99,50 @@ def duplicate_findings(duplicates: list[dict[str, Any]]) -> list[Finding]:
     return out
 
 
-def apply_policy(findings: list[Finding], n_series: int, rules: Any) -> tuple[dict[str, str], str | None]:
-    """Turn findings into (series -> quarantine reason, run-blocking message or None) by the config policy."""
+def _recent_vs_reference(values: pd.Series, cadence: Cadence, r: int) -> list[tuple[pd.Timestamp, float, float]]:
+    """(date, value, typical) for the newest `r` periods: typical is the median of the same weekday
+    (daily) or of all periods over the recent past, zeros left out."""
+    recent, reference = values.iloc[-r:], values.iloc[:-r]
+    reference = reference.iloc[-(12 * 7 if cadence.name == "daily" else 26):]
+    out = []
+    ref_groups = _groups(reference.index, cadence)
+    for date, value, g in zip(recent.index, recent.to_numpy(dtype=float), _groups(recent.index, cadence), strict=True):
+        typical = reference.to_numpy(dtype=float)[(ref_groups == g)]
+        typical = typical[typical > 0]
+        if len(typical) >= 4:
+            out.append((date, value, float(np.median(typical))))
+    return out
+
+
+def delivery_findings(
+    rows_per_date: pd.DataFrame, cadence: Cadence, rules: Any, label: Any, holidays: pd.DatetimeIndex | None = None
+) -> list[Finding]:
+    """Per-delivery volume: rows per date of the raw source (extract's delivery_volume.sql), newest
+    `recent_days` against recent deliveries. A delivery with far more rows than usual (loaded twice, or
+    appended to) or present but far fewer (stores or products missing) is a panel-wide finding; an empty
+    period is left to the zero-run and freshness rules, and `holidays` are skipped (a holiday is what a
+    small delivery looks like). Sales totals are not compared here: real events (a snowstorm, the days
+    before Spring Festival) move them 3-10x, and the per-series rules already judge each series'."""
+    r = max(1, -(-rules.recent_days // cadence.period_days))
+    ratio = rules.volume_ratio
+    out = []
+    if rows_per_date.empty:
+        return out
+    rows = rows_per_date.assign(period=label(rows_per_date["sales_date"])).groupby("period")["n_rows"].sum().astype(float)
+    rows = rows.reindex(cadence.grid(rows.index.min(), rows.index.max()), fill_value=0.0)
+    for date, value, typical in _recent_vs_reference(rows, cadence, r):
+        if holidays is not None and date in holidays:
+            continue
+        if value > ratio * typical or 0 < value < typical / ratio:
+            out.append(Finding("(panel)", "delivery volume", f"source rows on {date:%Y-%m-%d}: {value:.0f} vs typical {typical:.0f} ({value / typical:.2g}x)"))
+    return out
+
+
+def apply_policy(findings: list[Finding], n_series: int, rules: Any, panel: list[Finding] | None = None) -> tuple[dict[str, str], str | None]:
+    """Turn findings into (series -> quarantine reason, run-blocking message or None) by the config policy.
+    `panel` findings (delivery volume) are panel-wide by nature."""
+    if panel and rules.on_panel == "block":
+        return {}, "anomalous delivery (panel-wide): " + "; ".join(f.detail for f in panel[:5]) + " (config anomaly.volume_ratio)"
     if not findings or rules.on_series == "ignore":
         return {}, None
     reasons: dict[str, list[str]] = {}

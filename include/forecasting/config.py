@@ -171,6 +171,9 @@ class AnomalyConfig(_Section):
     spike_mad: float = Field(default=8.0, gt=0.0)
     level_shift_ratio: float = Field(default=10.0, gt=1.0)
     zero_run_days: int = Field(default=7, ge=2)
+    # A delivery (rows per date of the raw source) with more than this many times its recent typical number
+    # of rows, or present but less than 1/this, is a panel-wide anomaly.
+    volume_ratio: float = Field(default=3.0, gt=1.0)
     on_series: Literal["quarantine", "block", "ignore"] = "quarantine"
     on_panel: Literal["block", "quarantine"] = "block"
     panel_share: float = Field(default=0.5, gt=0.0, le=1.0)

@@ -53,6 +53,8 @@ class SnapshotRef:
     # Set by extract: per series, keys of the source's own grain found more than once
     # (series_id, n_keys, first_date, last_date, max_rows).
     raw_duplicates: list[dict[str, Any]] | None = None
+    # Set by extract: rows per source date (sales_date, n_rows), the size of each delivery.
+    delivery_rows: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form for XCom."""
@@ -194,7 +196,12 @@ def frame_sha256(frame: pd.DataFrame) -> str:
 
 
 def write_snapshot(
-    frame: pd.DataFrame, root: Path, window: tuple[dt.date, dt.date], config_sha256: str, raw_duplicates: list[dict[str, Any]] | None = None
+    frame: pd.DataFrame,
+    root: Path,
+    window: tuple[dt.date, dt.date],
+    config_sha256: str,
+    raw_duplicates: list[dict[str, Any]] | None = None,
+    delivery_rows: list[dict[str, Any]] | None = None,
 ) -> SnapshotRef:
     """Write the frame as <root>/snapshots/<hash>.parquet (content-addressed, so reruns are no-ops)."""
     frame = normalise(frame)
@@ -220,6 +227,7 @@ def write_snapshot(
         window_end=window[1].isoformat(),
         config_sha256=config_sha256,
         raw_duplicates=raw_duplicates or [],
+        delivery_rows=delivery_rows or [],
     )
 
 
@@ -274,6 +282,17 @@ def duplicate_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 def source_duplicates_duckdb(con: Any, table: str, unique_key: list[str], window: tuple[dt.date, dt.date], series: tuple[str, ...] | None) -> list[dict[str, Any]]:
     """Keys of the source's grain that repeat inside the window (DuckDB, bound parameters)."""
     return duplicate_records(con.execute(duplicates_sql("duckdb", table, unique_key), query_parameters(window, series)).df())
+
+
+def volume_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """delivery_volume.sql's rows as plain data for XCom."""
+    return [{"sales_date": pd.Timestamp(r.sales_date).date().isoformat(), "n_rows": int(r.n_rows)} for r in frame.itertuples(index=False)]
+
+
+def delivery_volume_duckdb(con: Any, table: str, window: tuple[dt.date, dt.date], series: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """Rows per source date inside the window (DuckDB, bound parameters)."""
+    sql = render_sql("delivery_volume", "duckdb", source_table=table)
+    return volume_records(con.execute(sql, query_parameters(window, series)).df())
 
 
 def snapshot_summary(ref: SnapshotRef) -> str:

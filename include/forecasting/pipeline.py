@@ -42,7 +42,7 @@ def validate_snapshot(config: Config, ref: SnapshotRef) -> tuple[SnapshotRef, di
     run. Returns the reference completed with the panel's cadence and the series quarantined by per-series
     rules (too little history, stale, gaps), and the report summary."""
     frame = read_snapshot(ref)
-    report = validate_frame(frame, config, dt.date.fromisoformat(ref.window_end), ref.sha256, ref.raw_duplicates)
+    report = validate_frame(frame, config, dt.date.fromisoformat(ref.window_end), ref.sha256, ref.raw_duplicates, ref.delivery_rows)
     path = save_report(report, config.storage_root)
     if not report.success:
         raise DataValidationError(report)

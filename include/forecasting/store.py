@@ -18,7 +18,10 @@ def _sqlite_schema_lock(tracking_uri: str) -> Iterator[None]:
         return
     from sqlalchemy.engine import make_url
 
-    database = Path(make_url(tracking_uri).database or "")
+    database_name = make_url(tracking_uri).database or ""
+    if database_name.startswith("file:"):  # SQLite URI filename (e.g. `file:/abs/mlflow.db?mode=ro&uri=true`)
+        database_name = database_name[len("file:") :].split("?")[0]
+    database = Path(database_name)
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".schema-lock"), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed

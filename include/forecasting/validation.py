@@ -216,10 +216,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def validate_frame(
-    frame: pd.DataFrame, config: Config, window_end: dt.date, snapshot_sha256: str = "", raw_duplicates: list[dict[str, Any]] | None = None
+    frame: pd.DataFrame,
+    config: Config,
+    window_end: dt.date,
+    snapshot_sha256: str = "",
+    raw_duplicates: list[dict[str, Any]] | None = None,
+    delivery_rows: list[dict[str, Any]] | None = None,
 ) -> ValidationReport:
     """Check the cadence, run both suites and the anomaly rules, and return a report; never raises for
-    failed checks. `raw_duplicates` are extract's repeated source keys (before aggregation)."""
+    failed checks. `raw_duplicates` and `delivery_rows` come from extract's checks of the raw source
+    (repeated keys; rows per date), made before aggregation."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -249,7 +255,7 @@ def validate_frame(
         if series_id not in set(profile["series_id"]):
             quarantined[series_id] = "no rows in the history window"
     if not failures:
-        flagged, blocking = _anomalies(frame, config, window_end, cadence, raw_duplicates or [], set(quarantined))
+        flagged, blocking = _anomalies(frame, config, window_end, cadence, raw_duplicates or [], set(quarantined), delivery_rows or [])
         for series_id, reason in flagged.items():
             quarantined[series_id] = "; ".join(filter(None, [quarantined.get(series_id), reason]))
         if blocking:
@@ -269,11 +275,18 @@ def validate_frame(
 
 
 def _anomalies(
-    frame: pd.DataFrame, config: Config, window_end: dt.date, cadence: Cadence, duplicates: list[dict[str, Any]], skip: set[str]
+    frame: pd.DataFrame,
+    config: Config,
+    window_end: dt.date,
+    cadence: Cadence,
+    duplicates: list[dict[str, Any]],
+    skip: set[str],
+    delivery_rows: list[dict[str, Any]],
 ) -> tuple[dict[str, str], str | None]:
-    """Anomaly findings per series (include/forecasting/anomaly.py) turned into quarantines or a block."""
+    """Anomaly findings per series and per delivery (include/forecasting/anomaly.py) turned into
+    quarantines or a block."""
     from include.forecasting import anomaly
-    from include.forecasting.training import period_series
+    from include.forecasting.training import holiday_names, period_label, period_series
 
     findings = anomaly.duplicate_findings(duplicates)
     end = pd.Timestamp(window_end)
@@ -282,9 +295,15 @@ def _anomalies(
         if str(series_id) in skip:
             continue
         findings += anomaly.series_findings(period_series(rows, str(series_id), end, cadence), cadence, config.anomaly)
-    for f in findings:
-        log.warning("anomaly in series %r: %s", f.series_id, f.text())
-    return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly)
+    rows = pd.DataFrame(delivery_rows, columns=["sales_date", "n_rows"]).astype({"sales_date": "datetime64[ns]"})
+    holidays = None
+    if cadence.name == "daily" and config.forecast.holidays is not None:
+        calendar = (config.forecast.holidays.country, config.forecast.holidays.subdivision or "")
+        holidays = pd.DatetimeIndex(holiday_names(calendar, end - pd.Timedelta(days=120), end).index)
+    panel = anomaly.delivery_findings(rows, cadence, config.anomaly, lambda d: period_label(d, cadence), holidays)
+    for f in findings + panel:
+        log.warning("anomaly in %r: %s", f.series_id, f.text())
+    return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly, panel)
 
 
 def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params: dict[str, Any]) -> dict[str, str]:

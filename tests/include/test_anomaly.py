@@ -76,3 +76,21 @@ def test_level_shift_is_named_with_both_medians(iowa_frame, config):
     bad.loc[recent, "value"] = (bad.loc[recent, "value"] / 100).round()  # units became hundreds
     [finding] = [f for f in findings(bad, config) if f.rule == "level shift"]
     assert finding.series_id == "TITOS HANDMADE VODKA" and "vs" in finding.detail
+
+
+def _rows_per_date(frame, scale_last_day: float = 1.0):
+    rows = frame.groupby("sales_date").size().rename("n_rows").reset_index()
+    last = rows["sales_date"] == rows["sales_date"].max()
+    rows.loc[last, "n_rows"] = (rows.loc[last, "n_rows"] * scale_last_day).round().astype(int)
+    return [{"sales_date": f"{d:%Y-%m-%d}", "n_rows": int(n)} for d, n in zip(rows["sales_date"], rows["n_rows"], strict=True)]
+
+
+def test_delivery_volume_of_a_transaction_grain_source(iowa_frame, config):
+    """Rows per delivery against recent deliveries: a day delivered four times over, or with most of its
+    rows missing, blocks the run; the real panel's deliveries do not."""
+    assert validate_frame(iowa_frame, config, END, "sha", delivery_rows=_rows_per_date(iowa_frame)).success
+    report = validate_frame(iowa_frame, config, END, "sha", delivery_rows=_rows_per_date(iowa_frame, 4.0))
+    assert not report.success and "source rows on 2025-05-30: 20 vs typical 5 (4x)" in str(report.failures[0].observed)
+    thin = _rows_per_date(iowa_frame)
+    thin[-1]["n_rows"] = 1  # one product's row of five arrived
+    assert not validate_frame(iowa_frame, config, END, "sha", delivery_rows=thin).success

@@ -21,16 +21,20 @@ def extract_daily_sales(config: Any, window: tuple[dt.date, dt.date]) -> Any:
     return extract.normalise(hook.query_frame(sql, extract.query_parameters(window, config.series_ids)))
 
 
-def source_duplicates(config: Any, window: tuple[dt.date, dt.date]) -> list[dict[str, Any]]:
-    """Keys of the source's own grain (source.unique_key) that repeat inside the window, before aggregation."""
+def source_checks(config: Any, window: tuple[dt.date, dt.date]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """On the raw source rows, before aggregation: keys of its own grain (source.unique_key) that repeat
+    inside the window, and rows per date (the size of each delivery)."""
     from include.forecasting import extract
 
+    params = extract.query_parameters(window, config.series_ids)
     if config.source.kind == "duckdb":
         with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
-            return extract.source_duplicates_duckdb(con, config.source.table, config.source.unique_key, window, config.series_ids)
+            duplicates = extract.source_duplicates_duckdb(con, config.source.table, config.source.unique_key, window, config.series_ids)
+            return duplicates, extract.delivery_volume_duckdb(con, config.source.table, window, config.series_ids)
     hook = BigQuerySalesHook(billing_project=config.source.billing_project)
-    sql = extract.duplicates_sql("bigquery", config.source.table, config.source.unique_key)
-    return extract.duplicate_records(hook.query_frame(sql, extract.query_parameters(window, config.series_ids)))
+    duplicates = extract.duplicate_records(hook.query_frame(extract.duplicates_sql("bigquery", config.source.table, config.source.unique_key), params))
+    volume = hook.query_frame(extract.render_sql("delivery_volume", "bigquery", source_table=config.source.table), params)
+    return duplicates, extract.volume_records(volume)
 
 
 def publish_forecasts(config: Any, rows: Any, logical_date: dt.date) -> int:
