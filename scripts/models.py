@@ -36,6 +36,11 @@ def main() -> int:
     if args.command == "list":
         for row in overview:
             print(f"{row['series_id']}  ({row['model']})  champion v{row['champion'] or '-'}  previous v{row['previous'] or '-'}")
+            moved = row.get("moved") or {}
+            if moved.get("rolled_back_from"):
+                print(f"    alias moved here from v{moved['rolled_back_from']} by {moved.get('rolled_back_by')} at {moved.get('rolled_back_at')}: {moved.get('rollback_reason')}")
+            if row.get("withdrawn"):
+                print(f"    withdrawn (never served again unless rolled forward): v{', v'.join(row['withdrawn'])}")
             for c in row["candidates"]:
                 mase = f"{c['mase']:.3f}" if c["mase"] is not None else "  -  "
                 naive = f"{c['naive_mase']:.3f}" if c["naive_mase"] is not None else "  -  "

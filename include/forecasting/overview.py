@@ -43,6 +43,12 @@ def registry_overview(client: Any, prefix: str, alias: str, last: int = 3) -> li
                 "series_id": model.tags.get("series_id"),
                 "champion": str(champion.version) if champion else None,
                 "previous": champion.tags.get("previous_champion") if champion else None,
+                # How the alias got here: a rollback or roll forward records where it came from and why.
+                "moved": (
+                    {k: champion.tags[k] for k in ("rolled_back_from", "rolled_back_by", "rollback_reason", "rolled_back_at") if k in champion.tags}
+                    if champion else {}
+                ),
+                "withdrawn": sorted((str(v.version) for v in versions(client, model.name) if v.tags.get("withdrawn") == "true"), key=int),
                 "candidates": rows,
             }
         )

@@ -1,11 +1,11 @@
 """MlflowRegistryHook: resolves the MLflow tracking server from an Airflow connection and hands out an
-MlflowClient. Credentials stay in the connection (login/password -> MLflow's basic-auth variables)."""
+MlflowClient. Credentials stay in the connection and this hook's client (login/password -> basic auth in the URI)."""
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
@@ -46,9 +46,12 @@ class MlflowRegistryHook(BaseHook):
             scheme = conn.schema or "http"
             uri = f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
         if conn.login:
-            # MLflow reads basic-auth credentials from the environment of the process that calls it.
-            os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
+            # Basic auth travels in the URI's userinfo (requests sends it as the Authorization header), so
+            # the credentials stay with this hook's client: nothing is written into os.environ, which every
+            # child process would inherit.
+            scheme, _, rest = uri.partition("://")
+            userinfo = quote(conn.login, safe="") + ":" + quote(conn.password or "", safe="")
+            uri = f"{scheme}://{userinfo}@{rest}"
         return uri
 
     @cached_property
