@@ -77,10 +77,14 @@ def promote(
     actor: str,
     reason: str = "passed the quality gate",
 ) -> PromotionResult:
-    """Move `alias` to `version` unless it is already there or a newer-dated champion holds it."""
+    """Move `alias` to `version` unless it is already there, a newer-dated champion holds it, or the
+    version was withdrawn by a rollback (only an explicit roll forward brings it back)."""
     current = get_alias_version(client, name, alias)
     if current is not None and str(current.version) == str(version):
         return PromotionResult(series_id, name, str(version), current.tags.get("previous_champion"), False, "already champion (idempotent rerun)")
+    if client.get_model_version(name, str(version)).tags.get("withdrawn") == "true":
+        kept = str(current.version) if current is not None else None
+        return PromotionResult(series_id, name, str(version), kept, False, f"kept v{kept}: v{version} was withdrawn (roll it forward to serve it again)")
     if current is not None and current.tags.get("logical_date", "") > logical_date:
         return PromotionResult(
             series_id, name, str(version), str(current.version), False,

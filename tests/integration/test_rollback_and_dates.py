@@ -45,5 +45,17 @@ def test_dates_do_not_leak_or_demote_and_rollback_works(airflow_db, config_facto
         assert after["BLACK VELVET"] == older["BLACK VELVET"]
         assert {s: v for s, v in after.items() if s != "BLACK VELVET"} == {s: v for s, v in newer.items() if s != "BLACK VELVET"}
         assert len(slack.requests) == before + 1 and "champion rollback" in slack.requests[-1].body["text"]
+        # `make models` shows how the alias moved, and the rolled-back version is withdrawn: a rerun of the
+        # newer date keeps serving the older champion instead of falling back to it.
+        from mlflow import MlflowClient
+
+        from include.forecasting.registry import registry_overview
+
+        [row] = [r for r in registry_overview(MlflowClient(tracking_uri=config.mlflow.tracking_uri), config.mlflow.model_prefix, "champion") if r["series_id"] == "BLACK VELVET"]
+        assert row["moved"]["rolled_back_from"] == newer["BLACK VELVET"] and row["withdrawn"] == [newer["BLACK VELVET"]]
+        assert run_dag("sales_forecast", NEWER).state == "success"
+        assert champions(config)["BLACK VELVET"] == older["BLACK VELVET"]
+        served = forecasts(config, NEWER)
+        assert set(served[served.series_id == "BLACK VELVET"]["model_version"]) == {older["BLACK VELVET"]}
         print(f"rollback_champion run (parse + verify + notify): {elapsed:.1f}s")
         assert elapsed < 120
