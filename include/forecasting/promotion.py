@@ -139,8 +139,9 @@ def rollback(
 
 def revert_promotions(client: Any, alias: str, promotions: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
     """Undo this run's alias moves (publishing failed for good): each changed series' alias goes back to
-    the version it replaced (or is removed if there was none), and the reverted version is withdrawn.
-    Only an alias still on this run's version is touched. Returns what was moved back."""
+    the version it replaced (or is removed if there was none). The version itself is not withdrawn (it
+    passed the gate; only publishing failed), so clearing the run promotes and publishes it again. Only an
+    alias still on this run's version is touched. Returns what was moved back."""
     reverted = []
     for p in promotions:
         if not p.get("changed"):
@@ -152,7 +153,6 @@ def revert_promotions(client: Any, alias: str, promotions: list[dict[str, Any]],
             client.set_registered_model_alias(p["model_name"], alias, str(p["previous"]))
         else:
             client.delete_registered_model_alias(p["model_name"], alias)
-        client.set_model_version_tag(p["model_name"], str(p["version"]), "withdrawn", "true")
-        client.set_model_version_tag(p["model_name"], str(p["version"]), "withdrawn_reason", reason)
+        client.set_model_version_tag(p["model_name"], str(p["version"]), "reverted_reason", reason)
         reverted.append({"series_id": p["series_id"], "from": str(p["version"]), "to": p.get("previous")})
     return reverted
