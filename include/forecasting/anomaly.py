@@ -6,7 +6,8 @@ Rules (each robust: log scale, medians and MADs, per weekday for daily data), ch
 - level shift: the recent median far above or below the reference median (a unit change, a lost feed);
 - zero run: the newest periods all zero where the series normally sells (an upstream outage, or a
   product that stopped selling: someone should look before it is forecast again);
-- duplicated source rows: the source's own grain repeated (`source.unique_key`; found by extract).
+- duplicated source rows: the source's own grain repeated (`source.unique_key`; found by extract);
+- delivery volume (transaction-grain sources): rows per date far above or below recent deliveries.
 A config policy decides what a finding does: quarantine that series (default) or block the run. When at
 least `panel_share` of the series are flagged at once it is a panel-wide problem (an outage, a file
 delivered twice), which blocks the run by default.
@@ -101,15 +102,16 @@ def duplicate_findings(duplicates: list[dict[str, Any]]) -> list[Finding]:
 
 def _recent_vs_reference(values: pd.Series, cadence: Cadence, r: int) -> list[tuple[pd.Timestamp, float, float]]:
     """(date, value, typical) for the newest `r` periods: typical is the median of the same weekday
-    (daily) or of all periods over the recent past, zeros left out."""
+    (daily) or of all periods over the recent past, zeros left out. Weekdays or periods that are empty in
+    more than a fifth of the recent past (a mostly closed Sunday) have no typical size and are skipped."""
     recent, reference = values.iloc[-r:], values.iloc[:-r]
     reference = reference.iloc[-(12 * 7 if cadence.name == "daily" else 26):]
     out = []
     ref_groups = _groups(reference.index, cadence)
     for date, value, g in zip(recent.index, recent.to_numpy(dtype=float), _groups(recent.index, cadence), strict=True):
-        typical = reference.to_numpy(dtype=float)[(ref_groups == g)]
-        typical = typical[typical > 0]
-        if len(typical) >= 4:
+        same = reference.to_numpy(dtype=float)[(ref_groups == g)]
+        typical = same[same > 0]
+        if len(typical) >= 4 and len(typical) >= 0.8 * len(same):
             out.append((date, value, float(np.median(typical))))
     return out
 

@@ -284,6 +284,12 @@ def source_duplicates_duckdb(con: Any, table: str, unique_key: list[str], window
     return duplicate_records(con.execute(duplicates_sql("duckdb", table, unique_key), query_parameters(window, series)).df())
 
 
+def is_transaction_grain(unique_key: list[str]) -> bool:
+    """Whether the source holds transactions (invoice lines, receipts) rather than one row per date and
+    series: only then has a delivery a size (rows per date) worth checking against recent ones."""
+    return set(unique_key) != {"date", "item_description"}
+
+
 def volume_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """delivery_volume.sql's rows as plain data for XCom."""
     return [{"sales_date": pd.Timestamp(r.sales_date).date().isoformat(), "n_rows": int(r.n_rows)} for r in frame.itertuples(index=False)]

@@ -75,3 +75,15 @@ def test_champion_change_and_rollback_notices():
 def test_log_url_for_mapped_tasks(map_index):
     info = alerts.RunInfo("d", "t", "r", "2025-01-01", map_index=map_index)
     assert info.log_url.endswith("/mapped/3") == (map_index == 3)
+
+
+def test_exception_description_names_the_innermost_cause():
+    """What to act on is the innermost error (SQLite's), not only where it surfaced (SQLAlchemy's flush)."""
+    try:
+        try:
+            raise OSError("attempt to write a readonly database")
+        except OSError as inner:
+            raise RuntimeError("Query-invoked autoflush; consider using a session.no_autoflush block") from inner
+    except RuntimeError as exc:
+        text = alerts.describe_exception(exc)
+    assert text == "RuntimeError: Query-invoked autoflush; consider using a session.no_autoflush block (caused by OSError: attempt to write a readonly database)"

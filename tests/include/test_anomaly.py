@@ -94,3 +94,4 @@ def test_delivery_volume_of_a_transaction_grain_source(iowa_frame, config):
     thin = _rows_per_date(iowa_frame)
     thin[-1]["n_rows"] = 1  # one product's row of five arrived
     assert not validate_frame(iowa_frame, config, END, "sha", delivery_rows=thin).success
+

@@ -226,31 +226,3 @@ def test_publish_failure_moves_the_champions_back(baseline, monkeypatch) -> None
         _load(path, SEED)
     pd.testing.assert_frame_equal(forecasts(config, DAY)[COLS].reset_index(drop=True), rows_before[COLS].reset_index(drop=True))
 
-
-def test_read_only_mlflow_store_is_named_by_its_innermost_cause(baseline, monkeypatch) -> None:
-    """The tracking store opened read-only: the run stops before training with one alert whose cause is
-    the innermost one (SQLite's "attempt to write a readonly database"), and nothing changes."""
-    tmp, _, _ = baseline
-    path = tmp / "forecast.yaml"
-    config = load_config(path)
-    champions_before, rows_before = champions(config), forecasts(config, DAY)
-    database = config.mlflow.tracking_uri.removeprefix("sqlite:///")
-    read_only = {"conn_type": "http", "extra": {"tracking_uri": f"sqlite:///file:{database}?mode=ro&uri=true"}}
-    monkeypatch.setenv("FORECAST_CONFIG", str(path))
-    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps(read_only))
-    # New data for the date, so the run must write to the store.
-    _load(path, _seed(tmp, "read only store", _times_1000(pd.read_csv(SEED, dtype=str)).pipe(_new_product)))
-    try:
-        with SlackStandIn() as slack:
-            monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
-            run = run_dag("sales_forecast", DAY)
-        states = task_states(run)
-        assert run.state == "failed", states
-        alerts = [r.body for r in slack.requests]
-        assert len(alerts) == 1, [a["text"][:300] for a in alerts]
-        assert "readonly database" in json.dumps(alerts[0]), alerts[0]["text"][:1500]
-        monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT")
-        assert champions(config) == champions_before
-        pd.testing.assert_frame_equal(forecasts(config, DAY)[COLS].reset_index(drop=True), rows_before[COLS].reset_index(drop=True))
-    finally:
-        _load(path, SEED)

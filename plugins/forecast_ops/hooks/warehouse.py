@@ -23,16 +23,22 @@ def extract_daily_sales(config: Any, window: tuple[dt.date, dt.date]) -> Any:
 
 def source_checks(config: Any, window: tuple[dt.date, dt.date]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """On the raw source rows, before aggregation: keys of its own grain (source.unique_key) that repeat
-    inside the window, and rows per date (the size of each delivery)."""
+    inside the window, and, for a transaction-grain source, rows per date (the size of each delivery).
+    A source with one row per date and series has no delivery size of its own (its rows per date are the
+    number of selling series, which the per-series rules judge), so its volume is not measured."""
     from include.forecasting import extract
 
     params = extract.query_parameters(window, config.series_ids)
+    transactions = extract.is_transaction_grain(config.source.unique_key)
     if config.source.kind == "duckdb":
         with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
             duplicates = extract.source_duplicates_duckdb(con, config.source.table, config.source.unique_key, window, config.series_ids)
-            return duplicates, extract.delivery_volume_duckdb(con, config.source.table, window, config.series_ids)
+            volume = extract.delivery_volume_duckdb(con, config.source.table, window, config.series_ids) if transactions else []
+            return duplicates, volume
     hook = BigQuerySalesHook(billing_project=config.source.billing_project)
     duplicates = extract.duplicate_records(hook.query_frame(extract.duplicates_sql("bigquery", config.source.table, config.source.unique_key), params))
+    if not transactions:
+        return duplicates, []
     volume = hook.query_frame(extract.render_sql("delivery_volume", "bigquery", source_table=config.source.table), params)
     return duplicates, extract.volume_records(volume)
 
