@@ -219,6 +219,7 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=8, help="rolling-origin folds per panel (default 8)")
     parser.add_argument("--quick", action="store_true", help="2 series, 2 folds, no statsforecast, no scale run (CI smoke run)")
     parser.add_argument("--scale-series", type=int, default=None, help="series in the scale run (default 1000; 0 skips; --quick: 0)")
+    parser.add_argument("--skip-quality", action="store_true", help="only smart retraining, parse cost and the scale run (results: scale.*)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -232,7 +233,7 @@ def main() -> int:
         panels = {p.stem: (p, names) for p in args.panel}
     else:
         panels = PANELS
-    results = [bench_panel(name, path, columns, config, folds, args.quick) for name, (path, columns) in panels.items()]
+    results = [] if args.skip_quality else [bench_panel(name, path, columns, config, folds, args.quick) for name, (path, columns) in panels.items()]
 
     first_path, first_columns = next(iter(panels.values()))
     frame = read_sales_csv(first_path, first_columns)
@@ -261,7 +262,7 @@ def main() -> int:
     payload["bench_wall_s"] = time.perf_counter() - started
     table = render(payload)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if args.quick else "latest"
+    stem = "quick" if args.quick else "scale" if args.skip_quality else "latest"
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=float))
     (args.out / f"{stem}.md").write_text(table + "\n")
     print(table)
