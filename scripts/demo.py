@@ -86,9 +86,10 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
         for d in decisions:
             c, n, ch = d.get("candidate") or {}, d.get("naive") or {}, d.get("champion") or {}
             fmt = lambda m, k: f"{m[k]:.3f}" if m.get(k) is not None else "  -  "  # noqa: E731
+            num = lambda m, k, spec: format(m[k], spec) if m.get(k) is not None else "-"  # noqa: E731
             lines.append(
                 f"{d['series_id'][:32]:32s} v{d.get('candidate_version') or '-':>3}  {fmt(c, 'mase'):>8}  {fmt(n, 'mase'):>10}  {fmt(ch, 'mase'):>10}"
-                f"  {c.get('rmse', float('nan')):6.0f}  {c.get('smape', float('nan')):6.3f}  {c.get('coverage_80') or float('nan'):7.2f}  {'PASS' if d['passed'] else 'REJECT: ' + '; '.join(d['reasons'])}"
+                f"  {num(c, 'rmse', '6.0f'):>6}  {num(c, 'smape', '6.3f'):>6}  {num(c, 'coverage_80', '7.2f'):>7}  {'PASS' if d['passed'] else 'REJECT: ' + '; '.join(d['reasons'])}"
             )
     client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)
     lines += ["", "Champions (MLflow alias '" + config.mlflow.champion_alias + "'):"]

@@ -124,7 +124,10 @@ def task_failure(info: RunInfo, cause: str) -> dict[str, Any]:
 
 
 def _metric(m: dict[str, Any] | None) -> str:
-    return "-" if not m else f"MASE {m['mase']:.3f} / RMSE {m['rmse']:.0f}"
+    def num(key: str, digits: int) -> str:
+        return "-" if m.get(key) is None else f"{m[key]:.{digits}f}"
+
+    return "-" if not m else f"MASE {num('mase', 3)} / RMSE {num('rmse', 0)}"
 
 
 def gate_rejection(info: RunInfo, decisions: list[dict[str, Any]]) -> dict[str, Any]:

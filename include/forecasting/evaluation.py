@@ -33,8 +33,9 @@ class Metrics:
     folds: int
 
     def to_dict(self) -> dict[str, float | int | None]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form: an undefined metric (MAPE with only zero actuals, MASE of a series whose
+        history never changed) is None, because XCom and Slack payloads must be strict JSON."""
+        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
 def mase_scale(train: np.ndarray, m: int) -> float:

@@ -32,8 +32,8 @@ class GateDecision:
     error: str | None = None  # why there was no candidate to judge (the series is quarantined)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (XCom, reports, alerts)."""
-        return asdict(self)
+        """JSON-ready form (XCom, reports, alerts): undefined numbers (NaN limits) become None."""
+        return _strict(asdict(self))
 
 
 def decide(
@@ -54,18 +54,18 @@ def decide(
     if error or candidate is None or naive is None:
         reasons.append(f"no candidate to judge: {error or 'training produced no metrics'}")
     else:
-        c_mase, n_mase = candidate["mase"], naive["mase"]
+        c_mase, n_mase = _number(candidate.get("mase")), _number(naive.get("mase"))
         naive_limit = n_mase * (1 - gate.min_improvement_vs_naive)
         if not (math.isfinite(c_mase) and c_mase < naive_limit):
             reasons.append(f"MASE {c_mase:.3f} does not beat seasonal naive {n_mase:.3f} (limit < {naive_limit:.3f})")
         if champion is not None and champion_version != candidate_version:
-            champion_limit = champion["mase"] * (1 + gate.max_degradation_vs_champion)
+            champion_limit = _number(champion.get("mase")) * (1 + gate.max_degradation_vs_champion)
             if not c_mase <= champion_limit:
                 reasons.append(
-                    f"MASE {c_mase:.3f} degrades vs champion v{champion_version} {champion['mase']:.3f} "
+                    f"MASE {c_mase:.3f} degrades vs champion v{champion_version} {_number(champion.get('mase')):.3f} "
                     f"(limit <= {champion_limit:.3f})"
                 )
-        if champion_recorded and champion_version != candidate_version and math.isfinite(champion_recorded.get("mase", float("nan"))):
+        if champion_recorded and champion_version != candidate_version and math.isfinite(_number(champion_recorded.get("mase"))):
             recorded_limit = champion_recorded["mase"] * (1 + gate.max_degradation_vs_recorded)
             if not c_mase <= recorded_limit:
                 reasons.append(
@@ -95,6 +95,22 @@ def decide(
         thresholds=thresholds,
         error=error or (None if candidate is not None and naive is not None else "training produced no metrics"),
     )
+
+
+def _strict(value: Any) -> Any:
+    """The value with every non-finite float replaced by None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict(v) for v in value]
+    return value
+
+
+def _number(value: Any) -> float:
+    """A metric as a float; an undefined one (None in JSON) as NaN, which no comparison passes."""
+    return float("nan") if value is None else float(value)
 
 
 def summarise(decisions: list[GateDecision]) -> dict[str, Any]:

@@ -60,3 +60,15 @@ def test_seasonal_naive_intervals_are_empirical_and_non_negative():
     assert (frame["yhat_upper"].iloc[7:].to_numpy() - frame["yhat"].iloc[7:].to_numpy() > frame["yhat_upper"].iloc[:7].to_numpy() - frame["yhat"].iloc[:7].to_numpy()).all()
     short = evaluation.seasonal_naive(7, (0.8,))(pd.Series([2.0, 4.0]), 3)
     assert list(short["yhat"]) == [3.0, 3.0, 3.0] and list(short["yhat_lower"]) == [2.0] * 3 and list(short["yhat_upper"]) == [4.0] * 3
+
+
+def test_undefined_metrics_are_strict_json():
+    """A series whose test days are all zero has no MAPE, and one that never changed has no MASE scale:
+    the metrics must still travel through XCom (strict JSON), as None."""
+    import json
+
+    index = pd.date_range("2025-01-01", periods=70)
+    flat = pd.Series(np.r_[np.full(42, 3.0), np.zeros(28)], index=index)
+    metrics = evaluation.backtest(flat, evaluation.seasonal_naive(7), 4, 7, 7).to_dict()
+    assert metrics["mape"] is None
+    json.dumps(metrics, allow_nan=False)

@@ -43,3 +43,14 @@ def test_corrupted_data_cannot_fool_the_gate():
     suspect = decide("A", "p.a", "2", m(96.2), m(97.0), "1", m(98.0), GATE, champion_recorded=m(0.6))
     assert not suspect.passed and "recorded backtest 0.600" in suspect.reasons[0] and suspect.thresholds["recorded_mase_limit"] == 1.2
     assert decide("A", "p.a", "2", m(0.61), m(0.8), "1", m(0.62), GATE, champion_recorded=m(0.6)).passed
+
+
+def test_undefined_metrics_are_rejected_not_crashed():
+    undefined = {"mase": None, "rmse": None, "smape": None, "mape": None, "coverage_80": None, "folds": 4}
+    decision = decide("A", "p.a", "1", undefined, m(0.7), None, None, GATE)
+    assert not decision.passed and "does not beat seasonal naive" in decision.reasons[0]
+    import json
+
+    flat_history = decide("A", "p.a", "1", m(0.5), undefined, None, None, GATE)  # naive MASE undefined: NaN limit
+    assert not flat_history.passed
+    json.dumps(flat_history.to_dict(), allow_nan=False)
