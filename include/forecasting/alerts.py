@@ -158,13 +158,6 @@ def champion_change(info: RunInfo, promotions: list[dict[str, Any]], metrics: di
     return _payload(":white_check_mark: Sales forecast: champions updated", info, f"{len(changed)} champion(s) changed.\n{_bullets(lines)}")
 
 
-def mapped_failures(info: RunInfo, failures: list[dict[str, Any]]) -> dict[str, Any]:
-    """One message for many failed mapped tasks: series and cause per task, bounded length."""
-    lines = [f"`{f.get('task_id')}[{f.get('map_index')}]` {', '.join(f.get('series') or []) or '?'}: `{f.get('cause', '?')}`" for f in failures]
-    body = f"*{len(failures)} mapped task(s) failed* after their retries.\n{_bullets(lines)}"
-    return _payload(":red_circle: Sales forecast: series failed", info, body)
-
-
 def series_report(info: RunInfo, quarantined: dict[str, str], failures: list[dict[str, Any]], published: int, fallback: list[str]) -> dict[str, Any]:
     """One message per run for everything that did not publish normally: each quarantined series with its
     cause, failed mapped tasks, and the series published with a flagged fallback forecast."""

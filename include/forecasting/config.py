@@ -347,11 +347,6 @@ def parse_config(raw: dict[str, Any], path: Path = DEFAULT_CONFIG, root: Path = 
         raise ConfigError(f"config error in {path}:\n  " + "\n  ".join(lines)) from None
 
 
-def models_for(config: Config, frequency: str) -> ModelOrders:
-    """The SARIMA candidates configured for a frequency."""
-    return config.forecast.models[frequency]  # type: ignore[index]
-
-
 __all__ = [
     "PROJECT_ROOT", "DEFAULT_CONFIG", "CONFIG_ENV", "ConfigError", "Config", "SourceConfig", "ForecastConfig",
     "BacktestConfig", "GateConfig", "ValidationConfig", "MlflowConfig", "WarehouseConfig", "AlertsConfig",

@@ -51,7 +51,7 @@ def test_gate_message_shows_metrics_against_thresholds():
 
 def test_lists_are_bounded():
     failures = [{"task_id": "train_series", "map_index": i, "series": [f"S{i}"], "cause": "X" * 300} for i in range(500)]
-    payload = alerts.mapped_failures(INFO, failures)
+    payload = alerts.series_report(INFO, {}, failures, 0, [])
     assert len(payload["blocks"][2]["text"]["text"]) <= alerts.MAX_TEXT
     assert "and 490 more" in payload["blocks"][2]["text"]["text"]
     assert len(payload["text"]) <= 3900
