@@ -34,7 +34,8 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from forecast_ops.assets import PUBLISHED_FORECASTS
 from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts
 from forecast_ops.operators.promote import PromoteChampionOperator
 
@@ -94,7 +95,26 @@ def _tracking_uri(config: Any) -> str:
     ),
     on_failure_callback=dag_failure_callbacks(),
     tags=["forecasting", "mlflow", "sales"],
+    description="Daily: extract sales, validate, train one SARIMA per series, gate, promote champions, publish forecasts",
     doc_md=__doc__,
+    # Defaults are what a scheduled run uses; an operator can narrow or force a manual run from the
+    # Trigger form. Logical date: the day after the newest data (README "Trigger from the UI").
+    params={
+        "series": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Series to retrain",
+            description="Retrain only these series (names as in `make models`, case-insensitive). Empty: every series. "
+            "Series not listed keep their champion and are published with it.",
+        ),
+        "force_retrain": Param(
+            False,
+            type="boolean",
+            title="Force retraining",
+            description="Refit even when data, config and code are unchanged (the reason is recorded on each new version).",
+        ),
+    },
 )
 def sales_forecast() -> None:
     """Wire extract -> validate -> train (mapped) -> evaluate (mapped) -> gate -> promote -> publish."""
@@ -133,17 +153,50 @@ def sales_forecast() -> None:
     @task
     def plan_series(snapshot: dict[str, Any]) -> list[list[str]]:
         """Group the series into chunks (one mapped training task each); create the MLflow experiment once."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from include.forecasting.extract import SnapshotRef
         from include.forecasting.pipeline import plan_chunks, prepare_tracking
 
         config = _config()
         # Here, before the fan-out: concurrent first writers would race to create a fresh store's schema.
         prepare_tracking(config, _tracking_uri(config))
-        return plan_chunks(config, SnapshotRef.from_dict(snapshot))
+        try:
+            return plan_chunks(config, SnapshotRef.from_dict(snapshot), get_current_context()["params"].get("series") or None)
+        except LookupError as exc:  # a mistyped series name in the Trigger form: retrying cannot help
+            raise AirflowFailException(str(exc)) from exc
+
+    @task
+    def retrain_requests(chunks: list[list[str]]) -> dict[str, str]:
+        """Series to refit even if their data key is unchanged, with the reason: flagged by
+        forecast_monitor (degraded / drifted while still champion) or forced from the Trigger form."""
+        from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+        from forecast_ops.hooks.warehouse import read_monitor_table
+
+        from include.forecasting import monitoring, registry
+
+        config = _config()
+        context = get_current_context()
+        wanted = [s for chunk in chunks for s in chunk]
+        if context["params"].get("force_retrain"):
+            return {s: f"forced from the trigger form of {context['run_id']}" for s in wanted}
+        if not config.monitor.retrain_on:
+            return {}
+        health = read_monitor_table(config, "health", "WHERE monitor_date <= $d", {"d": _run_date(context)})
+        flagged = health[(health["degraded"] & ("degradation" in config.monitor.retrain_on)) | (health["drifted"] & ("drift" in config.monitor.retrain_on))] if len(health) else health
+        if flagged.empty:
+            return {}
+        client = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).client
+        champions = {}
+        for series_id in set(flagged["series_id"]) & set(wanted):
+            version = registry.get_alias_version(client, registry.model_name(config.mlflow.model_prefix, series_id), config.mlflow.champion_alias)
+            champions[series_id] = str(version.version) if version is not None else None
+        newest = health[health["series_id"].isin(list(champions))]
+        return {s: r for s, r in monitoring.retrain_requests(newest, {k: v for k, v in champions.items() if v}).items() if s in champions}
 
     @task(pool="training", map_index_template="{{ task.op_kwargs['series_ids'] | join(', ') | truncate(60) }}")
-    def train_series(snapshot: dict[str, Any], series_ids: list[str]) -> list[dict[str, Any]]:
-        """Fit (or reuse) one candidate model per series of the chunk."""
+    def train_series(snapshot: dict[str, Any], requests: dict[str, str], series_ids: list[str]) -> list[dict[str, Any]]:
+        """Fit (or reuse) one candidate model per series of the chunk (refit those in `requests`)."""
 
         from include.forecasting.extract import SnapshotRef
         from include.forecasting.pipeline import train_chunk
@@ -151,7 +204,8 @@ def sales_forecast() -> None:
         config = _config()
         context = get_current_context()
         uri = _tracking_uri(config)
-        return train_chunk(config, SnapshotRef.from_dict(snapshot), series_ids, _run_date(context).isoformat(), context["run_id"], uri)
+        run_date = _run_date(context).isoformat()
+        return train_chunk(config, SnapshotRef.from_dict(snapshot), series_ids, run_date, context["run_id"], uri, retrain=requests)
 
     @task(pool="training")
     def evaluate_series(snapshot: dict[str, Any], trained: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,7 +234,7 @@ def sales_forecast() -> None:
             send_gate_warning(context, decisions, config)
         return decisions
 
-    @task
+    @task(outlets=[PUBLISHED_FORECASTS])
     def publish_forecasts(snapshot: dict[str, Any], promotions: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> dict[str, Any]:
         """Forecast with each series' champion (or a flagged fallback) and replace this logical date's rows."""
         from forecast_ops.hooks.warehouse import publish_forecasts as write
@@ -215,6 +269,8 @@ def sales_forecast() -> None:
             ) from exc
         if any(p["changed"] for p in promotions):
             send_champion_change(context, promotions, config)
+        # The asset event tells forecast_monitor which date was published (its run has no logical date).
+        context["outlet_events"][PUBLISHED_FORECASTS].extra = {"logical_date": logical.isoformat(), "run_id": context["run_id"]}
         return {"rows": written, "series": outcomes, "logical_date": logical.isoformat()}
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=[])
@@ -231,11 +287,11 @@ def sales_forecast() -> None:
         published = ti.xcom_pull(task_ids="publish_forecasts") or {}
         outcome = series_outcomes(published.get("series") or {}, failures)
         config = _config()
-        outcome["run_id"] = context["run_id"]
-        save_json(config, "runs", context["run_id"].replace(":", "_"), outcome)
+        failed = ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed", "upstream_failed"])
+        outcome.update(run_id=context["run_id"], logical_date=_run_date(context).isoformat(), failed_tasks=failed)
+        save_json(config, "runs", context["run_id"].replace(":", "_"), outcome)  # the monitor's daily report reads these
         if outcome["quarantined"] or failures:
             send_series_report(context, outcome, failures, config)
-        failed = ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed", "upstream_failed"])
         if failed:
             from forecast_ops.exceptions import RunFailedException
 
@@ -252,7 +308,8 @@ def sales_forecast() -> None:
         return len(outcome["published"])
 
     snapshot = validate_sales(extract_sales())
-    trained = train_series.partial(snapshot=snapshot).expand(series_ids=plan_series(snapshot))
+    chunks = plan_series(snapshot)
+    trained = train_series.partial(snapshot=snapshot, requests=retrain_requests(chunks)).expand(series_ids=chunks)
     evaluated = evaluate_series.partial(snapshot=snapshot).expand(trained=trained)
     decisions = gate_models(evaluated)
     promoted = PromoteChampionOperator(task_id="promote_champion", decisions=decisions, logical_date=RUN_DATE_TEMPLATE)

@@ -176,3 +176,62 @@ def rollback_notice(info: RunInfo, results: list[dict[str, Any]], actor: str, re
     """Notice that champions were rolled back, by whom and why."""
     lines = [f"*{r['series_id']}*: v{r['previous']} → v{r['version']} ({r['note']})" for r in results]
     return _payload(":rewind: Sales forecast: champion rollback", info, f"By *{actor}*: {reason}\n{_bullets(lines)}")
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def monitor_warning(info: RunInfo, flagged: list[dict[str, Any]], page_url: str) -> dict[str, Any]:
+    """Warning: series whose realized accuracy degraded or whose data drifted; each is retrained at the
+    next sales_forecast run even if its data is unchanged."""
+    lines = [
+        f"*{f['series_id']}* v{f.get('model_version') or '-'}: realized MASE {_num(f.get('mase'))} vs backtest "
+        f"{_num(f.get('expected_mase'))} (naive {_num(f.get('naive_mase'))}), RMSE {_num(f.get('rmse'), 1)} vs "
+        f"{_num(f.get('expected_rmse'), 1)}, coverage {_num(f.get('coverage'), 2)}\n    ↳ {f.get('reasons') or '-'}"
+        for f in flagged
+    ]
+    degraded = sum(1 for f in flagged if f.get("degraded"))
+    drifted = sum(1 for f in flagged if f.get("drifted"))
+    body = (
+        f"*{degraded} series degraded, {drifted} drifted*; they are retrained at the next run (reason recorded on "
+        f"the new version). <{page_url}|Forecasts page>\n{_bullets(lines)}"
+    )
+    return _payload(":chart_with_downwards_trend: Sales forecast: accuracy degraded / data drifted", info, body)
+
+
+def health_report(info: RunInfo, summary: dict[str, Any], runs: dict[str, Any], page_url: str, report_path: str) -> dict[str, Any]:
+    """The daily health report (one message a day): runs, series outcomes, realized accuracy, worst series,
+    drift flags and links."""
+    worst = [
+        f"*{w['series_id']}*: MASE {_num(w.get('mase'))} (backtest {_num(w.get('expected_mase'))}, naive "
+        f"{_num(w.get('naive_mase'))}), coverage {_num(w.get('coverage'), 2)}, bias {_num(w.get('bias'), 2)}"
+        for w in summary.get("worst", [])
+    ]
+    fields = [
+        ("sales_forecast runs", f"{runs.get('ok', 0)} ok / {runs.get('failed', 0)} failed"),
+        ("Series", f"{runs.get('published', 0)} published / {runs.get('quarantined', 0)} quarantined / {runs.get('fallback', 0)} fallback"),
+        ("Realized MASE (mean)", _num(summary.get("mean_mase"))),
+        ("Interval coverage (mean)", _num(summary.get("mean_coverage"), 2)),
+        ("Degraded", ", ".join(summary.get("degraded", [])[:MAX_ITEMS]) or "none"),
+        ("Drifted", ", ".join(summary.get("drifted", [])[:MAX_ITEMS]) or "none"),
+    ]
+    ok = not summary.get("degraded") and not summary.get("drifted") and not runs.get("failed")
+    header = (":large_green_circle: " if ok else ":large_orange_circle: ") + f"Sales forecast health {info.logical_date}"
+    text = f"{header}\n" + "\n".join(f"{k}: {v}" for k, v in fields)
+    return {
+        "text": _clip(text, 3900),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", 1900)} for k, v in fields]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Worst series by realized error* ({summary.get('scored', 0)} scored)\n" + (_bullets(worst) or "none scored yet"))}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(f"Report with charts: `{report_path}`", 1900)}]},
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Forecasts page"}, "url": page_url},
+                    {"type": "button", "text": {"type": "plain_text", "text": "Monitor run"}, "url": info.log_url},
+                ],
+            },
+        ],
+    }

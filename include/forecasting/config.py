@@ -24,6 +24,8 @@ CONFIG_ENV = "FORECAST_CONFIG"
 # they are written into SQL: project-id.dataset.table (BigQuery) or schema.table (DuckDB).
 _TABLE_RE = r"^[A-Za-z0-9_\-]+(\.[A-Za-z_][A-Za-z0-9_]*){1,2}$"
 _NAME_RE = r"^[A-Za-z0-9_\-]+$"
+# Tables the project writes: table, dataset.table or project.dataset.table.
+_OUT_TABLE_RE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$"
 
 Frequency = Literal["daily", "weekly", "monthly"]
 Order = tuple[Annotated[int, Field(ge=0, le=5)], Annotated[int, Field(ge=0, le=2)], Annotated[int, Field(ge=0, le=5)]]
@@ -194,7 +196,40 @@ class WarehouseConfig(_Section):
 
     kind: Literal["duckdb", "bigquery"]
     path: Path
-    forecasts_table: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
+    forecasts_table: str = Field(pattern=_OUT_TABLE_RE)
+    # Written by the forecast_monitor DAG (BigQuery: dataset.table, like forecasts_table).
+    accuracy_table: str = Field(default="forecast_accuracy", pattern=_OUT_TABLE_RE)
+    health_table: str = Field(default="forecast_health", pattern=_OUT_TABLE_RE)
+    actuals_table: str = Field(default="forecast_actuals", pattern=_OUT_TABLE_RE)
+
+
+class MonitorConfig(_Section):
+    """forecast_monitor thresholds (include/forecasting/monitoring.py); counts are periods of the cadence."""
+
+    # Forecasts published within this many days before the monitor date are scored.
+    lookback_days: int = Field(default=60, ge=1, le=3660)
+    window_periods: int = Field(default=14, ge=1)
+    min_scored: int = Field(default=7, ge=1)
+    # Degraded = over the margin (or worse than seasonal naive) at each of the last N scored periods.
+    degradation_periods: int = Field(default=3, ge=1)
+    # Realized metric > the version's backtest metric x (1 + margin); null turns a metric off.
+    mase_margin: float | None = Field(default=0.5, ge=0.0)
+    rmse_margin: float | None = Field(default=0.5, ge=0.0)
+    mape_margin: float | None = Field(default=None, ge=0.0)
+    vs_naive: bool = True
+    drift_recent_periods: int = Field(default=28, ge=4)
+    drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
+    drift_min_statistic: float = Field(default=0.3, gt=0.0, le=1.0)
+    # Degraded / drifted series are retrained at the next run even when their data key is unchanged.
+    retrain_on: list[Literal["degradation", "drift"]] = Field(default_factory=lambda: ["degradation", "drift"])
+    # Periods of actuals kept per series for the Forecasts page and the report charts.
+    chart_periods: int = Field(default=90, ge=7, le=3660)
+
+    def settings(self) -> Any:
+        """The pure module's settings object."""
+        from include.forecasting.monitoring import MonitorSettings
+
+        return MonitorSettings(**self.model_dump(exclude={"lookback_days", "retrain_on", "chart_periods"}))
 
 
 class StorageConfig(_Section):
@@ -227,6 +262,7 @@ class Config(_Section):
     gate: GateConfig
     validation: ValidationConfig
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     mlflow: MlflowConfig
     warehouse: WarehouseConfig
     storage: StorageConfig

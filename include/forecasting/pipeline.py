@@ -56,14 +56,20 @@ def selected_series(config: Config, ref: SnapshotRef) -> list[str]:
     return [s for s in ref.series if wanted is None or s in wanted]
 
 
-def plan_chunks(config: Config, ref: SnapshotRef) -> list[list[str]]:
+def plan_chunks(config: Config, ref: SnapshotRef, only: list[str] | None = None) -> list[list[str]]:
     """Series to train, in chunks of `series_per_task`, grown so there are at most `max_chunks` chunks.
 
     One mapped task per chunk: the scheduler's task count stays bounded (and below Airflow's
     max_map_length) however many series there are. Order is the snapshot's sorted order: stable.
-    Series quarantined by validation are not trained.
+    Series quarantined by validation are not trained. `only` (names as a user types them: case and
+    spacing forgiven) narrows the run; an unknown name raises LookupError naming the closest.
     """
     series = [s for s in selected_series(config, ref) if s not in (ref.quarantined or {})]
+    if only:
+        from include.forecasting.overview import match_series
+
+        wanted = {found for name in only for found in match_series(selected_series(config, ref), name)}
+        series = [s for s in series if s in wanted]
     size = max(config.forecast.series_per_task, -(-len(series) // config.forecast.max_chunks))
     return [series[i : i + size] for i in range(0, len(series), size)]
 
@@ -102,9 +108,19 @@ def _client(config: Config, tracking_uri: str | None) -> Any:
 
 
 def train_chunk(
-    config: Config, ref: SnapshotRef, series_ids: list[str], logical_date: str, run_id: str, tracking_uri: str | None = None
+    config: Config,
+    ref: SnapshotRef,
+    series_ids: list[str],
+    logical_date: str,
+    run_id: str,
+    tracking_uri: str | None = None,
+    retrain: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fit (or reuse) one candidate per series; each new fit is an MLflow run and a registered version."""
+    """Fit (or reuse) one candidate per series; each new fit is an MLflow run and a registered version.
+
+    `retrain` maps series to a reason (the monitor flagged it, or an operator forced it): those are refit
+    even when a version with the same key exists, and the reason is recorded on the new version."""
+    retrain = retrain or {}
     check_config_matches(config, ref)
     client = _client(config, tracking_uri)
     experiment_id = registry.ensure_experiment(client.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
@@ -118,7 +134,10 @@ def train_chunk(
         data_sha = registry.series_sha256(y)
         key = registry.idempotency_key(data_sha, config.sha256, code)
         existing = registry.find_version_by_key(client, name, key)
-        if existing is not None:
+        reason = retrain.get(series_id)
+        if existing is not None and reason:
+            log.info("%s: refitting although v%s has the same key: %s", series_id, existing.version, reason)
+        elif existing is not None:
             log.info("%s: reusing v%s (same data, config and code: no refit)", series_id, existing.version)
             out.append({"series_id": series_id, "model_name": name, "version": str(existing.version), "reused": True, "error": None})
             continue
@@ -141,6 +160,7 @@ def train_chunk(
             "config_sha256": config.sha256,
             "code_version": code,
             "warm_start": str(warm is not None).lower(),
+            **({"retrain_reason": reason[:4000]} if reason else {}),
         }
         params = {
             "order": list(fitted.spec.order), "seasonal_order": list(fitted.spec.seasonal_order),

@@ -103,3 +103,26 @@ class BigQuerySalesHook(BaseHook):
         ]
         self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
         return len(rows)
+
+    def replace_rows(self, sql: str, rows: Any) -> int:
+        """Run a replace-by-key script (include/sql/replace_rows.bigquery.sql) with the rows bound as an
+        ARRAY<STRUCT> parameter typed from the frame's columns."""
+        import datetime as dt
+
+        from google.cloud import bigquery
+
+        def typed(name: str, value: Any) -> Any:
+            if isinstance(value, bool):
+                return bigquery.ScalarQueryParameter(name, "BOOL", value)
+            if isinstance(value, int):
+                return bigquery.ScalarQueryParameter(name, "INT64", value)
+            if isinstance(value, float):
+                return bigquery.ScalarQueryParameter(name, "FLOAT64", None if value != value else value)
+            if isinstance(value, dt.date):
+                return bigquery.ScalarQueryParameter(name, "DATE", value if not isinstance(value, dt.datetime) else value.date())
+            return bigquery.ScalarQueryParameter(name, "STRING", None if value is None else str(value))
+
+        struct_rows = [bigquery.StructQueryParameter(None, *(typed(k, v) for k, v in record.items())) for record in rows.to_dict("records")]
+        params = [bigquery.ArrayQueryParameter("rows", "STRUCT", struct_rows)]
+        self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
+        return len(rows)

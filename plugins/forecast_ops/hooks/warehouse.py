@@ -52,3 +52,40 @@ def publish_forecasts(config: Any, rows: Any, logical_date: dt.date) -> int:
             return publish.publish_duckdb(con, config.warehouse.forecasts_table, rows, logical_date)
     sql = extract.render_sql("publish_forecasts.bigquery", "bigquery", forecasts_table=config.warehouse.forecasts_table)
     return BigQuerySalesHook(billing_project=config.source.billing_project).replace_forecasts(sql, rows, logical_date)
+
+
+def read_forecasts_between(config: Any, first: dt.date, last: dt.date) -> Any:
+    """Published forecasts with a logical date in [first, last], from the configured warehouse."""
+    from include.forecasting import monitor_tables
+
+    table = config.warehouse.forecasts_table
+    if config.warehouse.kind == "duckdb":
+        with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
+            return monitor_tables.forecasts_between(con, table, first, last)
+    sql = f"SELECT * FROM `{table}` WHERE logical_date BETWEEN @first AND @last ORDER BY series_id, logical_date, forecast_date"
+    return BigQuerySalesHook(billing_project=config.source.billing_project).query_frame(sql, {"first": first, "last": last})
+
+
+def replace_monitor_rows(config: Any, role: str, rows: Any) -> int:
+    """Replace the monitor's rows by key (accuracy, health or actuals table); return rows written."""
+    from include.forecasting import monitor_tables
+
+    names = monitor_tables.table_names(config.warehouse)
+    if config.warehouse.kind == "duckdb":
+        with DuckDBWarehouseHook(path=config.warehouse.path).connection() as con:
+            return monitor_tables.replace_duckdb(con, names, role, rows)
+    sql = monitor_tables.bigquery_replace_sql(names[role], role)
+    return BigQuerySalesHook(billing_project=config.source.billing_project).replace_rows(sql, rows)
+
+
+def read_monitor_table(config: Any, role: str, where: str = "", params: dict[str, Any] | None = None) -> Any:
+    """Rows of one monitor table (`where` is code-defined SQL with named parameters)."""
+    from include.forecasting import monitor_tables
+
+    names = monitor_tables.table_names(config.warehouse)
+    columns = monitor_tables.TABLES[role][0]
+    if config.warehouse.kind == "duckdb":
+        with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
+            return monitor_tables.read_table(con, names[role], where, params, columns)
+    sql = f"SELECT * FROM `{names[role]}` {where.replace('$', '@')}"
+    return BigQuerySalesHook(billing_project=config.source.billing_project).query_frame(sql, params or {})

@@ -1,0 +1,115 @@
+"""One monitor run, from frames to table rows: what the forecast_monitor DAG's task calls.
+
+The DAG reads the inputs (published forecasts, the actuals window, model versions' recorded backtests)
+through hooks and writes the outputs through hooks; everything between is here, testable without Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from include.forecasting import charts, monitoring
+from include.forecasting.config import Config
+from include.forecasting.frequency import detect_cadence
+
+
+@dataclass
+class MonitorResult:
+    """The rows for the three monitor tables plus the run's summary."""
+
+    accuracy: pd.DataFrame
+    health: pd.DataFrame
+    actuals: pd.DataFrame
+    summary: dict[str, Any]
+    cadence: str
+
+
+def lookback(config: Config, monitor_date: dt.date) -> tuple[dt.date, dt.date]:
+    """Logical dates of the forecasts a monitor run scores: the last `monitor.lookback_days` days."""
+    return monitor_date - dt.timedelta(days=config.monitor.lookback_days), monitor_date
+
+
+def assess(
+    config: Config,
+    forecasts: pd.DataFrame,
+    history: pd.DataFrame,
+    monitor_date: dt.date,
+    backtest_of: Callable[[str, str], dict[str, Any] | None],
+) -> MonitorResult:
+    """Score published forecasts against arrived actuals, judge degradation and drift per series.
+
+    `history` is the extract of the training window ending at `monitor_date` (sales_date, series_id,
+    value); `backtest_of(model_name, version)` returns the version's recorded backtest (or None).
+    """
+    if history.empty:
+        empty = monitoring.combine(pd.DataFrame(columns=["series_id", "degraded", "reasons", "scored_periods", "model_version"]), pd.DataFrame(columns=["series_id", "drift_statistic", "drift_p_value", "drifted", "drift_reason"]), monitor_date)
+        return MonitorResult(pd.DataFrame(columns=monitoring.ACCURACY_COLUMNS), empty, pd.DataFrame(columns=monitoring.ACTUALS_COLUMNS), monitoring.summary(empty), "unknown")
+    cadence = detect_cadence(history, config.source.frequency)
+    actuals = monitoring.actual_series(history, cadence, monitor_date)
+    arrived = monitoring.arrived_through(history, monitor_date)
+    accuracy = monitoring.accuracy_rows(forecasts, actuals, arrived)
+    expectations: dict[tuple[str, str], dict[str, float | None]] = {}
+    if not accuracy.empty:
+        names = forecasts.drop_duplicates("series_id").set_index("series_id")["model_name"].to_dict()
+        for series_id, version in accuracy[["series_id", "model_version"]].drop_duplicates().itertuples(index=False):
+            expectations[(series_id, version)] = monitoring.expectation(backtest_of(str(names.get(series_id, "")), str(version)))
+    settings = config.monitor.settings()
+    health = monitoring.series_health(accuracy, actuals, expectations, cadence, monitor_date, settings)
+    training_periods = max(len(cadence.grid(pd.Timestamp(monitor_date) - pd.Timedelta(days=config.forecast.history_days), pd.Timestamp(monitor_date))), settings.drift_recent_periods)
+    drifted = monitoring.drift(actuals, training_periods, settings)
+    combined = monitoring.combine(health, drifted, monitor_date)
+    chart_rows = [
+        pd.DataFrame({"series_id": series_id, "date": y.index[-config.monitor.chart_periods :].date, "actual": y.to_numpy(dtype=float)[-config.monitor.chart_periods :]})
+        for series_id, y in actuals.items()
+    ]
+    actual_rows = pd.concat(chart_rows, ignore_index=True) if chart_rows else pd.DataFrame(columns=monitoring.ACTUALS_COLUMNS)
+    return MonitorResult(accuracy, combined, actual_rows, monitoring.summary(combined), cadence.label)
+
+
+def flagged(health: pd.DataFrame, retrain_on: list[str]) -> list[dict[str, Any]]:
+    """Health rows that warn (degraded or drifted), JSON-ready, worst first."""
+    mask = pd.Series(False, index=health.index)
+    if "degradation" in retrain_on:
+        mask |= health["degraded"]
+    if "drift" in retrain_on:
+        mask |= health["drifted"]
+    rows = health[mask].copy()
+    return json.loads(rows.to_json(orient="records", date_format="iso"))
+
+
+def run_outcomes(runs_dir: Path, monitor_date: dt.date) -> dict[str, Any]:
+    """sales_forecast runs reported for the monitor date or the day before (report_series writes one JSON
+    per run): how many ended ok / failed, and the series counts of the newest."""
+    found = []
+    for path in sorted(runs_dir.glob("*.json")) if runs_dir.exists() else []:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        logical = data.get("logical_date")
+        if logical and monitor_date - dt.timedelta(days=1) <= dt.date.fromisoformat(logical) <= monitor_date:
+            found.append(data)
+    newest = max(found, key=lambda d: d.get("logical_date", ""), default={})
+    return {
+        "ok": sum(1 for d in found if not d.get("failed_tasks")),
+        "failed": sum(1 for d in found if d.get("failed_tasks")),
+        "published": len(newest.get("published", [])),
+        "quarantined": len(newest.get("quarantined", [])),
+        "fallback": len(newest.get("fallback", [])),
+    }
+
+
+def write_report(path: Path, monitor_date: dt.date, result: MonitorResult, forecasts: pd.DataFrame) -> Path:
+    """The daily HTML report with a chart per series (history, forecasts with intervals, actuals)."""
+    series = sorted(result.actuals["series_id"].unique()) if not result.actuals.empty else []
+    data = [charts.chart_data(s, result.actuals, forecasts) for s in series]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(charts.report_html(f"Sales forecast health {monitor_date}", result.summary, result.health, data))
+    return path

@@ -1,0 +1,90 @@
+"""The monitor's warehouse tables (include/sql/monitor_tables.sql) on the embedded DuckDB file.
+
+Rows are replaced by key in one transaction (like published forecasts), so a rerun or a backfill of the
+monitor leaves the same rows, and a failure leaves the table as it was. The BigQuery path runs the same
+replace as one script (include/sql/replace_rows.bigquery.sql through BigQuerySalesHook.replace_rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+
+from include.forecasting.extract import render_sql
+from include.forecasting.monitoring import ACCURACY_COLUMNS, ACTUALS_COLUMNS, HEALTH_COLUMNS
+
+# table role -> (columns, key columns)
+TABLES: dict[str, tuple[list[str], list[str]]] = {
+    "accuracy": (ACCURACY_COLUMNS, ["series_id", "logical_date", "forecast_date"]),
+    "health": (HEALTH_COLUMNS, ["series_id", "monitor_date"]),
+    "actuals": (ACTUALS_COLUMNS, ["series_id", "date"]),
+}
+
+
+def table_names(warehouse: Any) -> dict[str, str]:
+    """Role -> table name from the config's warehouse section."""
+    return {"accuracy": warehouse.accuracy_table, "health": warehouse.health_table, "actuals": warehouse.actuals_table}
+
+
+def _quoted(table: str) -> str:
+    return ".".join(f'"{p}"' for p in table.split("."))
+
+
+def ensure_tables(con: Any, names: dict[str, str]) -> None:
+    """Create the monitor's tables (and their schema) if missing."""
+    for table in names.values():
+        if "." in table:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.split(".")[0]}"')
+    sql = render_sql("monitor_tables", "duckdb", accuracy_table=names["accuracy"], health_table=names["health"], actuals_table=names["actuals"])
+    for statement in sql.split(";\n"):
+        con.execute(statement)
+
+
+def replace_duckdb(con: Any, names: dict[str, str], role: str, rows: pd.DataFrame) -> int:
+    """Delete the rows whose key is in `rows`, insert `rows`; one transaction. Returns rows written."""
+    columns, keys = TABLES[role]
+    if rows.empty:
+        return 0
+    table = _quoted(names[role])
+    con.execute("BEGIN TRANSACTION")
+    try:
+        ensure_tables(con, names)
+        con.register("replace_rows", rows[columns])
+        match = " AND ".join(f"t.{k} = r.{k}" for k in keys)
+        con.execute(f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM replace_rows AS r WHERE {match})")
+        con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM replace_rows")
+        con.unregister("replace_rows")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+def bigquery_replace_sql(table: str, role: str) -> str:
+    """The BigQuery replace script for one monitor table (what BigQuerySalesHook.replace_rows runs)."""
+    columns, keys = TABLES[role]
+    return render_sql("replace_rows.bigquery", "bigquery", table=table, keys=" AND ".join(f"t.{k} = r.{k}" for k in keys), columns=", ".join(columns))
+
+
+def _exists(con: Any, table: str) -> bool:
+    parts = table.split(".")
+    query = "SELECT count(*) FROM information_schema.tables WHERE table_name = $t" + (" AND table_schema = $s" if len(parts) > 1 else "")
+    params = {"t": parts[-1], **({"s": parts[-2]} if len(parts) > 1 else {})}
+    return bool(con.execute(query, params).fetchone()[0])
+
+
+def read_table(con: Any, table: str, where: str = "", params: dict[str, Any] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    """Rows of one table (empty frame with `columns` if the table does not exist yet)."""
+    if not _exists(con, table):
+        return pd.DataFrame(columns=columns or [])
+    return con.execute(f"SELECT * FROM {_quoted(table)} {where}", params or {}).df()
+
+
+def forecasts_between(con: Any, table: str, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """Published forecasts whose logical date is in [first, last]."""
+    return read_table(
+        con, table, "WHERE logical_date BETWEEN $a AND $b ORDER BY series_id, logical_date, forecast_date", {"a": first, "b": last}
+    )
