@@ -20,7 +20,7 @@ export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install install-dev demo test test-integration test-catalog bench bench-quick airflow mlflow-ui models rollback lint clean
+.PHONY: install install-dev install-browser demo test test-integration test-catalog test-browser bench bench-quick airflow mlflow-ui models rollback lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,16 @@ test-integration: install-dev
 ## make test-catalog: the bad-input catalog, one real DAG run per corruption or fault (~10 min)
 test-catalog: install-dev
 	$(BIN)/python -m pytest -m catalog tests/integration/test_bad_input_catalog.py --run-catalog
+
+# Playwright drives Debian's chromium (a browser download is not possible everywhere): apt when missing.
+install-browser: install-dev
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium (apt)"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; }
+
+## make test-browser: the Airflow UI first hour and the Forecasts page in headless Chromium (~6 min)
+test-browser: install-browser
+	$(BIN)/python -m pytest -m browser tests/ui --run-browser
 
 ## make bench: quality vs AutoARIMA, smart retraining, 1,000-series DAG run, parse cost (bench/results/latest.*)
 bench: $(VENV)/.installed $(BENCH_VENV)/.installed

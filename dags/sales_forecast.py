@@ -105,8 +105,13 @@ def _tracking_uri(config: Any) -> str:
             type="array",
             items={"type": "string"},
             title="Series to retrain",
-            description="Retrain only these series (names as in `make models`, case-insensitive). Empty: every series. "
-            "Series not listed keep their champion and are published with it.",
+            description_md=(
+                "**Logical date (above)**: the day *after* the newest sales you want used: the run trains on data "
+                "before it and forecasts from it. With the shipped demo data (ends 2025-05-30) pick **2025-05-31** "
+                "or earlier: the default (now) fails validation as stale. `make airflow` prints the date for your data.\n\n"
+                "**Series to retrain**: only these series (names as in `make models`, case-insensitive), one per line. "
+                "Empty: every series. Series not listed keep their champion and are published with it."
+            ),
         ),
         "force_retrain": Param(
             False,

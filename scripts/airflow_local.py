@@ -7,6 +7,7 @@ Environment: AIRFLOW_HOME etc. come from the Makefile; `.env` (git-ignored) is r
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -121,6 +122,28 @@ def endpoint(kind: str) -> tuple[str, str]:
     return os.environ.get(f"{prefix}_HOST", "127.0.0.1"), os.environ.get(f"{prefix}_PORT", default)
 
 
+def trigger_hint() -> str:
+    """Which logical date to pick in the Trigger dialog for the data in the embedded warehouse."""
+    try:
+        sys.path.insert(0, str(ROOT))
+        from include.forecasting.config import load_config
+        from scripts.demo import last_data_date
+
+        config = load_config()
+        if config.source.kind != "duckdb":
+            return "Trigger dialog: pick the day after the newest sales in your source as the logical date."
+        last = last_data_date(config)
+    except Exception as exc:  # noqa: BLE001 - a hint must not stop the UI from starting
+        return f"(could not read the newest data date: {exc})"
+    if last is None:
+        return "The embedded source table is empty: run `make demo` (or load your CSV) first."
+    stale = (dt.date.today() - last).days > 1
+    return (
+        f"Newest data: {last}. Trigger dialog: logical date {last + dt.timedelta(days=1)} (the run uses data before it)."
+        + (" This data is historical: pause sales_forecast again after your runs (toggle in the UI), or its daily 03:00 run fails as stale." if stale else "")
+    )
+
+
 def standalone() -> None:
     """Run `airflow standalone` on AIRFLOW_HOST:AIRFLOW_PORT (127.0.0.1:8080; Ctrl-C stops it and its children)."""
     from airflow.configuration import conf
@@ -132,6 +155,8 @@ def standalone() -> None:
     db_env = sqlite_connect_env(conf.get("database", "sql_alchemy_conn"))
     env = {**os.environ, **db_env, "AIRFLOW__API__HOST": host, "AIRFLOW__API__PORT": port}
     print(f"Airflow UI: http://{host}:{port}  user admin, password in {home / 'simple_auth_manager_passwords.json.generated'}")
+    print(f"Forecasts page: http://{host}:{port}/forecasts/  (also \"Forecasts\" in the UI's navigation)")
+    print(trigger_hint())
     os.execvpe("airflow", ["airflow", "standalone"], env)
 
 

@@ -1,7 +1,11 @@
 """`make demo`: run the sales_forecast DAG end to end (dag.test) for the last day of the seed data and
 print what happened, read back from the real stores (snapshot, GX report, gate report, MLflow, DuckDB).
 
-Usage: python scripts/demo.py [--logical-date YYYY-MM-DD] [--dates N]
+Before it, sales_forecast runs for earlier dates (default: 2, a week apart), so the newest run has a
+previous champion to roll back to and the earlier forecasts have actuals; after it, forecast_monitor
+scores those forecasts and the demo prints the realized accuracy.
+
+Usage: python scripts/demo.py [--logical-date YYYY-MM-DD] [--earlier-runs N] [--every DAYS]
 """
 
 from __future__ import annotations
@@ -115,6 +119,45 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     return "\n".join(lines)
 
 
+def monitor_summary(config: Any, monitor_date: dt.date, state: str, log_file: Path) -> str:
+    """Realized accuracy of the published forecasts, as forecast_monitor wrote it to the warehouse."""
+    import duckdb
+
+    from include.forecasting import monitor_tables
+
+    names = monitor_tables.table_names(config.warehouse)
+    con = duckdb.connect(str(config.warehouse.path), read_only=True)
+    try:
+        health = monitor_tables.read_table(con, names["health"], "WHERE monitor_date = $d ORDER BY series_id", {"d": monitor_date})
+        scored = monitor_tables.read_table(con, names["accuracy"], "WHERE forecast_date < $d", {"d": monitor_date})
+    finally:
+        con.close()
+    lines = [f"forecast_monitor for {monitor_date}: {state.upper()} (log {log_file})"]
+    if health.empty:
+        return "\n".join([*lines, "  no health rows written"])
+    lines.append(
+        f"Realized accuracy: {len(scored)} forecast periods from {scored['logical_date'].nunique() if len(scored) else 0} "
+        f"publishing dates scored against actuals ({config.warehouse.accuracy_table}, {config.warehouse.health_table})"
+    )
+    lines.append(f"{'series':32s} scored  real MASE  backtest  naive   cover  bias    flags")
+    num = lambda v, spec: "-" if v is None or v != v else format(v, spec)  # noqa: E731
+    for r in health.itertuples(index=False):
+        flags = ", ".join(f for f, on in (("DEGRADED", r.degraded), ("DRIFTED", r.drifted)) if on) or "ok"
+        lines.append(
+            f"{r.series_id[:32]:32s} {r.scored_periods:6d}  {num(r.mase, '9.3f')}  {num(r.expected_mase, '8.3f')}  {num(r.naive_mase, '5.3f')}"
+            f"  {num(r.coverage, '5.2f')}  {num(r.bias, '+5.2f')}  {flags}"
+        )
+        if r.reasons:
+            lines.append(f"    {r.reasons}")
+    host, port = os.environ.get("AIRFLOW_HOST", "127.0.0.1"), os.environ.get("AIRFLOW_PORT", "8080")
+    lines += [
+        "Flagged series are refit at the next sales_forecast run (reason recorded on the new version).",
+        f"Daily report with charts: {config.storage_root / 'reports' / f'health_{monitor_date}.html'}",
+        f"Forecasts page: `make airflow`, then http://{host}:{port}/forecasts/ (or \"Forecasts\" in the UI's navigation)",
+    ]
+    return "\n".join(lines)
+
+
 def _failure_text(f: dict[str, Any]) -> str:
     """One failed expectation as the demo prints it: rule, config key, example rows, observed value."""
     parts = [f["expectation"] + (f" on {f['column']}" if f.get("column") else "")]
@@ -127,9 +170,9 @@ def _failure_text(f: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _run_quietly(logical_date: dt.date, log_file: Path | None = None) -> Any:
+def _run_quietly(logical_date: dt.date, log_file: Path | None = None, dag_id: str = "sales_forecast") -> Any:
     """Run the DAG for one date with every task log line sent to a file (dag.test prints them all)."""
-    log_file = log_file or ROOT / ".local" / "logs" / f"demo-{logical_date}.log"
+    log_file = log_file or ROOT / ".local" / "logs" / f"demo-{dag_id}-{logical_date}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, mode="w")
     root = logging.getLogger()
@@ -141,7 +184,7 @@ def _run_quietly(logical_date: dt.date, log_file: Path | None = None) -> Any:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         try:
-            return run_dag("sales_forecast", logical_date)
+            return run_dag(dag_id, logical_date)
         finally:
             sys.stdout.flush()
             os.dup2(saved[0], 1)
@@ -161,7 +204,8 @@ def main() -> int:
     """Run the demo; exit non-zero if the DAG run did not succeed."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--logical-date", type=dt.date.fromisoformat)
-    parser.add_argument("--dates", type=int, default=1, help="run this many consecutive dates ending at the logical date (earlier first)")
+    parser.add_argument("--earlier-runs", type=int, default=2, help="sales_forecast runs before the logical date (oldest first)")
+    parser.add_argument("--every", type=int, default=7, help="days between those runs (7: each forecast week has actuals)")
     args = parser.parse_args()
     from include.forecasting.config import load_config
 
@@ -180,8 +224,8 @@ def main() -> int:
             )
             return 1
     logical_date = args.logical_date or last + dt.timedelta(days=1)
-    for back in range(args.dates - 1, 0, -1):  # earlier dates first: each one's champion is the next one's "previous"
-        earlier = logical_date - dt.timedelta(days=back)
+    for back in range(args.earlier_runs, 0, -1):  # oldest first: each one's champion is the next one's "previous"
+        earlier = logical_date - dt.timedelta(days=back * args.every)
         run = _run_quietly(earlier)
         print(f"sales_forecast for the earlier logical date {earlier}: {str(run.state).upper()}", flush=True)
     log_dir = ROOT / ".local" / "logs"
@@ -206,7 +250,10 @@ def main() -> int:
     if state != "success":
         print(f"\nThe run did not succeed: see {log_file}", file=sys.stderr)
         return 1
-    return 0
+    monitor_log = log_dir / f"demo-forecast_monitor-{logical_date}.log"
+    monitor = _run_quietly(logical_date, monitor_log, "forecast_monitor")
+    print("\n" + monitor_summary(config, logical_date, str(monitor.state), monitor_log))
+    return 0 if str(monitor.state) == "success" else 1
 
 
 if __name__ == "__main__":

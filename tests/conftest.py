@@ -44,11 +44,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     """--run-integration enables the PostgreSQL/Redis/Celery integration tests."""
     parser.addoption("--run-integration", action="store_true", help="run tests marked integration")
     parser.addoption("--run-catalog", action="store_true", help="run the bad-input catalog (tests marked catalog)")
+    parser.addoption("--run-browser", action="store_true", help="run the headless-Chromium UI tests (tests marked browser)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip integration tests (they install and start services) and the slow bad-input catalog unless asked for."""
-    for marker, option, target in (("integration", "--run-integration", "make test-integration"), ("catalog", "--run-catalog", "make test-catalog")):
+    suites = (
+        ("integration", "--run-integration", "make test-integration"),
+        ("catalog", "--run-catalog", "make test-catalog"),
+        ("browser", "--run-browser", "make test-browser"),
+    )
+    for marker, option, target in suites:
         if config.getoption(option):
             continue
         skip = pytest.mark.skip(reason=f"needs {option} ({target})")

@@ -78,14 +78,15 @@ def replace_monitor_rows(config: Any, role: str, rows: Any) -> int:
     return BigQuerySalesHook(billing_project=config.source.billing_project).replace_rows(sql, rows)
 
 
-def read_monitor_table(config: Any, role: str, where: str = "", params: dict[str, Any] | None = None) -> Any:
-    """Rows of one monitor table (`where` is code-defined SQL with named parameters)."""
-    from include.forecasting import monitor_tables
+def read_monitor_table(config: Any, role: str, where: str = "", params: dict[str, Any] | None = None, lock_timeout: float = 120.0) -> Any:
+    """Rows of one monitor table, or of the forecasts table (role "forecasts"); `where` is code-defined
+    SQL with named parameters."""
+    from include.forecasting import monitor_tables, publish
 
-    names = monitor_tables.table_names(config.warehouse)
-    columns = monitor_tables.TABLES[role][0]
+    names = {**monitor_tables.table_names(config.warehouse), "forecasts": config.warehouse.forecasts_table}
+    columns = publish.FORECAST_COLUMNS if role == "forecasts" else monitor_tables.TABLES[role][0]
     if config.warehouse.kind == "duckdb":
-        with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
+        with DuckDBWarehouseHook(path=config.warehouse.path, lock_timeout=lock_timeout).connection(read_only=True) as con:
             return monitor_tables.read_table(con, names[role], where, params, columns)
     sql = f"SELECT * FROM `{names[role]}` {where.replace('$', '@')}"
     return BigQuerySalesHook(billing_project=config.source.billing_project).query_frame(sql, params or {})

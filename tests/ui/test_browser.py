@@ -1,0 +1,233 @@
+"""The Airflow UI in a real headless Chromium (Debian's `chromium`, driven by Playwright with
+`executable_path`), against real services on 127.0.0.1: api-server, scheduler, dag-processor,
+LocalExecutor, SQLite metadata, the embedded DuckDB and MLflow stores.
+
+What a newcomer does in the first hour, each to success: log in, trigger sales_forecast from the dialog
+for the demo data's date, create a 3-date backfill from the dialog, fill in the rollback form; then the
+Forecasts page (an Airflow plugin) shows a series' chart with forecasts and actuals, its JSON answers a
+logged-in user, and anonymous requests are refused.
+
+`make test-browser` (called by .ci/run) installs chromium with apt if it is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import ROOT, RUN_DAY, write_config
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS", ROOT / ".local" / "screenshots"))
+RUN_TIMEOUT = 600
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The embedded stack with the demo data loaded (nothing run yet)."""
+    import duckdb
+
+    sys.path.insert(0, str(ROOT))
+    from scripts.airflow_stack import AirflowStack, Processes
+
+    from include.forecasting.config import load_config
+    from include.forecasting.extract import load_seed_csv
+
+    tmp = tmp_path_factory.mktemp("browser")
+    config_path = write_config(tmp)
+    config = load_config(config_path)
+    con = duckdb.connect(str(config.warehouse.path))
+    try:
+        load_seed_csv(con, config.source)
+    finally:
+        con.close()
+    procs = Processes(tmp / "logs")
+    airflow = AirflowStack.embedded(tmp / "airflow", config_path, procs, parallelism=4, FORECAST_RETRY_DELAY_S="1")
+    try:
+        airflow.start(pools={"training": 2})
+        for dag_id in ("sales_forecast", "rollback_champion", "forecast_monitor"):
+            airflow.wait_for_dag(dag_id)  # parsed and unpaused, as "Unpause on trigger" would
+        airflow.config = config
+        yield airflow
+    finally:
+        procs.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM}: `make test-browser` installs Debian's package (apt-get install chromium)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, stack: Any) -> Iterator[Any]:
+    """A logged-in page (Airflow's own login form)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    password = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+    page.goto(f"{stack.url}/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", password)
+    page.locator("button[type=submit]").click()
+    page.get_by_role("link", name="Dags").first.wait_for()
+    yield page
+    context.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _open_dialog(page: Any, stack: Any, dag_id: str) -> Any:
+    page.goto(f"{stack.url}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.locator("[role=dialog][data-state=open]").last
+    dialog.wait_for()
+    return dialog
+
+
+def _set_datetime(page: Any, picker: Any, day: dt.date, time: str = "00:00") -> None:
+    """Airflow's date-time picker: a popover with a Date (YYYY/MM/DD) and a Time (HH:mm) field."""
+    picker.click()
+    popover = page.locator("[data-scope=popover][data-part=content][data-state=open]").last
+    popover.locator("input[placeholder='YYYY/MM/DD']").fill(day.strftime("%Y/%m/%d"))
+    popover.locator("input[placeholder='HH:mm']").fill(time)
+    popover.locator("input[placeholder='HH:mm']").press("Enter")
+    picker.click()  # close the popover
+    popover.wait_for(state="hidden")
+
+
+def _runs(stack: Any, dag_id: str) -> list[dict[str, Any]]:
+    return stack.runs(dag_id)
+
+
+def _wait_runs(stack: Any, dag_id: str, logical_dates: set[str], timeout: float = RUN_TIMEOUT) -> list[dict[str, Any]]:
+    """Wait until a run exists for each logical date (YYYY-MM-DD) and all of them have finished."""
+    from scripts.airflow_stack import wait_for
+
+    def done() -> list[dict[str, Any]] | None:
+        runs = [r for r in _runs(stack, dag_id) if (r.get("logical_date") or "")[:10] in logical_dates]
+        found = {r["logical_date"][:10] for r in runs}
+        if found == logical_dates and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        return None
+
+    return wait_for(done, timeout, f"{dag_id} runs for {sorted(logical_dates)}", 3.0)
+
+
+def test_trigger_dialog_runs_sales_forecast_for_the_demo_date(page: Any, stack: Any) -> None:
+    dialog = _open_dialog(page, stack, "sales_forecast")
+    # The form tells the user which logical date to pick before they submit.
+    assert "2025-05-31" in dialog.inner_text()
+    _set_datetime(page, dialog.get_by_test_id("datetime-input").first, dt.date.fromisoformat(RUN_DAY))
+    _shot(page, "trigger_dialog")
+    dialog.get_by_role("button", name="Trigger").click()
+    runs = _wait_runs(stack, "sales_forecast", {RUN_DAY})
+    assert [r["state"] for r in runs] == ["success"], runs
+    assert runs[0]["run_type"] == "manual"
+
+
+def test_backfill_three_dates_from_the_dialog(page: Any, stack: Any) -> None:
+    days = [dt.date.fromisoformat(RUN_DAY) - dt.timedelta(days=k) for k in (3, 2, 1)]
+    dialog = _open_dialog(page, stack, "sales_forecast")
+    dialog.get_by_text("Backfill", exact=True).click()
+    pickers = dialog.get_by_test_id("datetime-input")
+    # The schedule fires at 03:00 UTC: the range must include 03:00 of the last day.
+    _set_datetime(page, pickers.nth(0), days[0])
+    _set_datetime(page, pickers.nth(1), days[-1], "03:00")
+    assert "3 runs will be triggered" in dialog.inner_text()
+    # The DAG allows 3 active runs; the form's own default is 1 (README "Backfill").
+    dialog.locator("input[name=max_active_runs]").fill("3")
+    _shot(page, "backfill_dialog")
+    dialog.get_by_role("button", name="Run Backfill").click()
+    runs = _wait_runs(stack, "sales_forecast", {d.isoformat() for d in days})
+    assert sorted(r["state"] for r in runs) == ["success"] * 3, runs
+    assert {r["run_type"] for r in runs} == {"backfill"}
+
+
+def test_rollback_form_rolls_back_one_series(page: Any, stack: Any) -> None:
+    before = {r["dag_run_id"] for r in _runs(stack, "rollback_champion")}
+    dialog = _open_dialog(page, stack, "rollback_champion")
+    # No dangerous default: the series field is empty until the user types one.
+    series = dialog.locator("input[name=element_series]")
+    assert series.input_value() == ""
+    series.fill("black velvet")  # case-insensitive lookup
+    assert dialog.locator("input[name=element_target]").input_value() == "previous"
+    dialog.locator("input[name=element_reason]").fill("browser test: first-hour rollback")
+    _shot(page, "rollback_form")
+    dialog.get_by_role("button", name="Trigger").click()
+    from scripts.airflow_stack import wait_for
+
+    def finished() -> dict[str, Any] | None:
+        new = [r for r in _runs(stack, "rollback_champion") if r["dag_run_id"] not in before]
+        return new[0] if new and new[0]["state"] in ("success", "failed") else None
+
+    run = wait_for(finished, RUN_TIMEOUT, "rollback_champion run", 3.0)
+    assert run["state"] == "success", stack.task_instances("rollback_champion", run["dag_run_id"])
+
+
+def test_forecasts_page_shows_forecast_and_actuals_behind_login(page: Any, browser: Any, stack: Any) -> None:
+    # publish_forecasts emitted the asset on every run above: forecast_monitor ran on it.
+    from scripts.airflow_stack import wait_for
+
+    def monitored() -> bool:
+        runs = _runs(stack, "forecast_monitor")
+        return bool(runs) and all(r["state"] in ("success", "failed") for r in runs) and any(r["state"] == "success" for r in runs)
+
+    wait_for(monitored, RUN_TIMEOUT, "forecast_monitor runs", 3.0)
+    assert all(r["state"] == "success" for r in _runs(stack, "forecast_monitor"))
+
+    # Reachable from the navigation.
+    page.goto(f"{stack.url}/")
+    page.get_by_role("link", name="Forecasts").first.click()
+    page.wait_for_url("**/plugin/forecasts**")
+    frame = page.frame_locator("iframe").first
+    frame.locator("svg.series-chart").wait_for()
+
+    page.goto(f"{stack.url}/forecasts/?series=BLACK%20VELVET")
+    chart = page.locator("svg.series-chart[data-series='BLACK VELVET']")
+    assert chart.locator("path.actual").count() == 1
+    assert chart.locator("path.forecast").count() == 1
+    assert chart.locator("path.interval").count() == 1
+    assert chart.locator("path.past-forecast").count() >= 1  # earlier forecasts, now with actuals
+    assert "BLACK VELVET" in page.locator("table").inner_text()
+    _shot(page, "forecasts_page")
+
+    data = page.request.get(f"{stack.url}/forecasts/api/series").json()
+    by_id = {s["series_id"]: s for s in data["series"]}
+    assert by_id["BLACK VELVET"]["champion_version"]
+    assert by_id["BLACK VELVET"]["realized"]["scored_periods"] > 0
+
+    # Anonymous: the JSON is refused, the page sends to Airflow's login.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{stack.url}/forecasts/api/series", timeout=10)
+    assert refused.value.code == 401
+    anonymous = browser.new_context()
+    try:
+        other = anonymous.new_page()
+        other.goto(f"{stack.url}/forecasts/")
+        assert "/auth/login" in other.url
+        assert other.locator("svg.series-chart").count() == 0
+    finally:
+        anonymous.close()
