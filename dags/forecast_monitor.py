@@ -54,7 +54,7 @@ def _monitor_date(context: Any) -> Any:
     start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # the tables are replaced by key; one writer at a time keeps the DuckDB file free
-    default_args=default_args_with_alerts({"owner": "forecasting", "retries": 1}),
+    default_args=default_args_with_alerts({"owner": "forecasting", "retries": 2}),
     on_failure_callback=dag_failure_callbacks(),
     tags=["forecasting", "monitoring"],
     description="Realized accuracy of published forecasts, degradation and drift alerts, daily health report",

@@ -29,7 +29,7 @@ def test_tags_retries_docs(dagbag):
         dag = dagbag.get_dag(dag_id)
         assert dag.tags, dag_id
         assert dag.doc_md, dag_id
-        assert dag_id == "sales_forecast" or dag.schedule is None  # only the main DAG is scheduled
+        assert dag_id in ("sales_forecast", "forecast_monitor") or dag.schedule is None  # rollback is manual only
         for task in dag.tasks:
             if task.task_id not in ("validate_sales", "report_series"):  # fail-fast by design
                 assert task.retries >= 2, f"{dag_id}.{task.task_id}"
@@ -52,6 +52,19 @@ def test_shape_of_sales_forecast(dagbag):
     assert {"publish_forecasts", "evaluate_series"} <= report.upstream_task_ids
     assert report.downstream_task_ids == {"all_series_published"} and dag.get_task("all_series_published").downstream_task_ids == set()
     assert dag.start_date.year <= 1970  # any history a user brings has a runnable logical date
+
+
+def test_shape_of_forecast_monitor(dagbag):
+    """Runs on each publish (the asset sales_forecast's publish task emits) and daily; one writer at a time."""
+    monitor = dagbag.get_dag("forecast_monitor")
+    publisher = dagbag.get_dag("sales_forecast").get_task("publish_forecasts")
+    assert [o.name for o in publisher.outlets] == ["published_forecasts"]
+    assert "published_forecasts" in repr(monitor.timetable.asset_condition)
+    assert monitor.max_active_runs == 1 and monitor.catchup is False
+    assert monitor.get_task("assess_forecasts").downstream_task_ids == {"warn_flagged", "health_report"}
+    sales = dagbag.get_dag("sales_forecast")
+    assert set(sales.params.keys()) == {"series", "force_retrain"} and sales.description
+    assert sales.get_task("retrain_requests").downstream_task_ids == {"train_series"}
 
 
 def test_parse_imports_nothing_heavy_and_needs_no_connection():

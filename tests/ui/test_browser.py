@@ -102,7 +102,7 @@ def _shot(page: Any, name: str) -> None:
 def _open_dialog(page: Any, stack: Any, dag_id: str) -> Any:
     page.goto(f"{stack.url}/dags/{dag_id}")
     page.get_by_role("button", name="Trigger").first.click()
-    dialog = page.locator("[role=dialog][data-state=open]").last
+    dialog = page.locator("[data-scope=dialog][data-part=content][data-state=open]")
     dialog.wait_for()
     return dialog
 
@@ -114,8 +114,7 @@ def _set_datetime(page: Any, picker: Any, day: dt.date, time: str = "00:00") -> 
     popover.locator("input[placeholder='YYYY/MM/DD']").fill(day.strftime("%Y/%m/%d"))
     popover.locator("input[placeholder='HH:mm']").fill(time)
     popover.locator("input[placeholder='HH:mm']").press("Enter")
-    picker.click()  # close the popover
-    popover.wait_for(state="hidden")
+    page.wait_for_timeout(300)
 
 
 def _runs(stack: Any, dag_id: str) -> list[dict[str, Any]]:

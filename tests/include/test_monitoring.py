@@ -1,0 +1,146 @@
+"""Realized accuracy, degradation and drift on the shipped Iowa panel (real sales) with forecasts whose
+quality is known by construction: the truth itself, seasonal naive, and a forecast twice the truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SEED
+
+from include.forecasting import monitoring
+from include.forecasting.frequency import DAILY, detect_cadence
+from include.forecasting.monitor_tables import ensure_tables, read_table, replace_duckdb
+
+MONITOR = dt.date(2025, 5, 31)
+SETTINGS = monitoring.MonitorSettings()
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    raw = pd.read_csv(SEED, parse_dates=["date"])
+    frame = raw.rename(columns={"date": "sales_date", "item_name": "series_id", "total_amount_sold": "value"})
+    return frame[frame["sales_date"] < pd.Timestamp(MONITOR)][["sales_date", "series_id", "value"]]
+
+
+@pytest.fixture(scope="module")
+def actuals(history: pd.DataFrame) -> dict[str, pd.Series]:
+    return monitoring.actual_series(history, DAILY, MONITOR)
+
+
+def published(actuals: dict[str, pd.Series], series_id: str, scale: float = 1.0, origins: int = 4, version: str = "3") -> pd.DataFrame:
+    """Daily forecasts of 7 days published at each of the last `origins` weeks: truth x scale, +-10 %."""
+    y = actuals[series_id]
+    rows = []
+    for k in range(origins, 0, -1):
+        logical = MONITOR - dt.timedelta(days=7 * k)
+        dates = pd.date_range(logical, periods=7)
+        truth = y.reindex(dates).to_numpy(dtype=float)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "series_id": series_id, "forecast_date": dates, "yhat": truth * scale, "yhat_lower": truth * scale * 0.9,
+                    "yhat_upper": truth * scale * 1.1, "model_name": f"p.{series_id}", "model_version": version, "logical_date": logical,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_accuracy_rows_join_only_arrived_periods_with_horizons(actuals, history):
+    forecasts = published(actuals, "BLACK VELVET", origins=2)
+    # One more forecast published on the monitor date: none of its periods has arrived.
+    forecasts = pd.concat([forecasts, published(actuals, "BLACK VELVET", origins=1).assign(logical_date=MONITOR, forecast_date=pd.date_range(MONITOR, periods=7))])
+    arrived = monitoring.arrived_through(history, MONITOR)
+    assert arrived == pd.Timestamp("2025-05-30")
+    rows = monitoring.accuracy_rows(forecasts, actuals, arrived)
+    assert list(rows.columns) == monitoring.ACCURACY_COLUMNS
+    assert len(rows) == 14 and rows["logical_date"].max() < MONITOR
+    assert rows.groupby("logical_date")["horizon"].apply(list).tolist() == [list(range(1, 8))] * 2
+    truth = actuals["BLACK VELVET"].reindex(pd.to_datetime(rows["forecast_date"])).to_numpy()
+    np.testing.assert_allclose(rows["actual"].to_numpy(), truth)
+
+
+def test_a_perfect_forecast_is_healthy_and_a_doubled_one_is_degraded(actuals, history):
+    arrived = monitoring.arrived_through(history, MONITOR)
+    good = monitoring.accuracy_rows(published(actuals, "BLACK VELVET"), actuals, arrived)
+    bad = monitoring.accuracy_rows(published(actuals, "HAWKEYE VODKA", scale=2.0), actuals, arrived)
+    expected = {("BLACK VELVET", "3"): {"mase": 0.4, "rmse": 500.0}, ("HAWKEYE VODKA", "3"): {"mase": 0.4, "rmse": 400.0}}
+    health = monitoring.series_health(pd.concat([good, bad]), actuals, expected, DAILY, MONITOR, SETTINGS).set_index("series_id")
+    assert health.loc["BLACK VELVET", "mase"] == pytest.approx(0.0)
+    assert health.loc["BLACK VELVET", "coverage"] == pytest.approx(1.0)
+    assert not health.loc["BLACK VELVET", "degraded"]
+    assert health.loc["HAWKEYE VODKA", "degraded"]
+    assert health.loc["HAWKEYE VODKA", "bias"] == pytest.approx(1.0)  # forecasts twice the sales
+    assert "MASE" in health.loc["HAWKEYE VODKA", "reasons"] and "expected 0.4" in health.loc["HAWKEYE VODKA", "reasons"]
+    assert health.loc["HAWKEYE VODKA", "scored_periods"] == SETTINGS.window_periods
+
+
+def test_losing_to_seasonal_naive_is_degradation_even_without_an_expectation(actuals, history):
+    arrived = monitoring.arrived_through(history, MONITOR)
+    rows = monitoring.accuracy_rows(published(actuals, "TITOS HANDMADE VODKA", scale=3.0, version="fallback:seasonal_naive"), actuals, arrived)
+    health = monitoring.series_health(rows, actuals, {}, DAILY, MONITOR, SETTINGS)
+    assert health["degraded"].item()
+    assert "worse than seasonal naive" in health["reasons"].item()
+    assert health["expected_mase"].item() is None
+
+
+def test_one_bad_window_is_not_persistent_degradation(actuals, history):
+    """Only the newest week is bad: the verdict needs `degradation_periods` bad windows in a row, and the
+    older windows (mostly good days) are within the margin."""
+    arrived = monitoring.arrived_through(history, MONITOR)
+    good = published(actuals, "BLACK VELVET", origins=4)
+    good.loc[good["forecast_date"] == good["forecast_date"].max(), ["yhat", "yhat_upper"]] *= 3  # one bad day
+    rows = monitoring.accuracy_rows(good, actuals, arrived)
+    settings = monitoring.MonitorSettings(window_periods=7, degradation_periods=3)
+    health = monitoring.series_health(rows, actuals, {("BLACK VELVET", "3"): {"mase": 0.5, "rmse": 600.0}}, DAILY, MONITOR, settings)
+    assert not health["degraded"].item()
+
+
+def test_drift_flags_a_level_change_and_not_the_same_series(actuals):
+    shifted = actuals["BLACK VELVET"].copy()
+    shifted.iloc[-28:] *= 3  # a real product's sales tripling in the last four weeks
+    result = monitoring.drift({"same": actuals["BLACK VELVET"], "shifted": shifted}, 365, SETTINGS).set_index("series_id")
+    assert not result.loc["same", "drifted"]
+    assert result.loc["shifted", "drifted"]
+    assert result.loc["shifted", "drift_statistic"] >= SETTINGS.drift_min_statistic and "KS" in result.loc["shifted", "drift_reason"]
+
+
+def test_drift_needs_enough_history():
+    short = {"new": pd.Series([1.0] * 30, index=pd.date_range("2025-01-01", periods=30))}
+    result = monitoring.drift(short, 365, SETTINGS)
+    assert result["drift_statistic"].item() is None and not result["drifted"].item()
+
+
+def test_retrain_requests_only_while_the_judged_version_is_champion():
+    health = pd.DataFrame(
+        {
+            "series_id": ["A", "B", "C", "A"],
+            "monitor_date": [MONITOR, MONITOR, MONITOR, MONITOR - dt.timedelta(days=1)],
+            "model_version": ["3", "5", "2", "2"],
+            "degraded": [True, False, True, True],
+            "drifted": [False, True, False, False],
+            "reasons": ["MASE up", "drift: KS", "MASE up", "older"],
+        }
+    )
+    requests = monitoring.retrain_requests(health, {"A": "3", "B": "5", "C": "4"})
+    assert set(requests) == {"A", "B"}  # C's judged version 2 is no longer champion (4 replaced it)
+    assert requests["A"].startswith(f"monitor {MONITOR}: MASE up")
+
+
+def test_health_table_is_replaced_by_key(tmp_path, actuals, history):
+    import duckdb
+
+    from include.forecasting.config import load_config
+
+    names = {"accuracy": "forecast_accuracy", "health": "forecast_health", "actuals": "forecast_actuals"}
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    ensure_tables(con, names)
+    rows = monitoring.accuracy_rows(published(actuals, "BLACK VELVET"), actuals, monitoring.arrived_through(history, MONITOR))
+    assert replace_duckdb(con, names, "accuracy", rows) == 28
+    assert replace_duckdb(con, names, "accuracy", rows) == 28  # a rerun replaces, never duplicates
+    stored = read_table(con, "forecast_accuracy")
+    assert len(stored) == 28
+    assert detect_cadence(history, load_config().source.frequency).name == "daily"
