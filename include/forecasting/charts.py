@@ -18,10 +18,12 @@ WIDTH, HEIGHT = 760, 260
 PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 24, 28
 
 
-def chart_data(series_id: str, actuals: pd.DataFrame, forecasts: pd.DataFrame, max_runs: int = 4) -> dict[str, Any]:
-    """JSON-ready chart data of one series: actuals (date, value) and the newest `max_runs` published
-    forecasts (logical date, model version, points with interval), newest first."""
-    mine = actuals[actuals["series_id"] == series_id].sort_values("date")
+def chart_data(series_id: str, actuals: pd.DataFrame, forecasts: pd.DataFrame, max_runs: int = 4, last_periods: int = 63) -> dict[str, Any]:
+    """JSON-ready chart data of one series: its last `last_periods` actuals (date, value) and the newest
+    `max_runs` published forecasts (logical date, model version, points with interval), newest first."""
+    if "series_id" not in actuals or "series_id" not in forecasts:  # nothing published / monitored yet
+        return {"series_id": series_id, "actuals": [], "forecasts": []}
+    mine = actuals[actuals["series_id"] == series_id].sort_values("date").tail(last_periods)
     points = [{"date": str(pd.Timestamp(d).date()), "value": float(v)} for d, v in zip(mine["date"], mine["actual"], strict=True)]
     runs = []
     published = forecasts[forecasts["series_id"] == series_id]
@@ -76,8 +78,8 @@ def series_svg(data: dict[str, Any], title: str | None = None) -> str:
     for frac in (0.0, 0.5, 1.0):
         value = top * frac
         parts.append(f'<text x="{PAD_L - 6}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end" font-family="sans-serif">{_short(value)}</text>')
-    for day in (first, last):
-        parts.append(f'<text x="{x(day.isoformat()):.1f}" y="{HEIGHT - 8}" font-size="10" text-anchor="middle" font-family="sans-serif">{day.isoformat()}</text>')
+    for day, anchor in ((first, "start"), (last, "end")):
+        parts.append(f'<text x="{x(day.isoformat()):.1f}" y="{HEIGHT - 8}" font-size="10" text-anchor="{anchor}" font-family="sans-serif">{day.isoformat()}</text>')
     runs = data["forecasts"]
     for run in runs[1:][::-1]:
         pts = [(x(p["date"]), y(p["yhat"])) for p in run["points"]]

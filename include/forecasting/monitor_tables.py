@@ -85,6 +85,8 @@ def read_table(con: Any, table: str, where: str = "", params: dict[str, Any] | N
 
 def forecasts_between(con: Any, table: str, first: dt.date, last: dt.date) -> pd.DataFrame:
     """Published forecasts whose logical date is in [first, last]."""
+    from include.forecasting.publish import FORECAST_COLUMNS
+
     return read_table(
-        con, table, "WHERE logical_date BETWEEN $a AND $b ORDER BY series_id, logical_date, forecast_date", {"a": first, "b": last}
+        con, table, "WHERE logical_date BETWEEN $a AND $b ORDER BY series_id, logical_date, forecast_date", {"a": first, "b": last}, FORECAST_COLUMNS
     )

@@ -229,6 +229,9 @@ def validate_frame(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GX logs ~10 INFO lines per expectation ("_get_default_value called with key ..."): third-party
+    # noise that buried the real failure in task logs. Its warnings and errors still show.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         cadence = detect_cadence(frame, config.source.frequency)
     except CadenceError as exc:

@@ -144,3 +144,22 @@ def test_health_table_is_replaced_by_key(tmp_path, actuals, history):
     stored = read_table(con, "forecast_accuracy")
     assert len(stored) == 28
     assert detect_cadence(history, load_config().source.frequency).name == "daily"
+
+
+def test_a_monitor_run_before_anything_was_published_writes_health_and_a_report(tmp_path, history):
+    """The first scheduled monitor run can come before the first publish: no forecasts table yet."""
+    import duckdb
+
+    from include.forecasting import monitor_pipeline
+    from include.forecasting.config import load_config
+
+    config = load_config()
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    from include.forecasting.monitor_tables import forecasts_between
+
+    forecasts = forecasts_between(con, "forecasts", MONITOR - dt.timedelta(days=60), MONITOR)
+    assert forecasts.empty and "series_id" in forecasts
+    result = monitor_pipeline.assess(config, forecasts, history, MONITOR, lambda name, version: None)
+    assert result.accuracy.empty and len(result.health) == 5 and result.health["scored_periods"].eq(0).all()
+    report = monitor_pipeline.write_report(tmp_path / "r.html", MONITOR, result, forecasts)
+    assert report.read_text().count("<svg") == 5
