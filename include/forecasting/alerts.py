@@ -211,6 +211,7 @@ def health_report(info: RunInfo, summary: dict[str, Any], runs: dict[str, Any], 
     fields = [
         ("sales_forecast runs", f"{runs.get('ok', 0)} ok / {runs.get('failed', 0)} failed"),
         ("Series", f"{runs.get('published', 0)} published / {runs.get('quarantined', 0)} quarantined / {runs.get('fallback', 0)} fallback"),
+        ("Actuals through", str(summary.get("actuals_through") or "-")),
         ("Realized MASE (mean)", _num(summary.get("mean_mase"))),
         ("Interval coverage (mean)", _num(summary.get("mean_coverage"), 2)),
         ("Degraded", ", ".join(summary.get("degraded", [])[:MAX_ITEMS]) or "none"),

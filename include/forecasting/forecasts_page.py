@@ -48,7 +48,13 @@ def series_rows(
 ) -> list[dict[str, Any]]:
     """One row per series: champion (registry), published version, last gate decision, realized accuracy."""
     latest_pub = published.sort_values("logical_date").groupby("series_id").tail(1).set_index("series_id") if len(published) else pd.DataFrame()
-    latest_health = health.sort_values("monitor_date").groupby("series_id").tail(1).set_index("series_id") if len(health) else pd.DataFrame()
+    # Per series the newest assessment that scored something (a monitor run with no arrived forecast
+    # periods says nothing about accuracy), else the newest.
+    latest_health = (
+        health.assign(_scored=health["scored_periods"] > 0).sort_values(["_scored", "monitor_date"]).groupby("series_id").tail(1).set_index("series_id")
+        if len(health)
+        else pd.DataFrame()
+    )
     names = sorted(set(latest_pub.index) | set(latest_health.index) | set(gate) | set(champions))
     rows = []
     for series_id in names:

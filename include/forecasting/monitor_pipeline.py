@@ -70,7 +70,7 @@ def assess(
         for series_id, y in actuals.items()
     ]
     actual_rows = pd.concat(chart_rows, ignore_index=True) if chart_rows else pd.DataFrame(columns=monitoring.ACTUALS_COLUMNS)
-    return MonitorResult(accuracy, combined, actual_rows, monitoring.summary(combined), cadence.label)
+    return MonitorResult(accuracy, combined, actual_rows, monitoring.summary(combined, arrived=arrived), cadence.label)
 
 
 def flagged(health: pd.DataFrame, retrain_on: list[str]) -> list[dict[str, Any]]:

@@ -57,8 +57,13 @@ class MonitorSettings:
 
 
 def actual_series(history: pd.DataFrame, cadence: Cadence, end_exclusive: dt.date) -> dict[str, pd.Series]:
-    """Each series' sales on its cadence grid through the last period before `end_exclusive` (gaps 0)."""
-    end = pd.Timestamp(end_exclusive)
+    """Each series' sales on its cadence grid through the newest date the panel has before `end_exclusive`
+    (gaps inside are 0). Periods after the panel's newest row have not arrived: they are not zeros, or a
+    late delivery would read as every series collapsing."""
+    arrived = arrived_through(history, end_exclusive)
+    if arrived is None:
+        return {}
+    end = arrived + pd.Timedelta(days=1)
     return {
         str(series_id): period_series(rows, str(series_id), end, cadence)
         for series_id, rows in history.groupby("series_id", sort=True)
@@ -282,8 +287,9 @@ def retrain_requests(health: pd.DataFrame, champions: dict[str, str]) -> dict[st
     return out
 
 
-def summary(health: pd.DataFrame, worst: int = 5) -> dict[str, Any]:
-    """Counts and the worst series by realized MASE relative to expectation (for the daily report)."""
+def summary(health: pd.DataFrame, worst: int = 5, arrived: pd.Timestamp | None = None) -> dict[str, Any]:
+    """Counts, the newest actuals' date and the worst series by realized MASE relative to expectation
+    (for the daily report)."""
     scored = health[health["scored_periods"] > 0].copy()
     scored["ratio"] = scored["mase"] / scored["expected_mase"]
     ranked = scored.sort_values(["ratio", "mase"], ascending=False, na_position="last").head(worst)
@@ -292,6 +298,7 @@ def summary(health: pd.DataFrame, worst: int = 5) -> dict[str, Any]:
         return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
 
     return {
+        "actuals_through": None if arrived is None else str(pd.Timestamp(arrived).date()),
         "series": int(len(health)),
         "scored": int(len(scored)),
         "degraded": sorted(health.loc[health["degraded"], "series_id"].tolist()),

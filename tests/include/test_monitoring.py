@@ -163,3 +163,13 @@ def test_a_monitor_run_before_anything_was_published_writes_health_and_a_report(
     assert result.accuracy.empty and len(result.health) == 5 and result.health["scored_periods"].eq(0).all()
     report = monitor_pipeline.write_report(tmp_path / "r.html", MONITOR, result, forecasts)
     assert report.read_text().count("<svg") == 5
+
+
+def test_periods_that_have_not_arrived_are_not_zeros(history):
+    """A monitor run long after the newest delivery (late data, or a historical panel): the actuals stop
+    at the newest row instead of reading as weeks of zero sales, so nothing drifts because of it."""
+    late = MONITOR + dt.timedelta(days=60)
+    actuals = monitoring.actual_series(history, DAILY, late)
+    assert max(y.index.max() for y in actuals.values()) == pd.Timestamp("2025-05-30")
+    on_time = monitoring.actual_series(history, DAILY, MONITOR)
+    pd.testing.assert_frame_equal(monitoring.drift(actuals, 365, SETTINGS), monitoring.drift(on_time, 365, SETTINGS))

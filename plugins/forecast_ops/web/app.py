@@ -73,7 +73,9 @@ def _rows(run_id: str | None) -> tuple[Any, list[dict[str, Any]], str | None]:
 
     config = _config()
     published = read_monitor_table(config, "forecasts", "WHERE logical_date = (SELECT max(logical_date) FROM {table})".replace("{table}", _quoted(config.warehouse.forecasts_table)), lock_timeout=10)
-    health = read_monitor_table(config, "health", f"WHERE monitor_date = (SELECT max(monitor_date) FROM {_quoted(config.warehouse.health_table)})", lock_timeout=10)
+    table = _quoted(config.warehouse.health_table)
+    newest = f"coalesce((SELECT max(monitor_date) FROM {table} WHERE scored_periods > 0), (SELECT max(monitor_date) FROM {table}))"
+    health = read_monitor_table(config, "health", f"WHERE monitor_date >= {newest}", lock_timeout=10)
     gate_run, gate = forecasts_page.latest_gate(config.storage_root / "gate", run_id)
     series = sorted(set(published.get("series_id", [])) | set(health.get("series_id", [])) | set(gate))
     return config, forecasts_page.series_rows(published, health, gate, _champions(config, series)), gate_run
