@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ROOT, RUN_DAY, write_config
 
 pytestmark = pytest.mark.browser
@@ -40,10 +39,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     import duckdb
 
     sys.path.insert(0, str(ROOT))
-    from scripts.airflow_stack import AirflowStack, Processes
-
     from include.forecasting.config import load_config
     from include.forecasting.extract import load_seed_csv
+    from scripts.airflow_stack import AirflowStack, Processes
 
     tmp = tmp_path_factory.mktemp("browser")
     config_path = write_config(tmp)

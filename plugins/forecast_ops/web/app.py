@@ -54,7 +54,6 @@ def _champions(config: Any, series: list[str]) -> dict[str, str | None]:
     if time.monotonic() - _CHAMPIONS["at"] < CHAMPION_TTL_S and set(series) <= set(_CHAMPIONS["value"]):
         return _CHAMPIONS["value"]
     from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
-
     from include.forecasting import registry
 
     client = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).client
@@ -68,7 +67,6 @@ def _champions(config: Any, series: list[str]) -> dict[str, str | None]:
 
 def _rows(run_id: str | None) -> tuple[Any, list[dict[str, Any]], str | None]:
     from forecast_ops.hooks.warehouse import read_monitor_table
-
     from include.forecasting import forecasts_page
 
     config = _config()
@@ -87,7 +85,6 @@ def _quoted(table: str) -> str:
 
 def _chart(config: Any, series_id: str) -> dict[str, Any]:
     from forecast_ops.hooks.warehouse import read_monitor_table
-
     from include.forecasting import charts
 
     actuals = read_monitor_table(config, "actuals", "WHERE series_id = $s ORDER BY date", {"s": series_id}, lock_timeout=10)
