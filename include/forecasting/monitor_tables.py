@@ -66,7 +66,14 @@ def replace_duckdb(con: Any, names: dict[str, str], role: str, rows: pd.DataFram
 def bigquery_replace_sql(table: str, role: str) -> str:
     """The BigQuery replace script for one monitor table (what BigQuerySalesHook.replace_rows runs)."""
     columns, keys = TABLES[role]
-    return render_sql("replace_rows.bigquery", "bigquery", table=table, keys=" AND ".join(f"t.{k} = r.{k}" for k in keys), columns=", ".join(columns))
+    return render_sql(
+        "replace_rows.bigquery",
+        "bigquery",
+        table=table,
+        keys=" AND ".join(f"t.{k} = r.{k}" for k in keys),
+        columns=", ".join(columns),
+        row_columns=", ".join(f"r.{c}" for c in columns),
+    )
 
 
 def _exists(con: Any, table: str) -> bool:

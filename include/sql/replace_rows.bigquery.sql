@@ -1,10 +1,10 @@
 -- Replace rows by key, atomically (BigQuery script): the monitor's tables (include/sql/monitor_tables.sql).
--- Rows arrive as the bound parameter @rows ARRAY<STRUCT<...>>; {{ table }}, {{ keys }} and {{ columns }}
--- are column lists fixed in code (include/forecasting/monitor_tables.py), never user input.
+-- Rows arrive as the bound parameter @rows ARRAY<STRUCT<...>>. The table name, the key match and the
+-- column list are filled in from constants in include/forecasting/monitor_tables.py, never user input.
 -- The embedded DuckDB path does the same in include/forecasting/monitor_tables.py::replace_duckdb.
 BEGIN TRANSACTION;
 DELETE FROM `{{ table }}` AS t
 WHERE EXISTS (SELECT 1 FROM UNNEST(@rows) AS r WHERE {{ keys }});
 INSERT INTO `{{ table }}` ({{ columns }})
-SELECT {{ columns }} FROM UNNEST(@rows);
+SELECT {{ row_columns }} FROM UNNEST(@rows) AS r;
 COMMIT TRANSACTION;

@@ -173,3 +173,28 @@ def test_periods_that_have_not_arrived_are_not_zeros(history):
     assert max(y.index.max() for y in actuals.values()) == pd.Timestamp("2025-05-30")
     on_time = monitoring.actual_series(history, DAILY, MONITOR)
     pd.testing.assert_frame_equal(monitoring.drift(actuals, 365, SETTINGS), monitoring.drift(on_time, 365, SETTINGS))
+
+
+def test_bigquery_replace_script_transpiles_and_replaces_by_key():
+    """The BigQuery path's script (rows bound as one ARRAY<STRUCT> parameter), transpiled by sqlglot and
+    run on DuckDB with the rows bound the same way: a second call replaces, never appends."""
+    import duckdb
+    import sqlglot
+
+    from include.forecasting.monitor_tables import bigquery_replace_sql
+
+    names = {"accuracy": "forecast_accuracy", "health": "forecast_health", "actuals": "forecast_actuals"}
+    con = duckdb.connect()
+    ensure_tables(con, names)
+    script = bigquery_replace_sql("forecast_actuals", "actuals")
+    assert "@rows" in script and "UNNEST(@rows) AS r" in script
+    statements = sqlglot.transpile(script, read="bigquery", write="duckdb")
+
+    def run(rows: list[dict]) -> None:
+        for statement in statements:
+            con.execute(statement.replace("@rows", "$rows"), {"rows": rows} if "UNNEST(" in statement else {})
+
+    run([{"series_id": "A", "date": dt.date(2025, 5, 1), "actual": 1.0}, {"series_id": "A", "date": dt.date(2025, 5, 2), "actual": 2.0}])
+    run([{"series_id": "A", "date": dt.date(2025, 5, 2), "actual": 5.0}])
+    stored = read_table(con, "forecast_actuals").sort_values("date")
+    assert stored["actual"].tolist() == [1.0, 5.0]
