@@ -105,10 +105,29 @@ def load_seed() -> None:
     log.info("loaded %d seed rows from %s into %s:%s", rows, config.source.seed_csv, config.warehouse.path, config.source.table)
 
 
+def strengthen_jwt_secret(cfg: Path) -> bool:
+    """Replace a short generated `[api_auth] jwt_secret` with a 64-byte one, once.
+
+    Airflow generates 16 random bytes; its tokens are signed with HS512, for which PyJWT wants a key of at
+    least 64 bytes and warns (InsecureKeyLengthWarning) on every token otherwise: 9 times per minute in
+    `make airflow`'s output. Returns whether the file was changed."""
+    import secrets
+
+    text = cfg.read_text()
+    match = re.search(r"^jwt_secret = (.*)$", text, flags=re.MULTILINE)
+    if match is None or len(match.group(1).strip()) >= 64:
+        return False
+    cfg.write_text(text[: match.start(1)] + secrets.token_urlsafe(64) + text[match.end(1) :])
+    return True
+
+
 def setup() -> None:
     """Migrate the Airflow DB, apply settings, load seed data. Safe to run again."""
     Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
+    cfg = Path(os.environ["AIRFLOW_HOME"]) / "airflow.cfg"
+    if cfg.is_file() and strengthen_jwt_secret(cfg):
+        log.info("jwt_secret in %s: replaced the generated 16-byte key with a 64-byte one", cfg)
     apply_settings(read_settings())
     load_seed()
 

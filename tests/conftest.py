@@ -98,22 +98,27 @@ def config_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Build a config under tmp_path, export it as FORECAST_CONFIG, load its seed into DuckDB."""
 
     def make(seed: Path = SEED, **overrides: Any) -> Any:
-        import duckdb
-
-        from include.forecasting.config import load_config
-        from include.forecasting.extract import load_seed_csv
-
         path = write_config(tmp_path, seed, **overrides)
         monkeypatch.setenv("FORECAST_CONFIG", str(path))
-        config = load_config(path)
-        con = duckdb.connect(str(config.warehouse.path))
-        try:
-            load_seed_csv(con, config.source)
-        finally:
-            con.close()
-        return config
+        return load_seeded(path)
 
     return make
+
+
+def load_seeded(config_path: Path) -> Any:
+    """Load the config at `config_path` and its seed CSV into its DuckDB file; return the config."""
+    import duckdb
+
+    from include.forecasting.config import load_config
+    from include.forecasting.extract import load_seed_csv
+
+    config = load_config(config_path)
+    con = duckdb.connect(str(config.warehouse.path))
+    try:
+        load_seed_csv(con, config.source)
+    finally:
+        con.close()
+    return config
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,19 @@ def history_window(interval_end: dt.date, history_days: int) -> tuple[dt.date, d
     return interval_end - dt.timedelta(days=history_days), interval_end
 
 
+
+@contextmanager
+def duckdb_transaction(con: Any) -> Iterator[Any]:
+    """One DuckDB transaction: committed if the block finishes, rolled back (and re-raised) if it fails,
+    so a failed load or publish leaves the tables as they were."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
 def render_sql(name: str, dialect: str, **identifiers: str) -> str:
     """Read include/sql/<name>.sql (BigQuery dialect), substitute checked identifiers, transpile if needed."""
     text = (SQL_DIR / f"{name}.sql").read_text()
@@ -128,8 +143,7 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
         }
     )
     schema, table = source.table.split(".")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with duckdb_transaction(con):
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         con.register("seed_frame", staged)
         # Dates and non-empty values were checked above; an empty or NaN value stays NULL, and validation
@@ -140,10 +154,6 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
             "TRY_CAST(NULLIF(bottles_sold, '') AS DOUBLE) AS bottles_sold FROM seed_frame"
         )
         con.unregister("seed_frame")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return len(staged)
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,17 @@ def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str) -> Any:
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
+def _signature(levels: tuple[float, ...]) -> Any:
+    """The pyfunc model's signature: input an optional `horizon` (long); output the forecast frame."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    outputs = [ColSpec("datetime", "forecast_date"), ColSpec("double", "yhat"), ColSpec("double", "yhat_lower"), ColSpec("double", "yhat_upper")]
+    for level in levels[1:]:
+        outputs += [ColSpec("double", f"yhat_lower_{round(level * 100)}"), ColSpec("double", f"yhat_upper_{round(level * 100)}")]
+    return ModelSignature(inputs=Schema([ColSpec("long", "horizon", required=False)]), outputs=Schema(outputs))
+
+
 def log_candidate(
     client: Any,
     experiment_id: str,
@@ -112,14 +124,21 @@ def log_candidate(
             )
             mlflow.log_dict({"candidates": fitted.candidates, **meta}, "model_selection.json")
             mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: order {fitted.spec.order}"), "forecast.png")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=pyfunc_model.__file__,  # models-from-code: nothing pickled
-                artifacts={"spec": str(workdir / "spec.json"), "history": str(workdir / "history.csv")},
-                code_paths=[str(code)],
-                # Explicit requirements: inference would import and scan the whole environment.
-                pip_requirements=list(_model_requirements()),
-            )
+            # A signature without an input example makes MLflow warn on every log; an example would make it
+            # load and call the model once more per fit. The signature is explicit, so the warning is noise.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*input example was not provided.*", category=UserWarning)
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=pyfunc_model.__file__,  # models-from-code: nothing pickled
+                    artifacts={"spec": str(workdir / "spec.json"), "history": str(workdir / "history.csv")},
+                    code_paths=[str(code)],
+                    # Explicit requirements: inference would import and scan the whole environment.
+                    pip_requirements=list(_model_requirements()),
+                    # Input: an optional `horizon`; output: the forecast frame. Shown in the MLflow UI and
+                    # checked by MLflow when the version is loaded and called.
+                    signature=_signature(levels),
+                )
         _ensure_registered_model(client, name, series_id)
         version = client.create_model_version(
             name=name,

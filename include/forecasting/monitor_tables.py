@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from include.forecasting.extract import render_sql
+from include.forecasting.extract import duckdb_transaction, render_sql
 from include.forecasting.monitoring import ACCURACY_COLUMNS, ACTUALS_COLUMNS, HEALTH_COLUMNS
 
 # table role -> (columns, key columns)
@@ -48,18 +48,13 @@ def replace_duckdb(con: Any, names: dict[str, str], role: str, rows: pd.DataFram
     if rows.empty:
         return 0
     table = _quoted(names[role])
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with duckdb_transaction(con):
         ensure_tables(con, names)
         con.register("replace_rows", rows[columns])
         match = " AND ".join(f"t.{k} = r.{k}" for k in keys)
         con.execute(f"DELETE FROM {table} AS t WHERE EXISTS (SELECT 1 FROM replace_rows AS r WHERE {match})")
         con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM replace_rows")
         con.unregister("replace_rows")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return len(rows)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from include.forecasting.extract import render_sql
+from include.forecasting.extract import duckdb_transaction, render_sql
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,7 @@ def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.da
     if set(rows["logical_date"]) != {logical_date}:
         raise ValueError("every published row must carry the run's logical_date")
     schema_table = table.split(".")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with duckdb_transaction(con):
         if len(schema_table) == 2:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema_table[0]}"')
         con.execute(render_sql("create_forecasts", "duckdb", forecasts_table=table))
@@ -73,10 +72,6 @@ def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.da
         con.register("publish_rows", rows)
         con.execute(f"INSERT INTO {quoted} ({', '.join(FORECAST_COLUMNS)}) SELECT {', '.join(FORECAST_COLUMNS)} FROM publish_rows")
         con.unregister("publish_rows")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     log.info("published %d forecast rows to %s for %s", len(rows), table, logical_date)
     return len(rows)
 

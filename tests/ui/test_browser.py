@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, RUN_DAY, write_config
+from conftest import ROOT, RUN_DAY, load_seeded, write_config
 
 pytestmark = pytest.mark.browser
 
@@ -36,21 +36,12 @@ RUN_TIMEOUT = 600
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The embedded stack with the demo data loaded (nothing run yet)."""
-    import duckdb
-
     sys.path.insert(0, str(ROOT))
-    from include.forecasting.config import load_config
-    from include.forecasting.extract import load_seed_csv
     from scripts.airflow_stack import AirflowStack, Processes
 
     tmp = tmp_path_factory.mktemp("browser")
     config_path = write_config(tmp)
-    config = load_config(config_path)
-    con = duckdb.connect(str(config.warehouse.path))
-    try:
-        load_seed_csv(con, config.source)
-    finally:
-        con.close()
+    config = load_seeded(config_path)
     procs = Processes(tmp / "logs")
     airflow = AirflowStack.embedded(tmp / "airflow", config_path, procs, parallelism=4, FORECAST_RETRY_DELAY_S="1")
     try:
