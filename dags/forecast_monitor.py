@@ -14,7 +14,8 @@ monitor date D (the published run's logical date, else the run's logical date): 
    are refit at the next `sales_forecast` run even if their data is unchanged (task `retrain_requests`),
    with the reason recorded on the new model version.
 3. **health_report**: the daily Block Kit message (runs ok / failed, series published / quarantined /
-   fallback, worst series, drift flags, links) and an HTML report with a chart per series.
+   fallback, worst series, drift flags, links), sent by the scheduled (and manual) runs only, so a day
+   gets one; every run writes the HTML report with a chart per series.
 
 The Forecasts page (Airflow UI navigation, "Forecasts") shows the same tables. Thresholds: config section
 `monitor` (README "Monitoring").
@@ -134,6 +135,11 @@ def forecast_monitor() -> None:
         config = load_config()
         context = get_current_context()
         runs = run_outcomes(config.storage_root / "runs", dt.date.fromisoformat(assessed["monitor_date"]))
+        run_type = context["dag_run"].run_type
+        if getattr(run_type, "value", run_type) == "asset_triggered":
+            # One message a day: the 06:00 run sends it. Runs on each publish score, warn and write the
+            # HTML report, but do not repeat the daily message.
+            return {"sent": "not sent: asset-triggered run (the daily 06:00 run reports)", "runs": runs}
         info = run_info(context, config.alerts.airflow_base_url)
         payload = alerts.health_report(info, assessed["summary"], runs, f"{config.alerts.airflow_base_url}/forecasts/", assessed["report"])
         return {"sent": send_payload(context, payload, config.alerts.channel), "runs": runs}

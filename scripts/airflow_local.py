@@ -185,7 +185,9 @@ def mlflow_ui() -> None:
 
     config = load_config()
     host, port = endpoint("mlflow")
-    print(f"MLflow UI: http://{host}:{port}  (store {config.mlflow.tracking_uri})")
+    # MLflow 3's UI opens in its GenAI mode; this link opens the experiments in "Model training" mode,
+    # with the Model registry in the sidebar.
+    print(f"MLflow UI: http://{host}:{port}/#/experiments?workflowType=machine_learning  (store {config.mlflow.tracking_uri})")
     os.execvp("mlflow", ["mlflow", "ui", "--host", host, "--port", port, "--backend-store-uri", config.mlflow.tracking_uri])
 
 
