@@ -246,3 +246,28 @@ def test_worse_candidate_config_loses_to_the_champion(airflow_db, config_factory
     assert all(d["candidate"]["mase"] > d["champion"]["mase"] for d in losers)
     now = champions(config)
     assert all(now[d["series_id"]] == first[d["series_id"]] for d in losers)
+
+
+def test_trigger_params_narrow_the_run_and_force_a_refit_of_unchanged_data(airflow_db, config_factory):
+    """The Trigger form's params: `series` (as a user types it) and `force_retrain` refit one series on
+    the same data (reuse bypassed, the reason on the new version); the others keep their champion and are
+    still published; a mistyped name fails at once, naming the closest series."""
+    config = config_factory()
+    assert run_dag("sales_forecast", DAY).state == "success"
+    assert set(version_counts(config).values()) == {1}
+
+    run = run_dag("sales_forecast", DAY, {"series": ["black  velvet"], "force_retrain": True})
+    assert run.state == "success", task_states(run)
+    counts = version_counts(config)
+    assert counts.pop("sales_forecast.black_velvet") == 2 and set(counts.values()) == {1}
+    from mlflow import MlflowClient
+
+    newest = MlflowClient(config.mlflow.tracking_uri).get_model_version("sales_forecast.black_velvet", "2")
+    assert newest.tags["retrain_reason"].startswith("forced from the trigger form")
+    assert newest.tags["idempotency_key"] == MlflowClient(config.mlflow.tracking_uri).get_model_version("sales_forecast.black_velvet", "1").tags["idempotency_key"]
+    assert forecasts(config, DAY)["series_id"].nunique() == SERIES
+
+    run = run_dag("sales_forecast", DAY, {"series": ["BLACK VELVT"]})
+    assert run.state == "failed"
+    states = task_states(run)
+    assert states["plan_series"] == "failed" and states.get("train_series", "upstream_failed") != "success"
