@@ -106,9 +106,23 @@ def run_outcomes(runs_dir: Path, monitor_date: dt.date) -> dict[str, Any]:
     }
 
 
-def write_report(path: Path, monitor_date: dt.date, result: MonitorResult, forecasts: pd.DataFrame) -> Path:
-    """The daily HTML report with a chart per series (history, forecasts with intervals, actuals)."""
+def report_series(result: MonitorResult, max_charts: int = 50) -> list[str]:
+    """The series charted in the report: all of them up to `max_charts`; beyond that the flagged ones and
+    then the worst by realized / expected MASE (1,000 charts make a report nobody opens)."""
     series = sorted(result.actuals["series_id"].unique()) if not result.actuals.empty else []
+    if len(series) <= max_charts:
+        return series
+    health = result.health.assign(ratio=result.health["mase"] / result.health["expected_mase"])
+    flagged = health[health["degraded"] | health["drifted"]]["series_id"].tolist()
+    worst = health.sort_values("ratio", ascending=False, na_position="last")["series_id"].tolist()
+    ordered = list(dict.fromkeys(flagged + worst))
+    return sorted(s for s in ordered[:max_charts] if s in set(series))
+
+
+def write_report(path: Path, monitor_date: dt.date, result: MonitorResult, forecasts: pd.DataFrame) -> Path:
+    """The daily HTML report with a chart per series (history, forecasts with intervals, actuals); see
+    `report_series` for which series are charted when there are many."""
+    series = report_series(result)
     data = [charts.chart_data(s, result.actuals, forecasts) for s in series]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(charts.report_html(f"Sales forecast health {monitor_date}", result.summary, result.health, data))

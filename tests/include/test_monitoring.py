@@ -198,3 +198,19 @@ def test_bigquery_replace_script_transpiles_and_replaces_by_key():
     run([{"series_id": "A", "date": dt.date(2025, 5, 2), "actual": 5.0}])
     stored = read_table(con, "forecast_actuals").sort_values("date")
     assert stored["actual"].tolist() == [1.0, 5.0]
+
+
+def test_a_large_panel_charts_the_flagged_and_worst_series_first():
+    from include.forecasting.monitor_pipeline import MonitorResult, report_series
+
+    n = 120
+    ids = [f"S{i:03d}" for i in range(n)]
+    health = pd.DataFrame(
+        {
+            "series_id": ids, "mase": [1.0 + i / n for i in range(n)], "expected_mase": [1.0] * n,
+            "degraded": [i == 3 for i in range(n)], "drifted": [i == 5 for i in range(n)],
+        }
+    )
+    actuals = pd.DataFrame({"series_id": ids, "date": [dt.date(2025, 5, 1)] * n, "actual": [1.0] * n})
+    charted = report_series(MonitorResult(pd.DataFrame(), health, actuals, {}, "daily"), max_charts=10)
+    assert len(charted) == 10 and {"S003", "S005", "S119", "S118"} <= set(charted)
