@@ -69,6 +69,7 @@ def forecast_monitor() -> None:
         """Score forecasts against actuals; write forecast_accuracy, forecast_health, forecast_actuals."""
         import datetime as dt
         import json
+        import logging
 
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
         from forecast_ops.hooks.warehouse import extract_daily_sales, read_forecasts_between, replace_monitor_rows
@@ -91,7 +92,7 @@ def forecast_monitor() -> None:
             try:
                 return json.loads(client.get_model_version(name, version).tags.get("backtest") or "null")
             except Exception as exc:  # noqa: BLE001 - a deleted version loses its expectation, not the run
-                get_current_context()["ti"].log.warning("no backtest for %s v%s: %s", name, version, exc)
+                logging.getLogger("forecast_monitor").warning("no backtest for %s v%s: %s", name, version, exc)
                 return None
 
         result = assess(config, forecasts, history, monitor_date, backtest_of)
