@@ -79,3 +79,10 @@ def test_monitor_scores_reruns_identically_and_triggers_retraining(airflow_db, c
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     signature = mlflow.models.get_model_info(f"models:/{newest.name}/{newest.version}").signature
     assert signature.inputs.input_names() == ["horizon"] and "yhat_upper_95" in signature.outputs.input_names()
+
+    # A model version deleted from the registry loses its expectation (warning), not the monitor run.
+    client.delete_model_version("sales_forecast.black_velvet", "2")
+    assert run_dag("forecast_monitor", DAY).state == "success"
+    health = _tables(config)["health"].set_index("series_id")
+    assert health.loc["BLACK VELVET", "model_version"] == "2" and pd.isna(health.loc["BLACK VELVET", "expected_mase"])
+    assert health.loc["BLACK VELVET", "scored_periods"] == 14
