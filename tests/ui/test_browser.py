@@ -238,3 +238,24 @@ def test_make_demo_works_while_the_ui_stack_runs(stack: Any) -> None:
     assert ": SUCCESS" in result.stdout and "NO TASK RAN" not in result.stdout + result.stderr
     for dag_id in ("sales_forecast", "forecast_monitor"):
         assert stack.api("GET", f"/api/v2/dags/{dag_id}")["is_paused"] is False
+
+
+def test_a_run_without_a_logical_date_uses_when_it_was_asked_to_run(stack: Any) -> None:
+    """Airflow 3 lets an API caller create a run with no logical date. Every task then takes its date
+    from run_after (one date source): extract runs for today's window, and validation refuses the
+    shipped panel as stale, naming the rule, instead of a task crashing on a missing date."""
+    from scripts.airflow_stack import wait_for
+
+    run_id = stack.api("POST", "/api/v2/dags/sales_forecast/dagRuns", {"logical_date": None})["dag_run_id"]
+    run = stack.wait_for_run("sales_forecast", run_id, RUN_TIMEOUT)
+    assert run["logical_date"] is None
+    states = {t["task_id"]: t["state"] for t in stack.task_instances("sales_forecast", run_id) if t["map_index"] < 0}
+    assert states["extract_sales"] == "success" and states["validate_sales"] == "failed"
+    from urllib.parse import quote
+
+    def xcom() -> Any:
+        path = f"/api/v2/dags/sales_forecast/dagRuns/{quote(run_id, safe='')}/taskInstances/validate_sales/xcomEntries/validation_report"
+        return stack.api("GET", path)
+
+    report = wait_for(xcom, 30, "validation report", 2.0)["value"]
+    assert "stale" in json.dumps(report) or "staleness" in json.dumps(report)
