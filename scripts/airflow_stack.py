@@ -293,9 +293,19 @@ class AirflowStack:
         """Base URL of the API server."""
         return f"http://127.0.0.1:{self.port}"
 
-    def airflow(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run an `airflow` CLI command against this stack."""
-        result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, cwd=str(ROOT))
+    def airflow(self, *args: str, check: bool = True, attempts: int = 3) -> subprocess.CompletedProcess[str]:
+        """Run an `airflow` CLI command against this stack.
+
+        On SQLite a command whose transaction reads and then writes can fail at once with "database is
+        locked" when a service wrote in between (the busy timeout does not apply to that upgrade): seen
+        with `backfill create` while the scheduler and dag-processor were busy. Its transaction rolled
+        back, so the command is tried again, up to `attempts` times."""
+        for attempt in range(1, attempts + 1):
+            result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, cwd=str(ROOT))
+            if result.returncode == 0 or "database is locked" not in result.stderr + result.stdout or attempt == attempts:
+                break
+            log.warning("airflow %s: database is locked (try %d of %d); retrying", args[0], attempt, attempts)
+            time.sleep(2.0 * attempt)
         if check and result.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
         return result
