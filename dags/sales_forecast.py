@@ -41,15 +41,10 @@ from forecast_ops.operators.promote import PromoteChampionOperator
 
 
 def _config() -> Any:
-    """Load the validated config inside a task (never at parse time)."""
-    from forecast_ops.exceptions import ConfigInvalidException
+    """Load the validated config inside a task (never at parse time); invalid fails at once."""
+    from forecast_ops.exceptions import load_task_config
 
-    from include.forecasting.config import ConfigError, load_config
-
-    try:
-        return load_config()
-    except ConfigError as exc:
-        raise ConfigInvalidException(str(exc)) from exc
+    return load_task_config()
 
 
 def _run_date(context: Any) -> Any:
@@ -188,16 +183,14 @@ def sales_forecast() -> None:
         if not config.monitor.retrain_on:
             return {}
         health = read_monitor_table(config, "health", "WHERE monitor_date <= $d", {"d": _run_date(context)})
-        flagged = health[(health["degraded"] & ("degradation" in config.monitor.retrain_on)) | (health["drifted"] & ("drift" in config.monitor.retrain_on))] if len(health) else health
-        if flagged.empty:
-            return {}
-        client = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).client
-        champions = {}
-        for series_id in set(flagged["series_id"]) & set(wanted):
-            version = registry.get_alias_version(client, registry.model_name(config.mlflow.model_prefix, series_id), config.mlflow.champion_alias)
-            champions[series_id] = str(version.version) if version is not None else None
-        newest = health[health["series_id"].isin(list(champions))]
-        return {s: r for s, r in monitoring.retrain_requests(newest, {k: v for k, v in champions.items() if v}).items() if s in champions}
+        hook = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri)  # its client opens on first use only
+
+        def champion_of(series_id: str) -> str | None:
+            name = registry.model_name(config.mlflow.model_prefix, series_id)
+            version = registry.get_alias_version(hook.client, name, config.mlflow.champion_alias)
+            return str(version.version) if version is not None else None
+
+        return monitoring.flagged_for_retraining(health, wanted, config.monitor.retrain_on, champion_of)
 
     @task(pool="training", map_index_template="{{ task.op_kwargs['series_ids'] | join(', ') | truncate(60) }}")
     def train_series(snapshot: dict[str, Any], requests: dict[str, str], series_ids: list[str]) -> list[dict[str, Any]]:
@@ -323,7 +316,9 @@ def sales_forecast() -> None:
     promoted = PromoteChampionOperator(task_id="promote_champion", decisions=decisions, logical_date=RUN_DATE_TEMPLATE)
     published = publish_forecasts(snapshot, promoted.output, decisions)
     report = report_series()
-    [published, evaluated] >> report
+    # Every mapped try must be final before the report: evaluate_series is upstream-failed as soon as one
+    # train_series instance fails, while other instances may still be retrying.
+    [published, evaluated, trained] >> report
     all_series_published(report)
 
 
