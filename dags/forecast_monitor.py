@@ -68,33 +68,19 @@ def forecast_monitor() -> None:
     def assess_forecasts() -> dict[str, Any]:
         """Score forecasts against actuals; write forecast_accuracy, forecast_health, forecast_actuals."""
         import datetime as dt
-        import json
-        import logging
 
+        from forecast_ops.exceptions import load_task_config
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
         from forecast_ops.hooks.warehouse import extract_daily_sales, read_forecasts_between, replace_monitor_rows
 
-        from include.forecasting.config import load_config
         from include.forecasting.extract import history_window
         from include.forecasting.monitor_pipeline import assess, flagged, lookback, write_report
 
-        config = load_config()
+        config = load_task_config()
         monitor_date: dt.date = _monitor_date(get_current_context())
         history = extract_daily_sales(config, history_window(monitor_date, config.forecast.history_days))
         forecasts = read_forecasts_between(config, *lookback(config, monitor_date))
-        client = None
-
-        def backtest_of(name: str, version: str) -> dict[str, Any] | None:
-            nonlocal client
-            if not name or not version.isdigit():
-                return None  # a flagged fallback forecast has no registry version
-            client = client or MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).client
-            try:
-                return json.loads(client.get_model_version(name, version).tags.get("backtest") or "null")
-            except Exception as exc:  # noqa: BLE001 - a deleted version loses its expectation, not the run
-                logging.getLogger("forecast_monitor").warning("no backtest for %s v%s: %s", name, version, exc)
-                return None
-
+        backtest_of = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).recorded_backtest
         result = assess(config, forecasts, history, monitor_date, backtest_of)
         written = {role: replace_monitor_rows(config, role, rows) for role, rows in (("accuracy", result.accuracy), ("actuals", result.actuals), ("health", result.health))}
         report = write_report(config.storage_root / "reports" / f"health_{monitor_date.isoformat()}.html", monitor_date, result, forecasts)
@@ -110,14 +96,14 @@ def forecast_monitor() -> None:
     @task
     def warn_flagged(assessed: dict[str, Any]) -> str:
         """One Slack warning with the numbers for every degraded or drifted series (none: no message)."""
+        from forecast_ops.exceptions import load_task_config
         from forecast_ops.notifiers.slack import run_info, send_payload
 
         from include.forecasting import alerts
-        from include.forecasting.config import load_config
 
         if not assessed["flagged"]:
             return "nothing flagged"
-        config = load_config()
+        config = load_task_config()
         context = get_current_context()
         info = run_info(context, config.alerts.airflow_base_url)
         return send_payload(context, alerts.monitor_warning(info, assessed["flagged"], f"{config.alerts.airflow_base_url}/forecasts/"), config.alerts.channel)
@@ -127,13 +113,13 @@ def forecast_monitor() -> None:
         """The daily health message (Block Kit) with the runs of the day and a link to the HTML report."""
         import datetime as dt
 
+        from forecast_ops.exceptions import load_task_config
         from forecast_ops.notifiers.slack import run_info, send_payload
 
         from include.forecasting import alerts
-        from include.forecasting.config import load_config
         from include.forecasting.monitor_pipeline import run_outcomes
 
-        config = load_config()
+        config = load_task_config()
         context = get_current_context()
         runs = run_outcomes(config.storage_root / "runs", dt.date.fromisoformat(assessed["monitor_date"]))
         run_type = context["dag_run"].run_type

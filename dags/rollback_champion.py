@@ -52,15 +52,15 @@ def rollback_champion() -> None:
     @task
     def roll_back() -> list[dict[str, Any]]:
         """Move the alias for the chosen series and verify each target by forecasting with it."""
+        from forecast_ops.exceptions import load_task_config
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
         from forecast_ops.notifiers.slack import run_info, send_payload
 
         from include.forecasting import alerts, registry
-        from include.forecasting.config import load_config
 
         context = get_current_context()
         params = context["params"]
-        config = load_config()
+        config = load_task_config()
         hook = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri)
         rows = registry.registry_overview(hook.client, config.mlflow.model_prefix, config.mlflow.champion_alias)
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,6 +286,26 @@ def retrain_requests(health: pd.DataFrame, champions: dict[str, str]) -> dict[st
         if judged is None or current is None or judged == current:
             out[str(row.series_id)] = f"monitor {pd.Timestamp(row.monitor_date).date()}: {row.reasons}"
     return out
+
+
+def flagged_for_retraining(
+    health: pd.DataFrame, series: list[str], retrain_on: list[str], champion_of: Callable[[str], str | None]
+) -> dict[str, str]:
+    """`retrain_requests` for the series of this run whose verdict (`retrain_on`: degradation, drift)
+    asks for it; `champion_of` looks up the registry only for those."""
+    if health.empty or not retrain_on:
+        return {}
+    mask = pd.Series(False, index=health.index)
+    if "degradation" in retrain_on:
+        mask |= health["degraded"].astype(bool)
+    if "drift" in retrain_on:
+        mask |= health["drifted"].astype(bool)
+    candidates = sorted(set(health.loc[mask, "series_id"]) & set(series))
+    if not candidates:
+        return {}
+    champions = {s: champion_of(s) for s in candidates}
+    newest = health[health["series_id"].isin(candidates)]
+    return retrain_requests(newest, {k: v for k, v in champions.items() if v})
 
 
 def summary(health: pd.DataFrame, worst: int = 5, arrived: pd.Timestamp | None = None) -> dict[str, Any]:

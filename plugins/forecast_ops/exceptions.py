@@ -25,3 +25,14 @@ class RunFailedException(AirflowFailException):
 
 class PublishRevertedException(AirflowFailException):
     """Publishing failed on its last try; this run's alias moves were undone (the message says which)."""
+
+
+def load_task_config() -> Any:
+    """The validated config, loaded inside a task (never at parse time). An invalid file fails the task at
+    once (ConfigInvalidException, no retry): a retry reads the same file."""
+    from include.forecasting.config import ConfigError, load_config
+
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise ConfigInvalidException(str(exc)) from exc

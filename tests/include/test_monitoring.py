@@ -214,3 +214,22 @@ def test_a_large_panel_charts_the_flagged_and_worst_series_first():
     actuals = pd.DataFrame({"series_id": ids, "date": [dt.date(2025, 5, 1)] * n, "actual": [1.0] * n})
     charted = report_series(MonitorResult(pd.DataFrame(), health, actuals, {}, "daily"), max_charts=10)
     assert len(charted) == 10 and {"S003", "S005", "S119", "S118"} <= set(charted)
+
+
+def test_flagged_for_retraining_asks_the_registry_only_for_flagged_series_of_this_run():
+    health = pd.DataFrame(
+        {
+            "series_id": ["A", "B", "C", "D"], "monitor_date": [MONITOR] * 4, "model_version": ["1", "1", "1", "1"],
+            "degraded": [True, False, False, True], "drifted": [False, True, False, False], "reasons": ["MASE up", "KS", "", "MASE up"],
+        }
+    )
+    asked = []
+
+    def champion_of(series_id: str) -> str:
+        asked.append(series_id)
+        return "1"
+
+    requests = monitoring.flagged_for_retraining(health, ["A", "B", "C"], ["degradation"], champion_of)
+    assert set(requests) == {"A"} and asked == ["A"]  # B only drifted (not asked for), D not in this run
+    assert set(monitoring.flagged_for_retraining(health, ["A", "B", "C"], ["degradation", "drift"], champion_of)) == {"A", "B"}
+    assert monitoring.flagged_for_retraining(health, ["A"], [], champion_of) == {}

@@ -64,3 +64,16 @@ class MlflowRegistryHook(BaseHook):
     def get_conn(self) -> Any:
         """Airflow's hook protocol: the client."""
         return self.client
+
+    def recorded_backtest(self, name: str, version: str) -> dict[str, Any] | None:
+        """The backtest recorded on a model version (its `backtest` tag), or None: a fallback forecast
+        has no version, and a deleted version loses its expectation with a warning, not the caller's run."""
+        import json
+
+        if not name or not str(version).isdigit():
+            return None
+        try:
+            return json.loads(self.client.get_model_version(name, str(version)).tags.get("backtest") or "null")
+        except Exception as exc:  # noqa: BLE001 - e.g. RESOURCE_DOES_NOT_EXIST for a deleted version
+            self.log.warning("no recorded backtest for %s v%s: %s", name, version, exc)
+            return None
