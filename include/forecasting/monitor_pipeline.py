@@ -74,13 +74,8 @@ def assess(
 
 
 def flagged(health: pd.DataFrame, retrain_on: list[str]) -> list[dict[str, Any]]:
-    """Health rows that warn (degraded or drifted), JSON-ready, worst first."""
-    mask = pd.Series(False, index=health.index)
-    if "degradation" in retrain_on:
-        mask |= health["degraded"]
-    if "drift" in retrain_on:
-        mask |= health["drifted"]
-    rows = health[mask].copy()
+    """Health rows that warn (degraded or drifted, as `retrain_on` selects), JSON-ready, in series order."""
+    rows = health[monitoring.flag_mask(health, retrain_on)].copy()
     return json.loads(rows.to_json(orient="records", date_format="iso"))
 
 

@@ -288,6 +288,16 @@ def retrain_requests(health: pd.DataFrame, champions: dict[str, str]) -> dict[st
     return out
 
 
+def flag_mask(health: pd.DataFrame, retrain_on: list[str]) -> pd.Series:
+    """Rows whose verdict is one of `retrain_on` (degradation: degraded; drift: drifted)."""
+    mask = pd.Series(False, index=health.index)
+    if "degradation" in retrain_on:
+        mask |= health["degraded"].astype(bool)
+    if "drift" in retrain_on:
+        mask |= health["drifted"].astype(bool)
+    return mask
+
+
 def flagged_for_retraining(
     health: pd.DataFrame, series: list[str], retrain_on: list[str], champion_of: Callable[[str], str | None]
 ) -> dict[str, str]:
@@ -295,12 +305,7 @@ def flagged_for_retraining(
     asks for it; `champion_of` looks up the registry only for those."""
     if health.empty or not retrain_on:
         return {}
-    mask = pd.Series(False, index=health.index)
-    if "degradation" in retrain_on:
-        mask |= health["degraded"].astype(bool)
-    if "drift" in retrain_on:
-        mask |= health["drifted"].astype(bool)
-    candidates = sorted(set(health.loc[mask, "series_id"]) & set(series))
+    candidates = sorted(set(health.loc[flag_mask(health, retrain_on), "series_id"]) & set(series))
     if not candidates:
         return {}
     champions = {s: champion_of(s) for s in candidates}
