@@ -52,6 +52,20 @@ PANELS = {
     "veg_daily_kg": (DATA / "veg_supermarket_daily_kg.csv", VEG),
     "veg_weekly_kg": (DATA / "veg_supermarket_weekly_kg.csv", VEG),
 }
+# The data part of the config a user of each panel sets (README "Your own data"): the calendar of the
+# country the sales happened in. Iowa uses the config's default (US, Iowa); the supermarket is in China.
+HOLIDAYS = {"veg_daily_kg": "CN", "veg_weekly_kg": "CN"}
+
+
+def with_holidays(config: Config, holidays: str | None) -> Config:
+    """The config with `forecast.holidays` set from "COUNTRY[-SUBDIVISION]" ("none": off; None: unchanged)."""
+    if holidays is None:
+        return config
+    from include.forecasting.config import HolidayConfig
+
+    country, _, subdivision = holidays.partition("-")
+    calendar = None if holidays.lower() == "none" else HolidayConfig(country=country, subdivision=subdivision or None)
+    return config.model_copy(update={"forecast": config.forecast.model_copy(update={"holidays": calendar})})
 
 
 def bench_panel(name: str, path: Path, columns: dict[str, str], config: Config, folds: int, quick: bool) -> dict[str, Any]:
@@ -216,6 +230,7 @@ def main() -> int:
     parser.add_argument("--panel", type=Path, action="append", help="a CSV panel (repeatable); default: the three shipped panels")
     parser.add_argument("--columns", default="date,series,value", help="date,series,value column names of --panel files")
     parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--holidays", default=None, help="calendar of --panel files: COUNTRY[-SUBDIVISION] or none (default: the config's)")
     parser.add_argument("--folds", type=int, default=8, help="rolling-origin folds per panel (default 8)")
     parser.add_argument("--quick", action="store_true", help="2 series, 2 folds, no statsforecast, no scale run (CI smoke run)")
     parser.add_argument("--scale-series", type=int, default=None, help="series in the scale run (default 1000; 0 skips; --quick: 0)")
@@ -233,7 +248,10 @@ def main() -> int:
         panels = {p.stem: (p, names) for p in args.panel}
     else:
         panels = PANELS
-    results = [] if args.skip_quality else [bench_panel(name, path, columns, config, folds, args.quick) for name, (path, columns) in panels.items()]
+    calendars = {name: args.holidays for name in panels} if args.panel else HOLIDAYS
+    results = [] if args.skip_quality else [
+        bench_panel(name, path, columns, with_holidays(config, calendars.get(name)), folds, args.quick) for name, (path, columns) in panels.items()
+    ]
 
     first_path, first_columns = next(iter(panels.values()))
     frame = read_sales_csv(first_path, first_columns)

@@ -133,6 +133,36 @@ def test_holiday_effect_needs_usable_neighbours():
     assert training.holiday_effect(y, pd.Series(dtype=object)) == {}
 
 
+def test_a_holiday_effect_needs_two_sightings_in_one_direction():
+    """One odd day is not a holiday effect; a ratio that went both ways has no direction to apply."""
+    day = pd.Timestamp("2025-05-26")
+    frame = pd.DataFrame({"forecast_date": pd.date_range("2025-05-24", periods=7), "yhat": 100.0, "yhat_lower": 80.0, "yhat_upper": 120.0})
+
+    def on_the_day(effect: dict) -> pd.Series:
+        out = training.apply_holiday_effect(frame, {"Memorial Day": effect}, ("US", "IA"))
+        return out.set_index("forecast_date").loc[day]
+
+    once = {"factor": 0.1, "low": 0.1, "high": 0.1, "n": 1.0}
+    both_ways = {"factor": 1.0, "low": 0.5, "high": 1.5, "n": 2.0}
+    twice_low = {"factor": 0.2, "low": 0.1, "high": 0.3, "n": 2.0}
+    assert not training.holiday_effect_holds(once) and not training.holiday_effect_holds(both_ways)
+    assert training.holiday_effect_holds(twice_low) and training.holiday_effect_holds({"factor": 2, "low": 1.5, "high": 2.5, "n": 3.0})
+    assert on_the_day(once).tolist() == [100.0, 80.0, 120.0]
+    assert on_the_day(both_ways).tolist() == [100.0, 80.0, 120.0]
+    assert on_the_day(twice_low).tolist() == pytest.approx([20.0, 8.0, 36.0])
+
+
+def test_the_likelihood_skips_the_diffuse_start():
+    """The approximate diffuse prior dominates the first observed periods: as many as the model has states
+    are left out of the likelihood, counted from the first observed (non-missing) period."""
+    endog = np.r_[np.full(30, np.nan), np.log(np.arange(1.0, 201.0))]
+    endog[[35, 40]] = np.nan
+    model = training.sarimax(endog, (1, 0, 1), (0, 1, 1, 7))
+    k = model.k_states
+    observed = np.flatnonzero(np.isfinite(endog))
+    assert model.ssm.loglikelihood_burn == observed[k - 1] + 1 > 30 + k
+
+
 def test_targeted_search_stops_at_the_first_stable_candidate(velvet, settings):
     targeted = training.fit_series(velvet, settings)
     assert settings.order_search == "first_stable"

@@ -1,0 +1,123 @@
+"""Model development on folds that `make bench` never reports.
+
+The bench reports the last `--folds` rolling-origin folds of every panel. Modelling choices are made here,
+on the `--folds` folds *before* those (same horizon, same panels, same methods), so a reported figure is
+never one a choice was tuned on. statsforecast's fits on the dev folds are slow (AutoARIMA ~6 s per daily
+fit) and cached per panel in `.cache/dev_folds/`.
+
+Usage:
+  python bench/dev_folds.py reference            # statsforecast trio on the dev folds (cached)
+  python bench/dev_folds.py project [--set forecast.key=value ...] [--panel NAME]
+      the project's fit (training.fit_series) on the dev folds, with config overrides, vs the cached trio
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+from bench import quality  # noqa: E402
+from bench.run import BENCH_PYTHON, HOLIDAYS, PANELS, with_holidays  # noqa: E402
+from include.forecasting import evaluation, training  # noqa: E402
+from include.forecasting.config import load_config  # noqa: E402
+
+CACHE = ROOT / ".cache" / "dev_folds"
+
+
+class DevPanel(quality.Panel):
+    """A panel whose folds are the `folds` folds just before the reported ones."""
+
+    def origins(self, y: pd.Series) -> list[int]:
+        """The older half of 2 x `folds` rolling origins (the newer half is what the bench reports)."""
+        return evaluation.fold_origins(len(y), 2 * self.folds, self.settings.horizon, self.m + 1)[: self.folds]
+
+
+def dev_panel(name: str, settings_update: dict | None, folds: int, holidays: str | None) -> DevPanel:
+    """Load a shipped panel as a DevPanel, with settings overrides applied."""
+    path, columns = PANELS[name]
+    config = with_holidays(load_config(), holidays if holidays is not None else HOLIDAYS.get(name))
+    base = quality.load_panel(name, path, columns, config, 2 * folds)
+    settings = base.settings
+    if settings_update:
+        settings = training.ModelSettings(**{**settings.__dict__, **settings_update})
+    return DevPanel(base.name, base.path, base.ys, settings, folds)
+
+
+def reference(names: list[str], folds: int) -> None:
+    """Fit the statsforecast trio on every panel's dev folds and cache their points."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        target = CACHE / f"{name}_{folds}.parquet"
+        if target.exists():
+            continue
+        panel = dev_panel(name, None, folds, None)
+        tasks = [{"key": f"{s}|{o}", "y": y.iloc[:o].tolist()} for s, y in panel.ys.items() for o in panel.origins(y)]
+        spec = {"season_length": max(panel.settings.cadence.season, 1), "horizon": panel.settings.horizon, "level": 80,
+                "models": list(quality.TRIO), "fixed_order": [0, 0, 0], "fixed_seasonal": [0, 0, 0], "tasks": tasks}
+        with tempfile.TemporaryDirectory() as tmp:
+            source, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
+            source.write_text(json.dumps(spec))
+            subprocess.run([str(BENCH_PYTHON), str(ROOT / "bench" / "statsforecast_worker.py"), str(source), str(out)], check=True)
+            payload = json.loads(out.read_text())
+        rows = []
+        for model, fits in payload["results"].items():
+            for series_id, y in panel.ys.items():
+                for fold, origin in enumerate(panel.origins(y)):
+                    fit = fits[f"{series_id}|{origin}"]
+                    frame = pd.DataFrame({k: np.clip(fit[v], 0, None) for k, v in (("yhat", "mean"), ("yhat_lower", "lo"), ("yhat_upper", "hi"))})
+                    rows.append(quality._fold_rows(panel, series_id, fold, y, origin, frame, model))
+        pd.concat(rows, ignore_index=True).to_parquet(target)
+        print(f"{name}: cached {target}", file=sys.stderr)
+
+
+def project(names: list[str], folds: int, overrides: dict, holidays: str | None) -> None:
+    """The project's fit on the dev folds vs the cached trio: MASE ratio, coverage, seconds per fit."""
+    for name in names:
+        panel = dev_panel(name, overrides, folds, holidays)
+        p, secs = quality.points(panel, "project", quality.project_forecaster(panel.settings))
+        mine = quality.summarise(p, secs)
+        line = f"{name:14s} project MASE {mine['mase']:.4f} cov {mine['coverage_80']:.3f} fit {secs:.3f}s"
+        cached = CACHE / f"{name}_{folds}.parquet"
+        if cached.exists():
+            ref = pd.read_parquet(cached)
+            scores = {m: quality.summarise(ref[ref["method"] == m], 0.0)["mase"] for m in quality.TRIO}
+            best = min(scores, key=scores.get)
+            line += f" | best {best} {scores[best]:.4f} ratio {mine['mase'] / scores[best]:.3f} | " + " ".join(f"{m} {v:.3f}" for m, v in scores.items())
+        print(line, flush=True)
+
+
+def _tuples(value: object) -> object:
+    """JSON lists as the tuples ModelSettings holds."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def main() -> int:
+    """CLI."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["reference", "project"])
+    parser.add_argument("--panel", action="append", choices=list(PANELS))
+    parser.add_argument("--folds", type=int, default=8)
+    parser.add_argument("--set", action="append", default=[], help="ModelSettings field=value (JSON value)")
+    parser.add_argument("--holidays", default=None, help="COUNTRY[-SUBDIVISION] or none (default: the bench's calendar for the panel)")
+    args = parser.parse_args()
+    names = args.panel or list(PANELS)
+    if args.what == "reference":
+        reference(names, args.folds)
+    else:
+        overrides = {k: _tuples(json.loads(v)) for k, v in (s.split("=", 1) for s in args.set)}
+        project(names, args.folds, overrides, args.holidays)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
