@@ -43,3 +43,34 @@ def test_quick_bench_on_a_tiny_panel(tmp_path):
     assert data["scale"] is None  # --quick skips the DAG run
     assert set(data["parse_s_beyond_airflow_sdk"]) >= {"sales_forecast.py"}
     assert "| seasonal_naive |" in (out / "quick.md").read_text()
+
+
+def test_a_panel_gets_the_calendar_of_its_country(tmp_path):
+    """The bench sets the data part of the config a user of each panel would: its holiday calendar."""
+    from conftest import write_config
+
+    from bench.run import HOLIDAYS, with_holidays
+    from include.forecasting.config import load_config
+
+    config = load_config(write_config(tmp_path))
+    assert with_holidays(config, None) is config
+    assert with_holidays(config, "CN").forecast.holidays.model_dump() == {"country": "CN", "subdivision": None}
+    assert with_holidays(config, "US-IA").forecast.holidays.model_dump() == {"country": "US", "subdivision": "IA"}
+    assert with_holidays(config, "none").forecast.holidays is None
+    assert HOLIDAYS["veg_daily_kg"] == "CN" and "iowa_daily" not in HOLIDAYS  # Iowa: the config's US/IA
+
+
+def test_development_folds_end_where_the_reported_folds_begin():
+    """bench/dev_folds.py tunes on the folds just before the ones `make bench` reports, never on those."""
+    from bench.dev_folds import DevPanel
+    from bench.quality import Panel
+    from include.forecasting import training
+    from include.forecasting.frequency import DAILY
+
+    settings = training.ModelSettings(cadence=DAILY, candidate_orders=((1, 0, 1),), seasonal_order=(0, 1, 1, 7), horizon=7)
+    y = pd.Series(1.0, index=pd.date_range("2023-01-01", periods=400, freq="D"))
+    reported = Panel("p", ROOT, {"s": y}, settings, 8).origins(y)
+    development = DevPanel("p", ROOT, {"s": y}, settings, 8).origins(y)
+    assert len(development) == len(reported) == 8
+    assert development[-1] + 7 == reported[0]  # the last development fold's test week ends where reporting starts
+    assert reported[-1] + 7 == len(y)
