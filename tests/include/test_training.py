@@ -152,15 +152,26 @@ def test_a_holiday_effect_needs_two_sightings_in_one_direction():
     assert on_the_day(twice_low).tolist() == pytest.approx([20.0, 8.0, 36.0])
 
 
-def test_the_likelihood_skips_the_diffuse_start():
-    """The approximate diffuse prior dominates the first observed periods: as many as the model has states
-    are left out of the likelihood, counted from the first observed (non-missing) period."""
-    endog = np.r_[np.full(30, np.nan), np.log(np.arange(1.0, 201.0))]
-    endog[[35, 40]] = np.nan
-    model = training.sarimax(endog, (1, 0, 1), (0, 1, 1, 7))
-    k = model.k_states
-    observed = np.flatnonzero(np.isfinite(endog))
-    assert model.ssm.loglikelihood_burn == observed[k - 1] + 1 > 30 + k
+def test_fits_run_with_one_blas_thread(velvet, settings, monkeypatch):
+    """Tiny state space matrices: BLAS threads only contend (parallel fits were 13x slower with them)."""
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    original = training._fit_one
+
+    def spy(*args, **kwargs):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return original(*args, **kwargs)
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    monkeypatch.setattr(training, "_fit_one", spy)
+    training._blas_controller()  # statsmodels (and scipy's BLAS) loaded, so `before` sees every library
+    before = blas_threads()
+    training.fit_series(velvet, settings)
+    assert seen and all(threads == {1} for threads in seen)
+    assert blas_threads() == before  # the process's setting is back after the fit
 
 
 def test_targeted_search_stops_at_the_first_stable_candidate(velvet, settings):
