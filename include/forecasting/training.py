@@ -64,7 +64,7 @@ def single_threaded_blas(fn: Any) -> Any:
 
     The state space matrices are tiny (at most ~16 states), so OpenBLAS threads never speed a fit up; they
     only fight each other and the other task on the worker. Measured on 2 cores with two fits running at
-    once (the `training` pool's 2 slots): 1.30 s per Iowa fit with BLAS's default threads, 0.10 s with one,
+    once (the `training` pool's 2 slots): 0.31 s per Iowa fit with BLAS's default threads, 0.10 s with one,
     the same as a fit running alone.
     """
 

@@ -153,7 +153,7 @@ def test_a_holiday_effect_needs_two_sightings_in_one_direction():
 
 
 def test_fits_run_with_one_blas_thread(velvet, settings, monkeypatch):
-    """Tiny state space matrices: BLAS threads only contend (parallel fits were 13x slower with them)."""
+    """Tiny state space matrices: BLAS threads only contend (two parallel fits were 3x slower with them)."""
     from threadpoolctl import threadpool_info
 
     seen = []
