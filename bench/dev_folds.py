@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,21 +58,9 @@ def reference(names: list[str], folds: int) -> None:
         if target.exists():
             continue
         panel = dev_panel(name, None, folds, None)
-        tasks = [{"key": f"{s}|{o}", "y": y.iloc[:o].tolist()} for s, y in panel.ys.items() for o in panel.origins(y)]
-        spec = {"season_length": max(panel.settings.cadence.season, 1), "horizon": panel.settings.horizon, "level": 80,
-                "models": list(quality.TRIO), "fixed_order": [0, 0, 0], "fixed_seasonal": [0, 0, 0], "tasks": tasks}
-        with tempfile.TemporaryDirectory() as tmp:
-            source, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
-            source.write_text(json.dumps(spec))
-            subprocess.run([str(BENCH_PYTHON), str(ROOT / "bench" / "statsforecast_worker.py"), str(source), str(out)], check=True)
-            payload = json.loads(out.read_text())
-        rows = []
-        for model, fits in payload["results"].items():
-            for series_id, y in panel.ys.items():
-                for fold, origin in enumerate(panel.origins(y)):
-                    fit = fits[f"{series_id}|{origin}"]
-                    frame = pd.DataFrame({k: np.clip(fit[v], 0, None) for k, v in (("yhat", "mean"), ("yhat_lower", "lo"), ("yhat_upper", "hi"))})
-                    rows.append(quality._fold_rows(panel, series_id, fold, y, origin, frame, model))
+        # The bench's own statsforecast step: DevPanel's origins make it fit the development folds.
+        fits, _, _ = quality.statsforecast_points(panel, BENCH_PYTHON, panel.settings.candidate_orders[0])
+        rows = [fits[model] for model in quality.TRIO]
         pd.concat(rows, ignore_index=True).to_parquet(target)
         print(f"{name}: cached {target}", file=sys.stderr)
 
