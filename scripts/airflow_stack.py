@@ -337,17 +337,28 @@ class AirflowStack:
             self._token = json.loads(urllib.request.urlopen(request, timeout=10).read())["access_token"]
         return self._token
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
-        """Call the REST API (`/api/v2/...`) and return the decoded JSON."""
+    def api(self, method: str, path: str, body: Any = None, attempts: int = 4) -> Any:
+        """Call the REST API (`/api/v2/...`) and return the decoded JSON.
+
+        On SQLite the API server answers 503 "Database is locked" when its transaction could not take the
+        write lock (CI saw it on `POST /api/v2/backfills` while three runs were writing); the transaction
+        rolled back, so the call is tried again, up to `attempts` times, as a user would press again."""
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
-        request = urllib.request.Request(f"{self.url}{path}", data, headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"{method} {path} -> {exc.code}: {exc.read()[:500]!r}") from exc
-        return json.loads(raw) if raw else None
+        for attempt in range(1, attempts + 1):
+            headers = {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
+            request = urllib.request.Request(f"{self.url}{path}", data, headers, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    raw = response.read()
+                return json.loads(raw) if raw else None
+            except urllib.error.HTTPError as exc:
+                detail = exc.read()[:500]
+                if exc.code == 503 and b"locked" in detail.lower() and attempt < attempts:
+                    log.warning("%s %s: database is locked (try %d of %d); retrying", method, path, attempt, attempts)
+                    time.sleep(3.0 * attempt)
+                    continue
+                raise RuntimeError(f"{method} {path} -> {exc.code}: {detail!r}") from exc
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Wait until the dag-processor has serialised `dag_id`, then unpause it."""
