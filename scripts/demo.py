@@ -36,6 +36,34 @@ def last_data_date(config: Any) -> dt.date:
         con.close()
 
 
+def data_cadence(config: Any) -> str:
+    """The embedded source's cadence (`daily` / `weekly` / `monthly`), as validation will detect it."""
+    import duckdb
+
+    from include.forecasting.frequency import CadenceError, detect_cadence
+
+    con = duckdb.connect(str(config.warehouse.path), read_only=True)
+    try:
+        schema, table = config.source.table.split(".")
+        frame = con.execute(f'SELECT DISTINCT CAST(date AS DATE) AS sales_date, item_description AS series_id FROM "{schema}"."{table}"').df()
+    finally:
+        con.close()
+    try:
+        return detect_cadence(frame, config.source.frequency).name
+    except CadenceError:
+        return "daily"  # validation will refuse the panel and say why
+
+
+def earlier_date(logical_date: dt.date, back: int, every: int | None, cadence: str) -> dt.date:
+    """The logical date `back` steps before `logical_date`: `every` days, or by default one week (daily and
+    weekly data: each forecast week has actuals by the next run) or one month (monthly data)."""
+    if every is None and cadence == "monthly":
+        import pandas as pd
+
+        return (pd.Timestamp(logical_date) - pd.DateOffset(months=back)).date()
+    return logical_date - dt.timedelta(days=back * (every or 7))
+
+
 def run_dag(dag_id: str, logical_date: dt.date, conf: dict[str, Any] | None = None) -> Any:
     """Parse the dags folder and run one DAG with dag.test(); return the DagRun."""
     from airflow.dag_processing.dagbag import DagBag
@@ -207,7 +235,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--logical-date", type=dt.date.fromisoformat)
     parser.add_argument("--earlier-runs", type=int, default=2, help="sales_forecast runs before the logical date (oldest first)")
-    parser.add_argument("--every", type=int, default=7, help="days between those runs (7: each forecast week has actuals)")
+    parser.add_argument("--every", type=int, help="days between those runs (default: a week, a month for monthly data)")
     args = parser.parse_args()
     from include.forecasting.config import load_config
 
@@ -260,10 +288,11 @@ def scheduler_hands_off(dag_ids: tuple[str, ...]) -> Iterator[list[str]]:
             set_paused(unpaused, False)
 
 
-def run_demo(config: Any, logical_date: dt.date, earlier_runs: int, every: int) -> int:
+def run_demo(config: Any, logical_date: dt.date, earlier_runs: int, every: int | None) -> int:
     """The demo's runs and their summaries; returns the exit code."""
+    cadence = data_cadence(config) if earlier_runs else "daily"
     for back in range(earlier_runs, 0, -1):  # oldest first: each one's champion is the next one's "previous"
-        earlier = logical_date - dt.timedelta(days=back * every)
+        earlier = earlier_date(logical_date, back, every, cadence)
         run = _run_quietly(earlier)
         print(f"sales_forecast for the earlier logical date {earlier}: {str(run.state).upper()}", flush=True)
     log_dir = ROOT / ".local" / "logs"

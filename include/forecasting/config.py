@@ -154,14 +154,23 @@ class ValidationConfig(_Section):
 
     suite: str = Field(pattern=_NAME_RE)
     series_suite: str = Field(pattern=_NAME_RE)
-    # A series with fewer rows is quarantined (fallback forecast), not the whole run.
-    min_rows_per_series: int = Field(ge=1)
+    # A series with fewer rows is quarantined (fallback forecast), not the whole run. One number for every
+    # cadence, or one per cadence ({daily: 60, weekly: 52, monthly: 24}): 60 rows are two months of a daily
+    # series but five years of a monthly one.
+    min_rows_per_series: Annotated[int, Field(ge=1)] | dict[Frequency, Annotated[int, Field(ge=1)]]
     # Longest gap inside a series and newest row's age, in periods of the data's frequency.
     max_gap_periods: int = Field(ge=1, validation_alias=AliasChoices("max_gap_periods", "max_gap_days"))
     max_staleness_periods: int = Field(ge=0, validation_alias=AliasChoices("max_staleness_periods", "max_staleness_days"))
     # true: values must be whole units (bottles, items); false (default): non-negative decimals are valid
     # quantities (kg, litres, money).
     whole_units: bool = False
+
+    def min_rows(self, cadence: str) -> int:
+        """The fewest rows a series of this cadence (`daily` / `weekly` / `monthly`) needs; a cadence the
+        mapping leaves out takes the largest number given."""
+        if isinstance(self.min_rows_per_series, int):
+            return self.min_rows_per_series
+        return self.min_rows_per_series.get(cadence, max(self.min_rows_per_series.values()))  # type: ignore[call-overload]
 
 
 class AnomalyConfig(_Section):

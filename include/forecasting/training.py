@@ -48,6 +48,8 @@ _BURN_IN = 21
 # Tried after every configured candidate was rejected: simple orders that are stable on most sales data
 # (a local level on the log scale, with the frequency's seasonal MA where it has a season).
 _SAFE_ORDERS = ((0, 1, 1), (0, 1, 0))
+# Fewest periods with sales a series needs for any fit (a non-seasonal ARIMA of at most 3 parameters).
+_MIN_SELLING_PERIODS = 20
 
 
 @functools.lru_cache(maxsize=1)
@@ -442,16 +444,21 @@ def fit_series(
     zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
-    season = settings.seasonal_order[3]
-    needed = max(20, 2 * season + 10)
-    if (y > 0).sum() < needed:
-        raise ModelFitError(f"series {series_id!r}: too little history to fit ({int((y > 0).sum())} selling periods, need {needed})")
+    selling = int((y > 0).sum())
+    if selling < _MIN_SELLING_PERIODS:
+        raise ModelFitError(f"series {series_id!r}: too little history to fit ({selling} selling periods, need {_MIN_SELLING_PERIODS})")
+    seasonal = settings.seasonal_order
+    if seasonal[3] and selling < 2 * seasonal[3] + 10:
+        # Two seasons and some are needed to estimate a seasonal part (a 3-year monthly panel's early
+        # backtest folds, a young daily series): fit the same orders without it rather than refuse the
+        # series. The gate still has to find it better than seasonal naive.
+        log.info("%s: %d selling periods, too few for the seasonal part %s: fitting without it", series_id, selling, seasonal)
+        seasonal = (0, 0, 0, 0)
     endog = to_model_scale(y)
     closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
     history_max = float(y.max())
     best: tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int]] | None = None
     tried: list[dict[str, Any]] = []
-    seasonal = settings.seasonal_order
     primary = list(dict.fromkeys(tuple(o) for o in (orders or ()) + settings.candidate_orders))
     plans = [(o, seasonal) for o in primary]
     plans += [(o, seasonal) for o in _SAFE_ORDERS if o not in primary]

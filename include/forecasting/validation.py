@@ -140,8 +140,8 @@ def series_profile(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -
     return pd.DataFrame(rows, columns=["series_id", "n_rows", "max_gap_periods", "periods_since_last_row"])
 
 
-def suite_parameters(config: Config, frame: pd.DataFrame, window_end: dt.date) -> dict[str, Any]:
-    """Bind the suites' $PARAMETERs from the config and the run's data interval."""
+def suite_parameters(config: Config, frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -> dict[str, Any]:
+    """Bind the suites' $PARAMETERs from the config, the panel's cadence and the run's data interval."""
     present = sorted(map(str, frame["series_id"].dropna().unique()))
     wanted = config.series_ids
     return {
@@ -149,7 +149,7 @@ def suite_parameters(config: Config, frame: pd.DataFrame, window_end: dt.date) -
         # known by definition. A listed series with no rows is quarantined (see validate_frame).
         "known_series": list(wanted) if wanted else present,
         "last_allowed_date": (pd.Timestamp(window_end) - pd.Timedelta(days=1)).to_pydatetime(),
-        "min_rows_per_series": config.validation.min_rows_per_series,
+        "min_rows_per_series": config.validation.min_rows(cadence.name),
         "max_gap_periods": config.validation.max_gap_periods,
         "max_staleness_periods": config.validation.max_staleness_periods,
     }
@@ -241,7 +241,7 @@ def validate_frame(
         return report
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
-    params = suite_parameters(config, frame, window_end)
+    params = suite_parameters(config, frame, window_end, cadence)
     results: dict[str, Any] = {}
     rows = _run_suite(context, _active(load_suite_definition(config.validation.suite), config), frame, params)
     results[config.validation.suite] = rows.to_json_dict()
@@ -325,7 +325,9 @@ def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params
 
 
 def _param_value(value: Any, params: dict[str, Any]) -> Any:
-    return params.get(value["$PARAMETER"]) if isinstance(value, dict) and "$PARAMETER" in value else value
+    value = params.get(value["$PARAMETER"]) if isinstance(value, dict) and "$PARAMETER" in value else value
+    # GX hands limits back as floats: "min 60", not "min 60.0", for a count.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def save_report(report: ValidationReport, root: Path) -> Path:

@@ -96,9 +96,20 @@ def test_explosive_forecasts_are_rejected(settings):
 
 
 def test_too_little_data_is_a_clear_error(settings):
-    y = pd.Series([5.0] * 20, index=pd.date_range("2025-01-01", periods=20), name="short")
-    with pytest.raises(training.ModelFitError, match="too little history"):
+    y = pd.Series([5.0] * 19, index=pd.date_range("2025-01-01", periods=19), name="short")
+    with pytest.raises(training.ModelFitError, match=r"too little history to fit \(\d+ selling periods, need 20\)"):
         training.fit_series(y, settings)
+
+
+def test_too_short_for_the_seasonal_part_fits_without_it(velvet, settings):
+    """The last 22 selling days of a real series: too few for SARIMA's weekly part (2 x 7 + 10), enough
+    for the same orders without it; a longer history keeps the seasonal part."""
+    young = velvet[velvet > 0].iloc[-22:].asfreq("D", fill_value=0.0).rename("young")
+    fitted = training.fit_series(young, settings)
+    assert fitted.spec.seasonal_order == (0, 0, 0, 0) and tuple(fitted.spec.order) in settings.candidate_orders
+    fc = fitted.forecast(7, (0.8,))
+    assert np.isfinite(fc[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()).all()
+    assert training.fit_series(velvet[velvet > 0].iloc[-30:].asfreq("D", fill_value=0.0), settings).spec.seasonal_order == (0, 1, 1, 7)
 
 
 def test_unknown_series_is_a_key_error(iowa_frame):

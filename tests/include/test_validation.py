@@ -94,6 +94,24 @@ def test_gaps_min_rows_and_unknown_series(iowa_frame, tmp_path):
     assert "no long gap inside the series: max_gap_periods" in report.quarantined["BLACK VELVET"]
 
 
+def test_min_rows_follow_the_cadence(iowa_frame, tmp_path):
+    """The real panel summed to months (29 rows per series): 60 rows would quarantine every series of a
+    monthly panel, so the minimum is set per cadence; one number still applies to every cadence."""
+    monthly = (
+        iowa_frame.assign(sales_date=pd.to_datetime(iowa_frame.sales_date).dt.to_period("M").dt.to_timestamp())
+        .groupby(["sales_date", "series_id"], as_index=False)["value"].sum()
+    )
+    monthly = monthly[monthly.sales_date < "2025-06-01"].reset_index(drop=True)
+    end = dt.date(2025, 6, 1)
+    per_cadence = load_config(write_config(tmp_path, **{"validation.min_rows_per_series": {"daily": 60, "monthly": 24}}))
+    report = validate_frame(monthly, per_cadence, end, "sha")
+    assert report.success and report.cadence.startswith("monthly") and not report.quarantined, report.message()
+    assert per_cadence.validation.min_rows("weekly") == 60  # a cadence left out takes the largest number
+    one_number = load_config(write_config(tmp_path, **{"validation.min_rows_per_series": 60}))
+    report = validate_frame(monthly, one_number, end, "sha")
+    assert all("enough history: n_rows 29" in reason for reason in report.quarantined.values()), report.quarantined
+
+
 def test_profile_of_real_series(iowa_frame):
     profile = series_profile(iowa_frame, END, DAILY).set_index("series_id")
     assert profile.loc["BLACK VELVET", "n_rows"] == 724

@@ -1,0 +1,30 @@
+"""scripts/demo.py: the earlier runs it makes step by the data's cadence."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from conftest import SEED, load_seeded, write_config
+
+from scripts.demo import data_cadence, earlier_date
+
+
+def test_earlier_runs_step_by_the_cadence():
+    day = dt.date(2025, 6, 1)
+    assert earlier_date(day, 2, None, "daily") == dt.date(2025, 5, 18)
+    assert earlier_date(day, 1, None, "weekly") == dt.date(2025, 5, 25)
+    assert earlier_date(day, 2, None, "monthly") == dt.date(2025, 4, 1)  # two monthly periods back
+    assert earlier_date(day, 1, 3, "monthly") == dt.date(2025, 5, 29)  # --every wins
+
+
+def test_cadence_of_the_embedded_source(tmp_path):
+    """The shipped panel is daily; the same sales summed to month starts read as monthly."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "m").mkdir()
+    assert data_cadence(load_seeded(write_config(tmp_path / "d"))) == "daily"
+    frame = pd.read_csv(SEED, parse_dates=["date"])
+    monthly = frame.groupby(["item_name", pd.Grouper(key="date", freq="MS")], as_index=False)["total_amount_sold"].sum()
+    seed = tmp_path / "monthly.csv"
+    monthly.assign(date=monthly["date"].dt.strftime("%Y-%m-%d")).to_csv(seed, index=False)
+    assert data_cadence(load_seeded(write_config(tmp_path / "m", seed=seed))) == "monthly"
