@@ -10,18 +10,22 @@ Trigger from the UI with params (no default series: rolling back every series ta
 The version rolled back from is tagged `withdrawn`: no rerun, older date or backfill serves it again
 unless it is explicitly rolled forward. Nothing to roll back to fails at once, without retries.
 
-Each rolled-back version is verified by loading it from the registry and forecasting; a Slack notice
-says what moved. The CLI equivalent is `make rollback SERIES=... VERSION=...`.
+Each rolled-back version is verified by loading it from the registry and forecasting; the newest
+published forecasts of each rolled-back series are then replaced by that version's forecast for the same
+logical date (the warehouse shows what the registry serves); a Slack notice says what moved. The CLI equivalent is `make rollback SERIES=... VERSION=...`.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts
+
+log = logging.getLogger(__name__)
 
 
 @dag(
@@ -54,6 +58,7 @@ def rollback_champion() -> None:
         """Move the alias for the chosen series and verify each target by forecasting with it."""
         from forecast_ops.exceptions import load_task_config
         from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+        from forecast_ops.hooks.warehouse import republish_served
         from forecast_ops.notifiers.slack import run_info, send_payload
 
         from include.forecasting import alerts, registry
@@ -77,6 +82,16 @@ def rollback_champion() -> None:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(exc)) from exc  # a retry cannot create a version to roll back to
+        # The newest published rows of each rolled-back series are replaced by the restored version's
+        # forecast: the warehouse shows what the registry serves. A failure here must not fail the task:
+        # its retry would roll back once more ("previous" of the restored version). The notice says so,
+        # and the next sales_forecast run publishes with the restored version anyway.
+        try:
+            republished = republish_served(config, [r["series_id"] for r in results], context["run_id"], hook.tracking_uri)
+        except Exception as exc:  # noqa: BLE001 (any warehouse error: reported, never retried)
+            log.exception("rollback done, republishing failed")
+            republished = {r["series_id"]: {"logical_date": "the newest date", "from": "?", "error": f"{type(exc).__name__}: {exc}"} for r in results}
+        results = [{**r, "republished": republished.get(r["series_id"])} for r in results]
         send_payload(context, alerts.rollback_notice(run_info(context, config.alerts.airflow_base_url), results, actor, params["reason"]), config.alerts.channel)
         return results
 

@@ -8,6 +8,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import sys
 import time
@@ -57,6 +58,7 @@ def main() -> int:
     targets = [r for r in overview if r["series_id"] in wanted]
     actor = f"cli:{getpass.getuser()}"
     failures = 0
+    rolled: list[str] = []
     for row in targets:
         started = time.perf_counter()
         try:
@@ -67,6 +69,19 @@ def main() -> int:
             failures += 1
             continue
         print(f"{row['series_id']}: {result.note}; verified by loading v{result.version} and forecasting ({time.perf_counter() - started:.2f}s)")
+        rolled.append(row["series_id"])
+    if rolled:
+        # The warehouse shows what the registry serves: the newest published rows of each rolled-back
+        # series are replaced by the restored version's forecast for the same logical date.
+        from forecast_ops.hooks.warehouse import republish_served
+
+        run_id = f"rollback__{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}"
+        for series_id, done in republish_served(config, rolled, run_id, config.mlflow.tracking_uri).items():
+            if "error" in done:
+                print(f"{series_id}: forecasts for {done['logical_date']} NOT republished (still v{done['from']}): {done['error']}", file=sys.stderr)
+                failures += 1
+            else:
+                print(f"{series_id}: forecasts for {done['logical_date']} republished with v{done['to']} (were v{done['from']})")
     return 1 if failures else 0
 
 

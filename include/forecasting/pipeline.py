@@ -16,8 +16,8 @@ import pandas as pd
 
 from include.forecasting import evaluation, gate, registry, training
 from include.forecasting.config import Config
-from include.forecasting.extract import SnapshotRef, read_snapshot
-from include.forecasting.frequency import Cadence, from_name
+from include.forecasting.extract import SnapshotRef, history_window, normalise, read_snapshot, write_snapshot
+from include.forecasting.frequency import Cadence, detect_cadence, from_name
 from include.forecasting.publish import FALLBACK_VERSION, forecast_rows
 from include.forecasting.validation import DataValidationError, save_report, validate_frame
 
@@ -289,6 +289,7 @@ def champion_forecasts(
     run_id: str,
     tracking_uri: str | None = None,
     errors: dict[str, str] | None = None,
+    only: list[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Forecast every selected series with the model that serves `logical_date` (registry.production_version):
     the champion, or for a backfilled older date the newest gate-passed version trained for it or earlier.
@@ -298,6 +299,7 @@ def champion_forecasts(
     `quarantined` (nothing new published; its earlier rows and its champion stay as they were).
     A series is quarantined by validation (`ref.quarantined`), by a failed fit or backtest (`errors`, from
     the gate decisions) or by a failed forecast here; with no champion it still gets the fallback.
+    `only` limits the work to these series (a republish after a rollback).
     """
     client = _client(config, tracking_uri)
     frames = _by_series(read_snapshot(ref))
@@ -306,6 +308,8 @@ def champion_forecasts(
     quarantined = {**(ref.quarantined or {}), **(errors or {})}
     parts, outcomes = [], {}
     for series_id in selected_series(config, ref):
+        if only is not None and series_id not in only:
+            continue
         name = registry.model_name(config.mlflow.model_prefix, series_id)
         champion = registry.production_version(client, name, config.mlflow.champion_alias, logical_date.isoformat())
         owner = champion.tags.get("series_id", series_id) if champion is not None else series_id
@@ -334,6 +338,19 @@ def champion_forecasts(
         outcomes[series_id] = {"status": status, "version": version, "reason": quarantined.get(series_id)}
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return rows, outcomes
+
+
+def served_forecasts(
+    config: Config, frame: pd.DataFrame, logical_date: dt.date, series_ids: list[str], run_id: str, tracking_uri: str | None = None
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """Forecast `series_ids` for `logical_date` with the versions that serve that date now, from `frame`
+    (that date's history window, as extract returns it): what a rollback republishes, so the warehouse
+    shows what the registry serves. Rows and per-series outcomes as `champion_forecasts` returns them."""
+    frame = normalise(frame)
+    window = history_window(logical_date, config.forecast.history_days)
+    ref = write_snapshot(frame, config.storage_root, window, config.run_sha256)
+    ref = SnapshotRef.from_dict({**ref.to_dict(), "cadence": detect_cadence(frame, config.source.frequency).label})
+    return champion_forecasts(config, ref, logical_date, run_id, tracking_uri, only=list(series_ids))
 
 
 def _fallback_forecast(y: pd.Series, model_settings: training.ModelSettings) -> pd.DataFrame:

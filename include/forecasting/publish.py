@@ -86,3 +86,14 @@ def read_forecasts(con: Any, table: str, logical_date: dt.date | None = None) ->
         return pd.DataFrame(columns=FORECAST_COLUMNS)
     where, params = ("WHERE logical_date = $d", {"d": logical_date}) if logical_date else ("", {})
     return con.execute(f"SELECT * FROM {quoted} {where} ORDER BY series_id, logical_date, forecast_date", params).df()
+
+
+def latest_published_duckdb(con: Any, table: str, series: list[str]) -> pd.DataFrame:
+    """Per series: its newest published logical date and the model version of those rows
+    (include/sql/latest_published.sql); empty if nothing was published yet."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table.split(".")[-1]}
+    ).fetchone()[0]
+    if not exists or not series:
+        return pd.DataFrame(columns=["series_id", "logical_date", "model_version"])
+    return con.execute(render_sql("latest_published", "duckdb", forecasts_table=table), {"series": list(series)}).df()

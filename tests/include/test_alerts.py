@@ -69,6 +69,11 @@ def test_champion_change_and_rollback_notices():
     assert "v1 → v2" in body and "MASE 0.610" in body and "*B*" not in body
     rb = alerts.rollback_notice(INFO, [{"series_id": "A", "version": "1", "previous": "2", "note": "rolled back"}], "alice", "spike")
     assert "alice" in json.dumps(rb) and "v2 → v1" in json.dumps(rb, ensure_ascii=False)
+    done = {"logical_date": "2025-05-31", "from": "2", "to": "1"}
+    failed = {"logical_date": "2025-05-31", "from": "2", "error": "IOException: locked"}
+    rb = alerts.rollback_notice(INFO, [{"series_id": "A", "version": "1", "previous": "2", "note": "", "republished": done}, {"series_id": "B", "version": "1", "previous": "2", "note": "", "republished": failed}], "alice", "spike")
+    text = json.dumps(rb)
+    assert "forecasts for 2025-05-31 republished with v1 (were v2)" in text and "NOT republished, still v2: IOException: locked" in text
 
 
 @pytest.mark.parametrize("map_index", [-1, 3])

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from include.forecasting.publish import forecast_rows, publish_duckdb, read_forecasts
+from include.forecasting.publish import forecast_rows, latest_published_duckdb, publish_duckdb, read_forecasts
 
 DAY = dt.date(2025, 5, 31)
 
@@ -29,6 +29,19 @@ def test_replace_by_key_and_keep_other_dates(tmp_path):
     assert today.set_index("series_id").loc["A", "model_version"].unique().tolist() == ["2"]
     assert len(read_forecasts(con, "forecasts")) == 9
     assert set(today["as_of_date"]) == {pd.Timestamp(DAY - dt.timedelta(days=1))}
+
+
+def test_latest_published_per_series(tmp_path):
+    """What a rollback republishes: each series' newest logical date and the version of its rows
+    (include/sql/latest_published.sql, transpiled from BigQuery's dialect)."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    assert latest_published_duckdb(con, "forecasts", ["A"]).empty  # nothing published yet
+    publish_duckdb(con, "forecasts", pd.concat([rows("A", 10, version="3"), rows("B", 20, version="5")]), DAY)
+    publish_duckdb(con, "forecasts", rows("B", 21, DAY + dt.timedelta(days=1), version="6"), DAY + dt.timedelta(days=1))
+    latest = latest_published_duckdb(con, "forecasts", ["A", "B", "C"]).set_index("series_id")
+    assert latest["model_version"].to_dict() == {"A": "3", "B": "6"}
+    assert [pd.Timestamp(d).date() for d in latest["logical_date"]] == [DAY, DAY + dt.timedelta(days=1)]
+    assert list(latest_published_duckdb(con, "forecasts", ["B"]).series_id) == ["B"]
 
 
 def test_failed_publish_leaves_the_table_as_it_was(tmp_path):

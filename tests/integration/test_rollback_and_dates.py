@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
+import pandas as pd
 import pytest
 from conftest import RUN_DAY, slack_webhook_conn
 from support.slack_standin import SlackStandIn
@@ -36,6 +38,7 @@ def test_dates_do_not_leak_or_demote_and_rollback_works(airflow_db, config_facto
         assert run.state == "success", task_states(run)
         assert champions(config) == newer and version_counts(config) == counts
 
+        published = forecasts(config, NEWER)
         before = len(slack.requests)
         started = time.monotonic()
         run = run_dag("rollback_champion", NEWER, {"series": "BLACK VELVET", "target": "previous", "reason": "test rollback"})
@@ -45,6 +48,21 @@ def test_dates_do_not_leak_or_demote_and_rollback_works(airflow_db, config_facto
         assert after["BLACK VELVET"] == older["BLACK VELVET"]
         assert {s: v for s, v in after.items() if s != "BLACK VELVET"} == {s: v for s, v in newer.items() if s != "BLACK VELVET"}
         assert len(slack.requests) == before + 1 and "champion rollback" in slack.requests[-1].body["text"]
+        # The warehouse shows what the registry serves: the newer date's rows of the rolled-back series were
+        # republished by the restored version, from the same history window; the other series' rows were
+        # not touched.
+        republished = forecasts(config, NEWER)
+        velvet = republished[republished.series_id == "BLACK VELVET"]
+        assert set(velvet["model_version"]) == {older["BLACK VELVET"]} and len(velvet) == 7
+        assert velvet["forecast_date"].min().date() == NEWER and set(velvet["as_of_date"]) == {pd.Timestamp(NEWER - dt.timedelta(days=1))}
+        was = published[published.series_id == "BLACK VELVET"]
+        assert set(was["model_version"]) == {newer["BLACK VELVET"]} and not (velvet["yhat"].to_numpy() == was["yhat"].to_numpy()).all()
+        others = ["series_id", "forecast_date", "yhat", "model_version", "run_id"]
+        pd.testing.assert_frame_equal(
+            republished[republished.series_id != "BLACK VELVET"][others].reset_index(drop=True),
+            published[published.series_id != "BLACK VELVET"][others].reset_index(drop=True),
+        )
+        assert f"republished with v{older['BLACK VELVET']} (were v{newer['BLACK VELVET']})" in json.dumps(slack.requests[-1].body)
         # `make models` shows how the alias moved, and the rolled-back version is withdrawn: a rerun of the
         # newer date keeps serving the older champion instead of falling back to it.
         from mlflow import MlflowClient

@@ -54,6 +54,51 @@ def publish_forecasts(config: Any, rows: Any, logical_date: dt.date) -> int:
     return BigQuerySalesHook(billing_project=config.source.billing_project).replace_forecasts(sql, rows, logical_date)
 
 
+def latest_published(config: Any, series: list[str]) -> Any:
+    """Per series: the newest logical date with published forecasts and their model version."""
+    from include.forecasting import extract, publish
+
+    table = config.warehouse.forecasts_table
+    if config.warehouse.kind == "duckdb":
+        with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
+            return publish.latest_published_duckdb(con, table, series)
+    sql = extract.render_sql("latest_published", "bigquery", forecasts_table=table)
+    return BigQuerySalesHook(billing_project=config.source.billing_project).query_frame(sql, {"series": list(series)})
+
+
+def republish_served(config: Any, series: list[str], run_id: str, tracking_uri: str) -> dict[str, dict[str, Any]]:
+    """After a rollback: for each series, replace the rows of its newest published logical date with a
+    forecast by the version that serves that date now, from that date's history window, so the warehouse
+    never shows a version the registry stopped serving. Series whose rows already carry that version are
+    left alone. Returns per series {"logical_date", "from", "to"} (or "error" when it could not forecast:
+    its rows then stay as they were)."""
+    from include.forecasting import extract, pipeline
+
+    latest = latest_published(config, series)
+    out: dict[str, dict[str, Any]] = {}
+    for day, group in latest.groupby("logical_date"):
+        logical_date = _as_date(day)
+        published = {str(r.series_id): str(r.model_version) for r in group.itertuples(index=False)}
+        frame = extract_daily_sales(config, extract.history_window(logical_date, config.forecast.history_days))
+        rows, outcomes = pipeline.served_forecasts(config, frame, logical_date, sorted(published), run_id, tracking_uri)
+        changed = [s for s, o in outcomes.items() if o["status"] == "champion" and o["version"] != published[s]]
+        if changed:
+            publish_forecasts(config, rows[rows["series_id"].isin(changed)], logical_date)
+        for series_id, outcome in outcomes.items():
+            if series_id in changed:
+                out[series_id] = {"logical_date": logical_date.isoformat(), "from": published[series_id], "to": outcome["version"]}
+            elif outcome["status"] != "champion":
+                out[series_id] = {"logical_date": logical_date.isoformat(), "from": published[series_id], "error": outcome.get("reason") or outcome["status"]}
+    return out
+
+
+def _as_date(value: Any) -> dt.date:
+    """A date from what a warehouse query returns (date, datetime or pandas Timestamp)."""
+    import pandas as pd
+
+    return pd.Timestamp(value).date()
+
+
 def read_forecasts_between(config: Any, first: dt.date, last: dt.date) -> Any:
     """Published forecasts with a logical date in [first, last], from the configured warehouse."""
     from include.forecasting import monitor_tables
