@@ -9,7 +9,7 @@ the three), and ARIMA with one fixed order (a like-for-like timing against the p
 
 Usage: .venv-bench/bin/python bench/statsforecast_worker.py IN.json OUT.json
 IN:  {"season_length": 7, "horizon": 7, "level": 80, "models": ["AutoARIMA", ...],
-      "fixed_order": [1, 0, 1], "fixed_seasonal": [0, 1, 1], "tasks": [{"key": "...", "y": [...]}, ...]}
+      "fixed_order": [0, 1, 1], "fixed_seasonal": [0, 1, 1], "tasks": [{"key": "...", "y": [...]}, ...]}
 OUT: {"versions": {...}, "results": {model: {key: {"mean": [...], "lo": [...], "hi": [...], "seconds": s}}}}
 """
 

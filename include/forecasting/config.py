@@ -65,7 +65,7 @@ class ModelOrders(_Section):
 
 def _default_models() -> dict[str, ModelOrders]:
     return {
-        "daily": ModelOrders(candidate_orders=[(1, 0, 1), (1, 0, 0), (2, 0, 0)], seasonal_order=(0, 1, 1)),
+        "daily": ModelOrders(candidate_orders=[(0, 1, 1), (1, 0, 1), (1, 0, 0)], seasonal_order=(0, 1, 1)),
         "weekly": ModelOrders(candidate_orders=[(0, 1, 1), (1, 1, 1), (1, 1, 0)], seasonal_order=(0, 0, 0)),
         "monthly": ModelOrders(candidate_orders=[(0, 1, 1), (1, 1, 0), (1, 0, 0)], seasonal_order=(0, 1, 1)),
     }
