@@ -12,7 +12,8 @@ unless it is explicitly rolled forward. Nothing to roll back to fails at once, w
 
 Each rolled-back version is verified by loading it from the registry and forecasting; the newest
 published forecasts of each rolled-back series are then replaced by that version's forecast for the same
-logical date (the warehouse shows what the registry serves); a Slack notice says what moved. The CLI equivalent is `make rollback SERIES=... VERSION=...`.
+logical date (the warehouse shows what the registry serves); a Slack notice says what moved. The CLI
+equivalent is `make rollback SERIES=... VERSION=...`.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def rollback_champion() -> None:
             republished = republish_served(config, [r["series_id"] for r in results], context["run_id"], hook.tracking_uri)
         except Exception as exc:  # noqa: BLE001 (any warehouse error: reported, never retried)
             log.exception("rollback done, republishing failed")
-            republished = {r["series_id"]: {"logical_date": "the newest date", "from": "?", "error": f"{type(exc).__name__}: {exc}"} for r in results}
+            republished = {r["series_id"]: {"logical_date": "the newest date", "from": None, "error": f"{type(exc).__name__}: {exc}"} for r in results}
         results = [{**r, "republished": republished.get(r["series_id"])} for r in results]
         send_payload(context, alerts.rollback_notice(run_info(context, config.alerts.airflow_base_url), results, actor, params["reason"]), config.alerts.channel)
         return results

@@ -183,7 +183,8 @@ def _republished(done: dict[str, Any] | None) -> str:
     if not done:
         return ""
     if "error" in done:
-        return f"; forecasts for {done['logical_date']} NOT republished, still v{done['from']}: {done['error']}"
+        still = f"v{done['from']}" if done.get("from") else "the old version"
+        return f"; forecasts for {done['logical_date']} NOT republished, still {still}: {done['error']}"
     return f"; forecasts for {done['logical_date']} republished with v{done['to']} (were v{done['from']})"
 
 
