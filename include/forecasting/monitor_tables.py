@@ -14,6 +14,7 @@ import pandas as pd
 
 from include.forecasting.extract import duckdb_transaction, render_sql
 from include.forecasting.monitoring import ACCURACY_COLUMNS, ACTUALS_COLUMNS, HEALTH_COLUMNS
+from include.forecasting.publish import table_exists
 
 # table role -> (columns, key columns)
 TABLES: dict[str, tuple[list[str], list[str]]] = {
@@ -71,16 +72,9 @@ def bigquery_replace_sql(table: str, role: str) -> str:
     )
 
 
-def _exists(con: Any, table: str) -> bool:
-    parts = table.split(".")
-    query = "SELECT count(*) FROM information_schema.tables WHERE table_name = $t" + (" AND table_schema = $s" if len(parts) > 1 else "")
-    params = {"t": parts[-1], **({"s": parts[-2]} if len(parts) > 1 else {})}
-    return bool(con.execute(query, params).fetchone()[0])
-
-
 def read_table(con: Any, table: str, where: str = "", params: dict[str, Any] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """Rows of one table (empty frame with `columns` if the table does not exist yet)."""
-    if not _exists(con, table):
+    if not table_exists(con, table):
         return pd.DataFrame(columns=columns or [])
     return con.execute(f"SELECT * FROM {_quoted(table)} {where}", params or {}).df()
 

@@ -76,13 +76,19 @@ def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.da
     return len(rows)
 
 
+def table_exists(con: Any, table: str) -> bool:
+    """Whether a DuckDB table (`table` or `schema.table`) exists yet: readers of tables that the first
+    publish or monitor run creates return empty frames before then."""
+    parts = table.split(".")
+    query = "SELECT count(*) FROM information_schema.tables WHERE table_name = $t" + (" AND table_schema = $s" if len(parts) > 1 else "")
+    params = {"t": parts[-1], **({"s": parts[-2]} if len(parts) > 1 else {})}
+    return bool(con.execute(query, params).fetchone()[0])
+
+
 def read_forecasts(con: Any, table: str, logical_date: dt.date | None = None) -> pd.DataFrame:
     """Read published forecasts (optionally for one logical date), ordered by series and date."""
     quoted = ".".join(f'"{p}"' for p in table.split("."))
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table.split(".")[-1]}
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, table):
         return pd.DataFrame(columns=FORECAST_COLUMNS)
     where, params = ("WHERE logical_date = $d", {"d": logical_date}) if logical_date else ("", {})
     return con.execute(f"SELECT * FROM {quoted} {where} ORDER BY series_id, logical_date, forecast_date", params).df()
@@ -91,9 +97,6 @@ def read_forecasts(con: Any, table: str, logical_date: dt.date | None = None) ->
 def latest_published_duckdb(con: Any, table: str, series: list[str]) -> pd.DataFrame:
     """Per series: its newest published logical date and the model version of those rows
     (include/sql/latest_published.sql); empty if nothing was published yet."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table.split(".")[-1]}
-    ).fetchone()[0]
-    if not exists or not series:
+    if not series or not table_exists(con, table):
         return pd.DataFrame(columns=["series_id", "logical_date", "model_version"])
     return con.execute(render_sql("latest_published", "duckdb", forecasts_table=table), {"series": list(series)}).df()
