@@ -18,7 +18,7 @@ def main() -> int:
     """Run the sub-command against the configured MLflow store."""
     from mlflow import MlflowClient
 
-    from include.forecasting import registry
+    from include.forecasting import alerts, registry
     from include.forecasting.config import load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,11 +77,9 @@ def main() -> int:
 
         run_id = f"rollback__{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}"
         for series_id, done in republish_served(config, rolled, run_id, config.mlflow.tracking_uri).items():
-            if "error" in done:
-                print(f"{series_id}: forecasts for {done['logical_date']} NOT republished (still v{done['from']}): {done['error']}", file=sys.stderr)
-                failures += 1
-            else:
-                print(f"{series_id}: forecasts for {done['logical_date']} republished with v{done['to']} (were v{done['from']})")
+            failed = "error" in done
+            print(f"{series_id}: {alerts.republished_text(done)}", file=sys.stderr if failed else sys.stdout)
+            failures += int(failed)
     return 1 if failures else 0
 
 

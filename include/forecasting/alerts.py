@@ -174,18 +174,20 @@ def series_report(info: RunInfo, quarantined: dict[str, str], failures: list[dic
 
 def rollback_notice(info: RunInfo, results: list[dict[str, Any]], actor: str, reason: str) -> dict[str, Any]:
     """Notice that champions were rolled back, by whom and why."""
-    lines = [f"*{r['series_id']}*: v{r['previous']} → v{r['version']} ({r['note']}){_republished(r.get('republished'))}" for r in results]
+    lines = [
+        f"*{r['series_id']}*: v{r['previous']} → v{r['version']} ({r['note']})" + (f"; {republished_text(r['republished'])}" if r.get("republished") else "")
+        for r in results
+    ]
     return _payload(":rewind: Sales forecast: champion rollback", info, f"By *{actor}*: {reason}\n{_bullets(lines)}")
 
 
-def _republished(done: dict[str, Any] | None) -> str:
-    """What a rollback did to the published rows of a series."""
-    if not done:
-        return ""
+def republished_text(done: dict[str, Any]) -> str:
+    """What a rollback did to a series' newest published rows (an entry of warehouse.republish_served),
+    in the Slack notice and the CLI's output alike."""
     if "error" in done:
         still = f"v{done['from']}" if done.get("from") else "the old version"
-        return f"; forecasts for {done['logical_date']} NOT republished, still {still}: {done['error']}"
-    return f"; forecasts for {done['logical_date']} republished with v{done['to']} (were v{done['from']})"
+        return f"forecasts for {done['logical_date']} NOT republished, still {still}: {done['error']}"
+    return f"forecasts for {done['logical_date']} republished with v{done['to']} (were v{done['from']})"
 
 
 def _num(value: Any, digits: int = 3) -> str:
