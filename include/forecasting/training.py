@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from include.forecasting.frequency import DAILY, Cadence, from_name
 
@@ -178,10 +178,14 @@ class FittedModel:
     history_max: float
     fit_seconds: float
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    # The h-step log-scale mean and standard error computed by the explosion check at fit time, reused by
+    # `forecast` for horizons it covers (a step's moments do not depend on how many steps follow it).
+    moments: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def forecast(self, horizon: int, levels: tuple[float, ...] = (0.8, 0.95)) -> pd.DataFrame:
         """Forecast `horizon` periods after the last training period (see `forecast_frame`)."""
-        return forecast_frame(self.results, self.spec, self.last_date, horizon, levels)
+        moments = self.moments if self.moments is not None and len(self.moments[0]) >= horizon else None
+        return forecast_frame(self.results, self.spec, self.last_date, horizon, levels, moments)
 
 
 def period_label(dates: pd.Series | pd.DatetimeIndex, cadence: Cadence) -> pd.DatetimeIndex:
@@ -328,9 +332,12 @@ def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...
         warnings.simplefilter("ignore")
         if start is not None and len(start) != len(model.start_params):
             start = None
-        # cov_type="none": parameter standard errors are never used, and their numerical Hessian
-        # was ~25 % of the fit time.
-        return model.fit(disp=False, maxiter=max_iter, start_params=start, cov_type="none", **_LBFGS_TOLERANCE)
+        # Estimate, then one filter pass at the estimate: `fit`'s own results come from the Kalman
+        # smoother, whose smoothed states nothing here uses (forecasts, residuals and the likelihood are
+        # the filter's), ~10 % of a weekly fit. cov_type="none": parameter standard errors are never
+        # used, and their numerical Hessian was ~25 % of the fit time.
+        params = model.fit(disp=False, maxiter=max_iter, start_params=start, return_params=True, **_LBFGS_TOLERANCE)
+        return model.filter(params, cov_type="none")
 
 
 def _stable(results: Any, order: tuple[int, ...], seasonal: tuple[int, ...]) -> str | None:
@@ -349,7 +356,7 @@ def _interval_z(results: Any, levels: tuple[float, ...]) -> dict[str, float]:
     errors = np.abs(errors[np.isfinite(errors)][_BURN_IN:])
     z = {}
     for level in levels:
-        normal = float(stats.norm.ppf(0.5 + level / 2))
+        normal = float(special.ndtri(0.5 + level / 2))
         empirical = float(np.quantile(errors, level)) if len(errors) >= 30 else normal
         # Bound the correction: a handful of odd residuals must not make intervals absurd.
         z[f"{level:g}"] = float(np.clip(empirical, 0.5 * normal, 2.0 * normal))
@@ -360,16 +367,27 @@ def _hurdle_quantile(p: float, pi: np.ndarray, mean: np.ndarray, se: np.ndarray,
     """Quantile p of "0 with probability pi, else log-normal(mean, (scale * se)^2)"."""
     pi = np.clip(pi, 0.0, 0.999)
     inner = np.clip((p - pi) / (1.0 - pi), 1e-6, 1 - 1e-6)
-    value = np.exp(mean + scale * stats.norm.ppf(inner) * se)
+    # ndtri is the standard normal quantile without scipy.stats' argument checks (~8 % of a weekly fit).
+    value = np.exp(mean + scale * special.ndtri(inner) * se)
     return np.where(p <= pi, 0.0, value)
 
 
 @single_threaded_blas
-def forecast_frame(results: Any, spec: ModelSpec, last_date: pd.Timestamp, horizon: int, levels: tuple[float, ...]) -> pd.DataFrame:
-    """Median forecast and calibrated intervals in sales units; closed periods are exactly 0."""
-    prediction = results.get_forecast(horizon)
-    mean = np.asarray(prediction.predicted_mean, dtype=float)
-    se = np.sqrt(np.asarray(prediction.var_pred_mean, dtype=float))
+def forecast_frame(
+    results: Any,
+    spec: ModelSpec,
+    last_date: pd.Timestamp,
+    horizon: int,
+    levels: tuple[float, ...],
+    moments: tuple[np.ndarray, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Median forecast and calibrated intervals in sales units; closed periods are exactly 0.
+
+    `moments`: the log-scale mean and standard error per step, when already computed (at least `horizon`
+    steps); otherwise they come from `results`.
+    """
+    mean, se = moments if moments is not None else _log_moments(results, horizon)
+    mean, se = mean[:horizon], se[:horizon]
     cadence = spec.frequency
     dates = cadence.future(last_date, horizon)
     keys = [WEEKDAYS[d] for d in dates.day_of_week] if cadence.name == "daily" else ["all"] * horizon
@@ -389,9 +407,15 @@ def forecast_frame(results: Any, spec: ModelSpec, last_date: pd.Timestamp, horiz
     return apply_holiday_effect(out, spec.holiday_effect, spec.holidays)
 
 
+def _log_moments(results: Any, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error of the 1..horizon-step forecasts on the model's (log) scale."""
+    prediction = results.get_forecast(horizon)
+    return np.asarray(prediction.predicted_mean, dtype=float), np.sqrt(np.asarray(prediction.var_pred_mean, dtype=float))
+
+
 def _z_scale(spec: ModelSpec, level: float) -> float:
     """The calibrated multiplier of a level relative to the Gaussian one (1 = Gaussian)."""
-    normal = float(stats.norm.ppf(0.5 + level / 2))
+    normal = float(special.ndtri(0.5 + level / 2))
     return spec.z.get(f"{level:g}", normal) / normal
 
 
@@ -457,7 +481,7 @@ def fit_series(
     endog = to_model_scale(y)
     closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
     history_max = float(y.max())
-    best: tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int]] | None = None
+    best: tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] | None = None
     tried: list[dict[str, Any]] = []
     primary = list(dict.fromkeys(tuple(o) for o in (orders or ()) + settings.candidate_orders))
     plans = [(o, seasonal) for o in primary]
@@ -475,16 +499,18 @@ def fit_series(
             tried.append({"order": list(order), "rejected": f"{type(exc).__name__}: {exc}"})
             continue
         reason = _stable(res, order, seasonal_order)
+        moments = None
         if reason is None:
-            peak = float(np.exp(np.nanmax(np.asarray(res.forecast(settings.horizon), dtype=float))))
+            moments = _log_moments(res, settings.horizon)
+            peak = float(np.exp(np.nanmax(moments[0])))
             if not np.isfinite(peak) or peak > settings.explosion_factor * max(history_max, 1.0):
                 reason = f"explosive forecast (peak {peak:.3g} > {settings.explosion_factor:g} x history max {history_max:.3g})"
         tried.append({"order": list(order), "aic": float(res.aic), "rejected": reason})
-        if reason is None and (best is None or res.aic < best[0]):
-            best = (float(res.aic), res, order, seasonal_order)
+        if reason is None and moments is not None and (best is None or res.aic < best[0]):
+            best = (float(res.aic), res, order, seasonal_order, moments)
     if best is None:
         raise ModelFitError(f"series {series_id!r}: no candidate order gave a stable fit: {tried}")
-    aic, res, order, seasonal_order = best
+    aic, res, order, seasonal_order, moments = best
     spec = ModelSpec(
         order=tuple(order),  # type: ignore[arg-type]
         seasonal_order=tuple(seasonal_order),  # type: ignore[arg-type]
@@ -499,7 +525,7 @@ def fit_series(
     )
     elapsed = time.perf_counter() - started
     log.info("fitted %s: order %s aic %.1f in %.2fs (closed: %s)", series_id, order, aic, elapsed, ",".join(closed) or "none")
-    return FittedModel(series_id, spec, res, y.index.max(), history_max, elapsed, tried)
+    return FittedModel(series_id, spec, res, y.index.max(), history_max, elapsed, tried, moments)
 
 
 def warm_start_params(spec: ModelSpec | None) -> dict[str, dict[str, float]] | None:
