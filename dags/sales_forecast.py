@@ -11,7 +11,8 @@ anything at or after `data_interval_end`.
 1. **extract_sales**: `include/sql/daily_sales.sql` on DuckDB (default) or BigQuery, bound parameters;
    writes a content-addressed snapshot and passes its path + hash downstream.
 2. **validate_sales**: detects the cadence; Great Expectations suites in `include/expectations/`. A row
-   rule failure stops the run (no retry) naming rule, config key, series and date; a series failing a
+   rule failure stops the run (no retry) naming rule, config key, series and date, except bad rows (a
+   negative or empty value, ...) in a few series, which quarantine those series; a series failing a
    per-series rule (too little history, stale, gaps) is quarantined, not the run.
 3. **train_series** (mapped, one task per series chunk): SARIMA on log sales with guarded order
    selection; each fit is an MLflow run and a registered version (reused if data/config/code unchanged).

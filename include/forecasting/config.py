@@ -164,6 +164,9 @@ class ValidationConfig(_Section):
     # true: values must be whole units (bottles, items); false (default): non-negative decimals are valid
     # quantities (kg, litres, money).
     whole_units: bool = False
+    # Rows breaking a rule marked `meta.per_series` in the row suite: quarantine their series, or block the
+    # run. Panel-wide bad rows (>= anomaly.panel_share of the series, at least 2) always block.
+    on_bad_rows: Literal["quarantine", "block"] = "quarantine"
 
     def min_rows(self, cadence: str) -> int:
         """The fewest rows a series of this cadence (`daily` / `weekly` / `monthly`) needs; a cadence the

@@ -52,6 +52,9 @@ class SnapshotRef:
     # Set by validation: the panel's cadence label and series quarantined by per-series rules (id -> why).
     cadence: str | None = None
     quarantined: dict[str, str] | None = None
+    # Set by validation: the quarantined series whose rows broke a row rule (nothing is published from them,
+    # not even a fallback).
+    bad_rows: list[str] | None = None
     # Set by extract: per series, keys of the source's own grain found more than once
     # (series_id, n_keys, first_date, last_date, max_rows).
     raw_duplicates: list[dict[str, Any]] | None = None

@@ -46,7 +46,7 @@ def validate_snapshot(config: Config, ref: SnapshotRef) -> tuple[SnapshotRef, di
     path = save_report(report, config.storage_root)
     if not report.success:
         raise DataValidationError(report)
-    checked = SnapshotRef.from_dict({**ref.to_dict(), "cadence": report.cadence, "quarantined": report.quarantined})
+    checked = SnapshotRef.from_dict({**ref.to_dict(), "cadence": report.cadence, "quarantined": report.quarantined, "bad_rows": report.bad_rows})
     return checked, {**report.to_dict(), "report_path": str(path)}
 
 
@@ -298,7 +298,8 @@ def champion_forecasts(
     yet: a seasonal-naive forecast with empirical intervals, model_version "fallback:seasonal_naive"), or
     `quarantined` (nothing new published; its earlier rows and its champion stay as they were).
     A series is quarantined by validation (`ref.quarantined`), by a failed fit or backtest (`errors`, from
-    the gate decisions) or by a failed forecast here; with no champion it still gets the fallback.
+    the gate decisions) or by a failed forecast here; with no champion it still gets the fallback, unless
+    validation found bad rows in it (`ref.bad_rows`).
     `only` limits the work to these series (a republish after a rollback).
     """
     client = _client(config, tracking_uri)
@@ -316,8 +317,10 @@ def champion_forecasts(
         if owner != series_id:  # the registered name belongs to another series (slug collision)
             champion = None
             quarantined.setdefault(series_id, f"registered model {name} belongs to series {owner!r} (slug collision)")
-        if series_id in quarantined and champion is not None:
-            outcomes[series_id] = {"status": "quarantined", "reason": quarantined[series_id], "version": str(champion.version)}
+        if series_id in quarantined and (champion is not None or series_id in (ref.bad_rows or ())):
+            # A champion keeps serving its published rows; a series whose rows are known bad gets no fallback
+            # either (it would be computed from those rows).
+            outcomes[series_id] = {"status": "quarantined", "reason": quarantined[series_id], "version": str(champion.version) if champion else None}
             continue
         try:
             y = _series(frames, series_id, ref)

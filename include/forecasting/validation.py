@@ -4,7 +4,10 @@ Three steps, each naming what failed:
 1. The panel's cadence (frequency.detect_cadence): a mixed or irregular panel blocks the run, naming the
    series and the cadences found.
 2. `daily_sales` checks rows. A failure blocks the run (no training), naming the rule, the config key that
-   sets it where there is one, and example rows (series, date, value).
+   sets it where there is one, and example rows (series, date, value). Rules marked `meta.per_series` (a
+   negative or empty value, a missing date, ...) are traced to the series whose rows break them: those
+   series are quarantined with series, date and rule, and get no fallback (nothing is published from rows
+   known to be bad), unless `validation.on_bad_rows` is "block" or the bad rows are panel-wide.
 3. `daily_sales_series` checks a per-series profile (rows, longest gap and staleness in periods), because GX
    has no group-by expectation for pandas. A failing series is *quarantined* (not trained; its champion and
    published rows stay; a series with no champion gets a flagged fallback forecast), never the whole run,
@@ -55,6 +58,11 @@ class FailedExpectation:
     rule: str | None = None  # what the expectation means, in words (the suite's meta.rule)
     config_key: str | None = None  # the config key that sets or switches the rule, if any
     rows: list[dict[str, Any]] = field(default_factory=list)  # offending rows: series_id, sales_date, value
+    per_series: bool = False  # the suite marks the rule as one a series breaks on its own (meta.per_series)
+    # Every series with an offending row -> {"n": its offending rows, "rows": the first 3}, when all of
+    # them are known (a rule without rows, or a row without a series id, leaves this empty: such a
+    # failure cannot be pinned on series).
+    series: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def describe(self) -> str:
         """A one-line human description: rule, config key, offending rows."""
@@ -89,6 +97,7 @@ class ValidationReport:
     results: dict[str, Any] = field(repr=False, default_factory=dict)  # full GX results, JSON-ready
     cadence: str | None = None
     quarantined: dict[str, str] = field(default_factory=dict)  # series -> the per-series rule it failed
+    bad_rows: list[str] = field(default_factory=list)  # quarantined for rows breaking a row rule: no fallback
 
     def message(self) -> str:
         """Multi-line message naming each failed expectation with observed values."""
@@ -108,6 +117,7 @@ class ValidationReport:
             "failures": [_jsonable(f.__dict__) for f in self.failures],
             "cadence": self.cadence,
             "quarantined": self.quarantined,
+            "bad_rows": self.bad_rows,
         }
 
 
@@ -169,8 +179,9 @@ def _run_suite(context: Any, definition: dict[str, Any], frame: pd.DataFrame, pa
     asset = source.add_dataframe_asset(name=definition["name"])
     batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
     # The index columns make every failure name its rows (series and date), not only the bad values.
+    # COMPLETE: every offending row, so a per-series rule can be traced to all the series that break it.
     index = [c for c in ("series_id", "sales_date") if c in frame.columns]
-    result_format = {"result_format": "COMPLETE" if "sales_date" not in index else "SUMMARY", "unexpected_index_column_names": index}
+    result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": index}
     return batch.validate(suite, result_format=result_format, expectation_parameters=params)
 
 
@@ -183,6 +194,8 @@ def _failures(suite: str, result: Any) -> list[FailedExpectation]:
         res = r.result or {}
         error = (r.exception_info or {}).get("exception_message") if isinstance(r.exception_info, dict) else None
         meta = config.meta or {}
+        every = res.get("unexpected_index_list") or []
+        traced = bool(every) and res.get("unexpected_count") == len(every) and all(isinstance(r, dict) and _named(r.get("series_id")) for r in every)
         out.append(
             FailedExpectation(
                 suite=suite,
@@ -194,10 +207,28 @@ def _failures(suite: str, result: Any) -> list[FailedExpectation]:
                 kwargs=_jsonable({k: v for k, v in config.kwargs.items() if k not in ("batch_id",)}),
                 rule=meta.get("rule"),
                 config_key=meta.get("config_key"),
-                rows=_jsonable(res.get("unexpected_index_list") or res.get("partial_unexpected_index_list") or [])[:20],
+                rows=_jsonable(every or res.get("partial_unexpected_index_list") or [])[:20],
+                per_series=bool(meta.get("per_series")),
+                series=_by_series(_jsonable(every)) if traced else {},
             )
         )
     return out
+
+
+def _named(series_id: Any) -> bool:
+    """Whether a row's series id is a name (not null, NaN or empty)."""
+    return isinstance(series_id, str) and series_id != ""
+
+
+def _by_series(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Offending rows grouped by series: how many, and the first 3."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = out.setdefault(str(row["series_id"]), {"n": 0, "rows": []})
+        entry["n"] += 1
+        if len(entry["rows"]) < 3:
+            entry["rows"].append(row)
+    return dict(sorted(out.items()))
 
 
 def _jsonable(value: Any) -> Any:
@@ -247,6 +278,7 @@ def validate_frame(
     results[config.validation.suite] = rows.to_json_dict()
     failures = _failures(config.validation.suite, rows)
     evaluated = len(rows.results)
+    bad_rows, failures = _bad_row_quarantines(failures, int(frame["series_id"].nunique()), config)
     profile = series_profile(frame, window_end, cadence)
     quarantined: dict[str, str] = {}
     if not profile.empty:
@@ -254,6 +286,8 @@ def validate_frame(
         results[config.validation.series_suite] = per_series.to_json_dict()
         evaluated += len(per_series.results)
         quarantined = _quarantine(_failures(config.validation.series_suite, per_series), profile, params)
+    for series_id, reason in bad_rows.items():
+        quarantined[series_id] = "; ".join(filter(None, [reason, quarantined.get(series_id)]))
     for series_id in config.series_ids or ():
         if series_id not in set(profile["series_id"]):
             quarantined[series_id] = "no rows in the history window"
@@ -270,7 +304,7 @@ def validate_frame(
                 rule="at least one series passes the per-series rules", rows=[{"series_id": s, "value": r} for s, r in list(quarantined.items())[:5]],
             )
         )
-    report = ValidationReport(not failures, snapshot_sha256, evaluated, failures, results, cadence.label, quarantined)
+    report = ValidationReport(not failures, snapshot_sha256, evaluated, failures, results, cadence.label, quarantined, sorted(bad_rows))
     log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
     for series_id, reason in quarantined.items():
         log.warning("series %r quarantined by validation: %s", series_id, reason)
@@ -307,6 +341,40 @@ def _anomalies(
     for f in findings + panel:
         log.warning("anomaly in %r: %s", f.series_id, f.text())
     return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly, panel)
+
+
+def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, config: Config) -> tuple[dict[str, str], list[FailedExpectation]]:
+    """Split row-rule failures into series to quarantine (series -> which rule, dates and values) and
+    failures that still block the run.
+
+    A failure is pinned on series when its rule is marked `meta.per_series` and every offending row names
+    its series. With `validation.on_bad_rows: block`, or when the pinned series are panel-wide (at least
+    `anomaly.panel_share` of the series, and 2 or more: a broken delivery, not one bad series), or when
+    any failure cannot be pinned, nothing is quarantined here and every failure blocks.
+    """
+    pinned = [f for f in failures if f.per_series and f.series]
+    series = {s for f in pinned for s in f.series}
+    panel_wide = len(series) >= max(2, config.anomaly.panel_share * n_series)
+    if not pinned or len(pinned) < len(failures) or config.validation.on_bad_rows == "block" or panel_wide:
+        if pinned and panel_wide and config.validation.on_bad_rows == "quarantine":
+            # Short, key first: alert lines are clipped at 250 characters.
+            names = ", ".join(repr(x) for x in sorted(series)[:3]) + (", ..." if len(series) > 3 else "")
+            share = config.anomaly.panel_share
+            failures = [
+                *failures,
+                FailedExpectation(
+                    pinned[0].suite, "bad_rows_not_panel_wide", "series_id", f"bad rows in {len(series)} of {n_series} series (anomaly.panel_share {share:g}): {names}",
+                    rule="panel-wide bad rows block the run", config_key="anomaly.panel_share",
+                ),
+            ]
+        return {}, failures
+    reasons: dict[str, list[str]] = {}
+    for f in pinned:
+        for series_id, found in f.series.items():
+            shown = "; ".join(f"{str(r.get('sales_date', '?'))[:10]} value {r.get('value')!r}" for r in found["rows"])
+            more = f" and {found['n'] - len(found['rows'])} more" if found["n"] > len(found["rows"]) else ""
+            reasons.setdefault(series_id, []).append(f"bad rows ({f.rule or f.expectation}): {shown}{more}")
+    return {s: "; ".join(r) + " (fix the source rows; config validation.on_bad_rows)" for s, r in sorted(reasons.items())}, []
 
 
 def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params: dict[str, Any]) -> dict[str, str]:

@@ -19,7 +19,8 @@ INFO = alerts.RunInfo("sales_forecast", "validate_sales", "scheduled__2025-05-31
 
 
 def test_validation_message_names_failures(iowa_frame, tmp_path):
-    config = load_config(write_config(tmp_path))
+    # on_bad_rows block: bad rows in two of five series would otherwise quarantine them, not fail the run.
+    config = load_config(write_config(tmp_path, **{"validation.on_bad_rows": "block"}))
     bad = iowa_frame.copy().astype({"value": "float64"})
     bad.loc[5, "value"] = -12
     report = validate_frame(normalise(pd.concat([bad, bad.iloc[[2]]])), config, dt.date(2025, 5, 31), "abc123")

@@ -125,3 +125,33 @@ def test_suites_are_valid_gx_json():
     for path in (ROOT / "include" / "expectations").glob("*.json"):
         data = json.loads(path.read_text())
         assert data["name"] == path.stem and data["expectations"]
+
+
+def test_bad_rows_in_one_series_quarantine_it_not_the_run(iowa_frame, config, tmp_path):
+    """A negative and an empty value in two of five series: those two are quarantined, each reason naming
+    the rule, date and value; the run goes on. `validation.on_bad_rows: block` blocks it instead."""
+    bad = iowa_frame.copy().astype({"value": "float64"})
+    negative = bad.index[(bad.series_id == "BLACK VELVET") & (bad.sales_date == "2025-05-27")][0]
+    empty = bad.index[(bad.series_id == "HAWKEYE VODKA") & (bad.sales_date == "2025-05-20")][0]
+    bad.loc[negative, "value"] = -40
+    bad.loc[empty, "value"] = None
+    report = validate_frame(bad, config, END, "sha")
+    assert report.success, report.message()
+    assert report.bad_rows == ["BLACK VELVET", "HAWKEYE VODKA"] and set(report.quarantined) == {"BLACK VELVET", "HAWKEYE VODKA"}
+    assert "bad rows (quantities sold are not negative): 2025-05-27 value -40.0" in report.quarantined["BLACK VELVET"]
+    assert "bad rows (every row has a numeric value" in report.quarantined["HAWKEYE VODKA"] and "2025-05-20" in report.quarantined["HAWKEYE VODKA"]
+    strict = validate_frame(bad, load_config(write_config(tmp_path, **{"validation.on_bad_rows": "block"})), END, "sha")
+    assert not strict.success and strict.quarantined == {} and strict.bad_rows == []
+    assert {("expect_column_values_to_be_between", "value"), ("expect_column_values_to_not_be_null", "value")} == failed(strict)
+
+
+def test_bad_rows_that_cannot_be_pinned_on_a_series_block(iowa_frame, config):
+    """A row with no series name cannot quarantine anything: the run is blocked, and so are the other
+    series' bad rows found with it."""
+    bad = iowa_frame.copy().astype({"value": "float64"})
+    bad.loc[3, "value"] = -1
+    bad.loc[5, "series_id"] = None
+    report = validate_frame(normalise(bad), config, END, "sha")
+    assert not report.success and report.quarantined == {}
+    assert ("expect_column_values_to_not_be_null", "series_id") in failed(report)
+    assert ("expect_column_values_to_be_between", "value") in failed(report)

@@ -23,9 +23,11 @@ HORIZON = 7
 
 
 def corrupt_seed(tmp_path: Path) -> Path:
-    """The real panel with three realistic faults: a negative count, a duplicated row, a blank value."""
+    """The real panel with realistic faults in three of its five series (panel-wide: the run is blocked, not
+    three series quarantined): two negative counts, a blank value, and a duplicated row."""
     frame = pd.read_csv(SEED, dtype=str)
     frame.loc[10, "total_amount_sold"] = "-40"
+    frame.loc[12, "total_amount_sold"] = "-3"
     frame.loc[20, "total_amount_sold"] = ""
     frame = pd.concat([frame, frame.iloc[[30]]], ignore_index=True)
     path = tmp_path / "corrupted.csv"
@@ -86,6 +88,7 @@ def test_run_rerun_and_corrupted_input(airflow_db, config_factory, tmp_path, mon
         for expectation in ("expect_column_values_to_be_between", "expect_column_values_to_not_be_null"):
             assert expectation in text
         assert "-40" in text  # the observed bad value
+        assert "bad rows in 3 of 5 series" in text and "anomaly.panel_share" in text  # why it blocks
         bad = pd.read_csv(SEED, dtype=str).loc[10]
         assert bad["item_name"] in text and bad["date"] in text  # ... with its series and date
         assert "validate_sales" in text and "runs/" in text  # task and a log link
