@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import json
 import logging
+import math
 import shutil
 import tempfile
 import warnings
@@ -182,11 +183,12 @@ def _ensure_registered_model(client: Any, name: str, series_id: str) -> None:
         raise SlugCollisionError(f"registered model {name} belongs to series {owner!r}, not {series_id!r} (slug collision)")
 
 def _metric_batch(values: dict[str, float]) -> list[Any]:
-    """MLflow Metric entities for one `log_batch` call, stamped now, at step 0."""
+    """MLflow Metric entities for one `log_batch` call, stamped now, at step 0; a value that is not a finite
+    number (the AIC of a noise-free model) is left out rather than logged as NaN."""
     from mlflow.entities import Metric
 
     now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    return [Metric(key, float(value), now, 0) for key, value in values.items()]
+    return [Metric(key, float(value), now, 0) for key, value in values.items() if value is not None and math.isfinite(float(value))]
 
 def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> None:
     """Attach backtest metrics to the candidate's run (as MLflow metrics) and version (as a tag)."""

@@ -48,6 +48,8 @@ _BURN_IN = 21
 # Tried after every configured candidate was rejected: simple orders that are stable on most sales data
 # (a local level on the log scale, with the frequency's seasonal MA where it has a season).
 _SAFE_ORDERS = ((0, 1, 1), (0, 1, 0))
+# The model of a series that sold the same amount in every selling period (no noise to estimate).
+_CONSTANT_ORDER = (0, 1, 0)
 # Fewest periods with sales a series needs for any fit (a non-seasonal ARIMA of at most 3 parameters).
 _MIN_SELLING_PERIODS = 20
 
@@ -486,6 +488,16 @@ def fit_series(
     primary = list(dict.fromkeys(tuple(o) for o in (orders or ()) + settings.candidate_orders))
     plans = [(o, seasonal) for o in primary]
     plans += [(o, seasonal) for o in _SAFE_ORDERS if o not in primary]
+    if np.ptp(endog[np.isfinite(endog)]) < 1e-9:
+        # Every selling period sold the same amount (a slow mover's single unit, a fixed order size): on the
+        # log scale the series is constant and no ARIMA has a finite likelihood. It is forecast as it is:
+        # a noise-free random walk at that amount, with the hurdle for the periods without a sale.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the estimated noise variance is 0: statsmodels divides by it
+            res = sarimax(endog, _CONSTANT_ORDER, (0, 0, 0, 0)).filter([], cov_type="none")
+        best = (float("nan"), res, _CONSTANT_ORDER, (0, 0, 0, 0), _log_moments(res, settings.horizon))
+        tried.append({"order": list(_CONSTANT_ORDER), "rejected": None, "note": "constant on the log scale"})
+        plans = []
     for stage, (order, seasonal_order) in enumerate(plans):
         if best is not None and (settings.order_search == "first_stable" or stage >= len(primary)):
             break  # targeted search: later candidates are fallbacks for a rejected fit
@@ -545,7 +557,10 @@ def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
         raise ValueError(f"spec lacks parameter(s) {missing} for order {spec.order}x{spec.seasonal_order}")
     # cov_type="none": the default approximates the parameter covariance numerically (~15 ms of the ~20),
     # which a forecast with fixed parameters never uses; the forecast is identical.
-    return model.filter([spec.params[n] for n in names], cov_type="none")
+    with warnings.catch_warnings():
+        # A noise-free model (`_CONSTANT_ORDER` on a series that sold one amount) has variance 0.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return model.filter([spec.params[n] for n in names], cov_type="none")
 
 
 def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tuple[float, ...]) -> pd.DataFrame:

@@ -221,3 +221,23 @@ def test_slugs_of_non_ascii_ids_do_not_collide():
     a, b = registry.slug("净藕(1)"), registry.slug("青茄子(1)")
     assert a != b and a.startswith("1_") and b.startswith("1_")
     assert registry.slug("菠菜") == registry.slug("菠菜") and registry.slug("菠菜").isalnum()
+
+
+def test_a_noise_free_model_registers_and_loads(setup):
+    """The model of a series that always sells one amount has no parameters and no finite AIC: it is
+    registered (the AIC metric left out, never NaN), and the loaded version forecasts like the fit."""
+    import numpy as np
+
+    config, client, _, _ = setup
+    days = pd.date_range("2024-06-01", periods=364, freq="D")
+    y = pd.Series((np.random.default_rng(2).random(364) < 0.7) * 3.0, index=days, name="THREE A DAY")
+    fitted = training.fit_series(y, training.settings_for(config.forecast, DAILY))
+    assert fitted.spec.order == (0, 1, 0)
+    exp = registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
+    name = registry.model_name(config.mlflow.model_prefix, "THREE A DAY")
+    version = registry.log_candidate(client, exp, name, "THREE A DAY", fitted, y, fitted.forecast(7), {registry.TAG_KEY: "k-const"}, {}, 7, (0.8, 0.95))
+    assert "aic" not in client.get_run(version.run_id).data.metrics
+    frame = registry.verify_version(config.mlflow.tracking_uri, name, str(version.version), 7)
+    expected = fitted.forecast(7)
+    for column in expected.columns.drop("forecast_date"):
+        np.testing.assert_allclose(frame[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-9)

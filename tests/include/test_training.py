@@ -261,3 +261,21 @@ def test_zero_share_forgets_an_old_stock_out():
     assert max(shares.values()) < 0.4
     plain = training.zero_share(y, 12, DAILY, halflife=1e9)
     assert min(plain.values()) > 0.7
+
+
+def test_a_series_that_always_sells_the_same_amount_is_forecast_as_it_is():
+    """A slow mover selling 0 or 1 unit a day: on the log scale every sale is 0, so no ARIMA has a finite
+    likelihood. It gets the noise-free random walk at 1 unit with the hurdle for days without a sale,
+    instead of a failed fit; its recorded spec forecasts the same from new data."""
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2024-01-01", periods=364, freq="D")
+    y = pd.Series((rng.random(364) < 0.4).astype(float), index=days, name="one unit")
+    settings = dataclasses.replace(training.settings_for(load_config(write_config_tmp()).forecast, DAILY), holidays=None)
+    fitted = training.fit_series(y, settings)
+    assert fitted.spec.order == (0, 1, 0) and fitted.spec.params == {} and np.isnan(fitted.spec.aic)
+    fc = fitted.forecast(7, (0.8,))
+    pi = fc["forecast_date"].dt.day_of_week.map(lambda d: fitted.spec.zero_share[training.WEEKDAYS[d]])
+    assert set(fc["yhat"]) <= {0.0, 1.0} and ((fc["yhat"] == 0) == (pi >= 0.5)).all()
+    assert (fc["yhat_upper"] <= 1.0 + 1e-9).all() and np.isfinite(fc.drop(columns="forecast_date").to_numpy()).all()
+    again = training.forecast_with_spec(y, training.ModelSpec.from_dict(fitted.spec.to_dict()), 7, (0.8,))
+    pd.testing.assert_frame_equal(again, fc)
