@@ -75,7 +75,9 @@ def series_cadence(dates: pd.Series | pd.DatetimeIndex) -> Cadence | str | None:
     if len(days) < 3:
         return None
     gaps = pd.Series(days).diff().dt.days.dropna().astype(int)
-    if gaps.min() == 1 and (gaps == 1).mean() >= 0.5:
+    if gaps.min() == 1:
+        # Two consecutive dates: day-level data. Days without a row are days without a sale, so a slow
+        # mover selling on a third of the days (gaps of 1-6 days) is as daily as a product that sells every day.
         return DAILY
     if gaps.min() >= 7 and (gaps % 7 == 0).all() and days.dayofweek.nunique() == 1:
         return weekly(WEEKDAY_CODES[days[0].dayofweek])
@@ -92,7 +94,9 @@ def detect_cadence(frame: pd.DataFrame, override: str = "auto") -> Cadence:
     """The panel's cadence from its dates (`sales_date`, `series_id` columns), or the configured override.
 
     Raises CadenceError naming the series and the cadences found when series disagree or one is
-    irregular. Series with fewer than 3 dates take the panel's cadence.
+    irregular. Series with fewer than 3 dates take the panel's cadence. In a daily panel, a series whose
+    dates fit no cadence on their own (a slow mover selling every few days, never two days running) is
+    daily too: any date lies on the daily grid, and the days between its rows are days without a sale.
     """
     found: dict[str, list[str]] = {}
     cadences: dict[str, Cadence] = {}
@@ -116,6 +120,8 @@ def detect_cadence(frame: pd.DataFrame, override: str = "auto") -> Cadence:
         return weekly("SUN") if override == "weekly" else monthly(False)
     if not found:
         return DAILY  # nothing to tell from (every series has < 3 dates): validation will quarantine them
+    if list(cadences) == [DAILY.label]:
+        return DAILY
     if len(found) > 1 or not cadences:
         raise CadenceError(_mixed_message(found, "the panel has no single cadence:"))
     return next(iter(cadences.values()))

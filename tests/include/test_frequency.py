@@ -43,3 +43,20 @@ def test_override_and_new_series():
     assert detect_cadence(panel(a=weekly), "weekly").pandas_freq == "W-SUN"
     with pytest.raises(CadenceError, match="source.frequency is 'monthly'"):
         detect_cadence(panel(a=weekly), "monthly")
+
+
+def test_slow_movers_in_a_daily_panel_are_daily():
+    """Rows only on days with a sale: a product selling on a third of the days (gaps of 1-6 days), or
+    every few days and never two days running, is daily data like the rest of the panel."""
+    import numpy as np
+
+    days = pd.date_range("2023-01-01", periods=365)
+    rng = np.random.default_rng(4)
+    third = days[rng.random(365) < 0.33]
+    every_few = pd.DatetimeIndex(np.cumsum(rng.integers(2, 6, 80)) * pd.Timedelta(days=1) + days[0])
+    assert detect_cadence(panel(dense=days, slow=third)) == DAILY
+    assert detect_cadence(panel(dense=days, slow=third, rare=every_few)) == DAILY
+    assert detect_cadence(panel(slow=third)) == DAILY
+    # On its own, a series that is never two days running has no cadence to tell.
+    with pytest.raises(CadenceError, match="irregular"):
+        detect_cadence(panel(rare=every_few))
