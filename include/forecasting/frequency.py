@@ -69,19 +69,27 @@ def monthly(end: bool) -> Cadence:
     return Cadence("monthly", "ME" if end else "MS", 12, 12, 30)
 
 
+def _days(dates: pd.Series | pd.DatetimeIndex) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(pd.Series(dates).dropna().unique())).sort_values().normalize()
+
+
 def series_cadence(dates: pd.Series | pd.DatetimeIndex) -> Cadence | str | None:
-    """The cadence of one series' dates; a description string if irregular; None if too few dates."""
-    days = pd.DatetimeIndex(pd.to_datetime(pd.Series(dates).dropna().unique())).sort_values().normalize()
+    """The cadence one series' dates show on their own; a description string if they show none; None if
+    there are too few dates.
+
+    Two consecutive dates are daily data (days without a row are days without a sale). Weekly: every date
+    on one weekday, mostly a week apart. Monthly: every date on the 1st (or every one a month end), mostly
+    a month apart. A series that shows none of these may still fit its panel's cadence (`fits`).
+    """
+    days = _days(dates)
     if len(days) < 3:
         return None
     gaps = pd.Series(days).diff().dt.days.dropna().astype(int)
     if gaps.min() == 1:
-        # Two consecutive dates: day-level data. Days without a row are days without a sale, so a slow
-        # mover selling on a third of the days (gaps of 1-6 days) is as daily as a product that sells every day.
         return DAILY
-    if gaps.min() >= 7 and (gaps % 7 == 0).all() and days.dayofweek.nunique() == 1:
+    if days.dayofweek.nunique() == 1 and gaps.median() == 7:
         return weekly(WEEKDAY_CODES[days[0].dayofweek])
-    if gaps.min() >= 28 and gaps.max() <= 31 * 3:
+    if gaps.min() >= 28 and gaps.median() <= 31:
         if (days.day == 1).all():
             return monthly(False)
         if days.is_month_end.all():
@@ -90,41 +98,66 @@ def series_cadence(dates: pd.Series | pd.DatetimeIndex) -> Cadence | str | None:
     return f"irregular (gaps between dates: {common})"
 
 
+def fits(dates: pd.Series | pd.DatetimeIndex, cadence: Cadence) -> bool:
+    """Whether every date lies on the cadence's grid: any date for daily, the anchor weekday for weekly, the
+    1st or the month end for monthly. A slow mover's rows (every few days, every few weeks, a product out
+    of stock for half a year) fit their panel's cadence though they show none on their own."""
+    days = _days(dates)
+    if cadence.name == "daily":
+        return True
+    if cadence.name == "weekly":
+        return bool((days.dayofweek == WEEKDAY_CODES.index(cadence.pandas_freq.split("-")[1])).all())
+    return bool(days.is_month_end.all() if cadence.pandas_freq == "ME" else (days.day == 1).all())
+
+
 def detect_cadence(frame: pd.DataFrame, override: str = "auto") -> Cadence:
     """The panel's cadence from its dates (`sales_date`, `series_id` columns), or the configured override.
 
-    Raises CadenceError naming the series and the cadences found when series disagree or one is
-    irregular. Series with fewer than 3 dates take the panel's cadence. In a daily panel, a series whose
-    dates fit no cadence on their own (a slow mover selling every few days, never two days running) is
-    daily too: any date lies on the daily grid, and the days between its rows are days without a sale.
+    The series whose dates show a cadence on their own (`series_cadence`) must agree on one; every other
+    series must fit it (`fits`). Raises CadenceError naming the series and the cadences found otherwise.
+    Series with fewer than 3 dates take the panel's cadence.
     """
     found: dict[str, list[str]] = {}
     cadences: dict[str, Cadence] = {}
+    loose: dict[str, pd.Series] = {}  # series that show no cadence on their own -> their dates
     for series_id, group in frame.dropna(subset=["sales_date", "series_id"]).groupby("series_id", sort=True):
         c = series_cadence(group["sales_date"])
         if c is None:
             continue
-        key = c.label if isinstance(c, Cadence) else c
-        found.setdefault(key, []).append(str(series_id))
         if isinstance(c, Cadence):
-            cadences[key] = c
+            found.setdefault(c.label, []).append(str(series_id))
+            cadences[c.label] = c
+        else:
+            found.setdefault(c, []).append(str(series_id))
+            loose[str(series_id)] = group["sales_date"]
     if override == "daily":
         return DAILY
     if override != "auto":
-        others = [k for k in found if not k.startswith(override)]
         matching = {k: c for k, c in cadences.items() if c.name == override}
-        if others or len(matching) > 1:
+        if len(cadences) > len(matching) or len(matching) > 1:
             raise CadenceError(_mixed_message(found, f"source.frequency is {override!r} but the series are"))
-        if matching:
-            return next(iter(matching.values()))
-        return weekly("SUN") if override == "weekly" else monthly(False)
+        panel = next(iter(matching.values())) if matching else (weekly("SUN") if override == "weekly" else monthly(False))
+        if not matching and loose:
+            # Nothing anchors the panel: take the grid the loose series share, if they share one.
+            first = _days(next(iter(loose.values())))[0]
+            panel = weekly(WEEKDAY_CODES[first.dayofweek]) if override == "weekly" else monthly(first.is_month_end and first.day != 1)
+        _check_fit(found, loose, panel, f"source.frequency is {override!r} but the series are")
+        return panel
     if not found:
         return DAILY  # nothing to tell from (every series has < 3 dates): validation will quarantine them
-    if list(cadences) == [DAILY.label]:
-        return DAILY
-    if len(found) > 1 or not cadences:
+    if len(cadences) != 1:
         raise CadenceError(_mixed_message(found, "the panel has no single cadence:"))
-    return next(iter(cadences.values()))
+    panel = next(iter(cadences.values()))
+    _check_fit(found, loose, panel, "the panel has no single cadence:")
+    return panel
+
+
+def _check_fit(found: dict[str, list[str]], loose: dict[str, pd.Series], panel: Cadence, lead: str) -> None:
+    """Raise naming the loose series that do not fit the panel's cadence."""
+    misfits = {s for s, dates in loose.items() if not fits(dates, panel)}
+    if misfits:
+        shown = {k: [s for s in v if s in misfits or k == panel.label] for k, v in found.items()}
+        raise CadenceError(_mixed_message({k: v for k, v in shown.items() if v}, lead))
 
 
 def _mixed_message(found: dict[str, list[str]], lead: str) -> str:

@@ -60,3 +60,21 @@ def test_slow_movers_in_a_daily_panel_are_daily():
     # On its own, a series that is never two days running has no cadence to tell.
     with pytest.raises(CadenceError, match="irregular"):
         detect_cadence(panel(rare=every_few))
+
+
+def test_slow_movers_fit_a_weekly_or_monthly_panel():
+    """A series that shows no cadence on its own (a row every few weeks, half a year out of stock) takes
+    its panel's cadence when its dates lie on that grid; off the grid it is named."""
+    weekly = pd.date_range("2022-01-07", periods=100, freq="W-FRI")
+    assert detect_cadence(panel(a=weekly, slow=weekly[::3])).pandas_freq == "W-FRI"
+    with pytest.raises(CadenceError, match=r"irregular.*'off'"):
+        detect_cadence(panel(a=weekly, off=pd.date_range("2022-01-08", periods=20, freq="3W-SAT")))
+    months = pd.date_range("2020-01-01", periods=36, freq="MS")
+    gap = months[:10].append(months[18:])  # eight months without a sale
+    assert detect_cadence(panel(a=months, gap=gap)).pandas_freq == "MS"
+    assert detect_cadence(panel(gap=gap)).pandas_freq == "MS"  # mostly a month apart: monthly on its own
+    # With the cadence set, a panel of only loose series takes the grid they share.
+    assert detect_cadence(panel(slow=weekly[::3]), "weekly").pandas_freq == "W-FRI"
+    # Quarterly data is not monthly.
+    with pytest.raises(CadenceError, match="irregular"):
+        detect_cadence(panel(q=pd.date_range("2020-01-01", periods=12, freq="QS")))
