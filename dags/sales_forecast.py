@@ -13,7 +13,7 @@ anything at or after `data_interval_end`.
 2. **validate_sales**: detects the cadence; Great Expectations suites in `include/expectations/`. A row
    rule failure stops the run (no retry) naming rule, config key, series and date, except bad rows (a
    negative or empty value, ...) in a few series, which quarantine those series; a series failing a
-   per-series rule (too little history, stale, gaps) is quarantined, not the run.
+   per-series rule (too little history, a hole in the data) is quarantined, not the run.
 3. **train_series** (mapped, one task per series chunk): SARIMA on log sales with guarded order
    selection; each fit is an MLflow run and a registered version (reused if data/config/code unchanged).
 4. **evaluate_series** (mapped): rolling-origin backtest of candidate, seasonal naive and champion.

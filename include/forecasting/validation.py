@@ -8,7 +8,8 @@ Three steps, each naming what failed:
    negative or empty value, a missing date, ...) are traced to the series whose rows break them: those
    series are quarantined with series, date and rule, and get no fallback (nothing is published from rows
    known to be bad), unless `validation.on_bad_rows` is "block" or the bad rows are panel-wide.
-3. `daily_sales_series` checks a per-series profile (rows, longest gap and staleness in periods), because GX
+3. `daily_sales_series` checks a per-series profile (`series_profile`: periods of history, the longest hole
+   in the data inside it and the data's staleness, in periods), because GX
    has no group-by expectation for pandas. A failing series is *quarantined* (not trained; its champion and
    published rows stay; a series with no champion gets a flagged fallback forecast), never the whole run,
    unless every series fails.
@@ -130,24 +131,44 @@ def load_suite_definition(name: str, directory: Path = EXPECTATIONS_DIR) -> dict
 
 
 def series_profile(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -> pd.DataFrame:
-    """One row per series: rows, longest gap between rows and periods since the newest row, in periods of
-    the cadence (window_end exclusive: data through its last period is 0 periods stale)."""
-    rows = []
+    """One row per series, in periods of the cadence, as training sees the series: laid on the grid from
+    its first row to the last period before `window_end`, a period without its row being a period without a
+    sale (a slow mover reports only the days it sold; a product that stopped selling is a run of zeros,
+    which the anomaly rules judge against its own history).
+
+    - `n_periods`: periods of history (from its first row through the last period);
+    - `max_gap_periods`: the longest run of periods inside that span in which the *panel* has no row at
+      all (a delivery that never came: nothing tells a zero from a hole there);
+    - `periods_since_last_row`: periods from the panel's newest row to the last period (the data is stale).
+    """
     clean = frame.dropna(subset=["sales_date", "series_id"])
+    columns = ["series_id", "n_periods", "max_gap_periods", "periods_since_last_row"]
+    if clean.empty:
+        return pd.DataFrame(columns=columns)
+    from include.forecasting.training import period_label
+
     last_period = cadence.last_period_before(pd.Timestamp(window_end))
-    for series_id, group in clean.groupby("series_id", sort=True):
-        dates = pd.DatetimeIndex(group["sales_date"].drop_duplicates().sort_values())
-        gaps = dates.to_series().diff().dt.days.dropna() / cadence.period_days
+    labels = period_label(clean["sales_date"], cadence)
+    panel = pd.DatetimeIndex(labels.unique()).sort_values()
+    grid = cadence.grid(min(panel.min(), last_period), last_period)
+    held = grid.isin(panel)
+    # Per grid period: how many periods in a row the panel has had no row, ending at that period.
+    run = pd.Series(~held).groupby(held.cumsum()).cumsum().to_numpy()
+    newest = panel[panel <= last_period].max() if (panel <= last_period).any() else panel.min()
+    stale = int((~grid.isin(panel) & (grid > newest)).sum())
+    rows = []
+    for series_id, first in pd.Series(labels, index=clean.index).groupby(clean["series_id"].to_numpy(), sort=True).min().items():
+        inside = grid >= first
         rows.append(
             {
                 "series_id": str(series_id),
-                "n_rows": int(len(group)),
-                # A gap of one period between consecutive rows is no gap at all.
-                "max_gap_periods": int(round(gaps.max())) - 1 if len(gaps) else 0,
-                "periods_since_last_row": int(round((last_period - dates.max()).days / cadence.period_days)),
+                "n_periods": int(inside.sum()),
+                # Holes after the panel's newest row are staleness, not a gap.
+                "max_gap_periods": int(run[inside & (grid <= newest)].max()) if (inside & (grid <= newest)).any() else 0,
+                "periods_since_last_row": stale,
             }
         )
-    return pd.DataFrame(rows, columns=["series_id", "n_rows", "max_gap_periods", "periods_since_last_row"])
+    return pd.DataFrame(rows, columns=columns)
 
 
 def suite_parameters(config: Config, frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -> dict[str, Any]:

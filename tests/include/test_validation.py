@@ -69,13 +69,17 @@ def test_mixed_cadence_is_refused_by_name(iowa_frame, config):
     assert "weekly (W-FRI): 'WEEKLY STORE'" in report.message() and "daily: 'BLACK VELVET'" in report.message()
 
 
-def test_stale_series_is_quarantined_and_all_stale_blocks(iowa_frame, config):
-    one_stale = iowa_frame[~((iowa_frame.series_id == "HAWKEYE VODKA") & (iowa_frame.sales_date > "2025-05-10"))]
-    report = validate_frame(one_stale.reset_index(drop=True), config, END, "sha")
+def test_a_series_whose_rows_stop_is_a_zero_run_and_stale_data_blocks(iowa_frame, config):
+    """A period without a series' row is a period without a sale: a product whose rows stop while the
+    others go on is judged by its own history (a run of zeros on days it normally sells), not as stale.
+    Data that stops for every series is stale: every series quarantined, the run blocked."""
+    one_stops = iowa_frame[~((iowa_frame.series_id == "HAWKEYE VODKA") & (iowa_frame.sales_date > "2025-05-10"))]
+    report = validate_frame(one_stops.reset_index(drop=True), config, END, "sha")
     assert report.success and list(report.quarantined) == ["HAWKEYE VODKA"]
-    assert "fresh data: periods_since_last_row" in report.quarantined["HAWKEYE VODKA"] and "validation.max_staleness_periods" in report.quarantined["HAWKEYE VODKA"]
+    assert "zero run" in report.quarantined["HAWKEYE VODKA"] and "through 2025-05-30" in report.quarantined["HAWKEYE VODKA"]
     report = validate_frame(iowa_frame, config, dt.date(2025, 6, 20), "sha")
     assert failed(report) == {("some_series_usable", "series_id")} and len(report.quarantined) == 5
+    assert all("fresh data" in r and "periods_since_last_row 20" in r and "validation.max_staleness_periods" in r for r in report.quarantined.values())
 
 
 def test_future_rows_fail(iowa_frame, config):
@@ -84,14 +88,20 @@ def test_future_rows_fail(iowa_frame, config):
 
 
 def test_gaps_min_rows_and_unknown_series(iowa_frame, tmp_path):
+    """Two months without one product's rows are two months without its sales, not a gap; three weeks
+    with no row for any product are a hole in the data, inside every series' history."""
     config = load_config(write_config(tmp_path, **{"series": ["BLACK VELVET", "HAWKEYE VODKA", "NEW PRODUCT"], "validation.min_rows_per_series": 800}))
-    gappy = iowa_frame[~((iowa_frame.series_id == "BLACK VELVET") & iowa_frame.sales_date.between("2024-03-01", "2024-04-30"))]
-    report = validate_frame(gappy.reset_index(drop=True), config, END, "sha")
+    young = iowa_frame[~((iowa_frame.series_id == "HAWKEYE VODKA") & (iowa_frame.sales_date < "2023-06-01"))]
+    zeros = young[~((young.series_id == "BLACK VELVET") & young.sales_date.between("2024-03-01", "2024-04-30"))]
+    report = validate_frame(zeros.reset_index(drop=True), config, END, "sha")
     names = failed(report)
     assert ("expect_column_values_to_be_in_set", "series_id") in names  # 3 series not in the list
     assert report.quarantined["NEW PRODUCT"] == "no rows in the history window"
-    assert "enough history: n_rows" in report.quarantined["HAWKEYE VODKA"]
-    assert "no long gap inside the series: max_gap_periods" in report.quarantined["BLACK VELVET"]
+    assert "enough history: n_periods 730" in report.quarantined["HAWKEYE VODKA"]  # from 2023-06-01
+    assert "BLACK VELVET" not in report.quarantined
+    hole = iowa_frame[~iowa_frame.sales_date.between("2024-03-01", "2024-03-21")]
+    report = validate_frame(hole.reset_index(drop=True), load_config(write_config(tmp_path)), END, "sha")
+    assert len(report.quarantined) == 5 and all("max_gap_periods 2" in r and "validation.max_gap_periods" in r for r in report.quarantined.values())
 
 
 def test_min_rows_follow_the_cadence(iowa_frame, tmp_path):
@@ -109,12 +119,12 @@ def test_min_rows_follow_the_cadence(iowa_frame, tmp_path):
     assert per_cadence.validation.min_rows("weekly") == 60  # a cadence left out takes the largest number
     one_number = load_config(write_config(tmp_path, **{"validation.min_rows_per_series": 60}))
     report = validate_frame(monthly, one_number, end, "sha")
-    assert all("enough history: n_rows 29" in reason for reason in report.quarantined.values()), report.quarantined
+    assert all("enough history: n_periods 29" in reason for reason in report.quarantined.values()), report.quarantined
 
 
 def test_profile_of_real_series(iowa_frame):
     profile = series_profile(iowa_frame, END, DAILY).set_index("series_id")
-    assert profile.loc["BLACK VELVET", "n_rows"] == 724
+    assert profile.loc["BLACK VELVET", "n_periods"] == len(pd.date_range("2023-01-02", "2025-05-30"))
     assert profile["periods_since_last_row"].max() <= 1
     assert profile["max_gap_periods"].max() <= 4  # a long weekend plus holiday at most
 
