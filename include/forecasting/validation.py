@@ -9,8 +9,8 @@ Three steps, each naming what failed:
    series are quarantined with series, date and rule, and get no fallback (nothing is published from rows
    known to be bad), unless `validation.on_bad_rows` is "block" or the bad rows are panel-wide.
 3. `daily_sales_series` checks a per-series profile (`series_profile`: periods of history, the longest hole
-   in the data inside it and the data's staleness, in periods), because GX
-   has no group-by expectation for pandas. A failing series is *quarantined* (not trained; its champion and
+   in the data inside it and the data's staleness, in periods), because GX has no group-by expectation
+   for pandas. A failing series is *quarantined* (not trained; its champion and
    published rows stay; a series with no champion gets a flagged fallback forecast), never the whole run,
    unless every series fails.
 Thresholds are GX suite parameters bound from the config, so the JSON suites hold rules and the YAML holds
@@ -155,7 +155,7 @@ def series_profile(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -
     # Per grid period: how many periods in a row the panel has had no row, ending at that period.
     run = pd.Series(~held).groupby(held.cumsum()).cumsum().to_numpy()
     newest = panel[panel <= last_period].max() if (panel <= last_period).any() else panel.min()
-    stale = int((~grid.isin(panel) & (grid > newest)).sum())
+    stale = int((grid > newest).sum())
     rows = []
     for series_id, first in pd.Series(labels, index=clean.index).groupby(clean["series_id"].to_numpy(), sort=True).min().items():
         inside = grid >= first
