@@ -15,7 +15,9 @@ Modelling choices (see README "Modelling"):
   differencing carries the weekday profile). The order is picked among the candidates, rejecting
   non-stationary / non-invertible fits and fits whose forecast exceeds `explosion_factor` x the history
   maximum. When every configured candidate is rejected, a short list of simpler safe orders is tried;
-  only then is the series given up (quarantined by the pipeline, never handed back unstable).
+  only then is the series given up (quarantined by the pipeline, never handed back unstable). A series
+  that sold the same amount in every selling period is constant on the log scale (no finite likelihood):
+  it gets the noise-free random walk `_CONSTANT_ORDER` at that amount.
 - Holidays (daily data; the `holidays` package's calendar for the configured country/subdivision): in
   training they are missing (they must not teach the model a fake Monday); in the forecast each holiday is
   the model's forecast x the series' own median ratio for *that* holiday (sales on it / the same weekday a
