@@ -188,7 +188,8 @@ def test_forecasts_page_shows_forecast_and_actuals_behind_login(page: Any, brows
 
     # Reachable from the navigation.
     page.goto(f"{stack.url}/")
-    page.get_by_role("link", name="Forecasts").first.click()
+    # exact: the home page also links the asset "published_forecasts", which a substring match can pick first.
+    page.get_by_role("link", name="Forecasts", exact=True).first.click()
     page.wait_for_url("**/plugin/forecasts**")
     frame = page.frame_locator("iframe").first
     frame.locator("svg.series-chart").wait_for()
