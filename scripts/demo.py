@@ -116,7 +116,10 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     gate_path = config.storage_root / "gate" / f"{run_id.replace(':', '_')}.json"
     if gate_path.is_file():
         decisions = json.loads(gate_path.read_text())
-        lines += ["", f"Backtest ({config.backtest.folds} folds x {config.forecast.horizon} periods) cand MASE  naive MASE  champ MASE   RMSE   sMAPE  cover80  gate", "-" * 104]
+        # A short history is scored on fewer folds than configured: say how many were used.
+        used = sorted({int((d.get("candidate") or {}).get("folds") or 0) for d in decisions} - {0})
+        folds = str(config.backtest.folds) if used in ([], [config.backtest.folds]) else "/".join(map(str, used)) + f" of {config.backtest.folds}"
+        lines += ["", f"Backtest ({folds} folds x {config.forecast.horizon} periods) cand MASE  naive MASE  champ MASE   RMSE   sMAPE  cover80  gate", "-" * 104]
         for d in decisions:
             c, n, ch = d.get("candidate") or {}, d.get("naive") or {}, d.get("champion") or {}
             fmt = lambda m, k: f"{m[k]:.3f}" if m.get(k) is not None else "  -  "  # noqa: E731

@@ -69,15 +69,26 @@ def fold_origins(n_obs: int, folds: int, fold_len: int, min_train: int = 0) -> l
     return origins
 
 
-def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: int) -> Metrics:
-    """Score `forecaster` on `folds` rolling-origin folds of `horizon` periods; average the fold metrics.
+def usable_folds(n_obs: int, folds: int, fold_len: int, min_train: int = 0) -> int:
+    """The most folds, up to `folds`, that leave the oldest one enough training history (0 if not even one)."""
+    return next((k for k in range(folds, 0, -1) if n_obs - k * fold_len > max(fold_len * 2, min_train)), 0)
 
+
+def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: int, min_train: int = 0) -> Metrics:
+    """Score `forecaster` on up to `folds` rolling-origin folds of `horizon` periods; average the fold metrics.
+
+    A history too short for `folds` folds (three years of months with a 7-month horizon) is scored on as
+    many as it holds, at least one; `Metrics.folds` says how many. `min_train`: the fewest periods a fold
+    may train on (beyond the MASE scale's m + 1; methods compared with each other must use the same).
     `m` is the seasonal-naive lag of the MASE scale (7 daily, 1 weekly, 12 monthly).
     """
     values = y.to_numpy(dtype=float)
     rows = []
     covered: list[bool] = []
-    for origin in fold_origins(len(values), folds, horizon, m + 1):
+    # Not even one fold: fold_origins raises naming the series length and the folds asked for.
+    least = max(m + 1, min_train)
+    usable = usable_folds(len(values), folds, horizon, least) or folds
+    for origin in fold_origins(len(values), usable, horizon, least):
         train, actual = y.iloc[:origin], values[origin : origin + horizon]
         frame = forecaster(train, horizon)
         pred = frame["yhat"].to_numpy(dtype=float)[: len(actual)]

@@ -54,6 +54,8 @@ _SAFE_ORDERS = ((0, 1, 1), (0, 1, 0))
 _CONSTANT_ORDER = (0, 1, 0)
 # Fewest periods with sales a series needs for any fit (a non-seasonal ARIMA of at most 3 parameters).
 _MIN_SELLING_PERIODS = 20
+# Fewest periods a backtest fold trains on: a fold with less could not be fitted even if every period sold.
+MIN_FIT_PERIODS = _MIN_SELLING_PERIODS
 
 
 @functools.lru_cache(maxsize=1)

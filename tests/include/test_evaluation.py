@@ -72,3 +72,14 @@ def test_undefined_metrics_are_strict_json():
     metrics = evaluation.backtest(flat, evaluation.seasonal_naive(7), 4, 7, 7).to_dict()
     assert metrics["mape"] is None
     json.dumps(metrics, allow_nan=False)
+
+
+def test_a_short_history_is_scored_on_the_folds_it_holds():
+    """Three years of months with a 7-month horizon hold 2 of 4 folds: the backtest runs on those 2 (and
+    says so) instead of failing; a history without room for one fold is still an error."""
+    months = pd.Series(np.linspace(10, 40, 33) + np.tile(np.arange(12.0), 3)[:33], index=pd.date_range("2020-01-01", periods=33, freq="MS"))
+    assert evaluation.usable_folds(33, 4, 7, 13) == 2 and evaluation.usable_folds(100, 4, 7) == 4
+    result = evaluation.backtest(months, evaluation.seasonal_naive(12), 4, 7, 12)
+    assert result.folds == 2 and result.mase == result.mase
+    with pytest.raises(ValueError, match="series of 20 periods is too short for 4 folds"):
+        evaluation.backtest(months.iloc[:20], evaluation.seasonal_naive(12), 4, 7, 12)
