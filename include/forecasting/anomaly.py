@@ -140,6 +140,12 @@ def delivery_findings(
     return out
 
 
+def is_panel_wide(n_flagged: int, n_series: int, panel_share: float) -> bool:
+    """Whether this many flagged series are the delivery's fault rather than the series' own: at least
+    `panel_share` of the panel, and 2 or more (one series is never panel-wide)."""
+    return n_flagged >= max(2, panel_share * n_series)
+
+
 def apply_policy(findings: list[Finding], n_series: int, rules: Any, panel: list[Finding] | None = None) -> tuple[dict[str, str], str | None]:
     """Turn findings into (series -> quarantine reason, run-blocking message or None) by the config policy.
     `panel` findings (delivery volume) are panel-wide by nature."""
@@ -151,7 +157,7 @@ def apply_policy(findings: list[Finding], n_series: int, rules: Any, panel: list
     for f in findings:
         reasons.setdefault(f.series_id, []).append(f.text())
     flagged = {s: "; ".join(r) for s, r in sorted(reasons.items())}
-    panel_wide = len(flagged) >= max(2, rules.panel_share * n_series)
+    panel_wide = is_panel_wide(len(flagged), n_series, rules.panel_share)
     if (panel_wide and rules.on_panel == "block") or rules.on_series == "block":
         scope = f"panel-wide: {len(flagged)} of {n_series} series" if panel_wide else f"{len(flagged)} series"
         shown = "; ".join(f"{s}: {r}" for s, r in list(flagged.items())[:5])

@@ -63,10 +63,9 @@ def fold_metrics(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, m: int
 
 def fold_origins(n_obs: int, folds: int, fold_len: int, min_train: int = 0) -> list[int]:
     """Positions where each fold's test window starts, oldest first."""
-    origins = [n_obs - k * fold_len for k in range(folds, 0, -1)]
-    if origins[0] <= max(fold_len * 2, min_train):
+    if usable_folds(n_obs, folds, fold_len, min_train) < folds:
         raise ValueError(f"series of {n_obs} periods is too short for {folds} folds of {fold_len} periods")
-    return origins
+    return [n_obs - k * fold_len for k in range(folds, 0, -1)]
 
 
 def usable_folds(n_obs: int, folds: int, fold_len: int, min_train: int = 0) -> int:

@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from include.forecasting.anomaly import is_panel_wide
 from include.forecasting.config import PROJECT_ROOT, Config
 from include.forecasting.frequency import Cadence, CadenceError, detect_cadence
 
@@ -375,7 +376,7 @@ def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, confi
     """
     pinned = [f for f in failures if f.per_series and f.series]
     series = {s for f in pinned for s in f.series}
-    panel_wide = len(series) >= max(2, config.anomaly.panel_share * n_series)
+    panel_wide = is_panel_wide(len(series), n_series, config.anomaly.panel_share)
     if not pinned or len(pinned) < len(failures) or config.validation.on_bad_rows == "block" or panel_wide:
         if pinned and panel_wide and config.validation.on_bad_rows == "quarantine":
             # Short, key first: alert lines are clipped at 250 characters.
