@@ -61,12 +61,14 @@ class ModelOrders(_Section):
 
     candidate_orders: list[Order] = Field(min_length=1)
     seasonal_order: tuple[Annotated[int, Field(ge=0, le=2)], Annotated[int, Field(ge=0, le=1)], Annotated[int, Field(ge=0, le=2)]]
+    # Forecast with the equal-weight mean of the first `combine` stable candidates (1: one model).
+    combine: int = Field(default=1, ge=1, le=3)
 
 
 def _default_models() -> dict[str, ModelOrders]:
     return {
         "daily": ModelOrders(candidate_orders=[(0, 1, 1), (1, 0, 1), (1, 0, 0)], seasonal_order=(0, 1, 1)),
-        "weekly": ModelOrders(candidate_orders=[(0, 1, 1), (1, 1, 1), (1, 1, 0)], seasonal_order=(0, 0, 0)),
+        "weekly": ModelOrders(candidate_orders=[(0, 1, 1), (1, 0, 0), (1, 1, 1), (1, 1, 0)], seasonal_order=(0, 0, 0), combine=2),
         "monthly": ModelOrders(candidate_orders=[(0, 1, 1), (1, 1, 0), (1, 0, 0)], seasonal_order=(0, 1, 1)),
     }
 

@@ -124,7 +124,7 @@ def log_candidate(
                 tags=[RunTag(k, str(v)) for k, v in {**tags, "series_id": series_id}.items()],
             )
             mlflow.log_dict({"candidates": fitted.candidates, **meta}, "model_selection.json")
-            mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: order {fitted.spec.order}"), "forecast.png")
+            mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: {fitted.spec.label}"), "forecast.png")
             # A signature without an input example makes MLflow warn on every log; an example would make it
             # load and call the model once more per fit. The signature is explicit, so the warning is noise.
             with warnings.catch_warnings():
@@ -149,7 +149,7 @@ def log_candidate(
             model_id=info.model_id,
             run_id=run.info.run_id,
             tags={**tags, "series_id": series_id, "spec": json.dumps(fitted.spec.to_dict())},
-            description=f"SARIMA{fitted.spec.order}x{fitted.spec.seasonal_order} on log sales for {series_id}",
+            description=f"{fitted.spec.label} on log sales for {series_id}",
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -163,7 +163,7 @@ def train_chunk(
             **({"retrain_reason": reason[:4000]} if reason else {}),
         }
         params = {
-            "order": list(fitted.spec.order), "seasonal_order": list(fitted.spec.seasonal_order),
+            "model": fitted.spec.label, "order": list(fitted.spec.order), "seasonal_order": list(fitted.spec.seasonal_order),
             "closed_weekdays": list(fitted.spec.closed_weekdays), "history_start": str(y.index.min().date()),
             "history_end": str(y.index.max().date()), "horizon": model_settings.horizon, "cadence": fitted.spec.cadence,
             "transform": fitted.spec.transform, "interval_z": fitted.spec.z,
@@ -242,8 +242,9 @@ def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: train
     calendar = tuple(spec.holidays) if len(spec.holidays) == 2 and spec.holidays[0].isupper() else None
     own = dataclasses.replace(
         model_settings,
-        candidate_orders=(tuple(spec.order),),
+        candidate_orders=tuple(tuple(m.order) for m in spec.member_specs()),
         seasonal_order=tuple(spec.seasonal_order),
+        combine=len(spec.member_specs()),
         holidays=(calendar[0], calendar[1] or None) if calendar else (model_settings.holidays if spec.holiday_effect else None),
     )
     previous: dict[str, Any] = {}

@@ -29,6 +29,7 @@ Modelling choices (see README "Modelling"):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -98,6 +99,8 @@ class ModelSettings:
     horizon: int
     interval_levels: tuple[float, ...] = (0.8, 0.95)
     order_search: str = "first_stable"
+    # Members of an equal-weight combination: the first `combine` stable candidates (1 = one model).
+    combine: int = 1
     max_iter: int = 50
     zero_window: int = 12
     zero_halflife: float = 2.0
@@ -119,6 +122,7 @@ def settings_for(forecast: Any, cadence: Cadence) -> ModelSettings:
         horizon=forecast.horizon,
         interval_levels=tuple(forecast.interval_levels),
         order_search=forecast.order_search,
+        combine=orders.combine,
         max_iter=forecast.max_iter,
         zero_window=forecast.zero_window,
         zero_halflife=forecast.zero_halflife,
@@ -145,6 +149,10 @@ class ModelSpec:
     holidays: tuple[str, ...] = ()  # (country, subdivision or "") of the calendar; legacy: holiday names
     cadence: str = "daily"
     zero_share: dict[str, float] = field(default_factory=dict)  # weekday (daily) or "all" -> P(no sale)
+    trend: str = "n"  # "c": a constant (stationary orders, see `sarimax`); older versions: none
+    # The other members of an equal-weight combination, each {"order", "seasonal_order", "trend", "params",
+    # "z", "aic"}; this spec's own order is the first member. Empty: a single model.
+    members: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -165,7 +173,27 @@ class ModelSpec:
             holidays=tuple(h or "" for h in (data.get("holidays") or ())),
             cadence=data.get("cadence", "daily"),
             zero_share={str(k): float(v) for k, v in (data.get("zero_share") or {}).items()},
+            trend=data.get("trend", "n"),
+            members=[dict(m) for m in data.get("members") or ()],
         )
+
+    def member_specs(self) -> list[ModelSpec]:
+        """Every member of the model as a single-model spec (just itself when it is not a combination)."""
+        own = dataclasses.replace(self, members=[])
+        return [own] + [
+            dataclasses.replace(
+                own, order=tuple(m["order"]), seasonal_order=tuple(m["seasonal_order"]), trend=m.get("trend", "n"),
+                params={str(k): float(v) for k, v in m["params"].items()}, z={str(k): float(v) for k, v in m["z"].items()},
+                aic=float(m["aic"]),
+            )
+            for m in self.members
+        ]
+
+    @property
+    def label(self) -> str:
+        """Short human name of the model, e.g. "SARIMA(0,1,1)x(0,1,1,7)" or a combination of two."""
+        names = [f"SARIMA{tuple(m.order)}x{tuple(m.seasonal_order)}" + ("+c" if m.trend == "c" else "") for m in self.member_specs()]
+        return names[0] if len(names) == 1 else "mean of " + " and ".join(names)
 
     @property
     def frequency(self) -> Cadence:
@@ -187,11 +215,32 @@ class FittedModel:
     # The h-step log-scale mean and standard error computed by the explosion check at fit time, reused by
     # `forecast` for horizons it covers (a step's moments do not depend on how many steps follow it).
     moments: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    # The other members of a combination (their results and moments); the spec lists them too.
+    others: list[tuple[Any, tuple[np.ndarray, np.ndarray] | None]] = field(default_factory=list, repr=False)
 
     def forecast(self, horizon: int, levels: tuple[float, ...] = (0.8, 0.95)) -> pd.DataFrame:
-        """Forecast `horizon` periods after the last training period (see `forecast_frame`)."""
-        moments = self.moments if self.moments is not None and len(self.moments[0]) >= horizon else None
-        return forecast_frame(self.results, self.spec, self.last_date, horizon, levels, moments)
+        """Forecast `horizon` periods after the last training period (see `forecast_frame`); a combination
+        averages its members' forecasts."""
+        parts = [(self.results, self.moments), *self.others]
+        frames = [
+            forecast_frame(results, member, self.last_date, horizon, levels, moments if moments is not None and len(moments[0]) >= horizon else None)
+            for (results, moments), member in zip(parts, self.spec.member_specs(), strict=True)
+        ]
+        return combine_frames(frames)
+
+
+def combine_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Equal-weight combination of forecast frames: every point and bound is the mean of the members'.
+
+    Averaging quantiles (not densities) keeps each bound between the members' bounds; a closed period is 0
+    in every member, and the holiday ratios are multiplicative, so both survive the averaging unchanged.
+    """
+    if len(frames) == 1:
+        return frames[0]
+    out = frames[0].copy()
+    for column in [c for c in out.columns if c.startswith("yhat")]:
+        out[column] = np.mean([f[column].to_numpy(dtype=float) for f in frames], axis=0)
+    return out
 
 
 def period_label(dates: pd.Series | pd.DatetimeIndex, cadence: Cadence) -> pd.DatetimeIndex:
@@ -317,11 +366,22 @@ def to_model_scale(y: pd.Series) -> np.ndarray:
         return np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
 
 
-def sarimax(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...]) -> Any:
-    """The statsmodels SARIMAX the project fits and filters with (one definition for both)."""
+def trend_for(order: tuple[int, ...], seasonal: tuple[int, ...]) -> str:
+    """"c" (a constant) for an order without any differencing, else "n".
+
+    Without a difference a model reverts to its mean, and on log sales a model without a constant has mean
+    log 1: a mean-reverting model forecasts towards one unit unless it estimates the series' own level.
+    """
+    return "c" if order[1] == 0 and (len(seasonal) < 2 or seasonal[1] == 0) else "n"
+
+
+def sarimax(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...], trend: str | None = None) -> Any:
+    """The statsmodels SARIMAX the project fits and filters with (one definition for both); `trend`
+    defaults to `trend_for` the orders."""
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-    return SARIMAX(endog, order=order, seasonal_order=seasonal, concentrate_scale=True)
+    trend = trend_for(order, seasonal) if trend is None else trend
+    return SARIMAX(endog, order=order, seasonal_order=seasonal, trend=None if trend == "n" else trend, concentrate_scale=True)
 
 
 # L-BFGS stops when the log-likelihood gains less than ~2e-6 relative per step (scipy's default asks for
@@ -414,9 +474,27 @@ def forecast_frame(
 
 
 def _log_moments(results: Any, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error of the 1..horizon-step forecasts on the model's (log) scale."""
-    prediction = results.get_forecast(horizon)
-    return np.asarray(prediction.predicted_mean, dtype=float), np.sqrt(np.asarray(prediction.var_pred_mean, dtype=float))
+    """Mean and standard error of the 1..horizon-step forecasts on the model's (log) scale.
+
+    The Kalman recursion run forward from the filter's last one-step prediction (a, P): mean Z a + d,
+    variance Z P Z' + H, then a <- T a + c, P <- T P T' + R Q R'. This is what `results.get_forecast`
+    computes (equal to ~1e-15, tested), without building the extended model it forecasts with (~1.5 ms of
+    a ~10 ms weekly fit). The project's SARIMAX has no regressors, so its matrices are time-invariant, and
+    with a concentrated scale the stored covariances are already scaled.
+    """
+    fr = results.filter_results
+    design, obs_intercept, obs_cov = fr.design[:, :, -1], fr.obs_intercept[:, -1], fr.obs_cov[:, :, -1]
+    transition, state_intercept = fr.transition[:, :, -1], fr.state_intercept[:, -1]
+    selection = fr.selection[:, :, -1]
+    shock = selection @ fr.state_cov[:, :, -1] @ selection.T
+    state, cov = fr.predicted_state[:, -1].copy(), fr.predicted_state_cov[:, :, -1].copy()
+    mean, var = np.empty(horizon), np.empty(horizon)
+    for step in range(horizon):
+        mean[step] = float((design @ state + obs_intercept)[0])
+        var[step] = float((design @ cov @ design.T + obs_cov)[0, 0])
+        state = transition @ state + state_intercept
+        cov = transition @ cov @ transition.T + shock
+    return mean, np.sqrt(np.maximum(var, 0.0))
 
 
 def _z_scale(spec: ModelSpec, level: float) -> float:
@@ -487,11 +565,13 @@ def fit_series(
     endog = to_model_scale(y)
     closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
     history_max = float(y.max())
-    best: tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] | None = None
+    # Accepted fits, each (aic, results, order, seasonal order, h-step moments).
+    accepted: list[tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]]] = []
     tried: list[dict[str, Any]] = []
     primary = list(dict.fromkeys(tuple(o) for o in (orders or ()) + settings.candidate_orders))
     plans = [(o, seasonal) for o in primary]
     plans += [(o, seasonal) for o in _SAFE_ORDERS if o not in primary]
+    wanted = max(1, settings.combine)
     if np.ptp(endog[np.isfinite(endog)]) < 1e-9:
         # Every selling period sold the same amount (a slow mover's single unit, a fixed order size): on the
         # log scale the series is constant and no ARIMA has a finite likelihood. It is forecast as it is:
@@ -499,12 +579,12 @@ def fit_series(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the estimated noise variance is 0: statsmodels divides by it
             res = sarimax(endog, _CONSTANT_ORDER, (0, 0, 0, 0)).filter([], cov_type="none")
-        best = (float("nan"), res, _CONSTANT_ORDER, (0, 0, 0, 0), _log_moments(res, settings.horizon))
+        accepted.append((float("nan"), res, _CONSTANT_ORDER, (0, 0, 0, 0), _log_moments(res, settings.horizon)))
         tried.append({"order": list(_CONSTANT_ORDER), "rejected": None, "note": "constant on the log scale"})
         plans = []
     for stage, (order, seasonal_order) in enumerate(plans):
-        if best is not None and (settings.order_search == "first_stable" or stage >= len(primary)):
-            break  # targeted search: later candidates are fallbacks for a rejected fit
+        if accepted and (stage >= len(primary) or (settings.order_search == "first_stable" and len(accepted) >= wanted)):
+            break  # targeted search: later candidates are fallbacks for a rejected fit; safe orders only if none held
         key = str(list(order))
         start = None
         if start_params and key in start_params:
@@ -522,31 +602,46 @@ def fit_series(
             if not np.isfinite(peak) or peak > settings.explosion_factor * max(history_max, 1.0):
                 reason = f"explosive forecast (peak {peak:.3g} > {settings.explosion_factor:g} x history max {history_max:.3g})"
         tried.append({"order": list(order), "aic": float(res.aic), "rejected": reason})
-        if reason is None and moments is not None and (best is None or res.aic < best[0]):
-            best = (float(res.aic), res, order, seasonal_order, moments)
-    if best is None:
+        if reason is None and moments is not None:
+            accepted.append((float(res.aic), res, order, seasonal_order, moments))
+    if not accepted:
         raise ModelFitError(f"series {series_id!r}: no candidate order gave a stable fit: {tried}")
-    aic, res, order, seasonal_order, moments = best
+    if settings.order_search == "aic":
+        accepted.sort(key=lambda a: a[0])  # lowest AIC first (stable sort: ties keep the listed order)
+    accepted = accepted[:wanted]
+
+    def member(fit: tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int], Any]) -> dict[str, Any]:
+        aic, res, order, seasonal_order, _ = fit
+        return {
+            "order": tuple(order), "seasonal_order": tuple(seasonal_order), "trend": trend_for(order, seasonal_order),
+            "params": {n: float(v) for n, v in zip(res.model.param_names, np.asarray(res.params), strict=True)},
+            "z": _interval_z(res, settings.interval_levels), "aic": aic,
+        }
+
+    first = member(accepted[0])
+    aic, res, order, seasonal_order, moments = accepted[0]
     spec = ModelSpec(
-        order=tuple(order),  # type: ignore[arg-type]
-        seasonal_order=tuple(seasonal_order),  # type: ignore[arg-type]
+        order=first["order"],
+        seasonal_order=first["seasonal_order"],
         closed_weekdays=closed,
-        z=_interval_z(res, settings.interval_levels),
-        params={n: float(v) for n, v in zip(res.model.param_names, np.asarray(res.params), strict=True)},
+        z=first["z"],
+        params=first["params"],
         aic=aic,
         holiday_effect=effect,
         holidays=calendar if effect else (),
         cadence=cadence.label,
         zero_share=zero,
+        trend=first["trend"],
+        members=[{**m, "order": list(m["order"]), "seasonal_order": list(m["seasonal_order"])} for m in map(member, accepted[1:])],
     )
     elapsed = time.perf_counter() - started
-    log.info("fitted %s: order %s aic %.1f in %.2fs (closed: %s)", series_id, order, aic, elapsed, ",".join(closed) or "none")
-    return FittedModel(series_id, spec, res, y.index.max(), history_max, elapsed, tried, moments)
+    log.info("fitted %s: %s aic %.1f in %.2fs (closed: %s)", series_id, spec.label, aic, elapsed, ",".join(closed) or "none")
+    return FittedModel(series_id, spec, res, y.index.max(), history_max, elapsed, tried, moments, [(a[1], a[4]) for a in accepted[1:]])
 
 
 def warm_start_params(spec: ModelSpec | None) -> dict[str, dict[str, float]] | None:
-    """Starting values for refitting from a previous model's spec (None if there is none)."""
-    return {str(list(spec.order)): spec.params} if spec else None
+    """Starting values for refitting from a previous model's spec, per member order (None if there is none)."""
+    return {str(list(m.order)): m.params for m in spec.member_specs()} if spec else None
 
 
 @single_threaded_blas
@@ -554,7 +649,7 @@ def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
     """Run a recorded model's fixed parameters over `y` (no re-estimation); returns statsmodels results."""
     if spec.holiday_effect:  # the same view of the data as in training
         y = y.where(~y.index.isin(holiday_names(spec.holidays, y.index.min(), y.index.max()).index), 0.0)
-    model = sarimax(to_model_scale(y), spec.order, spec.seasonal_order)
+    model = sarimax(to_model_scale(y), spec.order, spec.seasonal_order, spec.trend)
     names = list(model.param_names)
     missing = [n for n in names if n not in spec.params]
     if missing:
@@ -570,6 +665,7 @@ def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
 def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tuple[float, ...]) -> pd.DataFrame:
     """Forecast from the end of `y` with a recorded model's parameters (no re-estimation).
 
-    This is how the champion forecasts new periods: its fixed parameters filter the latest data.
+    This is how the champion forecasts new periods: its fixed parameters filter the latest data (each
+    member's, for a combination, whose forecasts are averaged as in `FittedModel.forecast`).
     """
-    return forecast_frame(filter_with_spec(y, spec), spec, y.index.max(), horizon, levels)
+    return combine_frames([forecast_frame(filter_with_spec(y, m), m, y.index.max(), horizon, levels) for m in spec.member_specs()])

@@ -241,3 +241,30 @@ def test_a_noise_free_model_registers_and_loads(setup):
     expected = fitted.forecast(7)
     for column in expected.columns.drop("forecast_date"):
         np.testing.assert_allclose(frame[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_a_combined_weekly_model_registers_and_loads(setup):
+    """A weekly series' model is the mean of two ARIMA members: the version's spec holds both, and the
+    model loaded from the registry forecasts exactly like the fit."""
+    import numpy as np
+    from conftest import ROOT
+
+    from include.forecasting.frequency import weekly
+
+    config, client, _, _ = setup
+    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_weekly_kg.csv", parse_dates=["date"])
+    frame = frame.rename(columns={"date": "sales_date", "series": "series_id"})
+    series_id = frame["series_id"].value_counts().index[0]
+    cadence = weekly("SUN")
+    y = training.period_series(frame, series_id, frame["sales_date"].max() + pd.Timedelta(days=1), cadence)
+    fitted = training.fit_series(y, training.settings_for(config.forecast, cadence))
+    assert len(fitted.spec.member_specs()) == 2
+    exp = registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
+    name = registry.model_name(config.mlflow.model_prefix, series_id)
+    version = registry.log_candidate(client, exp, name, series_id, fitted, y, fitted.forecast(7), {registry.TAG_KEY: "k-weekly"}, {}, 7, (0.8, 0.95))
+    assert client.get_model_version(name, version.version).description.startswith("mean of SARIMA(0, 1, 1)")
+    assert registry.spec_of(client.get_model_version(name, version.version)) == fitted.spec
+    loaded = registry.verify_version(config.mlflow.tracking_uri, name, str(version.version), 7)
+    expected = fitted.forecast(7)
+    for column in expected.columns.drop("forecast_date"):
+        np.testing.assert_allclose(loaded[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-9)

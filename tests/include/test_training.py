@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import read_seed, write_config
+from conftest import ROOT, read_seed, write_config
 
 from include.forecasting import training
 from include.forecasting.config import load_config
@@ -279,3 +279,104 @@ def test_a_series_that_always_sells_the_same_amount_is_forecast_as_it_is():
     assert (fc["yhat_upper"] <= 1.0 + 1e-9).all() and np.isfinite(fc.drop(columns="forecast_date").to_numpy()).all()
     again = training.forecast_with_spec(y, training.ModelSpec.from_dict(fitted.spec.to_dict()), 7, (0.8,))
     pd.testing.assert_frame_equal(again, fc)
+
+
+@pytest.fixture(scope="module")
+def veg_weekly():
+    """Three real weekly series (kg, weeks ending Sunday) from the shipped vegetables panel."""
+    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_weekly_kg.csv", parse_dates=["date"])
+    frame = frame.rename(columns={"date": "sales_date", "series": "series_id"})
+    cadence = weekly("SUN")
+    end = frame["sales_date"].max() + pd.Timedelta(days=1)
+    ids = frame.groupby("series_id")["value"].count().sort_values(ascending=False).index[:3]
+    return [training.period_series(frame, sid, end, cadence) for sid in ids], cadence
+
+
+def test_log_moments_are_statsmodels_forecast(velvet, settings, veg_weekly):
+    """The hand-run Kalman recursion gives get_forecast's mean and standard error: a daily airline model on
+    a series that ends on a closed (missing) Saturday, a weekly (1,0,0) with a constant, a weekly (0,1,1)."""
+    ys, _ = veg_weekly
+    cases = [
+        (training.to_model_scale(velvet.loc[:"2025-05-24"]), (0, 1, 1), (0, 1, 1, 7)),
+        (training.to_model_scale(ys[0]), (1, 0, 0), (0, 0, 0, 0)),
+        (training.to_model_scale(ys[1]), (0, 1, 1), (0, 0, 0, 0)),
+    ]
+    assert np.isnan(cases[0][0][-1])
+    for endog, order, seasonal in cases:
+        res = training._fit_one(endog, order, seasonal, 50, None)
+        mean, se = training._log_moments(res, 9)
+        reference = res.get_forecast(9)
+        np.testing.assert_allclose(mean, reference.predicted_mean, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(se, np.sqrt(reference.var_pred_mean), rtol=1e-10)
+
+
+def test_an_order_without_differencing_estimates_its_level():
+    """(1,0,0) on log sales gets a constant: without it the model reverts to log 1 (one unit)."""
+    assert training.trend_for((1, 0, 0), (0, 0, 0, 0)) == "c"
+    assert training.trend_for((1, 0, 1), (0, 1, 1, 7)) == "n" and training.trend_for((0, 1, 1), (0, 0, 0, 0)) == "n"
+    rng = np.random.default_rng(11)
+    weeks = pd.date_range("2022-01-02", periods=120, freq="W-SUN")
+    y = pd.Series(np.exp(np.log(500) + 0.2 * rng.standard_normal(120)), index=weeks, name="steady")
+    s = training.ModelSettings(cadence=weekly("SUN"), candidate_orders=((1, 0, 0),), seasonal_order=(0, 0, 0, 0), horizon=12)
+    fitted = training.fit_series(y, s)
+    assert fitted.spec.trend == "c" and "intercept" in fitted.spec.params
+    assert fitted.forecast(12, (0.8,))["yhat"].between(350, 700).all()
+
+
+def test_weekly_forecast_is_the_mean_of_a_local_and_a_mean_reverting_level(config, veg_weekly):
+    """The shipped weekly model: (0,1,1) and (1,0,0) with a constant, each fitted, their forecasts averaged.
+    The recorded spec holds both, round-trips through JSON, reproduces the forecast from the data, and
+    warm-starts both members."""
+    ys, cadence = veg_weekly
+    s = training.settings_for(config.forecast, cadence)
+    assert s.combine == 2 and s.candidate_orders[:2] == ((0, 1, 1), (1, 0, 0))
+    y = ys[0]
+    fitted = training.fit_series(y, s)
+    members = fitted.spec.member_specs()
+    assert [m.order for m in members] == [(0, 1, 1), (1, 0, 0)] and [m.trend for m in members] == ["n", "c"]
+    assert fitted.spec.label == "mean of SARIMA(0, 1, 1)x(0, 0, 0, 0) and SARIMA(1, 0, 0)x(0, 0, 0, 0)+c"
+    fc = fitted.forecast(7, (0.8, 0.95))
+    singles = [training.fit_series(y, dataclasses.replace(s, combine=1, candidate_orders=(o,))).forecast(7, (0.8, 0.95)) for o in ((0, 1, 1), (1, 0, 0))]
+    for column in ("yhat", "yhat_lower", "yhat_upper", "yhat_upper_95"):
+        np.testing.assert_allclose(fc[column], (singles[0][column] + singles[1][column]) / 2, rtol=1e-9)
+        assert (fc[column] >= np.minimum(singles[0][column], singles[1][column]) - 1e-9).all()
+    spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
+    assert spec == fitted.spec
+    again = training.forecast_with_spec(y, spec, 7, (0.8, 0.95))
+    pd.testing.assert_frame_equal(again, fc, rtol=1e-6)
+    assert set(training.warm_start_params(spec)) == {"[0, 1, 1]", "[1, 0, 0]"}
+    warm = training.fit_series(y.iloc[:-1], s, start_params=training.warm_start_params(spec))
+    assert [m.order for m in warm.spec.member_specs()] == [(0, 1, 1), (1, 0, 0)]
+
+
+def test_a_combination_fills_a_rejected_member_from_the_next_candidate(config, veg_weekly, monkeypatch):
+    """The first candidate's fit fails (an LU error, as statsmodels raises on bad starts): the next two
+    stable candidates make the combination, and the failure is listed among the candidates tried."""
+    ys, cadence = veg_weekly
+    s = dataclasses.replace(training.settings_for(config.forecast, cadence), candidate_orders=((2, 1, 2), (0, 1, 1), (1, 0, 0)))
+    real_fit = training._fit_one
+
+    def failing(endog, order, seasonal, max_iter, start):
+        if tuple(order) == (2, 1, 2):
+            raise np.linalg.LinAlgError("LU decomposition error")
+        return real_fit(endog, order, seasonal, max_iter, start)
+
+    monkeypatch.setattr(training, "_fit_one", failing)
+    fitted = training.fit_series(ys[1], s)
+    assert [m.order for m in fitted.spec.member_specs()] == [(0, 1, 1), (1, 0, 0)]
+    assert fitted.candidates[0]["order"] == [2, 1, 2] and "LinAlgError" in fitted.candidates[0]["rejected"]
+
+
+def test_a_legacy_spec_without_a_constant_still_forecasts(velvet, settings):
+    """Versions recorded before constants (no `trend`, a stationary order without an intercept) load and
+    forecast as they were fitted."""
+    endog = training.to_model_scale(velvet)
+    res = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0), "n").fit(disp=False, maxiter=50)
+    data = {
+        "order": [1, 0, 0], "seasonal_order": [0, 0, 0, 0], "closed_weekdays": ["sat"], "z": {"0.8": 1.28},
+        "params": dict(zip(res.model.param_names, map(float, res.params), strict=True)), "aic": float(res.aic),
+    }
+    spec = training.ModelSpec.from_dict(data)
+    assert spec.trend == "n" and spec.members == []
+    fc = training.forecast_with_spec(velvet, spec, 7, (0.8,))
+    assert np.isfinite(fc["yhat"]).all() and len(fc) == 7
