@@ -17,7 +17,10 @@ Modelling choices (see README "Modelling"):
   maximum. When every configured candidate is rejected, a short list of simpler safe orders is tried;
   only then is the series given up (quarantined by the pipeline, never handed back unstable). A series
   that sold the same amount in every selling period is constant on the log scale (no finite likelihood):
-  it gets the noise-free random walk `_CONSTANT_ORDER` at that amount.
+  it gets the noise-free random walk `_CONSTANT_ORDER` at that amount. An order without differencing
+  estimates a constant (`trend_for`).
+- Combination (`combine` > 1, the weekly default): the first `combine` stable candidates are all kept and
+  the forecast is the mean of theirs, point and bounds (`combine_frames`); the spec lists every member.
 - Holidays (daily data; the `holidays` package's calendar for the configured country/subdivision): in
   training they are missing (they must not teach the model a fake Monday); in the forecast each holiday is
   the model's forecast x the series' own median ratio for *that* holiday (sales on it / the same weekday a
