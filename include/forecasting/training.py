@@ -541,7 +541,9 @@ def fit_series(
     """Select an order among stable, non-explosive candidates and return the fitted model.
 
     `settings.order_search`: "first_stable" takes the first candidate (in listed order) that passes the
-    guards, so later ones are fallbacks; "aic" fits every candidate and keeps the lowest AIC.
+    guards, so later ones are fallbacks; "aic" fits every candidate and keeps the lowest AIC. With
+    `settings.combine` = N > 1 the first N that pass (or the N lowest AICs) are all kept: the model is
+    their equal-weight combination (fewer members if fewer pass; the safe orders only when none does).
     `start_params` maps str(order) -> params of a previous fit (warm start from the champion).
     `orders` puts these orders first (used to refit a known spec on backtest folds); the configured
     candidates and then the safe orders remain fallbacks. Raises ModelFitError if nothing qualifies.
