@@ -20,7 +20,8 @@ Modelling choices (see README "Modelling"):
   it gets the noise-free random walk `_CONSTANT_ORDER` at that amount. An order without differencing
   estimates a constant (`trend_for`).
 - Combination (`combine` > 1, the weekly default): the first `combine` stable candidates are all kept and
-  the forecast is the mean of theirs, point and bounds (`combine_frames`); the spec lists every member.
+  the forecast distribution is their equal-weight mixture (a linear pool, `quantile_frame`); the spec
+  lists every member.
 - Holidays (daily data; the `holidays` package's calendar for the configured country/subdivision): in
   training they are missing (they must not teach the model a fake Monday); in the forecast each holiday is
   the model's forecast x the series' own median ratio for *that* holiday (sales on it / the same weekday a
@@ -222,28 +223,10 @@ class FittedModel:
     others: list[tuple[Any, tuple[np.ndarray, np.ndarray] | None]] = field(default_factory=list, repr=False)
 
     def forecast(self, horizon: int, levels: tuple[float, ...] = (0.8, 0.95)) -> pd.DataFrame:
-        """Forecast `horizon` periods after the last training period (see `forecast_frame`); a combination
-        averages its members' forecasts."""
+        """Forecast `horizon` periods after the last training period (see `quantile_frame`)."""
         parts = [(self.results, self.moments), *self.others]
-        frames = [
-            forecast_frame(results, member, self.last_date, horizon, levels, moments if moments is not None and len(moments[0]) >= horizon else None)
-            for (results, moments), member in zip(parts, self.spec.member_specs(), strict=True)
-        ]
-        return combine_frames(frames)
-
-
-def combine_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Equal-weight combination of forecast frames: every point and bound is the mean of the members'.
-
-    Averaging quantiles (not densities) keeps each bound between the members' bounds; a closed period is 0
-    in every member, and the holiday ratios are multiplicative, so both survive the averaging unchanged.
-    """
-    if len(frames) == 1:
-        return frames[0]
-    out = frames[0].copy()
-    for column in [c for c in out.columns if c.startswith("yhat")]:
-        out[column] = np.mean([f[column].to_numpy(dtype=float) for f in frames], axis=0)
-    return out
+        moments = [m if m is not None and len(m[0]) >= horizon else _log_moments(r, horizon) for r, m in parts]
+        return quantile_frame(self.spec, self.last_date, horizon, levels, moments)
 
 
 def period_label(dates: pd.Series | pd.DatetimeIndex, cadence: Cadence) -> pd.DatetimeIndex:
@@ -441,6 +424,25 @@ def _hurdle_quantile(p: float, pi: np.ndarray, mean: np.ndarray, se: np.ndarray,
     return np.where(p <= pi, 0.0, value)
 
 
+def _pooled_quantiles(ps: np.ndarray, pi: np.ndarray, means: np.ndarray, sds: np.ndarray) -> np.ndarray:
+    """Quantiles `ps` (n) of "0 with probability pi (h), else the equal-weight mixture of the members'
+    log-normals": `means` (k, h) per member, `sds` (n, k, h) per quantile (the interval scale is per level).
+
+    The mixture's quantile lies between the members' own quantiles; it is found by bisection on the log
+    scale, every quantile and period at once (one loop: ~1 ms for a weekly forecast's five quantiles).
+    """
+    pi = np.clip(pi, 0.0, 0.999)
+    inner = np.clip((ps[:, None] - pi[None, :]) / (1.0 - pi[None, :]), 1e-6, 1 - 1e-6)  # (n, h)
+    sds = np.maximum(sds, 1e-12)
+    own = means[None, :, :] + sds * special.ndtri(inner)[:, None, :]  # (n, k, h)
+    low, high = own.min(axis=1), own.max(axis=1)
+    for _ in range(60):  # 2^-60 of the members' spread: exact to float precision
+        mid = (low + high) / 2
+        below = special.ndtr((mid[:, None, :] - means[None, :, :]) / sds).mean(axis=1) < inner
+        low, high = np.where(below, mid, low), np.where(below, high, mid)
+    return np.where(ps[:, None] <= pi[None, :], 0.0, np.exp((low + high) / 2))
+
+
 @single_threaded_blas
 def forecast_frame(
     results: Any,
@@ -450,24 +452,45 @@ def forecast_frame(
     levels: tuple[float, ...],
     moments: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Median forecast and calibrated intervals in sales units; closed periods are exactly 0.
+    """Median forecast and calibrated intervals in sales units of a single model; closed periods are
+    exactly 0.
 
     `moments`: the log-scale mean and standard error per step, when already computed (at least `horizon`
     steps); otherwise they come from `results`.
     """
-    mean, se = moments if moments is not None else _log_moments(results, horizon)
-    mean, se = mean[:horizon], se[:horizon]
+    return quantile_frame(spec, last_date, horizon, levels, [moments if moments is not None else _log_moments(results, horizon)])
+
+
+def quantile_frame(
+    spec: ModelSpec, last_date: pd.Timestamp, horizon: int, levels: tuple[float, ...], moments: list[tuple[np.ndarray, np.ndarray]]
+) -> pd.DataFrame:
+    """The published quantiles of a model from its members' log-scale moments (one per member of
+    `spec.member_specs()`): the hurdle log-normal of a single model, or for a combination the hurdle over
+    the equal-weight mixture of the members' log-normals (a linear pool: its intervals hold the members'
+    disagreement, which averaging their quantiles would not). Closed periods are exactly 0; holidays are
+    scaled by their learned ratios.
+    """
+    members = spec.member_specs()
+    moments = [(mean[:horizon], se[:horizon]) for mean, se in moments]
     cadence = spec.frequency
     dates = cadence.future(last_date, horizon)
     keys = [WEEKDAYS[d] for d in dates.day_of_week] if cadence.name == "daily" else ["all"] * horizon
     pi = np.array([spec.zero_share.get(k, 0.0) for k in keys], dtype=float)
+
     first = levels[0]
-    columns = {"yhat": _hurdle_quantile(0.5, pi, mean, se, _z_scale(spec, first))}
+    # (column, probability, level whose interval scale applies); the median uses the first level's.
+    wanted = [("yhat", 0.5, first)]
     for level in levels:
         suffix = "" if level == first else f"_{round(level * 100)}"
-        scale = _z_scale(spec, level)
-        columns[f"yhat_lower{suffix}"] = _hurdle_quantile(0.5 - level / 2, pi, mean, se, scale)
-        columns[f"yhat_upper{suffix}"] = _hurdle_quantile(0.5 + level / 2, pi, mean, se, scale)
+        wanted += [(f"yhat_lower{suffix}", 0.5 - level / 2, level), (f"yhat_upper{suffix}", 0.5 + level / 2, level)]
+    if len(moments) == 1:
+        mean, se = moments[0]
+        columns = {c: _hurdle_quantile(p, pi, mean, se, _z_scale(spec, level)) for c, p, level in wanted}
+    else:
+        means = np.array([mean for mean, _ in moments])
+        sds = np.array([[_z_scale(m, level) * se for (_, se), m in zip(moments, members, strict=True)] for _, _, level in wanted])
+        pooled = _pooled_quantiles(np.array([p for _, p, _ in wanted]), pi, means, sds)
+        columns = {c: pooled[i] for i, (c, _, _) in enumerate(wanted)}
     # Built as arrays and framed once: per-column .loc updates cost more than the forecast itself.
     closed = np.isin(keys, spec.closed_weekdays)
     for values in columns.values():
@@ -671,6 +694,7 @@ def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tupl
     """Forecast from the end of `y` with a recorded model's parameters (no re-estimation).
 
     This is how the champion forecasts new periods: its fixed parameters filter the latest data (each
-    member's, for a combination, whose forecasts are averaged as in `FittedModel.forecast`).
+    member's, for a combination, pooled as in `FittedModel.forecast`).
     """
-    return combine_frames([forecast_frame(filter_with_spec(y, m), m, y.index.max(), horizon, levels) for m in spec.member_specs()])
+    moments = [_log_moments(filter_with_spec(y, m), horizon) for m in spec.member_specs()]
+    return quantile_frame(spec, y.index.max(), horizon, levels, moments)

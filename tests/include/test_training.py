@@ -323,10 +323,14 @@ def test_an_order_without_differencing_estimates_its_level():
     assert fitted.forecast(12, (0.8,))["yhat"].between(350, 700).all()
 
 
-def test_weekly_forecast_is_the_mean_of_a_local_and_a_mean_reverting_level(config, veg_weekly):
-    """The shipped weekly model: (0,1,1) and (1,0,0) with a constant, each fitted, their forecasts averaged.
-    The recorded spec holds both, round-trips through JSON, reproduces the forecast from the data, and
-    warm-starts both members."""
+def test_weekly_forecast_pools_a_local_and_a_mean_reverting_level(config, veg_weekly):
+    """The shipped weekly model: (0,1,1) and (1,0,0) with a constant, each fitted; the forecast is the
+    equal-weight mixture of their distributions (with the shared zero probability). Each published
+    quantile is where the mixture's distribution function reaches its probability, and lies between the
+    members' own quantiles. The recorded spec holds both members, round-trips through JSON, reproduces the
+    forecast from the data, and warm-starts both members."""
+    from scipy import special
+
     ys, cadence = veg_weekly
     s = training.settings_for(config.forecast, cadence)
     assert s.combine == 2 and s.candidate_orders[:2] == ((0, 1, 1), (1, 0, 0))
@@ -337,9 +341,18 @@ def test_weekly_forecast_is_the_mean_of_a_local_and_a_mean_reverting_level(confi
     assert fitted.spec.label == "mean of SARIMA(0, 1, 1)x(0, 0, 0, 0) and SARIMA(1, 0, 0)x(0, 0, 0, 0)+c"
     fc = fitted.forecast(7, (0.8, 0.95))
     singles = [training.fit_series(y, dataclasses.replace(s, combine=1, candidate_orders=(o,))).forecast(7, (0.8, 0.95)) for o in ((0, 1, 1), (1, 0, 0))]
-    for column in ("yhat", "yhat_lower", "yhat_upper", "yhat_upper_95"):
-        np.testing.assert_allclose(fc[column], (singles[0][column] + singles[1][column]) / 2, rtol=1e-9)
-        assert (fc[column] >= np.minimum(singles[0][column], singles[1][column]) - 1e-9).all()
+    moments = [fitted.moments, fitted.others[0][1]]
+    pi = fitted.spec.zero_share["all"]
+    for column, p, level in (("yhat", 0.5, 0.8), ("yhat_lower", 0.1, 0.8), ("yhat_upper", 0.9, 0.8), ("yhat_upper_95", 0.975, 0.95)):
+        low = np.minimum(singles[0][column], singles[1][column])
+        high = np.maximum(singles[0][column], singles[1][column])
+        assert ((fc[column] >= low - 1e-9) & (fc[column] <= high + 1e-9)).all(), column
+        if p > pi:
+            cdf = np.mean(
+                [special.ndtr((np.log(fc[column].to_numpy()) - mean[:7]) / (training._z_scale(m, level) * se[:7])) for (mean, se), m in zip(moments, members, strict=True)],
+                axis=0,
+            )
+            np.testing.assert_allclose(pi + (1 - pi) * cdf, p, atol=1e-9)
     spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
     assert spec == fitted.spec
     again = training.forecast_with_spec(y, spec, 7, (0.8, 0.95))
@@ -347,6 +360,16 @@ def test_weekly_forecast_is_the_mean_of_a_local_and_a_mean_reverting_level(confi
     assert set(training.warm_start_params(spec)) == {"[0, 1, 1]", "[1, 0, 0]"}
     warm = training.fit_series(y.iloc[:-1], s, start_params=training.warm_start_params(spec))
     assert [m.order for m in warm.spec.member_specs()] == [(0, 1, 1), (1, 0, 0)]
+
+
+def test_a_pool_of_one_model_is_that_model():
+    """The mixture quantile of identical members is the member's own quantile (the bisection is exact)."""
+    pi = np.array([0.0, 0.3, 0.6])
+    mean, se = np.array([2.0, 2.5, 3.0]), np.array([0.4, 0.5, 0.6])
+    ps = np.array([0.1, 0.5, 0.9])
+    pooled = training._pooled_quantiles(ps, pi, np.array([mean, mean]), np.tile(1.1 * se, (3, 2, 1)))
+    for i, p in enumerate(ps):
+        np.testing.assert_allclose(pooled[i], training._hurdle_quantile(p, pi, mean, se, 1.1), rtol=1e-12)
 
 
 def test_a_combination_fills_a_rejected_member_from_the_next_candidate(config, veg_weekly, monkeypatch):
