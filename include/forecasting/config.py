@@ -61,7 +61,7 @@ class ModelOrders(_Section):
 
     candidate_orders: list[Order] = Field(min_length=1)
     seasonal_order: tuple[Annotated[int, Field(ge=0, le=2)], Annotated[int, Field(ge=0, le=1)], Annotated[int, Field(ge=0, le=2)]]
-    # Forecast with the equal-weight mean of the first `combine` stable candidates (1: one model).
+    # Forecast with the equal-weight mixture (linear pool) of the first `combine` stable candidates (1: one model).
     combine: int = Field(default=1, ge=1, le=3)
 
 
