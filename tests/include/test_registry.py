@@ -244,7 +244,7 @@ def test_a_noise_free_model_registers_and_loads(setup):
 
 
 def test_a_combined_weekly_model_registers_and_loads(setup):
-    """A weekly series' model is the mean of two ARIMA members: the version's spec holds both, and the
+    """A weekly series' model is the pool of two ARIMA members: the version's spec holds both, and the
     model loaded from the registry forecasts exactly like the fit."""
     import numpy as np
     from conftest import ROOT
@@ -262,7 +262,7 @@ def test_a_combined_weekly_model_registers_and_loads(setup):
     exp = registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
     name = registry.model_name(config.mlflow.model_prefix, series_id)
     version = registry.log_candidate(client, exp, name, series_id, fitted, y, fitted.forecast(7), {registry.TAG_KEY: "k-weekly"}, {}, 7, (0.8, 0.95))
-    assert client.get_model_version(name, version.version).description.startswith("mean of SARIMA(0, 1, 1)")
+    assert client.get_model_version(name, version.version).description.startswith("pool of SARIMA(0, 1, 1)")
     assert registry.spec_of(client.get_model_version(name, version.version)) == fitted.spec
     loaded = registry.verify_version(config.mlflow.tracking_uri, name, str(version.version), 7)
     expected = fitted.forecast(7)

@@ -338,7 +338,7 @@ def test_weekly_forecast_pools_a_local_and_a_mean_reverting_level(config, veg_we
     fitted = training.fit_series(y, s)
     members = fitted.spec.member_specs()
     assert [m.order for m in members] == [(0, 1, 1), (1, 0, 0)] and [m.trend for m in members] == ["n", "c"]
-    assert fitted.spec.label == "mean of SARIMA(0, 1, 1)x(0, 0, 0, 0) and SARIMA(1, 0, 0)x(0, 0, 0, 0)+c"
+    assert fitted.spec.label == "pool of SARIMA(0, 1, 1)x(0, 0, 0, 0) and SARIMA(1, 0, 0)x(0, 0, 0, 0)+c"
     fc = fitted.forecast(7, (0.8, 0.95))
     singles = [training.fit_series(y, dataclasses.replace(s, combine=1, candidate_orders=(o,))).forecast(7, (0.8, 0.95)) for o in ((0, 1, 1), (1, 0, 0))]
     moments = [fitted.moments, fitted.others[0][1]]
