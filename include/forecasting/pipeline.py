@@ -240,11 +240,12 @@ def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: train
     starts cold and each later fold warm-starts from the fold before it (whose history it contains).
     A fold where that order is rejected falls back through the guarded candidate search."""
     calendar = tuple(spec.holidays) if len(spec.holidays) == 2 and spec.holidays[0].isupper() else None
+    members = spec.member_specs()
     own = dataclasses.replace(
         model_settings,
-        candidate_orders=tuple(tuple(m.order) for m in spec.member_specs()),
+        candidate_orders=tuple(tuple(m.order) for m in members),
         seasonal_order=tuple(spec.seasonal_order),
-        combine=len(spec.member_specs()),
+        combine=len(members),
         holidays=(calendar[0], calendar[1] or None) if calendar else (model_settings.holidays if spec.holiday_effect else None),
     )
     previous: dict[str, Any] = {}

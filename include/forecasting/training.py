@@ -639,32 +639,33 @@ def fit_series(
     accepted = accepted[:wanted]
 
     def member(fit: tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int], Any]) -> dict[str, Any]:
+        """A fit in the JSON form `ModelSpec.members` stores."""
         aic, res, order, seasonal_order, _ = fit
         return {
-            "order": tuple(order), "seasonal_order": tuple(seasonal_order), "trend": trend_for(order, seasonal_order),
+            "order": list(order), "seasonal_order": list(seasonal_order), "trend": trend_for(order, seasonal_order),
             "params": {n: float(v) for n, v in zip(res.model.param_names, np.asarray(res.params), strict=True)},
             "z": _interval_z(res, settings.interval_levels), "aic": aic,
         }
 
-    first = member(accepted[0])
-    aic, res, order, seasonal_order, moments = accepted[0]
+    first, *others = [member(fit) for fit in accepted]
     spec = ModelSpec(
-        order=first["order"],
-        seasonal_order=first["seasonal_order"],
+        order=tuple(first["order"]),  # type: ignore[arg-type]
+        seasonal_order=tuple(first["seasonal_order"]),  # type: ignore[arg-type]
         closed_weekdays=closed,
         z=first["z"],
         params=first["params"],
-        aic=aic,
+        aic=first["aic"],
         holiday_effect=effect,
         holidays=calendar if effect else (),
         cadence=cadence.label,
         zero_share=zero,
         trend=first["trend"],
-        members=[{**m, "order": list(m["order"]), "seasonal_order": list(m["seasonal_order"])} for m in map(member, accepted[1:])],
+        members=others,
     )
     elapsed = time.perf_counter() - started
-    log.info("fitted %s: %s aic %.1f in %.2fs (closed: %s)", series_id, spec.label, aic, elapsed, ",".join(closed) or "none")
-    return FittedModel(series_id, spec, res, y.index.max(), history_max, elapsed, tried, moments, [(a[1], a[4]) for a in accepted[1:]])
+    log.info("fitted %s: %s aic %.1f in %.2fs (closed: %s)", series_id, spec.label, spec.aic, elapsed, ",".join(closed) or "none")
+    (_, res, _, _, moments), *rest = accepted
+    return FittedModel(series_id, spec, res, y.index.max(), history_max, elapsed, tried, moments, [(r, m) for _, r, _, _, m in rest])
 
 
 def warm_start_params(spec: ModelSpec | None) -> dict[str, dict[str, float]] | None:
