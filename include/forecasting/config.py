@@ -48,6 +48,10 @@ class SourceConfig(_Section):
     seed_csv: Path | None = None
     # Which CSV / source columns hold the date, the series id and the value.
     columns: dict[Literal["date", "series", "value"], Annotated[str, Field(min_length=1)]]
+    # The seed CSV's date format: null = ISO 8601 (2025-01-31, 2025-01-31 00:00:00, 2025-01-31T00:00:00Z,
+    # 2025-01 for a month); else a strftime format such as "%d/%m/%Y" (day first and month first cannot
+    # be told apart from the text, so they are never guessed).
+    date_format: Annotated[str, Field(pattern=r"%")] | None = None
     # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
     frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
     # The source table's own grain: columns that identify one source row. A repeated key is a duplicated

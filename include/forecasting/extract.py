@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -132,15 +133,17 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
     """
     if source.seed_csv is None or not source.seed_csv.is_file():
         raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
-    frame = pd.read_csv(source.seed_csv, dtype=str, keep_default_na=False)
+    # utf-8-sig: a spreadsheet's byte-order mark would otherwise glue itself to the first column's name.
+    frame = pd.read_csv(source.seed_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     missing = [c for c in source.columns.values() if c not in frame.columns]
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
     c = source.columns
-    _refuse_unparseable(frame, c, source.seed_csv)
+    dates = parse_dates(frame[c["date"]], source.date_format)
+    _refuse_unparseable(frame, c, source.seed_csv, dates, source.date_format)
     staged = pd.DataFrame(
         {
-            "date": frame[c["date"]],
+            "date": dates.dt.strftime("%Y-%m-%d"),
             "item_description": frame[c["series"]],
             "bottles_sold": frame[c["value"]],
         }
@@ -164,21 +167,49 @@ class UnparseableRowsError(ValueError):
     """Cells of the seed CSV that are neither ISO dates nor numbers: refused at load, never dropped."""
 
 
-def _refuse_unparseable(frame: pd.DataFrame, columns: dict[str, str], path: Any) -> None:
-    """Raise naming the CSV line numbers and examples of dates that are not ISO (YYYY-MM-DD) and values
-    that are not numbers. A silently dropped row would shift the data's end and publish a stale run."""
-    dates = pd.to_datetime(frame[columns["date"]], format="%Y-%m-%d", errors="coerce")
+# A time zone after a time of day ("Z", "+01:00", "-0500"): dropped, the row's date is its own wall-clock
+# date (converting to UTC would move a midnight row to the day before).
+_ZONE = re.compile(r"(?<=\d\d:\d\d)(:\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)$")
+
+
+def parse_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:
+    """The seed CSV's dates as timestamps (NaT where a cell does not parse).
+
+    `date_format` None reads ISO 8601: a date, optionally with a time of day and a zone (the zone is
+    dropped), or a year and month (the month's first day). Otherwise `date_format` is a strftime format.
+    A time of day is kept, so that the caller can refuse one that is not midnight.
+    """
+    text = raw.astype(str).str.strip()
+    if date_format is not None:
+        return pd.to_datetime(text, format=date_format, errors="coerce")
+    return pd.to_datetime(text.str.replace(_ZONE, lambda m: m.group(1) or "", regex=True), format="ISO8601", errors="coerce")
+
+
+def _refuse_unparseable(frame: pd.DataFrame, columns: dict[str, str], path: Any, dates: pd.Series, date_format: str | None) -> None:
+    """Raise naming the CSV line numbers and examples of dates that do not parse (or carry a time of day
+    other than midnight) and values that are not numbers. A silently dropped row would shift the data's
+    end and publish a stale run."""
     bad_dates = frame.index[dates.isna()]
+    timed = frame.index[dates.notna() & (dates != dates.dt.normalize())]
     raw = frame[columns["value"]].str.strip()
     numbers = pd.to_numeric(raw, errors="coerce")
     bad_values = frame.index[numbers.isna() & ~raw.str.lower().isin(["", "nan", "null", "na"])]
     problems = []
-    for label, rows, column in (("date not YYYY-MM-DD", bad_dates, columns["date"]), ("value not a number", bad_values, columns["value"])):
+    wanted = "YYYY-MM-DD" if date_format is None else f"in source.date_format {date_format!r}"
+    checks = (
+        (f"date not {wanted}", bad_dates, columns["date"]),
+        ("a time of day other than midnight (one row per series per period: sum transactions first)", timed, columns["date"]),
+        ("value not a number", bad_values, columns["value"]),
+    )
+    for label, rows, column in checks:
         if len(rows):
             examples = "; ".join(f"line {i + 2}: {column}={frame.at[i, column]!r} ({columns['series']}={frame.at[i, columns['series']]!r})" for i in rows[:5])
             problems.append(f"{len(rows)} row(s) with {label}, e.g. {examples}")
     if problems:
-        raise UnparseableRowsError(f"seed CSV {path}: " + "; ".join(problems) + " (fix the file, or map source.columns to the right columns)")
+        hint = "fix the file, or map source.columns to the right columns"
+        if len(bad_dates) and date_format is None:
+            hint += "; for dates such as 31/01/2025 set source.date_format (e.g. '%d/%m/%Y')"
+        raise UnparseableRowsError(f"seed CSV {path}: " + "; ".join(problems) + f" ({hint})")
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:

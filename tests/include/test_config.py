@@ -35,6 +35,7 @@ def _raw() -> dict:
         ("source", "kind", "postgres", "source.kind: Input should be 'duckdb' or 'bigquery'"),
         ("source", "frequency", "hourly", "source.frequency: Input should be 'auto', 'daily', 'weekly' or 'monthly'"),
         ("source", "table", "sales; DROP TABLE x", "source.table: String should match pattern"),
+        ("source", "date_format", "DD/MM/YYYY", "source.date_format: String should match pattern '%'"),
         ("source", "columns", {"date": "d"}, "source.columns must map date, series and value"),
         ("gate", "max_degradation_vs_champion", -1, "gate.max_degradation_vs_champion"),
         ("monitor", "rmse_margin", -0.2, "monitor.rmse_margin: Input should be greater than or equal to 0"),

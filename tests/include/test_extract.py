@@ -121,6 +121,60 @@ def test_unparseable_dates_and_values_fail_at_load_with_line_numbers(tmp_path):
     assert "value not a number, e.g. line 9: total_amount_sold='twelve'" in message
 
 
+def _source_rows(con, config) -> pd.DataFrame:
+    frame = con.execute(f"SELECT date, item_description, bottles_sold FROM {config.source.table}").df()
+    return frame.sort_values(["date", "item_description"]).reset_index(drop=True)
+
+
+def test_iso_timestamps_at_midnight_and_a_byte_order_mark_load_as_dates(tmp_path, loaded):
+    """Exports from spreadsheets and databases: midnight timestamps with or without a zone, a BOM."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    config, con = loaded()
+    expected = _source_rows(con, config)
+    stamped = raw.copy()
+    forms = ["{} 00:00:00", "{}T00:00:00Z", "{}T00:00:00.000+05:30", "{}T00:00:00-0800"]
+    stamped["date"] = [forms[i % len(forms)].format(d) for i, d in enumerate(raw["date"])]
+    path = tmp_path / "stamped.csv"
+    path.write_text(stamped.to_csv(index=False), encoding="utf-8-sig")
+    assert path.read_bytes()[:3] == b"\xef\xbb\xbf"
+    config, con = loaded(path)
+    # Each row keeps its own wall-clock date: a zone never moves a midnight row to another day.
+    pd.testing.assert_frame_equal(_source_rows(con, config), expected)
+
+
+def test_a_time_of_day_is_refused_naming_the_line(tmp_path):
+    """Transactions with times are not one row per series per day: refused, not silently truncated."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw.loc[10, "date"] = raw.loc[10, "date"] + " 14:22:00"
+    path = tmp_path / "timed.csv"
+    raw.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path))
+    with pytest.raises(extract.UnparseableRowsError, match=r"1 row\(s\) with a time of day other than midnight .* line 12: date='20"):
+        extract.load_seed_csv(duckdb.connect(), config.source)
+
+
+def test_date_format_reads_day_first_dates(tmp_path, loaded):
+    """Day-first dates load with `source.date_format`; without it the refusal names the key to set."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    config, con = loaded()
+    expected = _source_rows(con, config)
+    raw["date"] = pd.to_datetime(raw["date"]).dt.strftime("%d/%m/%Y")
+    path = tmp_path / "day_first.csv"
+    raw.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path))
+    with pytest.raises(extract.UnparseableRowsError, match=r"date not YYYY-MM-DD.*set source\.date_format \(e\.g\. '%d/%m/%Y'\)"):
+        extract.load_seed_csv(duckdb.connect(), config.source)
+    source = config.source.model_copy(update={"date_format": "%d/%m/%Y"})
+    con = duckdb.connect()
+    extract.load_seed_csv(con, source)
+    pd.testing.assert_frame_equal(_source_rows(con, config), expected)
+    # A cell that does not match the configured format is named with the format it was read with.
+    raw.loc[4, "date"] = "2025-01-31"
+    raw.to_csv(path, index=False)
+    with pytest.raises(extract.UnparseableRowsError, match=r"1 row\(s\) with date not in source\.date_format '%d/%m/%Y', e\.g\. line 6"):
+        extract.load_seed_csv(duckdb.connect(), source)
+
+
 def test_missing_seed_column_is_a_clear_error(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("day,item,qty\n2025-01-01,A,1\n")
