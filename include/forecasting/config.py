@@ -52,6 +52,8 @@ class SourceConfig(_Section):
     # 2025-01 for a month); else a strftime format such as "%d/%m/%Y" (day first and month first cannot
     # be told apart from the text, so they are never guessed).
     date_format: Annotated[str, Field(pattern=r"%")] | None = None
+    # The seed CSV's decimal mark: "." (3.67), or "," (3,67; a "." is then a thousands separator, 1.234,5).
+    decimal: Literal[".", ","] = "."
     # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
     frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
     # The source table's own grain: columns that identify one source row. A repeated key is a duplicated

@@ -6,6 +6,7 @@ small and every task can prove it reads exactly the data that was validated.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
@@ -134,18 +135,19 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
     if source.seed_csv is None or not source.seed_csv.is_file():
         raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
     # utf-8-sig: a spreadsheet's byte-order mark would otherwise glue itself to the first column's name.
-    frame = pd.read_csv(source.seed_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame = pd.read_csv(source.seed_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig", sep=_delimiter(source.seed_csv))
     missing = [c for c in source.columns.values() if c not in frame.columns]
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
     c = source.columns
+    values, misread = decimal_point_values(frame[c["value"]], source.decimal)
     dates = parse_dates(frame[c["date"]], source.date_format)
-    _refuse_unparseable(frame, c, source.seed_csv, dates, source.date_format)
+    _refuse_unparseable(frame, c, source.seed_csv, dates, source.date_format, values, misread)
     staged = pd.DataFrame(
         {
             "date": dates.dt.strftime("%Y-%m-%d"),
             "item_description": frame[c["series"]],
-            "bottles_sold": frame[c["value"]],
+            "bottles_sold": values,
         }
     )
     schema, table = source.table.split(".")
@@ -161,6 +163,17 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
         )
         con.unregister("seed_frame")
     return len(staged)
+
+
+def _delimiter(path: Path) -> str:
+    """The seed CSV's field separator, read off its header line: a comma, or the semicolon, tab or pipe
+    of exports from spreadsheets set to a locale whose decimal mark is the comma."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = handle.readline()
+    try:
+        return csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
+    except csv.Error:  # one column, or nothing to tell: the column check names what was found
+        return ","
 
 
 class UnparseableRowsError(ValueError):
@@ -185,15 +198,44 @@ def parse_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:
     return pd.to_datetime(text.str.replace(_ZONE, lambda m: m.group(1) or "", regex=True), format="ISO8601", errors="coerce")
 
 
-def _refuse_unparseable(frame: pd.DataFrame, columns: dict[str, str], path: Any, dates: pd.Series, date_format: str | None) -> None:
+# Value cells that mean "no value": loaded as NULL (or NaN) for validation to name, never refused here.
+_MISSING_VALUES = ["", "nan", "null", "na"]
+# A number written with a decimal comma: digits, or digits grouped in threes by ".", then ",digits".
+_DECIMAL_COMMA = r"-?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?"
+
+
+def decimal_point_values(raw: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series]:
+    """The value cells written with a decimal point, and which cells cannot be read with `decimal`.
+
+    With `decimal` "," a "." may only group thousands (1.234,5): "3.67" is refused rather than read as
+    367 or as 3.67, since either could be wrong.
+    """
+    text = raw.astype(str).str.strip()
+    if decimal == ".":
+        return text, pd.Series(False, index=raw.index)
+    ok = text.str.fullmatch(_DECIMAL_COMMA)
+    missing = text.str.lower().isin(_MISSING_VALUES)
+    converted = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return converted.where(ok, text), ~ok & ~missing
+
+
+def _refuse_unparseable(
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    path: Any,
+    dates: pd.Series,
+    date_format: str | None,
+    values: pd.Series,
+    misread: pd.Series,
+) -> None:
     """Raise naming the CSV line numbers and examples of dates that do not parse (or carry a time of day
     other than midnight) and values that are not numbers. A silently dropped row would shift the data's
     end and publish a stale run."""
     bad_dates = frame.index[dates.isna()]
     timed = frame.index[dates.notna() & (dates != dates.dt.normalize())]
     raw = frame[columns["value"]].str.strip()
-    numbers = pd.to_numeric(raw, errors="coerce")
-    bad_values = frame.index[numbers.isna() & ~raw.str.lower().isin(["", "nan", "null", "na"])]
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad_values = frame.index[(numbers.isna() & ~raw.str.lower().isin(_MISSING_VALUES)) | misread.to_numpy()]
     problems = []
     wanted = "YYYY-MM-DD" if date_format is None else f"in source.date_format {date_format!r}"
     checks = (
@@ -209,6 +251,10 @@ def _refuse_unparseable(frame: pd.DataFrame, columns: dict[str, str], path: Any,
         hint = "fix the file, or map source.columns to the right columns"
         if len(bad_dates) and date_format is None:
             hint += "; for dates such as 31/01/2025 set source.date_format (e.g. '%d/%m/%Y')"
+        if misread.any():
+            hint += "; with source.decimal ',' a value reads 3,67 or 1.234,5"
+        elif raw[bad_values].str.contains(",", regex=False).any():
+            hint += "; if the comma is the decimal mark (3,67) set source.decimal: ','; a thousands separator (1,234) must go"
         raise UnparseableRowsError(f"seed CSV {path}: " + "; ".join(problems) + f" ({hint})")
 
 

@@ -175,6 +175,29 @@ def test_date_format_reads_day_first_dates(tmp_path, loaded):
         extract.load_seed_csv(duckdb.connect(), source)
 
 
+def test_a_semicolon_file_with_decimal_commas_loads_with_source_decimal(tmp_path, loaded):
+    """A spreadsheet export in a comma-decimal locale: ';' separators, 3,67 and 1.234,5 values."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw["total_amount_sold"] = (raw["total_amount_sold"].astype(float) + 0.25).map(lambda v: f"{v:,.2f}".replace(",", "_").replace(".", ",").replace("_", "."))
+    assert raw["total_amount_sold"].str.contains(".", regex=False).any()  # some values above 999
+    path = tmp_path / "semicolon.csv"
+    raw.to_csv(path, index=False, sep=";")
+    config = load_config(write_config(tmp_path, path))
+    with pytest.raises(extract.UnparseableRowsError, match=r"value not a number.*set source\.decimal: ','"):
+        extract.load_seed_csv(duckdb.connect(), config.source)
+    source = config.source.model_copy(update={"decimal": ","})
+    con = duckdb.connect()
+    extract.load_seed_csv(con, source)
+    got = _source_rows(con, config)
+    original = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv")
+    assert got["bottles_sold"].sum() == pytest.approx(original["total_amount_sold"].sum() + 0.25 * len(original))
+    # With a decimal comma a "." only groups thousands: 3.67 is refused, not read as 367 or 3.67.
+    raw.loc[0, "total_amount_sold"] = "3.67"
+    raw.to_csv(path, index=False, sep=";")
+    with pytest.raises(extract.UnparseableRowsError, match=r"1 row\(s\) with value not a number, e\.g\. line 2: total_amount_sold='3\.67'.*reads 3,67 or 1\.234,5"):
+        extract.load_seed_csv(duckdb.connect(), source)
+
+
 def test_missing_seed_column_is_a_clear_error(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("day,item,qty\n2025-01-01,A,1\n")
