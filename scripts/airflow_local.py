@@ -99,7 +99,7 @@ def load_seed() -> None:
     config.warehouse.path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(config.warehouse.path))
     try:
-        rows = load_seed_csv(con, config.source)
+        rows = load_seed_csv(con, config.source, config.anomaly.panel_share)
     finally:
         con.close()
     log.info("loaded %d seed rows from %s into %s:%s", rows, config.source.seed_csv, config.warehouse.path, config.source.table)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from include.forecasting.anomaly import is_panel_wide
 from include.forecasting.config import PROJECT_ROOT, SourceConfig
 
 log = logging.getLogger(__name__)
@@ -127,10 +128,14 @@ def bigquery_query_parameters(params: dict[str, Any]) -> list[Any]:
     return out
 
 
-def load_seed_csv(con: Any, source: SourceConfig) -> int:
+def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> int:
     """(Re)load the seed CSV into the DuckDB source table, shaped like BigQuery's iowa_liquor_sales.sales.
 
-    Idempotent: the table is replaced in one transaction. Returns the number of rows loaded.
+    A date that does not parse refuses the file (the row could not be placed in any window). A value that
+    is not a number in fewer than `panel_share` of the series (`anomaly.panel_share`) loads as NULL with a
+    warning naming the line, so that validation quarantines just those series; in more of them (a column
+    mapped wrongly, a locale's decimal comma) the file is refused. Idempotent: the table is replaced in
+    one transaction. Returns the number of rows loaded.
     """
     if source.seed_csv is None or not source.seed_csv.is_file():
         raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
@@ -142,7 +147,8 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
     c = source.columns
     values, misread = decimal_point_values(frame[c["value"]], source.decimal)
     dates = parse_dates(frame[c["date"]], source.date_format)
-    _refuse_unparseable(frame, c, source.seed_csv, dates, source.date_format, values, misread)
+    bad_values = _refuse_unparseable(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share)
+    values = values.mask(frame.index.isin(bad_values), "")  # NULL: validation names series, date and rule
     staged = pd.DataFrame(
         {
             "date": dates.dt.strftime("%Y-%m-%d"),
@@ -154,8 +160,8 @@ def load_seed_csv(con: Any, source: SourceConfig) -> int:
     with duckdb_transaction(con):
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         con.register("seed_frame", staged)
-        # Dates and non-empty values were checked above; an empty or NaN value stays NULL, and validation
-        # names it with its series and date.
+        # Dates were checked above; an empty, NaN or (in a few series) unreadable value is NULL here, and
+        # validation names it with its series and date.
         con.execute(
             f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT '
             "TRY_CAST(NULLIF(date, '') AS DATE) AS date, NULLIF(item_description, '') AS item_description, "
@@ -227,10 +233,12 @@ def _refuse_unparseable(
     date_format: str | None,
     values: pd.Series,
     misread: pd.Series,
-) -> None:
+    panel_share: float,
+) -> pd.Index:
     """Raise naming the CSV line numbers and examples of dates that do not parse (or carry a time of day
-    other than midnight) and values that are not numbers. A silently dropped row would shift the data's
-    end and publish a stale run."""
+    other than midnight), and of values that are not numbers when they are panel-wide. A silently dropped
+    row would shift the data's end and publish a stale run. Returns the rows whose value is to load as
+    NULL (not a number, in a few series), after a warning naming them."""
     bad_dates = frame.index[dates.isna()]
     timed = frame.index[dates.notna() & (dates != dates.dt.normalize())]
     raw = frame[columns["value"]].str.strip()
@@ -247,6 +255,13 @@ def _refuse_unparseable(
         if len(rows):
             examples = "; ".join(f"line {i + 2}: {column}={frame.at[i, column]!r} ({columns['series']}={frame.at[i, columns['series']]!r})" for i in rows[:5])
             problems.append(f"{len(rows)} row(s) with {label}, e.g. {examples}")
+    series = frame[columns["series"]]
+    if len(bad_values) and len(problems) == 1 and not is_panel_wide(series[bad_values].nunique(), series.nunique(), panel_share):
+        log.warning(
+            "seed CSV %s: %s; loaded as missing values, so validation quarantines %s (series: %s)",
+            path, problems[0], "that series" if series[bad_values].nunique() == 1 else "those series", ", ".join(map(str, series[bad_values].unique()[:10])),
+        )
+        return bad_values
     if problems:
         hint = "fix the file, or map source.columns to the right columns"
         if len(bad_dates) and date_format is None:
@@ -256,6 +271,7 @@ def _refuse_unparseable(
         elif raw[bad_values].str.contains(",", regex=False).any():
             hint += "; if the comma is the decimal mark (3,67) set source.decimal: ','; a thousands separator (1,234) must go"
         raise UnparseableRowsError(f"seed CSV {path}: " + "; ".join(problems) + f" ({hint})")
+    return bad_values
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:

@@ -191,11 +191,34 @@ def test_a_semicolon_file_with_decimal_commas_loads_with_source_decimal(tmp_path
     got = _source_rows(con, config)
     original = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv")
     assert got["bottles_sold"].sum() == pytest.approx(original["total_amount_sold"].sum() + 0.25 * len(original))
-    # With a decimal comma a "." only groups thousands: 3.67 is refused, not read as 367 or 3.67.
+    # With a decimal comma a "." only groups thousands: 3.67 is not read as 367 or as 3.67. In one
+    # series it loads as missing (validation quarantines that series); in most series the file is refused.
     raw.loc[0, "total_amount_sold"] = "3.67"
     raw.to_csv(path, index=False, sep=";")
-    with pytest.raises(extract.UnparseableRowsError, match=r"1 row\(s\) with value not a number, e\.g\. line 2: total_amount_sold='3\.67'.*reads 3,67 or 1\.234,5"):
+    extract.load_seed_csv(con, source)
+    assert _source_rows(con, config)["bottles_sold"].isna().sum() == 1
+    raw.loc[:4, "total_amount_sold"] = "3.67"  # the first day: all five series
+    raw.to_csv(path, index=False, sep=";")
+    with pytest.raises(extract.UnparseableRowsError, match=r"5 row\(s\) with value not a number, e\.g\. line 2: total_amount_sold='3\.67'.*reads 3,67 or 1\.234,5"):
         extract.load_seed_csv(duckdb.connect(), source)
+
+
+def test_text_in_one_series_loads_as_missing_for_validation_and_a_wrong_column_is_refused(tmp_path, loaded, caplog):
+    """'twelve' in one series must not stop the others: NULL, a warning naming the line, and validation
+    quarantines that series by name. Text in every series (a column mapped wrongly) refuses the file."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw.loc[7, "total_amount_sold"] = "twelve"
+    path = tmp_path / "text.csv"
+    raw.to_csv(path, index=False)
+    with caplog.at_level("WARNING", logger=extract.__name__):
+        config, con = loaded(path)
+    assert f"line 9: total_amount_sold='twelve' (item_name={raw.loc[7, 'item_name']!r})" in caplog.text
+    assert "loaded as missing values, so validation quarantines that series" in caplog.text
+    rows = _source_rows(con, config)
+    assert rows["bottles_sold"].isna().sum() == 1 and len(rows) == len(raw)
+    config = load_config(write_config(tmp_path, path, **{"source.columns": {"date": "date", "series": "total_amount_sold", "value": "item_name"}}))
+    with pytest.raises(extract.UnparseableRowsError, match=r"3604 row\(s\) with value not a number"):
+        extract.load_seed_csv(duckdb.connect(), config.source)
 
 
 def test_missing_seed_column_is_a_clear_error(tmp_path):

@@ -87,6 +87,12 @@ def _empty_value(f: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
+def _text_value(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.copy()
+    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "total_amount_sold"] = "n/a"
+    return f
+
+
 def _new_product_negative(f: pd.DataFrame) -> pd.DataFrame:
     f = _new_product(f)
     f.loc[f.index[-3], "total_amount_sold"] = "-5"
@@ -112,6 +118,8 @@ CASES = [
     Case("a new product with 20 days of history", _new_product, "partial", (), ("NEW GIN", "enough history")),
     Case("a negative value", _negative, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "not negative", "-40")),
     Case("an empty value", _empty_value, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
+    # Not a number in one series: loaded as missing (with a warning naming the CSV line), so only it stops.
+    Case("a value that is text", _text_value, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
     Case("a negative value in a new product", _new_product_negative, "partial", (), ("NEW GIN", "2025-05-28", "not negative", "-5")),
     Case("a row without a series name", _no_series_name, "blocked", (), ("every row names its series", "2025-05-26")),
     # No row is no sale: a product whose rows stop while the others go on is a run of zeros on days it sells.
