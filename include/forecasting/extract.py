@@ -145,6 +145,12 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
     c = source.columns
+    # Key columns beyond date and series (a department, an invoice line) are loaded as they are, so that a
+    # CSV with several rows per series and date sums them and the duplicates check still has its grain.
+    extra_keys = [k for k in source.unique_key if k not in ("date", "item_description", "bottles_sold")]
+    absent = [k for k in extra_keys if k not in frame.columns]
+    if absent:
+        raise KeyError(f"source.unique_key names {absent}, which seed CSV {source.seed_csv} lacks; has {list(frame.columns)}")
     values, misread = decimal_point_values(frame[c["value"]], source.decimal)
     dates = parse_dates(frame[c["date"]], source.date_format)
     bad_values = _refuse_unparseable(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share)
@@ -154,6 +160,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
             "date": dates.dt.strftime("%Y-%m-%d"),
             "item_description": frame[c["series"]],
             "bottles_sold": values,
+            **{k: frame[k] for k in extra_keys},
         }
     )
     schema, table = source.table.split(".")
@@ -165,7 +172,9 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
         con.execute(
             f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT '
             "TRY_CAST(NULLIF(date, '') AS DATE) AS date, NULLIF(item_description, '') AS item_description, "
-            "TRY_CAST(NULLIF(bottles_sold, '') AS DOUBLE) AS bottles_sold FROM seed_frame"
+            "TRY_CAST(NULLIF(bottles_sold, '') AS DOUBLE) AS bottles_sold"
+            + "".join(f', "{k}"' for k in extra_keys)  # names checked against an identifier pattern by the config
+            + " FROM seed_frame"
         )
         con.unregister("seed_frame")
     return len(staged)

@@ -229,6 +229,33 @@ def test_missing_seed_column_is_a_clear_error(tmp_path):
         extract.load_seed_csv(duckdb.connect(), config.source)
 
 
+def test_rows_below_the_series_grain_are_summed_when_unique_key_names_their_column(tmp_path):
+    """A CSV with one row per department per series and date: with the department in source.unique_key
+    the rows are summed per series and date and nothing is a duplicate; without it they are flagged."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv")
+    halves = [raw.assign(dept="A", total_amount_sold=raw["total_amount_sold"] // 2), raw.assign(dept="B", total_amount_sold=raw["total_amount_sold"] - raw["total_amount_sold"] // 2)]
+    path = tmp_path / "depts.csv"
+    pd.concat(halves, ignore_index=True).to_csv(path, index=False)
+    window = (dt.date(2022, 6, 1), dt.date(2025, 5, 31))
+    config = load_config(write_config(tmp_path, path, **{"source.unique_key": ["date", "item_description", "dept"]}))
+    con = duckdb.connect()
+    extract.load_seed_csv(con, config.source)
+    assert extract.source_duplicates_duckdb(con, config.source.table, config.source.unique_key, window, None) == []
+    summed = extract.extract_duckdb(con, config.source.table, window, None)
+    (tmp_path / "whole").mkdir()
+    whole, original = duckdb.connect(), load_config(write_config(tmp_path / "whole", ROOT / "include" / "data" / "iowa_sales.csv"))
+    extract.load_seed_csv(whole, original.source)
+    pd.testing.assert_frame_equal(summed, extract.extract_duckdb(whole, original.source.table, window, None))
+    # Without the department in the key every series and date is a repeated key.
+    plain = load_config(write_config(tmp_path, path))
+    con = duckdb.connect()
+    extract.load_seed_csv(con, plain.source)
+    assert len(extract.source_duplicates_duckdb(con, plain.source.table, plain.source.unique_key, window, None)) == 5
+    bad = load_config(write_config(tmp_path, path, **{"source.unique_key": ["date", "item_description", "store"]}))
+    with pytest.raises(KeyError, match=r"source.unique_key names \['store'\], which seed CSV .* lacks"):
+        extract.load_seed_csv(duckdb.connect(), bad.source)
+
+
 def test_duplicated_source_keys_are_found_before_aggregation(tmp_path, loaded):
     """The whole file delivered twice: every key repeats (the SQL's SUM would double every day silently)."""
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
