@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -30,15 +29,6 @@ def slug(series_id: str) -> str:
         return text
     digest = hashlib.sha256(series_id.encode()).hexdigest()[:10]
     return f"{text}_{digest}" if text else digest
-
-def slug_clashes(series_ids: Iterable[str]) -> dict[str, list[str]]:
-    """Series ids that share a registry name with another id (`Apple` and `APPLE`, `A-1` and `A 1`), each
-    mapped to the others. Two series under one registered model would overwrite each other's champion."""
-    groups: dict[str, list[str]] = {}
-    for series_id in dict.fromkeys(map(str, series_ids)):
-        groups.setdefault(slug(series_id), []).append(series_id)
-    return {s: [o for o in ids if o != s] for ids in groups.values() if len(ids) > 1 for s in ids}
-
 
 def model_name(prefix: str, series_id: str) -> str:
     """Registered model name for a series."""

@@ -32,7 +32,6 @@ import pandas as pd
 from include.forecasting.anomaly import is_panel_wide
 from include.forecasting.config import PROJECT_ROOT, Config
 from include.forecasting.frequency import Cadence, CadenceError, detect_cadence
-from include.forecasting.keys import model_name, slug_clashes
 
 log = logging.getLogger(__name__)
 
@@ -311,12 +310,6 @@ def validate_frame(
         quarantined = _quarantine(_failures(config.validation.series_suite, per_series), profile, params)
     for series_id, reason in bad_rows.items():
         quarantined[series_id] = "; ".join(filter(None, [reason, quarantined.get(series_id)]))
-    for series_id, others in slug_clashes(profile["series_id"] if not profile.empty else []).items():
-        clash = (
-            f"registry name clash: {series_id!r} and {', '.join(map(repr, others))} map to one registered model "
-            f"{model_name(config.mlflow.model_prefix, series_id)}: rename one in the source"
-        )
-        quarantined[series_id] = "; ".join(filter(None, [quarantined.get(series_id), clash]))
     for series_id in config.series_ids or ():
         if series_id not in set(profile["series_id"]):
             quarantined[series_id] = "no rows in the history window"

@@ -223,13 +223,6 @@ def test_slugs_of_non_ascii_ids_do_not_collide():
     assert registry.slug("菠菜") == registry.slug("菠菜") and registry.slug("菠菜").isalnum()
 
 
-def test_ascii_ids_that_share_a_slug_are_found():
-    from include.forecasting.keys import slug_clashes
-
-    clashes = slug_clashes(["Apple", "APPLE", "a-1", "A 1", "pear", "净藕(1)", "青茄子(1)", "Apple"])
-    assert clashes == {"Apple": ["APPLE"], "APPLE": ["Apple"], "a-1": ["A 1"], "A 1": ["a-1"]}
-
-
 def test_a_noise_free_model_registers_and_loads(setup):
     """The model of a series that always sells one amount has no parameters and no finite AIC: it is
     registered (the AIC metric left out, never NaN), and the loaded version forecasts like the fit."""

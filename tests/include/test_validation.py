@@ -155,16 +155,6 @@ def test_bad_rows_in_one_series_quarantine_it_not_the_run(iowa_frame, config, tm
     assert {("expect_column_values_to_be_between", "value"), ("expect_column_values_to_not_be_null", "value")} == failed(strict)
 
 
-def test_series_that_share_a_registry_name_are_quarantined_by_name(iowa_frame, config):
-    """`Black Velvet` next to `BLACK VELVET` would share one registered model and overwrite each other's
-    champion: both are quarantined naming the model, the other series go on."""
-    twin = iowa_frame[iowa_frame.series_id == "BLACK VELVET"].assign(series_id="Black-Velvet")
-    report = validate_frame(pd.concat([iowa_frame, twin], ignore_index=True), config, END, "sha")
-    assert report.success, report.message()
-    assert set(report.quarantined) == {"BLACK VELVET", "Black-Velvet"}
-    assert "registry name clash: 'Black-Velvet' and 'BLACK VELVET' map to one registered model sales_forecast.black_velvet" in report.quarantined["Black-Velvet"]
-
-
 def test_bad_rows_that_cannot_be_pinned_on_a_series_block(iowa_frame, config):
     """A row with no series name cannot quarantine anything: the run is blocked, and so are the other
     series' bad rows found with it."""
