@@ -153,7 +153,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
         raise KeyError(f"source.unique_key names {absent}, which seed CSV {source.seed_csv} lacks; has {list(frame.columns)}")
     values, misread = decimal_point_values(frame[c["value"]], source.decimal)
     dates = parse_dates(frame[c["date"]], source.date_format)
-    bad_values = _refuse_unparseable(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share)
+    bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share)
     values = values.mask(frame.index.isin(bad_values), "")  # NULL: validation names series, date and rule
     staged = pd.DataFrame(
         {
@@ -234,7 +234,7 @@ def decimal_point_values(raw: pd.Series, decimal: str = ".") -> tuple[pd.Series,
     return converted.where(ok, text), ~ok & ~missing
 
 
-def _refuse_unparseable(
+def _check_cells(
     frame: pd.DataFrame,
     columns: dict[str, str],
     path: Any,
