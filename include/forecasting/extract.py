@@ -153,6 +153,8 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
         raise KeyError(f"source.unique_key names {absent}, which seed CSV {source.seed_csv} lacks; has {list(frame.columns)}")
     values, misread = decimal_point_values(frame[c["value"]], source.decimal)
     dates = parse_dates(frame[c["date"]], source.date_format)
+    if extra_keys:  # transaction grain: a time of day is the transaction's, and the rows sum per day
+        dates = dates.dt.normalize()
     bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share)
     values = values.mask(frame.index.isin(bad_values), "")  # NULL: validation names series, date and rule
     staged = pd.DataFrame(
@@ -257,7 +259,7 @@ def _check_cells(
     wanted = "YYYY-MM-DD" if date_format is None else f"in source.date_format {date_format!r}"
     checks = (
         (f"date not {wanted}", bad_dates, columns["date"]),
-        ("a time of day other than midnight (one row per series per period: sum transactions first)", timed, columns["date"]),
+        ("a time of day other than midnight (one row per series per period; for transactions name their key in source.unique_key)", timed, columns["date"]),
         ("value not a number", bad_values, columns["value"]),
     )
     for label, rows, column in checks:

@@ -251,6 +251,15 @@ def test_rows_below_the_series_grain_are_summed_when_unique_key_names_their_colu
     con = duckdb.connect()
     extract.load_seed_csv(con, plain.source)
     assert len(extract.source_duplicates_duckdb(con, plain.source.table, plain.source.unique_key, window, None)) == 5
+    # Transactions carry a time of day: with their key in source.unique_key the rows sum per day.
+    timed = pd.concat(halves, ignore_index=True)
+    timed["date"] = timed["date"] + timed["dept"].map({"A": " 09:15:00", "B": "T17:40:05Z"})
+    timed.to_csv(path, index=False)
+    con = duckdb.connect()
+    extract.load_seed_csv(con, config.source)
+    pd.testing.assert_frame_equal(extract.extract_duckdb(con, config.source.table, window, None), summed)
+    with pytest.raises(extract.UnparseableRowsError, match="time of day other than midnight"):
+        extract.load_seed_csv(duckdb.connect(), plain.source)
     bad = load_config(write_config(tmp_path, path, **{"source.unique_key": ["date", "item_description", "store"]}))
     with pytest.raises(KeyError, match=r"source.unique_key names \['store'\], which seed CSV .* lacks"):
         extract.load_seed_csv(duckdb.connect(), bad.source)
