@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -153,6 +154,16 @@ def test_a_time_of_day_is_refused_naming_the_line(tmp_path):
         extract.load_seed_csv(duckdb.connect(), config.source)
 
 
+def _refused_then_loaded(config: Any, match: str, **fix: str) -> tuple[Any, Any]:
+    """The seed is refused (message matching `match`) as configured, then loads with `fix` set on source."""
+    with pytest.raises(extract.UnparseableRowsError, match=match):
+        extract.load_seed_csv(duckdb.connect(), config.source)
+    source = config.source.model_copy(update=fix)
+    con = duckdb.connect()
+    extract.load_seed_csv(con, source)
+    return source, con
+
+
 def test_date_format_reads_day_first_dates(tmp_path, loaded):
     """Day-first dates load with `source.date_format`; without it the refusal names the key to set."""
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
@@ -162,11 +173,7 @@ def test_date_format_reads_day_first_dates(tmp_path, loaded):
     path = tmp_path / "day_first.csv"
     raw.to_csv(path, index=False)
     config = load_config(write_config(tmp_path, path))
-    with pytest.raises(extract.UnparseableRowsError, match=r"date not YYYY-MM-DD.*set source\.date_format \(e\.g\. '%d/%m/%Y'\)"):
-        extract.load_seed_csv(duckdb.connect(), config.source)
-    source = config.source.model_copy(update={"date_format": "%d/%m/%Y"})
-    con = duckdb.connect()
-    extract.load_seed_csv(con, source)
+    source, con = _refused_then_loaded(config, r"date not YYYY-MM-DD.*set source\.date_format \(e\.g\. '%d/%m/%Y'\)", date_format="%d/%m/%Y")
     pd.testing.assert_frame_equal(_source_rows(con, config), expected)
     # A cell that does not match the configured format is named with the format it was read with.
     raw.loc[4, "date"] = "2025-01-31"
@@ -183,11 +190,7 @@ def test_a_semicolon_file_with_decimal_commas_loads_with_source_decimal(tmp_path
     path = tmp_path / "semicolon.csv"
     raw.to_csv(path, index=False, sep=";")
     config = load_config(write_config(tmp_path, path))
-    with pytest.raises(extract.UnparseableRowsError, match=r"value not a number.*set source\.decimal: ','"):
-        extract.load_seed_csv(duckdb.connect(), config.source)
-    source = config.source.model_copy(update={"decimal": ","})
-    con = duckdb.connect()
-    extract.load_seed_csv(con, source)
+    source, con = _refused_then_loaded(config, r"value not a number.*set source\.decimal: ','", decimal=",")
     got = _source_rows(con, config)
     original = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv")
     assert got["bottles_sold"].sum() == pytest.approx(original["total_amount_sold"].sum() + 0.25 * len(original))
