@@ -139,8 +139,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     """
     if source.seed_csv is None or not source.seed_csv.is_file():
         raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
-    # utf-8-sig: a spreadsheet's byte-order mark would otherwise glue itself to the first column's name.
-    frame = pd.read_csv(source.seed_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig", sep=_delimiter(source.seed_csv))
+    frame = read_seed_text(source.seed_csv)
     missing = [c for c in source.columns.values() if c not in frame.columns]
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
@@ -182,10 +181,37 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     return len(staged)
 
 
-def _delimiter(path: Path) -> str:
+# The first bytes of spreadsheet workbooks (xlsx/ods are zip files; xls is an OLE2 compound file).
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+
+
+def read_seed_text(path: Path) -> pd.DataFrame:
+    """Every cell of the seed CSV as text (nothing parsed or dropped yet).
+
+    UTF-8, with or without the byte-order mark a spreadsheet writes (it would otherwise glue itself to the
+    first column's name); a file that is not UTF-8 is read as Windows-1252 (a legacy spreadsheet export,
+    `Café`), with a warning. A workbook is refused: it has to be saved as CSV first. The field separator
+    is read off the header line.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(_WORKBOOK_MAGIC):
+        raise ValueError(f"seed CSV {path} is a spreadsheet workbook, not a CSV file: save it as CSV (UTF-8) and point source.seed_csv at that")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, sep=_delimiter(path, encoding))
+        except UnicodeDecodeError:
+            continue
+        if encoding != "utf-8-sig":
+            log.warning("seed CSV %s is not UTF-8: read as %s (check the series names; save it as CSV UTF-8 to be sure)", path, encoding)
+        return frame
+    raise ValueError(f"seed CSV {path} is neither UTF-8 nor Windows-1252 text: save it as CSV (UTF-8)")
+
+
+def _delimiter(path: Path, encoding: str) -> str:
     """The seed CSV's field separator, read off its header line: a comma, or the semicolon, tab or pipe
     of exports from spreadsheets set to a locale whose decimal mark is the comma."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with open(path, encoding=encoding, newline="") as handle:
         header = handle.readline()
     try:
         return csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter

@@ -224,6 +224,22 @@ def test_text_in_one_series_loads_as_missing_for_validation_and_a_wrong_column_i
         extract.load_seed_csv(duckdb.connect(), config.source)
 
 
+def test_a_legacy_encoded_file_loads_and_a_workbook_is_refused(tmp_path, caplog):
+    """A Windows-1252 export keeps `Café Crème` (with a warning); an xlsx is named as a workbook."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw["item_name"] = raw["item_name"].replace({"BLACK VELVET": "Café Crème"})
+    path = tmp_path / "legacy.csv"
+    path.write_bytes(raw.to_csv(index=False).encode("cp1252"))
+    with caplog.at_level("WARNING", logger=extract.__name__):
+        frame = extract.read_seed_text(path)
+    assert "is not UTF-8: read as cp1252" in caplog.text
+    assert (frame["item_name"] == "Café Crème").sum() == (raw["item_name"] == "Café Crème").sum() > 0
+    workbook = tmp_path / "sales.xlsx"
+    workbook.write_bytes(b"PK\x03\x04" + bytes(64))
+    with pytest.raises(ValueError, match="is a spreadsheet workbook, not a CSV file: save it as CSV"):
+        extract.read_seed_text(workbook)
+
+
 def test_missing_seed_column_is_a_clear_error(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("day,item,qty\n2025-01-01,A,1\n")
