@@ -241,6 +241,25 @@ def parse_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:
     return pd.to_datetime(text.str.replace(_ZONE, lambda m: m.group(1) or "", regex=True), format="ISO8601", errors="coerce")
 
 
+_DAY_MONTH_YEAR = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4})\s*$")
+
+
+def suggest_date_format(cells: pd.Series) -> str:
+    """A `source.date_format` for dates such as 30/05/2025 or 05/30/2025, told apart by the cells
+    themselves: a first number above 12 is a day, a second one above 12 is a day. Never a guess: when
+    nothing tells them apart, both layouts are named."""
+    found = cells.astype(str).str.extract(_DAY_MONTH_YEAR).dropna()
+    if found.empty:
+        return "a strftime format such as '%d/%m/%Y'"
+    sep = found[1].iloc[0]
+    day_first, month_first = f"%d{sep}%m{sep}%Y", f"%m{sep}%d{sep}%Y"
+    if (found[0].astype(int) > 12).any():
+        return f"day first: {day_first!r}"
+    if (found[2].astype(int) > 12).any():
+        return f"month first: {month_first!r}"
+    return f"{day_first!r} or {month_first!r}: these rows do not tell which"
+
+
 # Value cells that mean "no value": loaded as NULL (or NaN) for validation to name, never refused here.
 _MISSING_VALUES = ["", "nan", "null", "na"]
 # A number written with a decimal comma: digits, or digits grouped in threes by ".", then ",digits".
@@ -302,7 +321,7 @@ def _check_cells(
     if problems:
         hint = "fix the file, or map source.columns to the right columns"
         if len(bad_dates) and date_format is None:
-            hint += "; for dates such as 31/01/2025 set source.date_format (e.g. '%d/%m/%Y')"
+            hint += f"; set source.date_format to the file's layout ({suggest_date_format(frame.loc[bad_dates, columns['date']])})"
         if misread.any():
             hint += "; with source.decimal ',' a value reads 3,67 or 1.234,5"
         elif raw[bad_values].str.contains(",", regex=False).any():

@@ -120,6 +120,7 @@ def test_unparseable_dates_and_values_fail_at_load_with_line_numbers(tmp_path):
     message = str(error.value)
     assert "1 row(s) with date not YYYY-MM-DD, e.g. line 3602: date='05/30/2025'" in message
     assert "value not a number, e.g. line 9: total_amount_sold='twelve'" in message
+    assert "set source.date_format to the file's layout (month first: '%m/%d/%Y')" in message
 
 
 def _source_rows(con, config) -> pd.DataFrame:
@@ -173,13 +174,21 @@ def test_date_format_reads_day_first_dates(tmp_path, loaded):
     path = tmp_path / "day_first.csv"
     raw.to_csv(path, index=False)
     config = load_config(write_config(tmp_path, path))
-    source, con = _refused_then_loaded(config, r"date not YYYY-MM-DD.*set source\.date_format \(e\.g\. '%d/%m/%Y'\)", date_format="%d/%m/%Y")
+    source, con = _refused_then_loaded(config, r"date not YYYY-MM-DD.*set source\.date_format to the file's layout \(day first: '%d/%m/%Y'\)", date_format="%d/%m/%Y")
     pd.testing.assert_frame_equal(_source_rows(con, config), expected)
     # A cell that does not match the configured format is named with the format it was read with.
     raw.loc[4, "date"] = "2025-01-31"
     raw.to_csv(path, index=False)
     with pytest.raises(extract.UnparseableRowsError, match=r"1 row\(s\) with date not in source\.date_format '%d/%m/%Y', e\.g\. line 6"):
         extract.load_seed_csv(duckdb.connect(), source)
+
+
+def test_the_suggested_date_format_is_read_off_the_cells_never_guessed():
+    suggest = extract.suggest_date_format
+    assert suggest(pd.Series(["01.02.2025", "30.05.2025"])) == "day first: '%d.%m.%Y'"
+    assert suggest(pd.Series(["05/30/2025"])) == "month first: '%m/%d/%Y'"
+    assert suggest(pd.Series(["01-02-2025", "03-04-2025"])) == "'%d-%m-%Y' or '%m-%d-%Y': these rows do not tell which"
+    assert suggest(pd.Series(["May 30, 2025"])) == "a strftime format such as '%d/%m/%Y'"
 
 
 def test_a_semicolon_file_with_decimal_commas_loads_with_source_decimal(tmp_path, loaded):
