@@ -36,6 +36,24 @@ def last_data_date(config: Any) -> dt.date:
         con.close()
 
 
+def future_rows(config: Any, today: dt.date) -> list[tuple[str, dt.date]]:
+    """(series, date) of the embedded source's rows dated after `today` (at most 5, newest first)."""
+    import duckdb
+
+    con = duckdb.connect(str(config.warehouse.path), read_only=True)
+    try:
+        schema, table = config.source.table.split(".")
+        return [
+            (str(series), day)
+            for series, day in con.execute(
+                f'SELECT item_description, CAST(date AS DATE) AS d FROM "{schema}"."{table}" WHERE CAST(date AS DATE) > ? ORDER BY d DESC, 1 LIMIT 5',
+                [today],
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+
+
 def data_cadence(config: Any) -> str:
     """The embedded source's cadence (`daily` / `weekly` / `monthly`), as validation will detect it."""
     import duckdb
@@ -250,9 +268,11 @@ def main() -> int:
             print(f"The source table {config.source.table} has no dated rows: check source.seed_csv and source.columns in {config.path}.", file=sys.stderr)
             return 1
         if last > dt.date.today():
+            rows = "; ".join(f"{series!r} on {day}" for series, day in future_rows(config, dt.date.today()))
             print(
-                f"The newest row of {config.source.table} is dated {last}, in the future: a typo in the data? The demo takes its "
-                "logical date from the newest row; fix the row, or pass one with `python scripts/demo.py --logical-date YYYY-MM-DD`.",
+                f"The newest row of {config.source.table} is dated {last}, in the future (rows dated after today, e.g. {rows}): a typo "
+                "in the data? The demo takes its logical date from the newest row; fix the row, or pass one with "
+                "`python scripts/demo.py --logical-date YYYY-MM-DD`.",
                 file=sys.stderr,
             )
             return 1

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from conftest import SEED, load_seeded, write_config
 
-from scripts.demo import data_cadence, earlier_date
+from scripts.demo import data_cadence, earlier_date, future_rows
 
 
 def test_earlier_runs_step_by_the_cadence():
@@ -28,3 +28,14 @@ def test_cadence_of_the_embedded_source(tmp_path):
     seed = tmp_path / "monthly.csv"
     monthly.assign(date=monthly["date"].dt.strftime("%Y-%m-%d")).to_csv(seed, index=False)
     assert data_cadence(load_seeded(write_config(tmp_path / "m", seed=seed))) == "monthly"
+
+
+def test_rows_dated_in_the_future_are_named_with_their_series(tmp_path):
+    """A typo'd year (2052 for 2025) makes the newest row a future one: the demo names it before refusing."""
+    frame = pd.read_csv(SEED, dtype=str)
+    frame.loc[10, "date"] = "2052-05-01"
+    seed = tmp_path / "typo.csv"
+    frame.to_csv(seed, index=False)
+    config = load_seeded(write_config(tmp_path, seed=seed))
+    assert future_rows(config, dt.date(2026, 1, 1)) == [(frame.loc[10, "item_name"], dt.date(2052, 5, 1))]
+    assert future_rows(config, dt.date(2060, 1, 1)) == []
