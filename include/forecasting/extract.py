@@ -220,7 +220,7 @@ def _delimiter(path: Path, encoding: str) -> str:
 
 
 class UnparseableRowsError(ValueError):
-    """Cells of the seed CSV that are neither ISO dates nor numbers: refused at load, never dropped."""
+    """Cells of the seed CSV that cannot be read as dates or numbers: refused at load, never dropped."""
 
 
 # A time zone after a time of day ("Z", "+01:00", "-0500"): dropped, the row's date is its own wall-clock
