@@ -24,48 +24,38 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def last_data_date(config: Any) -> dt.date:
-    """The newest date in the embedded source table (the demo runs the logical date after it)."""
+@contextmanager
+def _source(config: Any) -> Iterator[tuple[Any, str]]:
+    """A read-only connection to the embedded warehouse and the source table's quoted name."""
     import duckdb
 
+    schema, table = config.source.table.split(".")
     con = duckdb.connect(str(config.warehouse.path), read_only=True)
     try:
-        schema, table = config.source.table.split(".")
-        return con.execute(f'SELECT max(CAST(date AS DATE)) FROM "{schema}"."{table}"').fetchone()[0]
+        yield con, f'"{schema}"."{table}"'
     finally:
         con.close()
+
+
+def last_data_date(config: Any) -> dt.date:
+    """The newest date in the embedded source table (the demo runs the logical date after it)."""
+    with _source(config) as (con, table):
+        return con.execute(f"SELECT max(CAST(date AS DATE)) FROM {table}").fetchone()[0]
 
 
 def future_rows(config: Any, today: dt.date) -> list[tuple[str, dt.date]]:
     """(series, date) of the embedded source's rows dated after `today` (at most 5, newest first)."""
-    import duckdb
-
-    con = duckdb.connect(str(config.warehouse.path), read_only=True)
-    try:
-        schema, table = config.source.table.split(".")
-        return [
-            (str(series), day)
-            for series, day in con.execute(
-                f'SELECT item_description, CAST(date AS DATE) AS d FROM "{schema}"."{table}" WHERE CAST(date AS DATE) > ? ORDER BY d DESC, 1 LIMIT 5',
-                [today],
-            ).fetchall()
-        ]
-    finally:
-        con.close()
+    with _source(config) as (con, table):
+        query = f"SELECT item_description, CAST(date AS DATE) AS d FROM {table} WHERE CAST(date AS DATE) > ? ORDER BY d DESC, 1 LIMIT 5"
+        return [(str(series), day) for series, day in con.execute(query, [today]).fetchall()]
 
 
 def data_cadence(config: Any) -> str:
     """The embedded source's cadence (`daily` / `weekly` / `monthly`), as validation will detect it."""
-    import duckdb
-
     from include.forecasting.frequency import CadenceError, detect_cadence
 
-    con = duckdb.connect(str(config.warehouse.path), read_only=True)
-    try:
-        schema, table = config.source.table.split(".")
-        frame = con.execute(f'SELECT DISTINCT CAST(date AS DATE) AS sales_date, item_description AS series_id FROM "{schema}"."{table}"').df()
-    finally:
-        con.close()
+    with _source(config) as (con, table):
+        frame = con.execute(f"SELECT DISTINCT CAST(date AS DATE) AS sales_date, item_description AS series_id FROM {table}").df()
     try:
         return detect_cadence(frame, config.source.frequency).name
     except CadenceError:

@@ -470,7 +470,6 @@ def quantile_frame(
     disagreement, which averaging their quantiles would not). Closed periods are exactly 0; holidays are
     scaled by their learned ratios.
     """
-    members = spec.member_specs()
     moments = [(mean[:horizon], se[:horizon]) for mean, se in moments]
     cadence = spec.frequency
     dates = cadence.future(last_date, horizon)
@@ -488,6 +487,7 @@ def quantile_frame(
         columns = {c: _hurdle_quantile(p, pi, mean, se, _z_scale(spec, level)) for c, p, level in wanted}
     else:
         means = np.array([mean for mean, _ in moments])
+        members = spec.member_specs()  # only a combination needs its members' interval scales
         sds = np.array([[_z_scale(m, level) * se for (_, se), m in zip(moments, members, strict=True)] for _, _, level in wanted])
         pooled = _pooled_quantiles(np.array([p for _, p, _ in wanted]), pi, means, sds)
         columns = {c: pooled[i] for i, (c, _, _) in enumerate(wanted)}
