@@ -221,6 +221,9 @@ class WarehouseConfig(_Section):
     accuracy_table: str = Field(default="forecast_accuracy", pattern=_OUT_TABLE_RE)
     health_table: str = Field(default="forecast_health", pattern=_OUT_TABLE_RE)
     actuals_table: str = Field(default="forecast_actuals", pattern=_OUT_TABLE_RE)
+    # series_id's type in a forecasts table the embedded warehouse creates (an existing table keeps its own):
+    # auto = integer when every series id is a whole number (store numbers), else string.
+    series_id_type: Literal["auto", "string", "integer"] = "auto"
 
 
 class MonitorConfig(_Section):

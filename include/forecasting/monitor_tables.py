@@ -14,7 +14,7 @@ import pandas as pd
 
 from include.forecasting.extract import duckdb_transaction, render_sql
 from include.forecasting.monitoring import ACCURACY_COLUMNS, ACTUALS_COLUMNS, HEALTH_COLUMNS
-from include.forecasting.publish import table_exists
+from include.forecasting.publish import TEXT_IDS, table_exists
 
 # table role -> (columns, key columns)
 TABLES: dict[str, tuple[list[str], list[str]]] = {
@@ -73,10 +73,12 @@ def bigquery_replace_sql(table: str, role: str) -> str:
 
 
 def read_table(con: Any, table: str, where: str = "", params: dict[str, Any] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
-    """Rows of one table (empty frame with `columns` if the table does not exist yet)."""
+    """Rows of one table (empty frame with `columns` if the table does not exist yet); `where` filters and
+    orders with series_id as text, whatever its type in the table (the forecasts table may key series by
+    integers, see publish.series_id_type)."""
     if not table_exists(con, table):
         return pd.DataFrame(columns=columns or [])
-    return con.execute(f"SELECT * FROM {_quoted(table)} {where}", params or {}).df()
+    return con.execute(f"SELECT * FROM (SELECT {TEXT_IDS} FROM {_quoted(table)}) {where}", params or {}).df()
 
 
 def forecasts_between(con: Any, table: str, first: dt.date, last: dt.date) -> pd.DataFrame:

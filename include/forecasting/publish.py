@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -23,6 +25,35 @@ FORECAST_COLUMNS = [
     "series_id", "forecast_date", "yhat", "yhat_lower", "yhat_upper", "yhat_lower_95", "yhat_upper_95",
     "model_name", "model_version", "logical_date", "as_of_date", "run_id", "published_at",
 ]
+
+
+# A series id that is a whole number as written ("17", not "017" or "17.0") and fits BigQuery's INT64.
+_INTEGER_ID = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+
+# Readers see series_id as text whatever the table's type: the pipeline keys series by their text.
+TEXT_IDS = "* REPLACE (CAST(series_id AS VARCHAR) AS series_id)"
+
+
+def series_id_type(series: Iterable[str], setting: str = "auto") -> str:
+    """The SQL type (BigQuery's names) of series_id in a forecasts table created for these series.
+
+    "auto": INT64 when every id is a whole number as written (store numbers), so the table joins a source
+    keyed by integers without a cast and a dataframe read from it holds the numbers the user's file did;
+    otherwise STRING. "string" / "integer" force the type.
+    """
+    if setting == "string":
+        return "STRING"
+    ids = list(series)
+    return "INT64" if setting == "integer" or (ids and all(_INTEGER_ID.fullmatch(str(s)) for s in ids)) else "STRING"
+
+
+def _integer_keyed(con: Any, table: str) -> bool:
+    """Whether an existing DuckDB forecasts table keys series by an integer type."""
+    parts = table.split(".")
+    query = "SELECT data_type FROM information_schema.columns WHERE table_name = $t AND column_name = 'series_id'"
+    query += " AND table_schema = $s" if len(parts) > 1 else ""
+    found = con.execute(query, {"t": parts[-1], **({"s": parts[-2]} if len(parts) > 1 else {})}).fetchone()
+    return bool(found) and "INT" in str(found[0]).upper()
 
 
 def forecast_rows(
@@ -52,8 +83,12 @@ def forecast_rows(
     return rows[FORECAST_COLUMNS]
 
 
-def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.date) -> int:
-    """Replace this logical date's rows for the published series in one transaction; return rows written."""
+def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.date, id_type: str = "auto") -> int:
+    """Replace this logical date's rows for the published series in one transaction; return rows written.
+
+    A missing table is created with series_id typed by `series_id_type(ids, id_type)`; an existing one
+    keeps its type, and a table keyed by integers refuses a series id that is not one, naming it, before
+    anything is written."""
     if rows.empty:
         log.warning("nothing to publish for %s", logical_date)
         return 0
@@ -63,11 +98,19 @@ def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.da
     with duckdb_transaction(con):
         if len(schema_table) == 2:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema_table[0]}"')
-        con.execute(render_sql("create_forecasts", "duckdb", forecasts_table=table))
+        series = sorted(str(s) for s in rows["series_id"].unique())
+        con.execute(render_sql("create_forecasts", "duckdb", forecasts_table=table, series_type=series_id_type(series, id_type)))
+        if _integer_keyed(con, table):
+            odd = [s for s in series if not _INTEGER_ID.fullmatch(s)]
+            if odd:
+                raise ValueError(
+                    f"{table} keys series by integers (it was created for whole-number series ids) but these ids are not "
+                    f"whole numbers: {odd[:5]}; publish to another table (warehouse.forecasts_table) or rename this one"
+                )
         quoted = ".".join(f'"{p}"' for p in schema_table)
         con.execute(
-            f"DELETE FROM {quoted} WHERE logical_date = $logical_date AND list_contains($series, series_id)",
-            {"logical_date": logical_date, "series": sorted(rows["series_id"].unique().tolist())},
+            f"DELETE FROM {quoted} WHERE logical_date = $logical_date AND list_contains($series, CAST(series_id AS VARCHAR))",
+            {"logical_date": logical_date, "series": series},
         )
         con.register("publish_rows", rows)
         con.execute(f"INSERT INTO {quoted} ({', '.join(FORECAST_COLUMNS)}) SELECT {', '.join(FORECAST_COLUMNS)} FROM publish_rows")
@@ -91,7 +134,7 @@ def read_forecasts(con: Any, table: str, logical_date: dt.date | None = None) ->
     if not table_exists(con, table):
         return pd.DataFrame(columns=FORECAST_COLUMNS)
     where, params = ("WHERE logical_date = $d", {"d": logical_date}) if logical_date else ("", {})
-    return con.execute(f"SELECT * FROM {quoted} {where} ORDER BY series_id, logical_date, forecast_date", params).df()
+    return con.execute(f"SELECT {TEXT_IDS} FROM {quoted} {where} ORDER BY series_id, logical_date, forecast_date", params).df()
 
 
 def latest_published_duckdb(con: Any, table: str, series: list[str]) -> pd.DataFrame:

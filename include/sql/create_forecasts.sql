@@ -1,7 +1,8 @@
 -- Published forecasts, one row per (series_id, forecast_date, logical_date). Dialect: BigQuery
--- Standard SQL, transpiled for DuckDB. {{ forecasts_table }} is checked by the config loader.
+-- Standard SQL, transpiled for DuckDB. {{ forecasts_table }} is checked by the config loader. The series_id
+-- type is STRING, or INT64 when every series id is a whole number (publish.series_id_type).
 CREATE TABLE IF NOT EXISTS `{{ forecasts_table }}` (
-  series_id STRING NOT NULL,
+  series_id {{ series_type }} NOT NULL,
   forecast_date DATE NOT NULL,
   yhat FLOAT64 NOT NULL,
   yhat_lower FLOAT64 NOT NULL,

@@ -8,7 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from include.forecasting.publish import forecast_rows, latest_published_duckdb, publish_duckdb, read_forecasts
+from include.forecasting.monitor_tables import forecasts_between
+from include.forecasting.publish import forecast_rows, latest_published_duckdb, publish_duckdb, read_forecasts, series_id_type
 
 DAY = dt.date(2025, 5, 31)
 
@@ -59,3 +60,45 @@ def test_rows_must_carry_the_run_date(tmp_path):
     with pytest.raises(ValueError, match="logical_date"):
         publish_duckdb(con, "forecasts", rows("A", 1), DAY + dt.timedelta(days=1))
     assert publish_duckdb(con, "forecasts", rows("A", 1).iloc[0:0], DAY) == 0
+
+
+def test_series_id_type_follows_the_ids():
+    assert series_id_type(["1", "17", "45"]) == "INT64"
+    assert series_id_type(["-3", "0"]) == "INT64"
+    # Written differently from the number they read as: the text is the id.
+    for odd in (["017"], ["17.0"], ["1e3"], [" 1"], ["TITOS"], ["1", "A"], ["1" * 19], []):
+        assert series_id_type(odd) == "STRING", odd
+    assert series_id_type(["1"], "string") == "STRING"
+    assert series_id_type(["A"], "integer") == "INT64"
+
+
+def test_integer_series_ids_are_published_as_integers_and_read_as_text(tmp_path):
+    """Store numbers 1..45: the table keys them as integers (a user's frame or join sees the numbers of
+    their file), every reader of the project still gets the ids as text, reruns replace by key."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    publish_duckdb(con, "forecasts", pd.concat([rows("7", 10), rows("45", 20)]), DAY)
+    publish_duckdb(con, "forecasts", rows("7", 11, version="2"), DAY)  # rerun for 7 only
+    raw = con.execute("SELECT * FROM forecasts ORDER BY series_id, forecast_date").df()
+    assert str(raw["series_id"].dtype) == "int64" and sorted(set(raw["series_id"])) == [7, 45]
+    assert len(raw) == 6 and raw.groupby("series_id")["yhat"].first().to_dict() == {7: 11, 45: 20}
+    today = read_forecasts(con, "forecasts", DAY)
+    assert set(today["series_id"]) == {"7", "45"}
+    assert latest_published_duckdb(con, "forecasts", ["7", "8"]).set_index("series_id")["model_version"].to_dict() == {"7": "2"}
+    assert set(forecasts_between(con, "forecasts", DAY, DAY).query("series_id == '45'")["yhat"]) == {20}
+
+
+def test_an_integer_keyed_table_refuses_a_text_id_and_keeps_its_rows(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    publish_duckdb(con, "forecasts", rows("7", 10), DAY)
+    with pytest.raises(ValueError, match=r"keys series by integers.*\['A-1', 'B'\]"):
+        publish_duckdb(con, "forecasts", pd.concat([rows("7", 99), rows("A-1", 1), rows("B", 2)]), DAY)
+    assert read_forecasts(con, "forecasts", DAY)["yhat"].tolist() == [10, 10, 10]
+
+
+def test_text_ids_keep_a_text_table(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    publish_duckdb(con, "forecasts", rows("017", 10), DAY)  # a leading zero: text
+    publish_duckdb(con, "forecasts", rows("17", 10), DAY)  # the table keeps its type
+    assert con.execute("SELECT series_id FROM forecasts ORDER BY 1").df()["series_id"].unique().tolist() == ["017", "17"]
+    publish_duckdb(con, "other", rows("5", 1), DAY, id_type="string")
+    assert con.execute("SELECT series_id FROM other").df()["series_id"].unique().tolist() == ["5"]
