@@ -54,11 +54,24 @@ class SourceConfig(_Section):
     date_format: Annotated[str, Field(pattern=r"%")] | None = None
     # The seed CSV's decimal mark: "." (3.67), or "," (3,67; a "." is then a thousands separator, 1.234,5).
     decimal: Literal[".", ","] = "."
+    # The seed CSV's thousands separator: null (none; with decimal "," a "." groups thousands), "," (1,234.5),
+    # "." (1.234,5), " " (1 234,5; also the no-break spaces spreadsheets write) or "'" (1'234.50).
+    thousands: Literal[",", ".", " ", "'"] | None = None
     # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
     frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
     # The source table's own grain: columns that identify one source row. A repeated key is a duplicated
     # delivery (the seed CSV: one row per date and series; BigQuery Iowa: invoice_and_item_number).
     unique_key: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=lambda: ["date", "item_description"], min_length=1)
+
+    @model_validator(mode="after")
+    def _marks_differ(self) -> SourceConfig:
+        if self.thousands == self.decimal:
+            other = "," if self.decimal == "." else "."
+            raise ValueError(
+                f"thousands {self.thousands!r} is also the decimal mark (source.decimal): 1{self.decimal}234 could not be read; "
+                f"for 1{self.thousands}234{other}5 set source.decimal: {other!r}"
+            )
+        return self
 
 
 class ModelOrders(_Section):

@@ -150,11 +150,11 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     absent = [k for k in extra_keys if k not in frame.columns]
     if absent:
         raise KeyError(f"source.unique_key names {absent}, which seed CSV {source.seed_csv} lacks; has {list(frame.columns)}")
-    values, misread = decimal_point_values(frame[c["value"]], source.decimal)
+    values, misread = decimal_point_values(frame[c["value"]], source.decimal, source.thousands)
     dates = parse_dates(frame[c["date"]], source.date_format)
     if extra_keys:  # transaction grain: a time of day is the transaction's, and the rows sum per day
         dates = dates.dt.normalize()
-    bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share)
+    bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share, source.decimal, source.thousands)
     values = values.mask(frame.index.isin(bad_values), "")  # NULL: validation names series, date and rule
     staged = pd.DataFrame(
         {
@@ -262,22 +262,29 @@ def suggest_date_format(cells: pd.Series) -> str:
 
 # Value cells that mean "no value": loaded as NULL (or NaN) for validation to name, never refused here.
 _MISSING_VALUES = ["", "nan", "null", "na"]
-# A number written with a decimal comma: digits, or digits grouped in threes by ".", then ",digits".
-_DECIMAL_COMMA = r"-?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?"
+# The spaces a thousands separator " " stands for: a space, and the no-break and narrow no-break spaces
+# that spreadsheets in such locales write.
+_SPACES = " \u00a0\u202f"
 
 
-def decimal_point_values(raw: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series]:
-    """The value cells written with a decimal point, and which cells cannot be read with `decimal`.
+def decimal_point_values(raw: pd.Series, decimal: str = ".", thousands: str | None = None) -> tuple[pd.Series, pd.Series]:
+    """The value cells written with a decimal point, and which cells cannot be read with these marks.
 
-    With `decimal` "," a "." may only group thousands (1.234,5): "3.67" is refused rather than read as
-    367 or as 3.67, since either could be wrong.
+    With a thousands separator (`thousands`; with `decimal` "," a "." by default) a number is digits, or
+    digits grouped in threes by the separator, then optionally the decimal mark and digits: 1,234.5 with
+    ",", 1.234,5 with "." and decimal ",". Anything else is not a number here: under decimal "," a "3.67"
+    is refused rather than read as 367 or as 3.67, since either could be wrong.
     """
     text = raw.astype(str).str.strip()
-    if decimal == ".":
+    group = thousands if thousands is not None else ("." if decimal == "," else None)
+    if group is None and decimal == ".":
         return text, pd.Series(False, index=raw.index)
-    ok = text.str.fullmatch(_DECIMAL_COMMA)
+    sep = f"[{_SPACES}]" if group == " " else re.escape(group or "")
+    integer = rf"(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d+)" if group else r"\d+"
+    ok = text.str.fullmatch(rf"-?{integer}(?:{re.escape(decimal)}\d+)?")
     missing = text.str.lower().isin(_MISSING_VALUES)
-    converted = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    converted = text.str.replace(sep, "", regex=True) if group else text
+    converted = converted.str.replace(decimal, ".", regex=False)
     return converted.where(ok, text), ~ok & ~missing
 
 
@@ -290,6 +297,8 @@ def _check_cells(
     values: pd.Series,
     misread: pd.Series,
     panel_share: float,
+    decimal: str = ".",
+    thousands: str | None = None,
 ) -> pd.Index:
     """Raise naming the CSV line numbers and examples of dates that do not parse (or carry a time of day
     other than midnight), and of values that are not numbers when they are panel-wide. A silently dropped
@@ -323,9 +332,11 @@ def _check_cells(
         if len(bad_dates) and date_format is None:
             hint += f"; set source.date_format to the file's layout ({suggest_date_format(frame.loc[bad_dates, columns['date']])})"
         if misread.any():
-            hint += "; with source.decimal ',' a value reads 3,67 or 1.234,5"
+            group = thousands if thousands is not None else "."
+            thousands_note = f"and source.thousands {thousands!r}" if thousands is not None else "(a '.' groups thousands)"
+            hint += f"; with source.decimal {decimal!r} {thousands_note} a value reads 3{decimal}67 or 1{group}234{decimal}5"
         elif raw[bad_values].str.contains(",", regex=False).any():
-            hint += "; if the comma is the decimal mark (3,67) set source.decimal: ','; a thousands separator (1,234) must go"
+            hint += "; if the comma is the decimal mark (3,67) set source.decimal: ','; if it groups thousands (1,234.5) set source.thousands: ','"
         raise UnparseableRowsError(f"seed CSV {path}: " + "; ".join(problems) + f" ({hint})")
     return bad_values
 

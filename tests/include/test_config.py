@@ -36,6 +36,8 @@ def _raw() -> dict:
         ("source", "frequency", "hourly", "source.frequency: Input should be 'auto', 'daily', 'weekly' or 'monthly'"),
         ("source", "table", "sales; DROP TABLE x", "source.table: String should match pattern"),
         ("source", "date_format", "DD/MM/YYYY", "source.date_format: String should match pattern '%'"),
+        ("source", "thousands", ".", "source: thousands '.' is also the decimal mark .*for 1.234,5 set source.decimal: ','"),
+        ("warehouse", "series_id_type", "uuid", "warehouse.series_id_type: Input should be 'auto', 'string' or 'integer'"),
         ("source", "columns", {"date": "d"}, "source.columns must map date, series and value"),
         ("gate", "max_degradation_vs_champion", -1, "gate.max_degradation_vs_champion"),
         ("monitor", "rmse_margin", -0.2, "monitor.rmse_margin: Input should be greater than or equal to 0"),

@@ -215,6 +215,32 @@ def test_a_semicolon_file_with_decimal_commas_loads_with_source_decimal(tmp_path
         extract.load_seed_csv(duckdb.connect(), source)
 
 
+def test_thousands_separators_load_with_source_thousands(tmp_path):
+    """Money as exported: "1,234.25" (US) and "1 234,25" with the narrow no-break space a French
+    spreadsheet writes. Refused without the key (the hint names it), read exactly with it; a cell that
+    does not group by threes ("1,23") is not a number, never 123 or 1.23."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    original = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv")
+    expected = original["total_amount_sold"].sum() + 0.25 * len(original)
+    us = raw.assign(total_amount_sold=(raw["total_amount_sold"].astype(float) + 0.25).map(lambda v: f"{v:,.2f}"))
+    assert us["total_amount_sold"].str.contains(",", regex=False).any()  # values above 999
+    path = tmp_path / "us.csv"
+    us.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path))
+    source, con = _refused_then_loaded(config, r"value not a number.*set source\.thousands: ','", thousands=",")
+    assert _source_rows(con, config)["bottles_sold"].sum() == pytest.approx(expected)
+    us.loc[0, "total_amount_sold"] = "1,23"
+    us.to_csv(path, index=False)
+    extract.load_seed_csv(con, source)
+    assert _source_rows(con, config)["bottles_sold"].isna().sum() == 1  # that series is quarantined by validation
+    french = raw.assign(total_amount_sold=(raw["total_amount_sold"].astype(float) + 0.25).map(lambda v: f"{v:,.2f}".replace(",", "\u202f").replace(".", ",")))
+    path = tmp_path / "fr.csv"
+    french.to_csv(path, index=False, sep=";")
+    config = load_config(write_config(tmp_path, path, **{"source.decimal": ","}))
+    source, con = _refused_then_loaded(config, r"source\.decimal ',' \(a '\.' groups thousands\) a value reads 3,67 or 1\.234,5", thousands=" ")
+    assert _source_rows(con, config)["bottles_sold"].sum() == pytest.approx(expected)
+
+
 def test_text_in_one_series_loads_as_missing_for_validation_and_a_wrong_column_is_refused(tmp_path, loaded, caplog):
     """'twelve' in one series must not stop the others: NULL, a warning naming the line, and validation
     quarantines that series by name. Text in every series (a column mapped wrongly) refuses the file."""
