@@ -6,6 +6,8 @@ what the on-call person reads lives here and is unit-tested on real validation a
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -123,11 +125,13 @@ def task_failure(info: RunInfo, cause: str) -> dict[str, Any]:
     return _payload(":red_circle: Sales forecast task failed", info, body)
 
 
-def _metric(m: dict[str, Any] | None) -> str:
-    def num(key: str, digits: int) -> str:
-        return "-" if m.get(key) is None else f"{m[key]:.{digits}f}"
+def _num(value: Any, digits: int = 3) -> str:
+    """A number for a message; "-" for an undefined one (None in JSON, NaN): a message never fails on it."""
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
 
-    return "-" if not m else f"MASE {num('mase', 3)} / RMSE {num('rmse', 0)}"
+
+def _metric(m: dict[str, Any] | None) -> str:
+    return "-" if not m else f"MASE {_num(m.get('mase'), 3)} / RMSE {_num(m.get('rmse'), 0)}"
 
 
 def gate_rejection(info: RunInfo, decisions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -136,7 +140,7 @@ def gate_rejection(info: RunInfo, decisions: list[dict[str, Any]]) -> dict[str, 
     lines = []
     for d in rejected:
         thresholds = d.get("thresholds", {})
-        limits = ", ".join(f"{k.replace('_mase_limit', '')} limit {v:.3f}" for k, v in thresholds.items() if k.endswith("_limit"))
+        limits = ", ".join(f"{k.replace('_mase_limit', '')} limit {_num(v, 3)}" for k, v in thresholds.items() if k.endswith("_limit"))
         champion = f"champion v{d['champion_version']} {_metric(d.get('champion'))}" if d.get("champion_version") else "no champion yet"
         lines.append(
             f"*{d['series_id']}* candidate v{d.get('candidate_version') or '-'} {_metric(d.get('candidate'))}; "
@@ -152,7 +156,7 @@ def champion_change(info: RunInfo, promotions: list[dict[str, Any]], metrics: di
     changed = [p for p in promotions if p["changed"]]
     lines = [
         f"*{p['series_id']}*: v{p['previous'] or '-'} → v{p['version']}"
-        + (f" (MASE {metrics[p['series_id']]:.3f})" if metrics and p["series_id"] in metrics else "")
+        + (f" (MASE {_num(metrics[p['series_id']], 3)})" if metrics and p["series_id"] in metrics else "")
         for p in changed
     ]
     return _payload(":white_check_mark: Sales forecast: champions updated", info, f"{len(changed)} champion(s) changed.\n{_bullets(lines)}")
@@ -188,10 +192,6 @@ def republished_text(done: dict[str, Any]) -> str:
         still = f"v{done['from']}" if done.get("from") else "the old version"
         return f"forecasts for {done['logical_date']} NOT republished, still {still}: {done['error']}"
     return f"forecasts for {done['logical_date']} republished with v{done['to']} (were v{done['from']})"
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def monitor_warning(info: RunInfo, flagged: list[dict[str, Any]], page_url: str) -> dict[str, Any]:

@@ -56,7 +56,10 @@ def decide(
     else:
         c_mase, n_mase = _number(candidate.get("mase")), _number(naive.get("mase"))
         naive_limit = n_mase * (1 - gate.min_improvement_vs_naive)
-        if not (math.isfinite(c_mase) and c_mase < naive_limit):
+        if not math.isfinite(n_mase):
+            # Every fold's MASE scale is 0: seasonal naive is exact on the history (a constant series).
+            reasons.append("MASE undefined: seasonal naive is exact on the training history (its error, the MASE scale, is 0)")
+        elif not (math.isfinite(c_mase) and c_mase < naive_limit):
             reasons.append(f"MASE {c_mase:.3f} does not beat seasonal naive {n_mase:.3f} (limit < {naive_limit:.3f})")
         if champion is not None and champion_version != candidate_version:
             champion_limit = _number(champion.get("mase")) * (1 + gate.max_degradation_vs_champion)

@@ -50,6 +50,19 @@ def test_gate_message_shows_metrics_against_thresholds():
     assert "BLACK VELVET" not in body
 
 
+def test_gate_message_with_undefined_metrics():
+    """A constant series: its MASE is undefined (None in the decision's JSON): the message says so with "-"
+    and the reason, and never fails to format (it once failed the gate task and so the whole run)."""
+    gate = GateConfig(min_improvement_vs_naive=0.0, max_degradation_vs_champion=0.05)
+    undefined = {"mase": None, "rmse": 0.0, "smape": 0.0, "mape": 0.0, "coverage_80": 1.0, "folds": 4}
+    decision = decide("CONST", "p.c", "3", undefined, undefined, "2", undefined, gate, champion_recorded=undefined).to_dict()
+    body = alerts.gate_rejection(INFO, [decision])["blocks"][2]["text"]["text"]
+    assert "*CONST* candidate v3 MASE - / RMSE 0; naive MASE - / RMSE 0; champion v2 MASE -" in body
+    assert "naive limit -" in body and "MASE undefined: seasonal naive is exact" in body
+    notice = alerts.champion_change(INFO, [{"series_id": "CONST", "previous": "2", "version": "3", "changed": True}], {"CONST": float("nan")})
+    assert "v2 → v3 (MASE -)" in json.dumps(notice, ensure_ascii=False)
+
+
 def test_lists_are_bounded():
     failures = [{"task_id": "train_series", "map_index": i, "series": [f"S{i}"], "cause": "X" * 300} for i in range(500)]
     payload = alerts.series_report(INFO, {}, failures, 0, [])

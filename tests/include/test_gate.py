@@ -52,5 +52,5 @@ def test_undefined_metrics_are_rejected_not_crashed():
     import json
 
     flat_history = decide("A", "p.a", "1", m(0.5), undefined, None, None, GATE)  # naive MASE undefined: NaN limit
-    assert not flat_history.passed
+    assert not flat_history.passed and flat_history.reasons[0].startswith("MASE undefined: seasonal naive is exact on the training history")
     json.dumps(flat_history.to_dict(), allow_nan=False)

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 from conftest import RUN_DAY, SEED, slack_webhook_conn
@@ -216,21 +217,40 @@ def test_decimal_panel_before_2025_with_one_unfittable_series(airflow_db, config
     assert "RARE BRANDY" in text and "too little history" in text and "1 series quarantined" in text
 
 
-def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, monkeypatch):
-    """A real weekly panel (kg, weeks ending Sunday): weekly forecasts dated on Sundays, 7 weeks ahead."""
-    seed = SEED.parent / "veg_supermarket_weekly_kg.csv"
-    names = sorted(pd.read_csv(seed)["series"].unique())[:4]
-    config = config_factory(seed=seed, **{"source.columns": {"date": "date", "series": "series", "value": "value"}, "series": names})
+def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, tmp_path, monkeypatch):
+    """A real weekly panel (kg, weeks ending Sunday) keyed by store-style numbers, plus a series that sold
+    the same 12.5 kg every week: weekly forecasts dated on Sundays, 7 weeks ahead; the ids stay integers
+    in the warehouse; the constant series, whose MASE is undefined (seasonal naive is exact on its
+    history), is rejected by the gate with that reason and gets the flagged fallback, without failing the
+    gate task (its alert once could not format an undefined limit, which failed the whole run)."""
+    raw = pd.read_csv(SEED.parent / "veg_supermarket_weekly_kg.csv")
+    names = sorted(raw["series"].unique())[:4]
+    ids = {name: str(101 + i) for i, name in enumerate(names)}
+    frame = raw[raw["series"].isin(names)].assign(series=lambda f: f["series"].map(ids))
+    constant = pd.DataFrame({"date": sorted(raw["date"].unique()), "series": "105", "value": 12.5})
+    seed = tmp_path / "weekly_ids.csv"
+    pd.concat([frame, constant], ignore_index=True).to_csv(seed, index=False)
+    config = config_factory(seed=seed, **{"source.columns": {"date": "date", "series": "series", "value": "value"}})
     day = dt.date(2023, 6, 26)  # the Monday after the last week (ending Sun 2023-06-25)
     run = run_dag("sales_forecast", day)
     states = task_states(run)
     assert run.state == "success", states
     published = forecasts(config, day)
-    assert set(published["series_id"]) == set(names)
+    versions = published.groupby("series_id")["model_version"].first().to_dict()
+    assert set(versions) == {"101", "102", "103", "104", "105"} and versions["105"] == FALLBACK_VERSION
+    assert all(versions[s].isdigit() for s in ids.values())
     assert (published["forecast_date"].dt.day_of_week == 6).all()
     assert published.groupby("series_id").size().eq(7).all()
     assert published["forecast_date"].min() == pd.Timestamp("2023-07-02")
     assert set(published["as_of_date"]) == {pd.Timestamp("2023-06-25")}
+    assert set(published.loc[published["series_id"] == "105", "yhat"]) == {12.5}
+    con = duckdb.connect(str(config.warehouse.path), read_only=True)
+    try:
+        assert con.execute("SELECT DISTINCT typeof(series_id) FROM forecasts").fetchall() == [("BIGINT",)]
+    finally:
+        con.close()
+    decisions = {d["series_id"]: d for d in json.loads(next((config.storage_root / "gate").glob("*.json")).read_text())}
+    assert decisions["105"]["reasons"][0].startswith("MASE undefined: seasonal naive is exact")
 
 
 def test_worse_candidate_config_loses_to_the_champion(airflow_db, config_factory, monkeypatch):
