@@ -18,16 +18,23 @@ _NUMERIC_LIBS = ("statsmodels", "numpy", "scipy", "pandas", "holidays")
 
 TAG_KEY = "idempotency_key"
 
+# Longest slug kept whole (a longer one is cut and hashed); with the prefix well within MLflow's 256.
+_MAX_SLUG = 120
+
+
 def slug(series_id: str) -> str:
     """Registry-safe lowercase name for a series id (`FIVE O'CLOCK VODKA` -> `five_o_clock_vodka`).
 
     An id with characters beyond ASCII (`青茄子(1)`, `Café Crème`) keeps its ASCII part and gets a short
     hash of the whole id, or two such ids would collapse to the same name (`1` for `净藕(1)` and `青茄子(1)`).
+    So does a long one, cut to its first `_MAX_SLUG` characters: MLflow's database stores a registered
+    model's name in 256 characters.
     """
     text = re.sub(r"[^a-z0-9]+", "_", series_id.lower()).strip("_")
-    if series_id.isascii() and text:
+    if series_id.isascii() and text and len(text) <= _MAX_SLUG:
         return text
     digest = hashlib.sha256(series_id.encode()).hexdigest()[:10]
+    text = text[:_MAX_SLUG].rstrip("_")
     return f"{text}_{digest}" if text else digest
 
 def model_name(prefix: str, series_id: str) -> str:

@@ -393,7 +393,9 @@ def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, confi
     reasons: dict[str, list[str]] = {}
     for f in pinned:
         for series_id, found in f.series.items():
-            shown = "; ".join(f"{str(r.get('sales_date', '?'))[:10]} value {r.get('value')!r}" for r in found["rows"])
+            # The offending cell, unless it is the series id itself (the key the reason is filed under).
+            column = f.column if f.column and f.column != "series_id" else None
+            shown = "; ".join(str(r.get("sales_date", "?"))[:10] + (f" {column} {r.get(column)!r}" if column else "") for r in found["rows"])
             more = f" and {found['n'] - len(found['rows'])} more" if found["n"] > len(found["rows"]) else ""
             reasons.setdefault(series_id, []).append(f"bad rows ({f.rule or f.expectation}): {shown}{more}")
     return {s: "; ".join(r) + " (fix the source rows; config validation.on_bad_rows)" for s, r in sorted(reasons.items())}, []

@@ -221,6 +221,12 @@ def test_slugs_of_non_ascii_ids_do_not_collide():
     a, b = registry.slug("净藕(1)"), registry.slug("青茄子(1)")
     assert a != b and a.startswith("1_") and b.startswith("1_")
     assert registry.slug("菠菜") == registry.slug("菠菜") and registry.slug("菠菜").isalnum()
+    # A long id is cut and hashed: two that share their first 120 characters stay apart, and the model
+    # name fits MLflow's 256-character column.
+    base = "EXTRA LONG PRODUCT NAME " + "WITH MANY WORDS " * 18
+    long_a, long_b = registry.slug(base + "RED"), registry.slug(base + "BLUE")
+    assert long_a != long_b and long_a.startswith("extra_long_product_name_with_many_words") and len(long_a) <= 131
+    assert len(registry.model_name("sales_forecast", base + "RED")) < 256
 
 
 def test_a_noise_free_model_registers_and_loads(setup):

@@ -150,6 +150,11 @@ def test_bad_rows_in_one_series_quarantine_it_not_the_run(iowa_frame, config, tm
     assert report.bad_rows == ["BLACK VELVET", "HAWKEYE VODKA"] and set(report.quarantined) == {"BLACK VELVET", "HAWKEYE VODKA"}
     assert "bad rows (quantities sold are not negative): 2025-05-27 value -40.0" in report.quarantined["BLACK VELVET"]
     assert "bad rows (every row has a numeric value" in report.quarantined["HAWKEYE VODKA"] and "2025-05-20" in report.quarantined["HAWKEYE VODKA"]
+    # A rule on the series id itself names the dates only (the id is the key the reason is filed under).
+    padded = iowa_frame.copy()
+    padded.loc[padded.series_id == "TITOS HANDMADE VODKA", "series_id"] = "TITOS HANDMADE VODKA "
+    reason = validate_frame(padded, config, END, "sha").quarantined["TITOS HANDMADE VODKA "]
+    assert reason.startswith("bad rows (series ids have no leading or trailing blanks): 2023-") and "value" not in reason, reason
     strict = validate_frame(bad, load_config(write_config(tmp_path, **{"validation.on_bad_rows": "block"})), END, "sha")
     assert not strict.success and strict.quarantined == {} and strict.bad_rows == []
     assert {("expect_column_values_to_be_between", "value"), ("expect_column_values_to_not_be_null", "value")} == failed(strict)
