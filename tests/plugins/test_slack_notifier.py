@@ -58,3 +58,19 @@ def test_slack_failures_never_raise_or_hang(monkeypatch, caplog, mode):
             slack.server.server_close()
     assert "Slack alert FAILED" in caplog.text
     assert len(slack.requests) == (0 if mode == "down" else 1)  # one attempt, no retry storm
+
+
+def test_a_message_that_cannot_be_built_is_logged_not_raised(monkeypatch, caplog):
+    """The report must not fail the task that reports: a decision the gate warning cannot format (here a
+    decision without its reasons) is logged with its traceback, nothing is sent, and the caller goes on."""
+    from types import SimpleNamespace
+
+    from forecast_ops.notifiers.slack import send_gate_warning
+
+    config = SimpleNamespace(alerts=SimpleNamespace(airflow_base_url="http://127.0.0.1:8080", channel="#forecasts"))
+    odd = {"series_id": "A", "passed": False, "thresholds": {"naive_mase_limit": "n/a"}, "champion_version": None}
+    with SlackStandIn() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+        assert send_gate_warning({}, [odd], config) == "error"
+        assert send_gate_warning({}, [{**odd, "reasons": ["MASE undefined"]}], config) == "webhook"  # "n/a" shows as "-"
+    assert "could not build the gate warning message" in caplog.text and len(slack.requests) == 1

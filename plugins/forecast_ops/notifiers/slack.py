@@ -178,11 +178,23 @@ def dag_failure_callback(context: Any) -> None:
         log.exception("DAG failure callback crashed")
 
 
+def _send_built(context: Any, what: str, build: Any, channel: str | None) -> str:
+    """Build a message and send it; a message that cannot be built (a value it cannot format) is logged,
+    never raised: the task that reports must not fail because of its report."""
+    try:
+        payload = build()
+    except Exception:  # noqa: BLE001 - an alert must never turn into a second failure
+        log.exception("could not build the %s message; not sent", what)
+        return "error"
+    return send_payload(context, payload, channel)
+
+
 def send_gate_warning(context: Any, decisions: list[dict[str, Any]], config: Any) -> str:
     """Post the gate-rejection warning (a warning: the run goes on with the passing series)."""
     from include.forecasting import alerts
 
-    return send_payload(context, alerts.gate_rejection(run_info(context, config.alerts.airflow_base_url), decisions), config.alerts.channel)
+    info = run_info(context, config.alerts.airflow_base_url)
+    return _send_built(context, "gate warning", lambda: alerts.gate_rejection(info, decisions), config.alerts.channel)
 
 
 def send_champion_change(context: Any, promotions: list[dict[str, Any]], config: Any) -> str:
@@ -191,7 +203,8 @@ def send_champion_change(context: Any, promotions: list[dict[str, Any]], config:
 
     if not config.alerts.notify_on_champion_change:
         return "disabled"
-    return send_payload(context, alerts.champion_change(run_info(context, config.alerts.airflow_base_url), promotions), config.alerts.channel)
+    info = run_info(context, config.alerts.airflow_base_url)
+    return _send_built(context, "champion change", lambda: alerts.champion_change(info, promotions), config.alerts.channel)
 
 
 def send_series_report(context: Any, outcome: dict[str, Any], failures: list[dict[str, Any]], config: Any) -> str:
@@ -199,5 +212,5 @@ def send_series_report(context: Any, outcome: dict[str, Any], failures: list[dic
     from include.forecasting import alerts
 
     info = run_info(context, config.alerts.airflow_base_url)
-    payload = alerts.series_report(info, outcome["quarantined"], failures, len(outcome["published"]), outcome["fallback"])
-    return send_payload(context, payload, config.alerts.channel)
+    build = lambda: alerts.series_report(info, outcome["quarantined"], failures, len(outcome["published"]), outcome["fallback"])  # noqa: E731
+    return _send_built(context, "series report", build, config.alerts.channel)
