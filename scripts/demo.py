@@ -118,6 +118,7 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
         else:
             lines.append(f"Validation: {len(report['failures'])} of {report['evaluated']} expectations FAILED:")
             lines += [f"  - {_failure_text(f)}" for f in report["failures"]]
+        lines += [f"            {note}" for note in report.get("notes") or []]
     if outcome and outcome["quarantined"]:
         lines.append(f"Quarantined ({len(outcome['quarantined'])}): champion and published rows kept; fallback forecast if no champion")
         lines += [f"  - {series}: {reason}" for series, reason in outcome["quarantined"].items()]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from include.forecasting.anomaly import is_panel_wide
@@ -100,12 +101,16 @@ class ValidationReport:
     cadence: str | None = None
     quarantined: dict[str, str] = field(default_factory=dict)  # series -> the per-series rule it failed
     bad_rows: list[str] = field(default_factory=list)  # quarantined for rows breaking a row rule: no fallback
+    # Set when the panel has a hole longer than validation.max_gap_periods: the first period used (ISO date)
+    # and why; the periods before it were left out of everything validated and trained.
+    history_start: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def message(self) -> str:
         """Multi-line message naming each failed expectation with observed values."""
         if self.success:
             extra = f"; {len(self.quarantined)} series quarantined" if self.quarantined else ""
-            return f"all {self.evaluated} run-level expectations passed ({self.cadence}){extra}"
+            return f"all {self.evaluated} run-level expectations passed ({self.cadence}){extra}" + "".join(f"; {n}" for n in self.notes)
         lines = [f"{len(self.failures)} of {self.evaluated} expectations failed on snapshot {self.snapshot_sha256[:12]}:"]
         lines += [f"- [{f.suite}] {f.describe()}" for f in self.failures]
         return "\n".join(lines)
@@ -120,6 +125,8 @@ class ValidationReport:
             "cadence": self.cadence,
             "quarantined": self.quarantined,
             "bad_rows": self.bad_rows,
+            "history_start": self.history_start,
+            "notes": self.notes,
         }
 
 
@@ -170,6 +177,49 @@ def series_profile(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -
             }
         )
     return pd.DataFrame(rows, columns=columns)
+
+
+def history_start(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence, max_gap: int) -> tuple[pd.Timestamp | None, str | None]:
+    """The first period after the panel's last hole longer than `max_gap` periods, and a note naming the
+    hole; (None, None) when there is none.
+
+    A hole is a run of periods in which no series has a row: a closure (a lockdown, a renovation) or a
+    delivery that never came. Nothing in the data tells its zeros from missing data, so the history before
+    it is not used: every series starts after it, and one left with too little history is quarantined by
+    `validation.min_rows_per_series` (a hole just before the end thus still stops the run, naming it).
+    Holes after the panel's newest row are staleness (`max_staleness_periods`), not a gap.
+    """
+    from include.forecasting.training import period_label
+
+    dates = frame["sales_date"].dropna()
+    if dates.empty:
+        return None, None
+    last_period = cadence.last_period_before(pd.Timestamp(window_end))
+    panel = pd.DatetimeIndex(period_label(dates, cadence).unique()).sort_values()
+    panel = panel[panel <= last_period]
+    if len(panel) < 2:
+        return None, None
+    grid = cadence.grid(panel.min(), panel.max())
+    held = np.flatnonzero(grid.isin(panel))
+    holes = np.diff(held) - 1
+    long = np.flatnonzero(holes > max_gap)
+    if not len(long):
+        return None, None
+    k = long[-1]
+    start, first, last = grid[held[k + 1]], grid[held[k] + 1], grid[held[k + 1] - 1]
+    note = (
+        f"history from {start:%Y-%m-%d}: no series has a row from {first:%Y-%m-%d} to {last:%Y-%m-%d} "
+        f"({holes[k]} periods, more than validation.max_gap_periods {max_gap}), so the periods before are not used"
+    )
+    return start, note
+
+
+def rows_from(frame: pd.DataFrame, start: pd.Timestamp, cadence: Cadence) -> pd.DataFrame:
+    """The rows of periods from `start` on (rows without a date stay, for the row rules to name)."""
+    from include.forecasting.training import period_label
+
+    labels = period_label(frame["sales_date"], cadence)
+    return frame[np.asarray(labels >= start) | frame["sales_date"].isna().to_numpy()]
 
 
 def suite_parameters(config: Config, frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -> dict[str, Any]:
@@ -292,6 +342,10 @@ def validate_frame(
         report = ValidationReport(False, snapshot_sha256, 1, [failure])
         log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
         return report
+    start, note = history_start(frame, window_end, cadence, config.validation.max_gap_periods)
+    if start is not None:
+        log.warning("validation of %s: %s", snapshot_sha256[:12], note)
+        frame = rows_from(frame, start, cadence)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # keep task logs readable
     params = suite_parameters(config, frame, window_end, cadence)
@@ -326,7 +380,10 @@ def validate_frame(
                 rule="at least one series passes the per-series rules", rows=[{"series_id": s, "value": r} for s, r in list(quarantined.items())[:5]],
             )
         )
-    report = ValidationReport(not failures, snapshot_sha256, evaluated, failures, results, cadence.label, quarantined, sorted(bad_rows))
+    report = ValidationReport(
+        not failures, snapshot_sha256, evaluated, failures, results, cadence.label, quarantined, sorted(bad_rows),
+        history_start=None if start is None else start.date().isoformat(), notes=[note] if note else [],
+    )
     log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
     for series_id, reason in quarantined.items():
         log.warning("series %r quarantined by validation: %s", series_id, reason)

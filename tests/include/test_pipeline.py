@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from conftest import write_config
 
@@ -33,3 +34,23 @@ def test_quarantined_series_are_not_planned(tmp_path):
     config = load_config(write_config(tmp_path))
     checked = SnapshotRef.from_dict({**ref(["A", "B", "C"], config.sha256).to_dict(), "quarantined": {"B": "enough history: n_rows 20"}})
     assert plan_chunks(config, checked) == [["A"], ["C"]]
+
+
+def test_a_long_hole_starts_the_history_of_the_snapshot_that_trains(tmp_path, iowa_frame):
+    """Validation leaves out the periods before a 3-week hole (no row for any series); what trains is a
+    snapshot of the rows after it, so training and backtests never see the hole's zeros."""
+    import datetime as dt
+
+    from include.forecasting.extract import read_snapshot, write_snapshot
+    from include.forecasting.pipeline import validate_snapshot
+
+    config = load_config(write_config(tmp_path))
+    hole = iowa_frame[~iowa_frame.sales_date.between("2024-03-01", "2024-03-21")].reset_index(drop=True)
+    extracted = write_snapshot(hole, config.storage_root, (dt.date(2023, 1, 1), dt.date(2025, 5, 31)), config.run_sha256)
+    checked, report = validate_snapshot(config, extracted)
+    assert report["history_start"] == "2024-03-22" and checked.sha256 != extracted.sha256
+    assert checked.min_date == "2024-03-22" and checked.window_start == extracted.window_start and checked.cadence == "daily"
+    kept = read_snapshot(checked)
+    assert len(kept) == int((hole.sales_date >= "2024-03-22").sum()) and kept.sales_date.min() == pd.Timestamp("2024-03-22")
+    unchanged, report = validate_snapshot(config, write_snapshot(iowa_frame, config.storage_root, (dt.date(2023, 1, 1), dt.date(2025, 5, 31)), config.run_sha256))
+    assert report["history_start"] is None and unchanged.min_date == "2023-01-02"

@@ -28,7 +28,7 @@ def failed(report):
 def test_real_data_passes(iowa_frame, config):
     report = validate_frame(iowa_frame, config, END, "sha")
     assert report.success, report.message()
-    assert report.evaluated == 15 and report.cadence == "daily" and report.quarantined == {}
+    assert report.evaluated == 14 and report.cadence == "daily" and report.quarantined == {}
 
 
 def test_each_fault_is_named_with_observed_values(iowa_frame, config):
@@ -89,7 +89,9 @@ def test_future_rows_fail(iowa_frame, config):
 
 def test_gaps_min_rows_and_unknown_series(iowa_frame, tmp_path):
     """Two months without one product's rows are two months without its sales, not a gap; three weeks
-    with no row for any product are a hole in the data, inside every series' history."""
+    with no row for any product are a hole in the data (a closure, a delivery that never came): the
+    history starts after it. A hole just before the end leaves too little: every series is quarantined
+    and the run stops, the note naming the hole."""
     config = load_config(write_config(tmp_path, **{"series": ["BLACK VELVET", "HAWKEYE VODKA", "NEW PRODUCT"], "validation.min_rows_per_series": 800}))
     young = iowa_frame[~((iowa_frame.series_id == "HAWKEYE VODKA") & (iowa_frame.sales_date < "2023-06-01"))]
     zeros = young[~((young.series_id == "BLACK VELVET") & young.sales_date.between("2024-03-01", "2024-04-30"))]
@@ -101,7 +103,17 @@ def test_gaps_min_rows_and_unknown_series(iowa_frame, tmp_path):
     assert "BLACK VELVET" not in report.quarantined
     hole = iowa_frame[~iowa_frame.sales_date.between("2024-03-01", "2024-03-21")]
     report = validate_frame(hole.reset_index(drop=True), load_config(write_config(tmp_path)), END, "sha")
-    assert len(report.quarantined) == 5 and all("max_gap_periods 2" in r and "validation.max_gap_periods" in r for r in report.quarantined.values())
+    assert report.success and report.quarantined == {} and report.history_start == "2024-03-22"
+    assert report.notes == [
+        "history from 2024-03-22: no series has a row from 2024-03-01 to 2024-03-21 (21 periods, more than "
+        "validation.max_gap_periods 14), so the periods before are not used"
+    ]
+    assert "history from 2024-03-22" in report.message() and report.to_dict()["history_start"] == "2024-03-22"
+    recent = iowa_frame[~iowa_frame.sales_date.between("2025-04-20", "2025-05-12")]
+    report = validate_frame(recent.reset_index(drop=True), load_config(write_config(tmp_path)), END, "sha")
+    assert not report.success and ("some_series_usable", "series_id") in {(f.expectation, f.column) for f in report.failures}
+    assert len(report.quarantined) == 5 and all("enough history: n_periods 18 (min 60" in r for r in report.quarantined.values())
+    assert report.history_start == "2025-05-13" and "from 2025-04-19 to 2025-05-12 (24 periods" in report.notes[0]  # 04-19: a Saturday, no rows anyway
 
 
 def test_min_rows_follow_the_cadence(iowa_frame, tmp_path):

@@ -184,7 +184,8 @@ def test_failed_mapped_tasks_give_one_aggregated_alert(airflow_db, config_factor
 
 
 def test_decimal_panel_before_2025_with_one_unfittable_series(airflow_db, config_factory, tmp_path, monkeypatch):
-    """Anyone's data: litres with decimals, 2015-2017, plus a product that sold on only 10 of 80 days.
+    """Anyone's data: litres with decimals, 2015-2017, with a three-week closure two years before the end (no
+    row for any product: the history starts after it), plus a product that sold on only 10 of 80 days.
     Its fit fails; it is quarantined with a flagged fallback forecast; every other series is trained,
     promoted and published; one alert names it; the run is partial (green, all_series_published skipped)."""
     frame = pd.read_csv(SEED)
@@ -193,6 +194,8 @@ def test_decimal_panel_before_2025_with_one_unfittable_series(airflow_db, config
     frame["date"] = (pd.to_datetime(frame["date"]) - pd.DateOffset(years=8)).dt.strftime("%Y-%m-%d")
     frame["total_amount_sold"] = (frame["total_amount_sold"] * 0.37).round(2)
     last = pd.to_datetime(frame["date"]).max()
+    closed = pd.date_range(last - pd.Timedelta(days=700), last - pd.Timedelta(days=680)).strftime("%Y-%m-%d")
+    frame = frame[~frame["date"].isin(closed)]
     days = pd.date_range(last - pd.Timedelta(days=79), last)
     sparse = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "item_name": "RARE BRANDY", "total_amount_sold": [2.5 if i % 8 == 0 else 0.0 for i in range(80)]})
     seed = tmp_path / "litres.csv"
@@ -208,13 +211,15 @@ def test_decimal_panel_before_2025_with_one_unfittable_series(airflow_db, config
     published = forecasts(config, day)
     versions = published.groupby("series_id")["model_version"].first().to_dict()
     assert len(versions) == 6 and versions["RARE BRANDY"] == FALLBACK_VERSION
-    assert all(v.isdigit() for s, v in versions.items() if s != "RARE BRANDY")
+    assert all(v.isdigit() for s, v in versions.items() if s != "RARE BRANDY"), versions
     assert published["forecast_date"].min() == pd.Timestamp(day)
     assert (published["yhat"] % 1 != 0).any()  # decimals stay decimals
     report = [r.body for r in slack.requests if "partial run" in r.body["text"]]
     assert len(report) == 1, slack.texts()
     text = json.dumps(report[0]["blocks"])
     assert "RARE BRANDY" in text and "too little history" in text and "1 series quarantined" in text
+    report = json.loads(next((config.storage_root / "validation").glob("*.json")).read_text())
+    assert report["history_start"] == (last - pd.Timedelta(days=679)).strftime("%Y-%m-%d") and "so the periods before are not used" in report["notes"][0]
 
 
 def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, tmp_path, monkeypatch):
