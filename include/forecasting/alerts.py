@@ -111,6 +111,7 @@ def validation_failure(info: RunInfo, report: dict[str, Any]) -> dict[str, Any]:
             detail.append(f"rule: {f['rule']}" + (f" (config `{f['config_key']}`)" if f.get("config_key") else ""))
         column = f" `{f['column']}`" if f.get("column") else ""
         lines.append(f"`{f['expectation']}`{column}: {', '.join(detail) or 'failed'}")
+    lines += [f"note: {n}" for n in report.get("notes") or []]  # e.g. the hole that shortened every history
     body = (
         f"*Data validation failed*: {len(report.get('failures', []))} of {report.get('evaluated', '?')} expectations "
         f"(snapshot `{str(report.get('snapshot_sha256', ''))[:12]}`). Training did not run; champions and "

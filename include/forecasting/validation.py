@@ -113,6 +113,7 @@ class ValidationReport:
             return f"all {self.evaluated} run-level expectations passed ({self.cadence}){extra}" + "".join(f"; {n}" for n in self.notes)
         lines = [f"{len(self.failures)} of {self.evaluated} expectations failed on snapshot {self.snapshot_sha256[:12]}:"]
         lines += [f"- [{f.suite}] {f.describe()}" for f in self.failures]
+        lines += [f"- note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

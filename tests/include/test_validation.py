@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, write_config
 
+from include.forecasting import alerts
+from include.forecasting.alerts import RunInfo
 from include.forecasting.config import load_config
 from include.forecasting.extract import normalise
 from include.forecasting.frequency import DAILY
@@ -113,7 +115,10 @@ def test_gaps_min_rows_and_unknown_series(iowa_frame, tmp_path):
     report = validate_frame(recent.reset_index(drop=True), load_config(write_config(tmp_path)), END, "sha")
     assert not report.success and ("some_series_usable", "series_id") in {(f.expectation, f.column) for f in report.failures}
     assert len(report.quarantined) == 5 and all("enough history: n_periods 18 (min 60" in r for r in report.quarantined.values())
-    assert report.history_start == "2025-05-13" and "from 2025-04-19 to 2025-05-12 (24 periods" in report.notes[0]  # 04-19: a Saturday, no rows anyway
+    assert report.history_start == "2025-05-13" and "from 2025-04-19 to 2025-05-12 (24 periods" in report.notes[0]
+    assert "- note: history from 2025-05-13" in report.message()
+    body = alerts.validation_failure(RunInfo("sales_forecast", "validate_sales", "r", "2025-05-31"), report.to_dict())["blocks"][2]["text"]["text"]
+    assert "some_series_usable" in body and "note: history from 2025-05-13: no series has a row from 2025-04-19" in body  # 04-19: a Saturday, no rows anyway
 
 
 def test_min_rows_follow_the_cadence(iowa_frame, tmp_path):
