@@ -7,7 +7,7 @@ what the on-call person reads lives here and is unit-tested on real validation a
 from __future__ import annotations
 
 import math
-
+import numbers
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -128,7 +128,7 @@ def task_failure(info: RunInfo, cause: str) -> dict[str, Any]:
 
 def _num(value: Any, digits: int = 3) -> str:
     """A number for a message; "-" for an undefined one (None in JSON, NaN): a message never fails on it."""
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
+    return f"{value:.{digits}f}" if isinstance(value, numbers.Real) and math.isfinite(value) else "-"
 
 
 def _metric(m: dict[str, Any] | None) -> str:

@@ -267,6 +267,11 @@ _MISSING_VALUES = ["", "nan", "null", "na"]
 _SPACES = " \u00a0\u202f"
 
 
+def _grouping(decimal: str, thousands: str | None) -> str | None:
+    """The thousands separator in force: `source.thousands`, or "." under a decimal comma (1.234,5)."""
+    return thousands if thousands is not None else ("." if decimal == "," else None)
+
+
 def decimal_point_values(raw: pd.Series, decimal: str = ".", thousands: str | None = None) -> tuple[pd.Series, pd.Series]:
     """The value cells written with a decimal point, and which cells cannot be read with these marks.
 
@@ -276,7 +281,7 @@ def decimal_point_values(raw: pd.Series, decimal: str = ".", thousands: str | No
     is refused rather than read as 367 or as 3.67, since either could be wrong.
     """
     text = raw.astype(str).str.strip()
-    group = thousands if thousands is not None else ("." if decimal == "," else None)
+    group = _grouping(decimal, thousands)
     if group is None and decimal == ".":
         return text, pd.Series(False, index=raw.index)
     sep = f"[{_SPACES}]" if group == " " else re.escape(group or "")
@@ -332,7 +337,7 @@ def _check_cells(
         if len(bad_dates) and date_format is None:
             hint += f"; set source.date_format to the file's layout ({suggest_date_format(frame.loc[bad_dates, columns['date']])})"
         if misread.any():
-            group = thousands if thousands is not None else "."
+            group = _grouping(decimal, thousands)  # misread cells exist only where a separator is in force
             thousands_note = f"and source.thousands {thousands!r}" if thousands is not None else "(a '.' groups thousands)"
             hint += f"; with source.decimal {decimal!r} {thousands_note} a value reads 3{decimal}67 or 1{group}234{decimal}5"
         elif raw[bad_values].str.contains(",", regex=False).any():

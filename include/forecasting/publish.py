@@ -31,7 +31,8 @@ FORECAST_COLUMNS = [
 _INTEGER_ID = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 
 # Readers see series_id as text whatever the table's type: the pipeline keys series by their text.
-TEXT_IDS = "* REPLACE (CAST(series_id AS VARCHAR) AS series_id)"
+# BigQuery and DuckDB both read this (STRING is DuckDB's alias of VARCHAR).
+TEXT_IDS = "* REPLACE (CAST(series_id AS STRING) AS series_id)"
 
 
 def series_id_type(series: Iterable[str], setting: str = "auto") -> str:

@@ -8,9 +8,6 @@ from typing import Any
 from forecast_ops.hooks.bigquery_sales import BigQuerySalesHook
 from forecast_ops.hooks.duckdb_warehouse import DuckDBWarehouseHook
 
-# BigQuery's spelling of publish.TEXT_IDS: readers see series_id as text whatever the table's type.
-_TEXT_IDS = "* REPLACE (CAST(series_id AS STRING) AS series_id)"
-
 
 def extract_daily_sales(config: Any, window: tuple[dt.date, dt.date]) -> Any:
     """Run include/sql/daily_sales.sql on the configured source for the window; return the frame."""
@@ -104,13 +101,13 @@ def _as_date(value: Any) -> dt.date:
 
 def read_forecasts_between(config: Any, first: dt.date, last: dt.date) -> Any:
     """Published forecasts with a logical date in [first, last], from the configured warehouse."""
-    from include.forecasting import monitor_tables
+    from include.forecasting import monitor_tables, publish
 
     table = config.warehouse.forecasts_table
     if config.warehouse.kind == "duckdb":
         with DuckDBWarehouseHook(path=config.warehouse.path).connection(read_only=True) as con:
             return monitor_tables.forecasts_between(con, table, first, last)
-    sql = f"SELECT * FROM (SELECT {_TEXT_IDS} FROM `{table}`) WHERE logical_date BETWEEN @first AND @last ORDER BY series_id, logical_date, forecast_date"
+    sql = f"SELECT * FROM (SELECT {publish.TEXT_IDS} FROM `{table}`) WHERE logical_date BETWEEN @first AND @last ORDER BY series_id, logical_date, forecast_date"
     return BigQuerySalesHook(billing_project=config.source.billing_project).query_frame(sql, {"first": first, "last": last})
 
 
@@ -136,5 +133,5 @@ def read_monitor_table(config: Any, role: str, where: str = "", params: dict[str
     if config.warehouse.kind == "duckdb":
         with DuckDBWarehouseHook(path=config.warehouse.path, lock_timeout=lock_timeout).connection(read_only=True) as con:
             return monitor_tables.read_table(con, names[role], where, params, columns)
-    sql = f"SELECT * FROM (SELECT {_TEXT_IDS} FROM `{names[role]}`) {where.replace('$', '@')}"
+    sql = f"SELECT * FROM (SELECT {publish.TEXT_IDS} FROM `{names[role]}`) {where.replace('$', '@')}"
     return BigQuerySalesHook(billing_project=config.source.billing_project).query_frame(sql, params or {})

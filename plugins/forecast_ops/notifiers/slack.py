@@ -212,5 +212,7 @@ def send_series_report(context: Any, outcome: dict[str, Any], failures: list[dic
     from include.forecasting import alerts
 
     info = run_info(context, config.alerts.airflow_base_url)
-    build = lambda: alerts.series_report(info, outcome["quarantined"], failures, len(outcome["published"]), outcome["fallback"])  # noqa: E731
-    return _send_built(context, "series report", build, config.alerts.channel)
+    return _send_built(
+        context, "series report", lambda: alerts.series_report(info, outcome["quarantined"], failures, len(outcome["published"]), outcome["fallback"]),
+        config.alerts.channel,
+    )
