@@ -51,7 +51,7 @@ def test_each_fault_is_named_with_observed_values(iowa_frame, config):
     row = iowa_frame.loc[3]
     assert between.rows[0]["series_id"] == row["series_id"] and str(between.rows[0]["sales_date"])[:10] == f"{row['sales_date']:%Y-%m-%d}"
     message = report.message()
-    assert "rule: quantities sold are not negative" in message and f"series {row['series_id']!r} on {row['sales_date']:%Y-%m-%d}: value -5.0" in message
+    assert "rule: quantities sold are finite and not negative" in message and f"series {row['series_id']!r} on {row['sales_date']:%Y-%m-%d}: value -5.0" in message
 
 
 def test_decimals_are_valid_unless_whole_units_is_set(iowa_frame, tmp_path):
@@ -155,17 +155,22 @@ def test_suites_are_valid_gx_json():
 
 
 def test_bad_rows_in_one_series_quarantine_it_not_the_run(iowa_frame, config, tmp_path):
-    """A negative and an empty value in two of five series: those two are quarantined, each reason naming
-    the rule, date and value; the run goes on. `validation.on_bad_rows: block` blocks it instead."""
+    """A negative and an empty value in two of five series (the first also has an old infinite value, which
+    the spike rule, seeing only recent days, would miss): those two are quarantined, each reason naming the
+    rule, date and value; the run goes on. `validation.on_bad_rows: block` blocks it instead."""
     bad = iowa_frame.copy().astype({"value": "float64"})
     negative = bad.index[(bad.series_id == "BLACK VELVET") & (bad.sales_date == "2025-05-27")][0]
     empty = bad.index[(bad.series_id == "HAWKEYE VODKA") & (bad.sales_date == "2025-05-20")][0]
+    infinite = bad.index[(bad.series_id == "BLACK VELVET") & (bad.sales_date == "2024-03-12")][0]
     bad.loc[negative, "value"] = -40
     bad.loc[empty, "value"] = None
+    bad.loc[infinite, "value"] = float("inf")  # "inf" or "1e400" in a CSV: it would make every fit fail
     report = validate_frame(bad, config, END, "sha")
     assert report.success, report.message()
     assert report.bad_rows == ["BLACK VELVET", "HAWKEYE VODKA"] and set(report.quarantined) == {"BLACK VELVET", "HAWKEYE VODKA"}
-    assert "bad rows (quantities sold are not negative): 2025-05-27 value -40.0" in report.quarantined["BLACK VELVET"]
+    reason = report.quarantined["BLACK VELVET"]
+    assert reason.startswith("bad rows (quantities sold are finite and not negative): ") and "2025-05-27 value -40.0" in reason, reason
+    assert "2024-03-12 value 'inf'" in reason, reason
     assert "bad rows (every row has a numeric value" in report.quarantined["HAWKEYE VODKA"] and "2025-05-20" in report.quarantined["HAWKEYE VODKA"]
     # A rule on the series id itself names the dates only (the id is the key the reason is filed under).
     padded = iowa_frame.copy()
