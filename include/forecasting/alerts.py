@@ -102,7 +102,7 @@ def validation_failure(info: RunInfo, report: dict[str, Any]) -> dict[str, Any]:
         if f.get("unexpected_count"):
             detail.append(f"{f['unexpected_count']} unexpected")
         if f.get("rows"):
-            detail.append("e.g. " + "; ".join(f"{r.get('series_id')} on {str(r.get('sales_date', '?'))[:10]}: {r.get('value')}" for r in f["rows"][:3]))
+            detail.append("e.g. " + "; ".join(_example(r) for r in f["rows"][:3]))
         elif f.get("unexpected_examples"):
             detail.append(f"e.g. {f['unexpected_examples'][:3]}")
         if f.get("observed") is not None:
@@ -124,6 +124,12 @@ def task_failure(info: RunInfo, cause: str) -> dict[str, Any]:
     """Any other exception: type and first line (already masked)."""
     body = f"*Cause*: `{cause}`\nChampions and published forecasts are unchanged unless the failed task was `publish_forecasts`."
     return _payload(":red_circle: Sales forecast task failed", info, body)
+
+
+def _example(row: dict[str, Any]) -> str:
+    """One offending row of a failed expectation ("SERIES on DATE: VALUE"), or a series and its reason."""
+    where = f" on {str(row['sales_date'])[:10]}" if "sales_date" in row else ""
+    return f"{row.get('series_id')}{where}: {row.get('value')}"
 
 
 def _num(value: Any, digits: int = 3) -> str:

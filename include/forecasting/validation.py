@@ -85,8 +85,9 @@ class FailedExpectation:
 
 
 def _row_text(row: dict[str, Any]) -> str:
-    date = str(row.get("sales_date", "?"))[:10]
-    return f"series {row.get('series_id')!r} on {date}: value {row.get('value')!r}"
+    if "sales_date" not in row:  # a per-series finding (the reason a series is unusable), not a row
+        return f"series {row.get('series_id')!r}: {row.get('value')}"
+    return f"series {row.get('series_id')!r} on {str(row['sales_date'])[:10]}: value {row.get('value')!r}"
 
 
 @dataclass

@@ -117,8 +117,11 @@ def test_gaps_min_rows_and_unknown_series(iowa_frame, tmp_path):
     assert len(report.quarantined) == 5 and all("enough history: n_periods 18 (min 60" in r for r in report.quarantined.values())
     assert report.history_start == "2025-05-13" and "from 2025-04-19 to 2025-05-12 (24 periods" in report.notes[0]
     assert "- note: history from 2025-05-13" in report.message()
+    # Each example is a series and why it is unusable (no date: the finding is about the series, not a row).
+    assert "e.g. series 'BLACK VELVET': enough history: n_periods 18 (min 60" in report.message() and " on ?" not in report.message()
     body = alerts.validation_failure(RunInfo("sales_forecast", "validate_sales", "r", "2025-05-31"), report.to_dict())["blocks"][2]["text"]["text"]
     assert "some_series_usable" in body and "note: history from 2025-05-13: no series has a row from 2025-04-19" in body  # 04-19: a Saturday, no rows anyway
+    assert "e.g. BLACK VELVET: enough history: n_periods 18" in body and " on ?" not in body
 
 
 def test_min_rows_follow_the_cadence(iowa_frame, tmp_path):
