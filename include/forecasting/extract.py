@@ -143,6 +143,8 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     missing = [c for c in source.columns.values() if c not in frame.columns]
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
+    if frame.empty:  # refused here: loaded, it would replace the table's history with nothing
+        raise ValueError(f"seed CSV {source.seed_csv} has a header but no rows (source.seed_csv in the config)")
     c = source.columns
     # Key columns beyond date and series (a department, an invoice line) are loaded as they are, so that a
     # CSV with several rows per series and date sums them and the duplicates check still has its grain.
@@ -202,6 +204,8 @@ def read_seed_text(path: Path) -> pd.DataFrame:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, sep=_delimiter(path, encoding))
         except UnicodeDecodeError:
             continue
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"seed CSV {path} is empty: not even a header line") from None
         if encoding != "utf-8-sig":
             log.warning("seed CSV %s is not UTF-8: read as %s (check the series names; save it as CSV UTF-8 to be sure)", path, encoding)
         return frame

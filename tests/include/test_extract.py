@@ -283,6 +283,23 @@ def test_missing_seed_column_is_a_clear_error(tmp_path):
         extract.load_seed_csv(duckdb.connect(), config.source)
 
 
+def test_an_empty_seed_is_refused_and_the_loaded_table_kept(tmp_path, loaded):
+    """A header without rows, or an empty file (an export that failed half way), is refused by name; the
+    table loaded before keeps its rows (loading it would have replaced them with nothing)."""
+    config, con = loaded()
+    table = config.source.table
+    before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    header = tmp_path / "header.csv"
+    header.write_text("date,item_name,total_amount_sold\n")
+    with pytest.raises(ValueError, match="has a header but no rows"):
+        extract.load_seed_csv(con, config.source.model_copy(update={"seed_csv": header}))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="is empty: not even a header line"):
+        extract.load_seed_csv(con, config.source.model_copy(update={"seed_csv": empty}))
+    assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == before > 0
+
+
 def test_rows_below_the_series_grain_are_summed_when_unique_key_names_their_column(tmp_path):
     """A CSV with one row per department per series and date: with the department in source.unique_key
     the rows are summed per series and date and nothing is a duplicate; without it they are flagged."""
