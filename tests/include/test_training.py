@@ -310,6 +310,28 @@ def test_log_moments_are_statsmodels_forecast(velvet, settings, veg_weekly):
         np.testing.assert_allclose(se, np.sqrt(reference.var_pred_mean), rtol=1e-10)
 
 
+def test_a_one_coefficient_order_is_fitted_to_the_maximum_likelihood(veg_weekly):
+    """The scalar search of a one-coefficient order finds statsmodels' own `fit` optimum on real weekly
+    series: the local level (0,1,1) to its coefficient. The AR(1)'s constant is the sample mean of the
+    observed periods, not its maximum-likelihood value (which weights the first and last periods more): its
+    likelihood stays within what a likelihood-ratio test at 5 % accepts (1.92 units) of the two-parameter
+    fit, and its coefficient within 0.02."""
+    ys, _ = veg_weekly
+    for y in ys:
+        endog = training.to_model_scale(y)
+        mine = training._fit_one(endog, (0, 1, 1), (0, 0, 0, 0), 50, None)
+        model = training.sarimax(endog, (0, 1, 1), (0, 0, 0, 0))
+        theirs = model.filter(model.fit(disp=False, return_params=True))  # scipy's default tolerance
+        assert mine.llf >= theirs.llf - 1e-6 and abs(mine.params[0] - theirs.params[0]) < 1e-3
+        ar = training._fit_one(endog, (1, 0, 0), (0, 0, 0, 0), 50, None)
+        model = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0))
+        full = model.filter(model.fit(disp=False, return_params=True))
+        intercept, phi = ar.params
+        assert intercept == pytest.approx(np.nanmean(endog) * (1 - phi)) and 0 < phi < 1
+        assert full.llf - 1.92 < ar.llf <= full.llf + 1e-6
+        assert abs(phi - full.params[1]) < 0.02
+
+
 def test_an_order_without_differencing_estimates_its_level():
     """(1,0,0) on log sales gets a constant: without it the model reverts to log 1 (one unit)."""
     assert training.trend_for((1, 0, 0), (0, 0, 0, 0)) == "c"
