@@ -78,9 +78,13 @@ def project_forecaster(settings: training.ModelSettings) -> Callable[[pd.Series,
 
 
 def points(panel: Panel, method: str, forecaster: Callable[[pd.Series, int], pd.DataFrame]) -> tuple[pd.DataFrame, float]:
-    """Every forecast point of a method on every fold, and its mean seconds per fit."""
+    """Every forecast point of a method on every fold, and its mean seconds per fit (after one untimed
+    warm-up call)."""
     rows, clock = [], []
     h = panel.settings.horizon
+    # One untimed call first (imports, first-use setup), like the statsforecast worker's warm-up fit.
+    first = next(iter(panel.ys.values()))
+    forecaster(first.iloc[: panel.origins(first)[0]], h)
     for series_id, y in panel.ys.items():
         for fold, origin in enumerate(panel.origins(y)):
             train = y.iloc[:origin]
