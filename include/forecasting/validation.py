@@ -147,12 +147,12 @@ def series_profile(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -
     which the anomaly rules judge against its own history).
 
     - `n_periods`: periods of history (from its first row through the last period);
-    - `max_gap_periods`: the longest run of periods inside that span in which the *panel* has no row at
-      all (a delivery that never came: nothing tells a zero from a hole there);
     - `periods_since_last_row`: periods from the panel's newest row to the last period (the data is stale).
+
+    Holes where the panel has no row at all are `history_start`'s: the frame starts after the last long one.
     """
     clean = frame.dropna(subset=["sales_date", "series_id"])
-    columns = ["series_id", "n_periods", "max_gap_periods", "periods_since_last_row"]
+    columns = ["series_id", "n_periods", "periods_since_last_row"]
     if clean.empty:
         return pd.DataFrame(columns=columns)
     from include.forecasting.training import period_label
@@ -161,23 +161,10 @@ def series_profile(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -
     labels = period_label(clean["sales_date"], cadence)
     panel = pd.DatetimeIndex(labels.unique()).sort_values()
     grid = cadence.grid(min(panel.min(), last_period), last_period)
-    held = grid.isin(panel)
-    # Per grid period: how many periods in a row the panel has had no row, ending at that period.
-    run = pd.Series(~held).groupby(held.cumsum()).cumsum().to_numpy()
     newest = panel[panel <= last_period].max() if (panel <= last_period).any() else panel.min()
     stale = int((grid > newest).sum())
-    rows = []
-    for series_id, first in pd.Series(labels, index=clean.index).groupby(clean["series_id"].to_numpy(), sort=True).min().items():
-        inside = grid >= first
-        rows.append(
-            {
-                "series_id": str(series_id),
-                "n_periods": int(inside.sum()),
-                # Holes after the panel's newest row are staleness, not a gap.
-                "max_gap_periods": int(run[inside & (grid <= newest)].max()) if (inside & (grid <= newest)).any() else 0,
-                "periods_since_last_row": stale,
-            }
-        )
+    firsts = pd.Series(labels, index=clean.index).groupby(clean["series_id"].to_numpy(), sort=True).min()
+    rows = [{"series_id": str(s), "n_periods": int((grid >= first).sum()), "periods_since_last_row": stale} for s, first in firsts.items()]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -234,7 +221,6 @@ def suite_parameters(config: Config, frame: pd.DataFrame, window_end: dt.date, c
         "known_series": list(wanted) if wanted else present,
         "last_allowed_date": (pd.Timestamp(window_end) - pd.Timedelta(days=1)).to_pydatetime(),
         "min_rows_per_series": config.validation.min_rows(cadence.name),
-        "max_gap_periods": config.validation.max_gap_periods,
         "max_staleness_periods": config.validation.max_staleness_periods,
     }
 
