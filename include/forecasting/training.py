@@ -697,7 +697,7 @@ def fit_series(
         aic, res, order, seasonal_order, _ = fit
         return {
             "order": list(order), "seasonal_order": list(seasonal_order), "trend": trend_for(order, seasonal_order),
-            "params": {n: float(v) for n, v in zip(res.model.param_names, np.asarray(res.params), strict=True)},
+            "params": {n: float(v) for n, v in zip(res.param_names, np.asarray(res.params), strict=True)},
             "z": _interval_z(res, settings.interval_levels), "aic": aic,
         }
 
