@@ -100,6 +100,10 @@ def load_seed() -> None:
     con = duckdb.connect(str(config.warehouse.path))
     try:
         rows = load_seed_csv(con, config.source, config.anomaly.panel_share)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        # The file or its mapping in the config is wrong: what to fix, without a traceback (the table keeps
+        # what it held; loading is one transaction).
+        raise SystemExit(f"seed CSV not loaded: {exc.args[0] if exc.args else exc}\n(config: {config.path})") from None
     finally:
         con.close()
     log.info("loaded %d seed rows from %s into %s:%s", rows, config.source.seed_csv, config.warehouse.path, config.source.table)
@@ -198,7 +202,12 @@ def main() -> None:
     commands = {"setup": setup, "standalone": standalone, "mlflow-ui": mlflow_ui, "seed": load_seed}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         sys.exit(f"usage: {sys.argv[0]} {' | '.join(commands)}")
-    commands[sys.argv[1]]()
+    from include.forecasting.config import ConfigError
+
+    try:
+        commands[sys.argv[1]]()
+    except ConfigError as exc:  # names each bad key and value already: no traceback to read through
+        sys.exit(str(exc))
 
 
 if __name__ == "__main__":
