@@ -621,7 +621,8 @@ def fit_series(
     guards, so later ones are fallbacks; "aic" fits every candidate and keeps the lowest AIC. With
     `settings.combine` = N > 1 the first N that pass (or the N lowest AICs) are all kept: the model is
     their equal-weight combination (fewer members if fewer pass; the safe orders only when none does).
-    `start_params` maps str(order) -> params of a previous fit (warm start from the champion).
+    `start_params` maps str(order) -> params of a previous fit (warm start from the champion; a
+    one-coefficient order's bounded search does not use it).
     `orders` puts these orders first (used to refit a known spec on backtest folds); the configured
     candidates and then the safe orders remain fallbacks. Raises ModelFitError if nothing qualifies.
     """
