@@ -87,6 +87,12 @@ def _empty_value(f: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
+def _infinite_old(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.copy()
+    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2024-03-12").idxmax(), "total_amount_sold"] = "inf"
+    return f
+
+
 def _text_value(f: pd.DataFrame) -> pd.DataFrame:
     f = f.copy()
     f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "total_amount_sold"] = "n/a"
@@ -118,6 +124,8 @@ CASES = [
     Case("a new product with 20 days of history", _new_product, "partial", (), ("NEW GIN", "enough history")),
     Case("a negative value", _negative, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "not negative", "-40")),
     Case("an empty value", _empty_value, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
+    # Older than the spike rule's recent days: only the value rule can catch it (it made every fit fail).
+    Case("an infinite value a year back", _infinite_old, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2024-03-12", "finite and not negative", "inf")),
     # Not a number in one series: loaded as missing (with a warning naming the CSV line), so only it stops.
     Case("a value that is text", _text_value, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
     Case("a negative value in a new product", _new_product_negative, "partial", (), ("NEW GIN", "2025-05-28", "not negative", "-5")),
