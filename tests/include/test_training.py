@@ -310,6 +310,27 @@ def test_log_moments_are_statsmodels_forecast(velvet, settings, veg_weekly):
         np.testing.assert_allclose(se, np.sqrt(reference.var_pred_mean), rtol=1e-10)
 
 
+def test_the_lean_filter_keeps_what_the_model_reads(velvet, veg_weekly):
+    """`lean_filter` stores fewer arrays than statsmodels' default filter; the likelihood, the standardised
+    one-step errors (interval calibration) and the forecast moments are the same: a daily airline model on
+    real Iowa data, and a weekly local level."""
+    ys, _ = veg_weekly
+    for endog, order, seasonal in [
+        (training.to_model_scale(velvet), (0, 1, 1), (0, 1, 1, 7)),
+        (training.to_model_scale(ys[0]), (0, 1, 1), (0, 0, 0, 0)),
+    ]:
+        model = training.sarimax(endog, order, seasonal)
+        params = training._fit_one(endog, order, seasonal, 50, None).params
+        lean, full = training.lean_filter(model, params), model.filter(params, cov_type="none")
+        assert lean.llf == pytest.approx(full.llf, abs=1e-9)
+        np.testing.assert_allclose(lean.standardized_forecasts_error, full.standardized_forecasts_error, atol=1e-12)
+        assert training._interval_z(lean, (0.8, 0.95)) == training._interval_z(full, (0.8, 0.95))
+        for got, want in zip(training._log_moments(lean, 9), training._log_moments(full, 9), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        # What it does not keep: every period's predicted state (a sign the lean mode was applied).
+        assert lean.filter_results.predicted_state.shape[1] < full.filter_results.predicted_state.shape[1]
+
+
 def test_a_one_coefficient_order_is_fitted_to_the_maximum_likelihood(veg_weekly):
     """The scalar search of a one-coefficient order finds statsmodels' own `fit` optimum on real weekly
     series: the local level (0,1,1) to its coefficient. The AR(1)'s constant is the sample mean of the
