@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "include" / "config" / "forecast.yaml"
@@ -98,16 +98,35 @@ class HolidayConfig(_Section):
     country: str = Field(pattern=r"^[A-Z]{2,3}$")
     subdivision: str | None = None
 
-    @model_validator(mode="after")
-    def _known(self) -> HolidayConfig:
+    @field_validator("country", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        # ISO 3166 codes are upper case in the holidays package; "de" is what many users type.
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
         import holidays
 
-        supported = holidays.list_supported_countries()
-        if self.country not in supported:
-            raise ValueError(f"country {self.country!r} is not in the holidays package (e.g. US, GB, DE, CN, PL)")
-        if self.subdivision is not None and self.subdivision not in supported[self.country]:
-            raise ValueError(f"subdivision {self.subdivision!r} is not one of {self.country}'s: {supported[self.country]}")
-        return self
+        if value not in holidays.list_supported_countries():
+            raise ValueError(f"country {value!r} is not in the holidays package (e.g. US, GB, DE, CN, PL)")
+        return value
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        import holidays
+
+        country = info.data.get("country")
+        if value is None or country is None:  # no subdivision, or the country already failed
+            return value
+        supported = holidays.list_supported_countries()[country]
+        # The package's own spelling ("IA", "ENG", "Augsburg"), whatever the case the user wrote.
+        spelled = {s.casefold(): s for s in supported}
+        if value.strip().casefold() not in spelled:
+            raise ValueError(f"subdivision {value!r} is not one of {country}'s: {supported}")
+        return spelled[value.strip().casefold()]
 
 
 class ForecastConfig(_Section):

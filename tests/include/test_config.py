@@ -44,8 +44,8 @@ def _raw() -> dict:
         ("monitor", "retrain_on", ["accuracy"], "monitor.retrain_on.0: Input should be 'degradation' or 'drift'"),
         ("warehouse", "health_table", "health; DROP", "warehouse.health_table: String should match pattern"),
         ("mlflow", "champion_alias", "Champion", "champion_alias"),
-        ("forecast", "holidays", {"country": "XX"}, "forecast.holidays: country 'XX' is not in the holidays package"),
-        ("forecast", "holidays", {"country": "US", "subdivision": "ZZ"}, "subdivision 'ZZ' is not one of US's"),
+        ("forecast", "holidays", {"country": "XX"}, "forecast.holidays.country: country 'XX' is not in the holidays package"),
+        ("forecast", "holidays", {"country": "US", "subdivision": "ZZ"}, "forecast.holidays.subdivision: subdivision 'ZZ' is not one of US's"),
         ("forecast", "order_search", "grid", "forecast.order_search: Input should be 'first_stable' or 'aic'"),
         ("forecast", "max_chunks", 0, "forecast.max_chunks"),
         ("validation", "whole_units", "maybe", "validation.whole_units"),
@@ -57,6 +57,16 @@ def test_invalid_values_name_the_key(section, key, value, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(";", ";")) as error:
         parse_config(raw)
     assert "config error in" in str(error.value)  # and the file
+
+
+def test_holiday_codes_are_read_whatever_their_case():
+    """A user writes `de` or `ia`; the holidays package spells them DE and IA (and some subdivisions in
+    mixed case, e.g. Germany's Augsburg)."""
+    raw = _raw()
+    raw["forecast"]["holidays"] = {"country": " de ", "subdivision": "augsburg"}
+    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "DE", "subdivision": "Augsburg"}
+    raw["forecast"]["holidays"] = {"country": "us", "subdivision": "ia"}
+    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "US", "subdivision": "IA"}
 
 
 def test_unknown_and_missing_keys_are_errors():
