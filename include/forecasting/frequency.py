@@ -94,6 +94,9 @@ def series_cadence(dates: pd.Series | pd.DatetimeIndex) -> Cadence | str | None:
             return monthly(False)
         if days.is_month_end.all():
             return monthly(True)
+        if days.day.nunique() == 1:
+            # Monthly rows on another day of the month (the 15th): no grid here; say what would be one.
+            return f"monthly on day {days[0].day} of the month (monthly rows are dated on the 1st or the last day: re-date them)"
     common = ", ".join(f"{g} days x{n}" for g, n in Counter(gaps.tolist()).most_common(4))
     return f"irregular (gaps between dates: {common})"
 

@@ -34,6 +34,10 @@ def test_mixed_and_irregular_are_refused_naming_series():
     every_third = pd.date_range("2024-01-01", periods=40, freq="3D")
     with pytest.raises(CadenceError, match=r"irregular \(gaps between dates: 3 days x39\): 'odd'"):
         detect_cadence(panel(odd=every_third))
+    # Monthly rows dated on the 15th: refused, saying which dates a monthly panel takes.
+    mid_month = pd.date_range("2021-01-01", periods=36, freq="MS") + pd.Timedelta(days=14)
+    with pytest.raises(CadenceError, match=r"monthly on day 15 of the month \(monthly rows are dated on the 1st or the last day: re-date them\): 'a'"):
+        detect_cadence(panel(a=mid_month))
 
 
 def test_override_and_new_series():
