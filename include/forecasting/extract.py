@@ -131,10 +131,11 @@ def bigquery_query_parameters(params: dict[str, Any]) -> list[Any]:
 def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> int:
     """(Re)load the seed CSV into the DuckDB source table, shaped like BigQuery's iowa_liquor_sales.sales.
 
-    A date that does not parse refuses the file (the row could not be placed in any window). A value that
-    is not a number in fewer than `panel_share` of the series (`anomaly.panel_share`) loads as NULL with a
-    warning naming the line, so that validation quarantines just those series; in more of them (a column
-    mapped wrongly, a locale's decimal comma) the file is refused. Idempotent: the table is replaced in
+    A date that does not parse or a value that is not a number, in fewer than `panel_share` of the series
+    (`anomaly.panel_share`), loads as NULL with a warning naming the line, so that validation quarantines
+    just those series (an impossible 2025-02-30 in one product's row stops that product, not the others);
+    in more of them (a column mapped wrongly, another date layout, a locale's decimal comma) the file is
+    refused, naming lines and the config key to set. Idempotent: the table is replaced in
     one transaction. Returns the number of rows loaded.
     """
     if source.seed_csv is None or not source.seed_csv.is_file():
@@ -156,8 +157,9 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     dates = parse_dates(frame[c["date"]], source.date_format)
     if extra_keys:  # transaction grain: a time of day is the transaction's, and the rows sum per day
         dates = dates.dt.normalize()
-    bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share, source.decimal, source.thousands)
-    values = values.mask(frame.index.isin(bad_values), "")  # NULL: validation names series, date and rule
+    _, bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share, source.decimal, source.thousands)
+    # NULL (an unreadable date is NaT already): validation names series, date and rule.
+    values = values.mask(frame.index.isin(bad_values), "")
     staged = pd.DataFrame(
         {
             "date": dates.dt.strftime("%Y-%m-%d"),
@@ -308,11 +310,12 @@ def _check_cells(
     panel_share: float,
     decimal: str = ".",
     thousands: str | None = None,
-) -> pd.Index:
-    """Raise naming the CSV line numbers and examples of dates that do not parse (or carry a time of day
-    other than midnight), and of values that are not numbers when they are panel-wide. A silently dropped
-    row would shift the data's end and publish a stale run. Returns the rows whose value is to load as
-    NULL (not a number, in a few series), after a warning naming them."""
+) -> tuple[pd.Index, pd.Index]:
+    """Raise naming the CSV line numbers and examples of dates that carry a time of day other than
+    midnight, and of dates that do not parse and values that are not numbers when they are panel-wide. A
+    silently dropped row would shift the data's end and publish a stale run. Returns the rows to load with
+    a NULL date and those to load with a NULL value (unreadable, in a few series), after a warning naming
+    them."""
     bad_dates = frame.index[dates.isna()]
     timed = frame.index[dates.notna() & (dates != dates.dt.normalize())]
     raw = frame[columns["value"]].str.strip()
@@ -330,12 +333,14 @@ def _check_cells(
             examples = "; ".join(f"line {i + 2}: {column}={frame.at[i, column]!r} ({columns['series']}={frame.at[i, columns['series']]!r})" for i in rows[:5])
             problems.append(f"{len(rows)} row(s) with {label}, e.g. {examples}")
     series = frame[columns["series"]]
-    if len(bad_values) and len(problems) == 1 and not is_panel_wide(series[bad_values].nunique(), series.nunique(), panel_share):
+    unreadable = bad_dates.union(bad_values)
+    if len(unreadable) and not len(timed) and not is_panel_wide(series[unreadable].nunique(), series.nunique(), panel_share):
+        affected = series[unreadable].unique()
         log.warning(
-            "seed CSV %s: %s; loaded as missing values, so validation quarantines %s (series: %s)",
-            path, problems[0], "that series" if series[bad_values].nunique() == 1 else "those series", ", ".join(map(str, series[bad_values].unique()[:10])),
+            "seed CSV %s: %s; loaded as missing, so validation quarantines %s (series: %s)",
+            path, "; ".join(problems), "that series" if len(affected) == 1 else "those series", ", ".join(map(str, affected[:10])),
         )
-        return bad_values
+        return bad_dates, bad_values
     if problems:
         hint = "fix the file, or map source.columns to the right columns"
         if len(bad_dates) and date_format is None:
@@ -347,7 +352,7 @@ def _check_cells(
         elif raw[bad_values].str.contains(",", regex=False).any():
             hint += "; if the comma is the decimal mark (3,67) set source.decimal: ','; if it groups thousands (1,234.5) set source.thousands: ','"
         raise UnparseableRowsError(f"seed CSV {path}: " + "; ".join(problems) + f" ({hint})")
-    return bad_values
+    return bad_dates, bad_values
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:

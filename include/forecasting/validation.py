@@ -440,10 +440,18 @@ def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, confi
         for series_id, found in f.series.items():
             # The offending cell, unless it is the series id itself (the key the reason is filed under).
             column = f.column if f.column and f.column != "series_id" else None
-            shown = "; ".join(str(r.get("sales_date", "?"))[:10] + (f" {column} {r.get(column)!r}" if column else "") for r in found["rows"])
+            shown = "; ".join(_bad_row_text(r, column) for r in found["rows"])
             more = f" and {found['n'] - len(found['rows'])} more" if found["n"] > len(found["rows"]) else ""
             reasons.setdefault(series_id, []).append(f"bad rows ({f.rule or f.expectation}): {shown}{more}")
     return {s: "; ".join(r) + " (fix the source rows; config validation.on_bad_rows)" for s, r in sorted(reasons.items())}, []
+
+
+def _bad_row_text(row: dict[str, Any], column: str | None) -> str:
+    """One offending row in a quarantine reason: its date and the offending cell, or "a row without a
+    date" (a seed CSV's unreadable date: the load's warning names its line)."""
+    if column == "sales_date":
+        return "a row without a date"
+    return str(row.get("sales_date", "?"))[:10] + (f" {column} {row.get(column)!r}" if column else "")
 
 
 def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params: dict[str, Any]) -> dict[str, str]:

@@ -12,8 +12,12 @@ SELECT
   s.item_description AS series_id,
   SUM(s.bottles_sold) AS value
 FROM `{{ source_table }}` AS s
-WHERE DATE(s.date) >= @window_start
-  AND DATE(s.date) < @window_end
+WHERE (
+    -- A row without a date belongs to no window; it is extracted anyway, so that validation quarantines its
+    -- series by name (rule "every row has a date") instead of the row vanishing from every run.
+    s.date IS NULL
+    OR (DATE(s.date) >= @window_start AND DATE(s.date) < @window_end)
+  )
   AND (ARRAY_LENGTH(@series) = 0 OR s.item_description IN UNNEST(@series))
 GROUP BY sales_date, series_id
 ORDER BY sales_date, series_id

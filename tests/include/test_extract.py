@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, write_config
 
-from include.forecasting import extract
+from include.forecasting import extract, validation
 from include.forecasting.config import load_config
 
 
@@ -107,10 +107,33 @@ def test_empty_cells_survive_as_nulls_for_validation(tmp_path, loaded):
     assert frame["value"].isna().sum() == 1 and (frame["value"] % 1 != 0).sum() >= 1
 
 
-def test_unparseable_dates_and_values_fail_at_load_with_line_numbers(tmp_path):
-    """MM/DD/YYYY dates and text values are refused loudly, never dropped (a dropped tail shifts the run)."""
+def test_unparseable_dates_and_values_in_a_few_series_load_as_missing(tmp_path, caplog):
+    """An impossible date in one product's row and a text value in another's load as NULL (never dropped:
+    a dropped tail shifts the run), with a warning naming the lines; validation then quarantines those
+    two products and no other."""
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
-    raw.loc[3600, "date"] = "05/30/2025"
+    raw.loc[3600, "date"] = "2025-02-30"
+    raw.loc[7, "total_amount_sold"] = "twelve"
+    path = tmp_path / "bad.csv"
+    raw.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path))
+    con = duckdb.connect()
+    assert extract.load_seed_csv(con, config.source) == len(raw)
+    warning = caplog.text
+    assert "line 3602: date='2025-02-30'" in warning and "line 9: total_amount_sold='twelve'" in warning
+    loaded = con.execute(f"SELECT date, item_description, bottles_sold FROM {config.source.table}").df()
+    assert loaded["date"].isna().sum() == 1 and loaded["bottles_sold"].isna().sum() == 1
+    frame = extract.normalise(extract.extract_duckdb(con, config.source.table, (dt.date(2023, 1, 1), dt.date(2025, 5, 31)), None))
+    report = validation.validate_frame(frame, config, dt.date(2025, 5, 31))
+    assert report.success and set(report.quarantined) == {raw.loc[3600, "item_name"], raw.loc[7, "item_name"]}
+    assert "a row without a date" in report.quarantined[raw.loc[3600, "item_name"]]
+
+
+def test_unparseable_dates_and_values_across_the_panel_fail_at_load_with_line_numbers(tmp_path):
+    """Month-first dates or text values in most series (another layout, a column mapped wrongly) refuse
+    the file, naming lines and the key to set."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw.loc[3595:, "date"] = pd.to_datetime(raw.loc[3595:, "date"]).dt.strftime("%m/%d/%Y")
     raw.loc[7, "total_amount_sold"] = "twelve"
     path = tmp_path / "bad.csv"
     raw.to_csv(path, index=False)
@@ -118,7 +141,7 @@ def test_unparseable_dates_and_values_fail_at_load_with_line_numbers(tmp_path):
     with pytest.raises(extract.UnparseableRowsError) as error:
         extract.load_seed_csv(duckdb.connect(), config.source)
     message = str(error.value)
-    assert "1 row(s) with date not YYYY-MM-DD, e.g. line 3602: date='05/30/2025'" in message
+    assert "9 row(s) with date not YYYY-MM-DD, e.g. line 3597: date='05/29/2025'" in message
     assert "value not a number, e.g. line 9: total_amount_sold='twelve'" in message
     assert "set source.date_format to the file's layout (month first: '%m/%d/%Y')" in message
 
@@ -165,7 +188,7 @@ def _refused_then_loaded(config: Any, match: str, **fix: str) -> tuple[Any, Any]
     return source, con
 
 
-def test_date_format_reads_day_first_dates(tmp_path, loaded):
+def test_date_format_reads_day_first_dates(tmp_path, loaded, caplog):
     """Day-first dates load with `source.date_format`; without it the refusal names the key to set."""
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
     config, con = loaded()
@@ -176,11 +199,12 @@ def test_date_format_reads_day_first_dates(tmp_path, loaded):
     config = load_config(write_config(tmp_path, path))
     source, con = _refused_then_loaded(config, r"date not YYYY-MM-DD.*set source\.date_format to the file's layout \(day first: '%d/%m/%Y'\)", date_format="%d/%m/%Y")
     pd.testing.assert_frame_equal(_source_rows(con, config), expected)
-    # A cell that does not match the configured format is named with the format it was read with.
+    # A cell that does not match the configured format is named with the format it was read with (one
+    # series: loaded without a date, so validation quarantines that series).
     raw.loc[4, "date"] = "2025-01-31"
     raw.to_csv(path, index=False)
-    with pytest.raises(extract.UnparseableRowsError, match=r"1 row\(s\) with date not in source\.date_format '%d/%m/%Y', e\.g\. line 6"):
-        extract.load_seed_csv(duckdb.connect(), source)
+    extract.load_seed_csv(duckdb.connect(), source)
+    assert "1 row(s) with date not in source.date_format '%d/%m/%Y', e.g. line 6" in caplog.text
 
 
 def test_the_suggested_date_format_is_read_off_the_cells_never_guessed():
@@ -251,7 +275,7 @@ def test_text_in_one_series_loads_as_missing_for_validation_and_a_wrong_column_i
     with caplog.at_level("WARNING", logger=extract.__name__):
         config, con = loaded(path)
     assert f"line 9: total_amount_sold='twelve' (item_name={raw.loc[7, 'item_name']!r})" in caplog.text
-    assert "loaded as missing values, so validation quarantines that series" in caplog.text
+    assert "loaded as missing, so validation quarantines that series" in caplog.text
     rows = _source_rows(con, config)
     assert rows["bottles_sold"].isna().sum() == 1 and len(rows) == len(raw)
     config = load_config(write_config(tmp_path, path, **{"source.columns": {"date": "date", "series": "total_amount_sold", "value": "item_name"}}))

@@ -93,6 +93,12 @@ def _infinite_old(f: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
+def _impossible_date(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.copy()
+    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "date"] = "2025-02-30"
+    return f
+
+
 def _text_value(f: pd.DataFrame) -> pd.DataFrame:
     f = f.copy()
     f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "total_amount_sold"] = "n/a"
@@ -126,6 +132,9 @@ CASES = [
     Case("an empty value", _empty_value, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
     # Older than the spike rule's recent days: only the value rule can catch it (it made every fit fail).
     Case("an infinite value a year back", _infinite_old, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2024-03-12", "finite and not negative", "inf")),
+    # A date that does not parse, in one series: loaded without a date (a warning names the CSV line) and
+    # extracted whatever the window, so only that series stops.
+    Case("an impossible date (2025-02-30)", _impossible_date, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "every row has a date", "a row without a date")),
     # Not a number in one series: loaded as missing (with a warning naming the CSV line), so only it stops.
     Case("a value that is text", _text_value, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
     Case("a negative value in a new product", _new_product_negative, "partial", (), ("NEW GIN", "2025-05-28", "not negative", "-5")),
