@@ -25,7 +25,7 @@ from support.stores import champions, forecasts, task_states
 from include.forecasting.config import load_config
 from include.forecasting.extract import UnparseableRowsError, load_seed_csv
 from include.forecasting.publish import FALLBACK_VERSION
-from scripts.demo import run_dag
+from scripts.demo import run_dag, summary
 
 pytestmark = [pytest.mark.catalog, pytest.mark.timeout(900)]
 DAY = dt.date.fromisoformat(RUN_DAY)
@@ -203,6 +203,11 @@ def test_case(case: Case, baseline, monkeypatch) -> None:
             # Unaffected series are published by this run.
             fresh = after[after["run_id"] == run.run_id]
             assert {s for s, v in champions_before.items() if v} - set(case.affected) <= set(fresh["series_id"])
+            # What `make demo` prints for it: partial, the run-level rules passed, each quarantined series named.
+            printed = summary(config, DAY, run.run_id, str(run.state))
+            assert "PARTIAL (" in printed and "series quarantined (below)" in printed, printed[:600]
+            for series in case.affected:
+                assert f"  - {series}: " in printed, printed[:1200]
         alerts = [r.body for r in slack.requests if "champions updated" not in r.body["text"]]
         assert len(alerts) == 1, [a["text"][:200] for a in alerts]
         text = json.dumps(alerts[0], ensure_ascii=False)
