@@ -140,7 +140,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     """
     if source.seed_csv is None or not source.seed_csv.is_file():
         raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
-    frame = read_seed_text(source.seed_csv)
+    frame = _named_as_configured(read_seed_text(source.seed_csv), [*source.columns.values(), *source.unique_key])
     missing = [c for c in source.columns.values() if c not in frame.columns]
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
@@ -212,6 +212,23 @@ def read_seed_text(path: Path) -> pd.DataFrame:
             log.warning("seed CSV %s is not UTF-8: read as %s (check the series names; save it as CSV UTF-8 to be sure)", path, encoding)
         return frame
     raise ValueError(f"seed CSV {path} is neither UTF-8 nor Windows-1252 text: save it as CSV (UTF-8)")
+
+
+def _named_as_configured(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The seed CSV without blanks around its headers and cells (`2024-01-05, apples, 3.5` as typed by hand;
+    a padded id would otherwise be another series), its headers renamed to the configured names where they
+    differ only in case (`Date` for `date`) and no other header claims the name."""
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    trimmed = frame.apply(lambda column: column.str.strip())
+    padded = int((trimmed != frame).to_numpy().sum())
+    if padded:
+        log.info("seed CSV: %d cell(s) had blanks around them; read without them", padded)
+    rename = {}
+    for name in dict.fromkeys(names):
+        same = [c for c in trimmed.columns if c.casefold() == name.casefold()]
+        if name not in trimmed.columns and len(same) == 1:
+            rename[same[0]] = name
+    return trimmed.rename(columns=rename)
 
 
 def _delimiter(path: Path, encoding: str) -> str:

@@ -167,6 +167,19 @@ def test_iso_timestamps_at_midnight_and_a_byte_order_mark_load_as_dates(tmp_path
     pd.testing.assert_frame_equal(_source_rows(con, config), expected)
 
 
+def test_blanks_around_cells_and_headers_in_another_case_load_as_the_clean_file(tmp_path, loaded):
+    """`Date , Item_Name` headers and `2023-01-02, TITOS HANDMADE VODKA , 168` cells (a file typed or
+    exported by hand) load exactly as the clean seed: a padded id would otherwise be another series."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    config, con = loaded()
+    expected = _source_rows(con, config)
+    padded = raw.apply(lambda column: " " + column + " ").rename(columns={"date": " Date ", "item_name": "Item_Name", "total_amount_sold": "total_amount_sold "})
+    path = tmp_path / "padded.csv"
+    padded.to_csv(path, index=False)
+    config, con = loaded(path)
+    pd.testing.assert_frame_equal(_source_rows(con, config), expected)
+
+
 def test_a_time_of_day_is_refused_naming_the_line(tmp_path):
     """Transactions with times are not one row per series per day: refused, not silently truncated."""
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
