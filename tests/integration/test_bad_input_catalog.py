@@ -47,6 +47,17 @@ def _rows(frame: pd.DataFrame, series: str, since: str) -> pd.Series:
     return (frame["item_name"] == series) & (frame["date"] >= since)
 
 
+def _set_cell(series: str, day: str, column: str, value: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A corruption that writes `value` into `column` of the series' first row on or after `day`."""
+
+    def corrupt(f: pd.DataFrame) -> pd.DataFrame:
+        f = f.copy()
+        f.loc[_rows(f, series, day).idxmax(), column] = value
+        return f
+
+    return corrupt
+
+
 def _dup_one_day(f: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([f, f[(f["item_name"] == "BLACK VELVET") & (f["date"] == "2025-05-28")]], ignore_index=True)
 
@@ -75,45 +86,9 @@ def _new_product(f: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([f, pd.DataFrame({"date": days, "item_name": "NEW GIN", "total_amount_sold": "40"})], ignore_index=True)
 
 
-def _negative(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "total_amount_sold"] = "-40"
-    return f
-
-
-def _empty_value(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "total_amount_sold"] = ""
-    return f
-
-
-def _infinite_old(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2024-03-12").idxmax(), "total_amount_sold"] = "inf"
-    return f
-
-
-def _impossible_date(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "date"] = "2025-02-30"
-    return f
-
-
-def _text_value(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    f.loc[_rows(f, "TITOS HANDMADE VODKA", "2025-05-27").idxmax(), "total_amount_sold"] = "n/a"
-    return f
-
-
 def _new_product_negative(f: pd.DataFrame) -> pd.DataFrame:
     f = _new_product(f)
     f.loc[f.index[-3], "total_amount_sold"] = "-5"
-    return f
-
-
-def _no_series_name(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    f.loc[_rows(f, "BLACK VELVET", "2025-05-26").idxmax(), "item_name"] = ""
     return f
 
 
@@ -128,17 +103,17 @@ CASES = [
     Case("the last 7 days zero for every product", _outage, "blocked", (), ("panel-wide", "zero run")),
     Case("one product's last 10 days zero", _one_series_zero, "partial", ("HAWKEYE VODKA",), ("HAWKEYE VODKA", "zero run")),
     Case("a new product with 20 days of history", _new_product, "partial", (), ("NEW GIN", "enough history")),
-    Case("a negative value", _negative, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "not negative", "-40")),
-    Case("an empty value", _empty_value, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
+    Case("a negative value", _set_cell("TITOS HANDMADE VODKA", "2025-05-27", "total_amount_sold", "-40"), "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "not negative", "-40")),
+    Case("an empty value", _set_cell("TITOS HANDMADE VODKA", "2025-05-27", "total_amount_sold", ""), "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
     # Older than the spike rule's recent days: only the value rule can catch it (it made every fit fail).
-    Case("an infinite value a year back", _infinite_old, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2024-03-12", "finite and not negative", "inf")),
+    Case("an infinite value a year back", _set_cell("TITOS HANDMADE VODKA", "2024-03-12", "total_amount_sold", "inf"), "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2024-03-12", "finite and not negative", "inf")),
     # A date that does not parse, in one series: loaded without a date (a warning names the CSV line) and
     # extracted whatever the window, so only that series stops.
-    Case("an impossible date (2025-02-30)", _impossible_date, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "every row has a date", "a row without a date")),
+    Case("an impossible date (2025-02-30)", _set_cell("TITOS HANDMADE VODKA", "2025-05-27", "date", "2025-02-30"), "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "every row has a date", "a row without a date")),
     # Not a number in one series: loaded as missing (with a warning naming the CSV line), so only it stops.
-    Case("a value that is text", _text_value, "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
+    Case("a value that is text", _set_cell("TITOS HANDMADE VODKA", "2025-05-27", "total_amount_sold", "n/a"), "partial", ("TITOS HANDMADE VODKA",), ("TITOS HANDMADE VODKA", "2025-05-27", "numeric value")),
     Case("a negative value in a new product", _new_product_negative, "partial", (), ("NEW GIN", "2025-05-28", "not negative", "-5")),
-    Case("a row without a series name", _no_series_name, "blocked", (), ("every row names its series", "2025-05-26")),
+    Case("a row without a series name", _set_cell("BLACK VELVET", "2025-05-26", "item_name", ""), "blocked", (), ("every row names its series", "2025-05-26")),
     # No row is no sale: a product whose rows stop while the others go on is a run of zeros on days it sells.
     Case("a series whose rows stop", _stale, "partial", ("FIVE O'CLOCK VODKA",), ("FIVE O'CLOCK VODKA", "zero run")),
 ]
