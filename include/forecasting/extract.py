@@ -157,7 +157,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     dates = parse_dates(frame[c["date"]], source.date_format)
     if extra_keys:  # transaction grain: a time of day is the transaction's, and the rows sum per day
         dates = dates.dt.normalize()
-    _, bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share, source.decimal, source.thousands)
+    bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share, source.decimal, source.thousands)
     # NULL (an unreadable date is NaT already): validation names series, date and rule.
     values = values.mask(frame.index.isin(bad_values), "")
     staged = pd.DataFrame(
@@ -327,15 +327,15 @@ def _check_cells(
     panel_share: float,
     decimal: str = ".",
     thousands: str | None = None,
-) -> tuple[pd.Index, pd.Index]:
+) -> pd.Index:
     """Raise naming the CSV line numbers and examples of dates that carry a time of day other than
     midnight, and of dates that do not parse and values that are not numbers when they are panel-wide. A
-    silently dropped row would shift the data's end and publish a stale run. Returns the rows to load with
-    a NULL date and those to load with a NULL value (unreadable, in a few series), after a warning naming
-    them."""
+    silently dropped row would shift the data's end and publish a stale run. Unreadable dates and values
+    in a few series are logged in a warning naming them (the dates are NaT already); returns the rows
+    whose value is to load as NULL."""
     bad_dates = frame.index[dates.isna()]
     timed = frame.index[dates.notna() & (dates != dates.dt.normalize())]
-    raw = frame[columns["value"]].str.strip()
+    raw = frame[columns["value"]]  # cells are trimmed already (`_named_as_configured`)
     numbers = pd.to_numeric(values, errors="coerce")
     bad_values = frame.index[(numbers.isna() & ~raw.str.lower().isin(_MISSING_VALUES)) | misread.to_numpy()]
     problems = []
@@ -357,7 +357,7 @@ def _check_cells(
             "seed CSV %s: %s; loaded as missing, so validation quarantines %s (series: %s)",
             path, "; ".join(problems), "that series" if len(affected) == 1 else "those series", ", ".join(map(str, affected[:10])),
         )
-        return bad_dates, bad_values
+        return bad_values
     if problems:
         hint = "fix the file, or map source.columns to the right columns"
         if len(bad_dates) and date_format is None:
@@ -369,7 +369,7 @@ def _check_cells(
         elif raw[bad_values].str.contains(",", regex=False).any():
             hint += "; if the comma is the decimal mark (3,67) set source.decimal: ','; if it groups thousands (1,234.5) set source.thousands: ','"
         raise UnparseableRowsError(f"seed CSV {path}: " + "; ".join(problems) + f" ({hint})")
-    return bad_dates, bad_values
+    return bad_values
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
