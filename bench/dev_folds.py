@@ -71,11 +71,11 @@ def project(names: list[str], folds: int, overrides: dict, holidays: str | None)
         panel = dev_panel(name, overrides, folds, holidays)
         p, secs = quality.points(panel, "project", quality.project_forecaster(panel.settings))
         mine = quality.summarise(p, secs)
-        line = f"{name:14s} project MASE {mine['mase']:.4f} cov {mine['coverage_80']:.3f} fit {secs:.3f}s"
+        line = f"{name:14s} project MASE {mine['mase']:.4f} cov {mine['coverage_80']:.3f} fit {secs['wall']:.3f}s (CPU {secs['cpu']:.3f}s)"
         cached = CACHE / f"{name}_{folds}.parquet"
         if cached.exists():
             ref = pd.read_parquet(cached)
-            scores = {m: quality.summarise(ref[ref["method"] == m], 0.0)["mase"] for m in quality.TRIO}
+            scores = {m: quality.summarise(ref[ref["method"] == m], {})["mase"] for m in quality.TRIO}
             best = min(scores, key=scores.get)
             line += f" | best {best} {scores[best]:.4f} ratio {mine['mase'] / scores[best]:.3f} | " + " ".join(f"{m} {v:.3f}" for m, v in scores.items())
         print(line, flush=True)

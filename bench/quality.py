@@ -77,10 +77,14 @@ def project_forecaster(settings: training.ModelSettings) -> Callable[[pd.Series,
     return forecast
 
 
-def points(panel: Panel, method: str, forecaster: Callable[[pd.Series, int], pd.DataFrame]) -> tuple[pd.DataFrame, float]:
+def points(panel: Panel, method: str, forecaster: Callable[[pd.Series, int], pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, float]]:
     """Every forecast point of a method on every fold, and its mean seconds per fit (after one untimed
-    warm-up call)."""
-    rows, clock = [], []
+    warm-up call): {"wall": elapsed, "cpu": this process's CPU time}.
+
+    Both clocks, because the host is shared: wall time also counts whatever else ran on the machine
+    during the fit, CPU time only the fit's own work (the fit is single-threaded, BLAS included).
+    """
+    rows, clock, cpu = [], [], []
     h = panel.settings.horizon
     # One untimed call first (imports, first-use setup), like the statsforecast worker's warm-up fit.
     first = next(iter(panel.ys.values()))
@@ -88,11 +92,12 @@ def points(panel: Panel, method: str, forecaster: Callable[[pd.Series, int], pd.
     for series_id, y in panel.ys.items():
         for fold, origin in enumerate(panel.origins(y)):
             train = y.iloc[:origin]
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             frame = forecaster(train, h)
             clock.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
             rows.append(_fold_rows(panel, series_id, fold, y, origin, frame, method))
-    return pd.concat(rows, ignore_index=True), float(np.mean(clock))
+    return pd.concat(rows, ignore_index=True), {"wall": float(np.mean(clock)), "cpu": float(np.mean(cpu))}
 
 
 def _fold_rows(panel: Panel, series_id: str, fold: int, y: pd.Series, origin: int, frame: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -112,7 +117,9 @@ def _fold_rows(panel: Panel, series_id: str, fold: int, y: pd.Series, origin: in
     )
 
 
-def statsforecast_points(panel: Panel, bench_python: Path, fixed_order: tuple[int, int, int]) -> tuple[dict[str, pd.DataFrame], dict[str, float], dict[str, str]]:
+def statsforecast_points(
+    panel: Panel, bench_python: Path, fixed_order: tuple[int, int, int]
+) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, float]], dict[str, str]]:
     """AutoARIMA / AutoETS / AutoTheta / fixed-order ARIMA points from the bench venv's worker."""
     if not bench_python.exists():
         raise SystemExit(f"{bench_python} missing: run `make bench` (it builds .venv-bench with requirements-bench.txt)")
@@ -141,14 +148,16 @@ def statsforecast_points(panel: Panel, bench_python: Path, fixed_order: tuple[in
                 frame = pd.DataFrame({k: np.clip(fit[v], 0, None) for k, v in (("yhat", "mean"), ("yhat_lower", "lo"), ("yhat_upper", "hi"))})
                 rows.append(_fold_rows(panel, series_id, fold, y, origin, frame, model))
         out[model] = pd.concat(rows, ignore_index=True)
-        seconds[model] = float(np.mean([f["seconds"] for f in fits.values()]))
+        seconds[model] = {"wall": float(np.mean([f["seconds"] for f in fits.values()])), "cpu": float(np.mean([f["cpu_seconds"] for f in fits.values()]))}
     return out, seconds, payload["versions"]
 
 
-def summarise(p: pd.DataFrame, seconds: float) -> dict[str, Any]:
-    """MASE (mean of per-series-fold MASE), RMSE, sMAPE, 80 % coverage, per-fold MASE."""
+def summarise(p: pd.DataFrame, seconds: dict[str, float]) -> dict[str, Any]:
+    """MASE (mean of per-series-fold MASE), RMSE, sMAPE, 80 % coverage, per-fold MASE, and the mean wall
+    and CPU seconds per fit (`seconds` as `points` returns them)."""
+    timing = {"fit_s_per_series": seconds.get("wall"), "fit_cpu_s_per_series": seconds.get("cpu")}
     if p.empty:
-        return {"mase": None, "rmse": None, "smape": None, "coverage_80": None, "fit_s_per_series": seconds, "mase_by_fold": []}
+        return {"mase": None, "rmse": None, "smape": None, "coverage_80": None, **timing, "mase_by_fold": []}
     err = (p["actual"] - p["yhat"]).abs()
     per = p.assign(ae=err).groupby(["series_id", "fold"]).agg(ae=("ae", "mean"), scale=("scale", "first"))
     mase = per["ae"] / per["scale"]
@@ -160,7 +169,7 @@ def summarise(p: pd.DataFrame, seconds: float) -> dict[str, Any]:
         "rmse": float(np.sqrt(((p["actual"] - p["yhat"]) ** 2).mean())),
         "smape": float(np.mean(smape)),
         "coverage_80": float(covered.mean()) if covered is not None else None,
-        "fit_s_per_series": seconds,
+        **timing,
         "mase_by_fold": [round(float(v), 4) for v in mase.groupby(level="fold").mean().to_list()],
     }
 

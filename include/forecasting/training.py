@@ -386,6 +386,8 @@ _SCALAR_BOUND = 0.9999
 # The search stops when the coefficient is known to 1e-4: a hundredth of its standard error on three years
 # of weekly data, far below what moves a forecast.
 _SCALAR_TOLERANCE = 1e-4
+# statsmodels' default stability method (kalman_filter.STABILITY_FORCE_SYMMETRY), restored after a search.
+_FORCE_SYMMETRY = 0x01
 
 
 def _ar_at_one(names: list[str], values: np.ndarray) -> float:
@@ -419,10 +421,16 @@ def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...
             def full(coef: np.ndarray) -> np.ndarray:
                 return np.r_[mean * _ar_at_one(free, coef), coef] if constant else coef
 
+            # The search's filter passes skip re-symmetrising the state covariance every period: with at
+            # most three states it stays symmetric to rounding anyway (likelihoods equal to the last digit,
+            # tested), and on a weekly member that step is ~10-20 % of a pass. The pass at the estimate
+            # below runs with statsmodels' default again.
+            model.ssm.set_stability_method(0)
             found = optimize.minimize_scalar(
                 lambda v: -float(model.loglike(full(np.array([v])))),
                 bounds=(-_SCALAR_BOUND, _SCALAR_BOUND), method="bounded", options={"xatol": _SCALAR_TOLERANCE, "maxiter": max_iter},
             )
+            model.ssm.set_stability_method(_FORCE_SYMMETRY)
             params = full(np.array([found.x]))
         else:
             if start is not None and len(start) != len(names):
@@ -494,23 +502,31 @@ def _pooled_quantiles(ps: np.ndarray, pi: np.ndarray, means: np.ndarray, sds: np
     """Quantiles `ps` (n) of "0 with probability pi (h), else the equal-weight mixture of the members'
     log-normals": `means` (k, h) per member, `sds` (n, k, h) per quantile (the interval scale is per level).
 
-    The mixture's quantile lies between the members' own quantiles; it is found by bisection on the log
-    scale, every quantile and period at once (one loop: ~0.4 ms for a weekly forecast's five quantiles).
+    The mixture's quantile lies between the members' own quantiles: Newton's method on the log scale from
+    the middle of that bracket, every quantile and period at once, falling back to the bracket's midpoint
+    for any step that would leave it (the bracket shrinks with every step, so it cannot fail to converge).
+    a handful of steps to 1e-10 where bisection took ~30 halvings (weekly five quantiles x 7 periods:
+    ~0.27 ms instead of ~0.42).
     """
     pi = np.clip(pi, 0.0, 0.999)
     inner = np.clip((ps[:, None] - pi[None, :]) / (1.0 - pi[None, :]), 1e-6, 1 - 1e-6)  # (n, h)
     sds = np.maximum(sds, 1e-12)
     own = means[None, :, :] + sds * special.ndtri(inner)[:, None, :]  # (n, k, h)
     low, high = own.min(axis=1), own.max(axis=1)
-    # Until every bracket is 1e-9 wide on the log scale (the value to 1e-9 relative, ~30 halvings of
-    # the members' spread); at most 60, which would be float precision.
+    x = (low + high) / 2
     for _ in range(60):
-        if np.max(high - low) <= 1e-9:
+        z = (x[:, None, :] - means[None, :, :]) / sds
+        excess = special.ndtr(z).mean(axis=1) - inner  # mixture CDF minus target: increasing in x
+        density = (np.exp(-0.5 * z * z) / (np.sqrt(2 * np.pi) * sds)).mean(axis=1)
+        low, high = np.where(excess < 0, x, low), np.where(excess < 0, high, x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = x - excess / density
+        step = np.where((newton >= low) & (newton <= high), newton, (low + high) / 2)
+        done = np.max(np.abs(step - x)) <= 1e-10
+        x = step
+        if done:
             break
-        mid = (low + high) / 2
-        below = special.ndtr((mid[:, None, :] - means[None, :, :]) / sds).mean(axis=1) < inner
-        low, high = np.where(below, mid, low), np.where(below, high, mid)
-    return np.where(ps[:, None] <= pi[None, :], 0.0, np.exp((low + high) / 2))
+    return np.where(ps[:, None] <= pi[None, :], 0.0, np.exp(x))
 
 
 @single_threaded_blas

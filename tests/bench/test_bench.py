@@ -34,6 +34,8 @@ def test_quick_bench_on_a_tiny_panel(tmp_path):
     # Rounding to whole units perturbs the exact 1.0 slightly.
     assert abs(naive["mase"] - 1.0) < 0.05 and 0 <= naive["coverage_80"] <= 1
     assert 0 < methods["project"]["coverage_80"] <= 1 and methods["project"]["fit_s_per_series"] > 0
+    # CPU time of a single-threaded fit cannot exceed its wall time by more than the clocks' resolution.
+    assert 0 < methods["project"]["fit_cpu_s_per_series"] <= methods["project"]["fit_s_per_series"] * 1.05 + 1e-3
     assert len(methods["project"]["mase_by_fold"]) == 2 and methods["project"]["mase_without_holiday_days"] is not None
     assert panel_result["series"] == 2 and panel_result["folds"] == 2 and panel_result["cadence"] == "daily"
     assert data["smart_retraining"]["warm_fit_s"] > 0

@@ -406,13 +406,35 @@ def test_weekly_forecast_pools_a_local_and_a_mean_reverting_level(config, veg_we
 
 
 def test_a_pool_of_one_model_is_that_model():
-    """The mixture quantile of identical members is the member's own quantile (the bisection is exact)."""
+    """The mixture quantile of identical members is the member's own quantile (the search is exact)."""
     pi = np.array([0.0, 0.3, 0.6])
     mean, se = np.array([2.0, 2.5, 3.0]), np.array([0.4, 0.5, 0.6])
     ps = np.array([0.1, 0.5, 0.9])
     pooled = training._pooled_quantiles(ps, pi, np.array([mean, mean]), np.tile(1.1 * se, (3, 2, 1)))
     for i, p in enumerate(ps):
         np.testing.assert_allclose(pooled[i], training._hurdle_quantile(p, pi, mean, se, 1.1), rtol=1e-12)
+
+
+def test_the_pooled_quantile_solves_the_mixture_cdf_even_between_far_apart_members():
+    """Members 10 log-units apart with tight spreads: between them the mixture's density is ~0, where a
+    bare Newton step would jump far outside the bracket. The safeguarded search still lands on the
+    quantile: the mixture CDF there equals the target."""
+    from scipy import special
+
+    pi = np.array([0.0, 0.2])
+    means = np.array([[0.0, 0.0], [10.0, 10.0]])
+    ps = np.array([0.1, 0.45, 0.5, 0.55, 0.9])
+    sds = np.tile(np.array([[0.1, 0.1], [0.3, 0.3]]), (len(ps), 1, 1))
+    pooled = training._pooled_quantiles(ps, pi, means, sds)
+    for i, p in enumerate(ps):
+        for j in range(2):
+            if p <= pi[j]:
+                assert pooled[i, j] == 0.0
+                continue
+            inner = (p - pi[j]) / (1 - pi[j])
+            cdf = special.ndtr((np.log(pooled[i, j]) - means[:, j]) / sds[i, :, j]).mean()
+            # In the gap the CDF is flat at 1/2: any point there is "the" median to float precision.
+            assert abs(cdf - inner) < 1e-9, (p, j, cdf, inner)
 
 
 def test_a_combination_fills_a_rejected_member_from_the_next_candidate(config, veg_weekly, monkeypatch):
