@@ -223,6 +223,14 @@ def render(payload: dict[str, Any]) -> str:
             f"{scale['task_instances']} task instances ({scale['train_chunks']} training chunks of {scale['series_per_chunk']} series, "
             f"median {scale['train_task_s_median']:.0f} s each), {scale['champions_registered']} champions. Peak RSS MiB by role: {rss}.",
         ]
+        use = scale.get("slot_use")
+        if use:
+            lines.append(
+                f"Slot-seconds ({scale['slots']} x wall): busy {use['busy_s']:.0f}, idle with a ready task not yet queued "
+                f"{use['waiting_to_queue_s']:.0f}, idle with a queued task not yet started {use['queued_not_started_s']:.0f}, "
+                f"idle with nothing ready (the DAG's serial steps) {use['nothing_ready_s']:.0f}, held by other runs "
+                f"{use['other_runs_s']:.0f} ({', '.join(scale.get('other_runs') or []) or 'none'})."
+            )
     lines.append("DAG parse time beyond `import airflow.sdk`: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in payload["parse_s_beyond_airflow_sdk"].items()))
     return "\n".join(lines)
 

@@ -120,6 +120,65 @@ def _durations_by_task(tis: list[dict[str, Any]]) -> dict[str, dict[str, float]]
     return out
 
 
+def upstream_of(tasks: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """task_id -> its upstream task ids, from the REST API's task list (which gives downstream ids)."""
+    out: dict[str, list[str]] = {t["task_id"]: [] for t in tasks}
+    for t in tasks:
+        for down in t.get("downstream_task_ids") or []:
+            out.setdefault(down, []).append(t["task_id"])
+    return out
+
+
+def slot_use(
+    tis: list[dict[str, Any]], upstream: dict[str, list[str]], slots: int, start: str, end: str, others: list[dict[str, Any]] | None = None
+) -> dict[str, float]:
+    """Where the slot-seconds of one DAG run went: busy, or idle and why.
+
+    `tis`: the run's task instances (task_id, queued_when, start_date, end_date as ISO strings);
+    `upstream`: task_id -> the task ids it waits for; `others`: task instances of other runs that ran in
+    the same window (they hold slots too). A task instance is *ready* once every instance of its upstream
+    tasks has ended (the run's start if it has none). At every instant, an idle slot is counted as
+    - `waiting_to_queue_s` if some ready task instance is not yet queued (the scheduler has not queued it:
+      its loop interval, or a free slot it has not seen yet),
+    - `queued_not_started_s` if some queued task instance has not started (the executor launching the task
+      process; `start_date` is set once the task runner is up),
+    - `nothing_ready_s` otherwise (the DAG's shape: a single task running, its downstream not ready yet),
+    and slots held by other runs' tasks as `other_runs_s`. The four plus `busy_s` sum to slots x wall.
+    """
+    ts = lambda v: pd.Timestamp(v).timestamp() if v else None  # noqa: E731
+    t0, t1 = ts(start), ts(end)
+    ends: dict[str, float] = {}
+    for ti in tis:
+        ends[ti["task_id"]] = max(ends.get(ti["task_id"], t0), ts(ti["end_date"]) or t1)
+    spans = []
+    for ti in tis:
+        ready = max([t0] + [ends.get(u, t0) for u in upstream.get(ti["task_id"], [])])
+        began = ts(ti["start_date"]) or t1
+        queued = ts(ti.get("queued_when")) or began
+        spans.append((ready, min(max(queued, ready), began), began, ts(ti["end_date"]) or t1))
+    other = [(ts(o["start_date"]), ts(o["end_date"]) or t1) for o in others or [] if o.get("start_date")]
+    points = sorted({t0, t1, *[v for s in spans for v in s], *[v for o in other for v in o]})
+    out = dict.fromkeys(("busy_s", "other_runs_s", "waiting_to_queue_s", "queued_not_started_s", "nothing_ready_s"), 0.0)
+    for a, b in zip(points, points[1:], strict=False):
+        if b <= t0 or a >= t1:
+            continue
+        a, b = max(a, t0), min(b, t1)
+        mid, width = (a + b) / 2, b - a
+        running = sum(1 for _, _, began, ended in spans if began <= mid < ended)
+        held = min(sum(1 for began, ended in other if began <= mid < ended), max(slots - running, 0))
+        idle = max(slots - running - held, 0)
+        unqueued = sum(1 for ready, queued, _, _ in spans if ready <= mid < queued)
+        starting = sum(1 for _, queued, began, _ in spans if queued <= mid < began)
+        out["busy_s"] += min(running, slots) * width
+        out["other_runs_s"] += held * width
+        to_queue = min(idle, unqueued)
+        to_start = min(idle - to_queue, starting)
+        out["waiting_to_queue_s"] += to_queue * width
+        out["queued_not_started_s"] += to_start * width
+        out["nothing_ready_s"] += (idle - to_queue - to_start) * width
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def run_scale(config_path: Path, panel_csv: Path, n_series: int, logical_date: dt.date, keep: bool = False) -> dict[str, Any]:
     """Derive the panel, run the DAG once through the scheduler, and return the scale figures."""
     import duckdb
@@ -157,6 +216,8 @@ def run_scale(config_path: Path, panel_csv: Path, n_series: int, logical_date: d
             run_id = stack.trigger("sales_forecast", logical_date.isoformat())
             run = stack.wait_for_run("sales_forecast", run_id, timeout=3600)
         tis = stack.task_instances("sales_forecast", run_id)
+        tasks = stack.api("GET", "/api/v2/dags/sales_forecast/tasks")["tasks"]
+        others = [ti for r in stack.runs("sales_forecast") if r["dag_run_id"] != run_id for ti in stack.task_instances("sales_forecast", r["dag_run_id"])]
     finally:
         procs.stop()
     started, ended = pd.Timestamp(run["start_date"]), pd.Timestamp(run["end_date"])
@@ -191,6 +252,9 @@ def run_scale(config_path: Path, panel_csv: Path, n_series: int, logical_date: d
         "task_s_by_id": _durations_by_task(tis),
         "champions_registered": champions,
         "peak_rss_mib_by_role": rss.by_role(),
+        # Busy and idle slot-seconds, the idle split by cause (see `slot_use`).
+        "slot_use": slot_use(tis, upstream_of(tasks), slots, run["start_date"], run["end_date"], others),
+        "other_runs": sorted({ti["dag_run_id"] for ti in others if ti.get("start_date")}),
     }
     if not keep:
         import shutil
