@@ -333,10 +333,11 @@ def test_the_lean_filter_keeps_what_the_model_reads(velvet, veg_weekly):
 
 def test_a_one_coefficient_order_is_fitted_to_the_maximum_likelihood(veg_weekly):
     """The scalar search of a one-coefficient order finds statsmodels' own `fit` optimum on real weekly
-    series: the local level (0,1,1) to its coefficient. The AR(1)'s constant is the sample mean of the
-    observed periods, not its maximum-likelihood value (which weights the first and last periods more): its
-    likelihood stays within what a likelihood-ratio test at 5 % accepts (1.92 units) of the two-parameter
-    fit, and its coefficient within 0.02."""
+    series: the local level (0,1,1) to its coefficient. The AR(1) with a constant is estimated in closed
+    form: the constant is the sample mean of the observed periods, the coefficient the least-squares one
+    over consecutive observed periods (checked here by numpy's lstsq, independently). Neither is the
+    maximum-likelihood value, but the likelihood stays within what a likelihood-ratio test at 5 % accepts
+    (1.92 units) of statsmodels' two-parameter fit on every series."""
     ys, _ = veg_weekly
     for y in ys:
         endog = training.to_model_scale(y)
@@ -348,9 +349,27 @@ def test_a_one_coefficient_order_is_fitted_to_the_maximum_likelihood(veg_weekly)
         model = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0))
         full = model.filter(model.fit(disp=False, return_params=True))
         intercept, phi = ar.params
-        assert intercept == pytest.approx(np.nanmean(endog) * (1 - phi)) and 0 < phi < 1
+        x = endog - np.nanmean(endog)
+        pairs = np.isfinite(x[1:]) & np.isfinite(x[:-1])
+        expected = np.linalg.lstsq(x[:-1][pairs, None], x[1:][pairs], rcond=None)[0][0]
+        assert phi == pytest.approx(expected, rel=1e-12) and 0 < phi < 1
+        assert intercept == pytest.approx(np.nanmean(endog) * (1 - phi))
         assert full.llf - 1.92 < ar.llf <= full.llf + 1e-6
-        assert abs(phi - full.params[1]) < 0.02
+
+
+def test_an_ar1_with_too_few_consecutive_sales_falls_back_to_the_likelihood_search():
+    """A weekly series selling every other week has no two consecutive observed periods: least squares
+    has nothing to go on, and the coefficient comes from the likelihood search instead (statsmodels'
+    filter bridges the gaps), still within the stationary range."""
+    rng = np.random.default_rng(5)
+    endog = np.full(120, np.nan)
+    endog[::2] = np.log(100) + 0.3 * rng.standard_normal(60)
+    assert training._ar1_least_squares(endog - np.nanmean(endog)) is None
+    fitted = training._fit_one(endog, (1, 0, 0), (0, 0, 0, 0), 50, None)
+    model = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0))
+    mean = np.nanmean(endog)
+    grid = [float(model.loglike(np.array([mean * (1 - v), v]))) for v in np.linspace(-0.99, 0.99, 199)]
+    assert -1 < fitted.params[1] < 1 and fitted.llf >= max(grid) - 1e-6
 
 
 def test_an_order_without_differencing_estimates_its_level():
