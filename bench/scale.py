@@ -134,7 +134,8 @@ def slot_use(
 ) -> dict[str, float]:
     """Where the slot-seconds of one DAG run went: busy, or idle and why.
 
-    `tis`: the run's task instances (task_id, queued_when, start_date, end_date as ISO strings);
+    `tis`: the run's task instances (task_id, queued_when, start_date, end_date as ISO strings; one
+    without a start date never ran and is left out);
     `upstream`: task_id -> the task ids it waits for; `others`: task instances of other runs that ran in
     the same window (they hold slots too). A task instance is *ready* once every instance of its upstream
     tasks has ended (the run's start if it has none). At every instant, an idle slot is counted as
@@ -152,6 +153,8 @@ def slot_use(
         ends[ti["task_id"]] = max(ends.get(ti["task_id"], t0), ts(ti["end_date"]) or t1)
     spans = []
     for ti in tis:
+        if not ti.get("start_date"):
+            continue  # never ran (upstream failed, removed): it held no slot and waited for none
         ready = max([t0] + [ends.get(u, t0) for u in upstream.get(ti["task_id"], [])])
         began = ts(ti["start_date"]) or t1
         queued = ts(ti.get("queued_when")) or began

@@ -44,9 +44,10 @@ def test_slot_use_splits_idle_time_by_cause():
 
     t = lambda s: f"2026-01-01T00:{s // 60:02d}:{s % 60:02d}+00:00"  # noqa: E731
     ti = lambda task, q, s, e: {"task_id": task, "queued_when": t(q), "start_date": t(s), "end_date": t(e)}  # noqa: E731
-    tis = [ti("a", 0, 0, 10), ti("b", 15, 20, 60), ti("b", 20, 25, 50), ti("c", 62, 70, 100)]
+    never_ran = {"task_id": "d", "queued_when": None, "start_date": None, "end_date": None}  # e.g. upstream failed
+    tis = [ti("a", 0, 0, 10), ti("b", 15, 20, 60), ti("b", 20, 25, 50), ti("c", 62, 70, 100), never_ran]
     other = [{"task_id": "x", "start_date": t(80), "end_date": t(90)}]
-    use = slot_use(tis, {"b": ["a"], "c": ["b"]}, 2, t(0), t(100), other)
+    use = slot_use(tis, {"b": ["a"], "c": ["b"], "d": ["a"]}, 2, t(0), t(100), other)
     # busy: a 10 + b1 40 + b2 25 + c 30
     assert use["busy_s"] == 105
     # b1 and b2 ready at 10: unqueued 10-15 (both, 2 idle slots), 15-20 (b2 only, while b1 is queued);
