@@ -258,6 +258,11 @@ def run_scale(config_path: Path, panel_csv: Path, n_series: int, logical_date: d
         # Busy and idle slot-seconds, the idle split by cause (see `slot_use`).
         "slot_use": slot_use(tis, upstream_of(tasks), slots, run["start_date"], run["end_date"], others),
         "other_runs": sorted({ti["dag_run_id"] for ti in others if ti.get("start_date")}),
+        # What the other runs' task instances did (a run the scheduler created itself holds slots too).
+        "other_task_instances": [
+            {k: ti.get(k) for k in ("dag_run_id", "task_id", "map_index", "state", "try_number", "queued_when", "start_date", "end_date", "duration")}
+            for ti in others
+        ],
     }
     if not keep:
         import shutil

@@ -349,7 +349,8 @@ def validate_frame(
         per_series = _run_suite(context, load_suite_definition(config.validation.series_suite), profile, params)
         results[config.validation.series_suite] = per_series.to_json_dict()
         evaluated += len(per_series.results)
-        quarantined = _quarantine(_failures(config.validation.series_suite, per_series), profile, params)
+        quarantined, untraced = _quarantine(_failures(config.validation.series_suite, per_series), profile, params)
+        failures += untraced
     for series_id, reason in bad_rows.items():
         quarantined[series_id] = "; ".join(filter(None, [reason, quarantined.get(series_id)]))
     for series_id in config.series_ids or ():
@@ -454,19 +455,27 @@ def _bad_row_text(row: dict[str, Any], column: str | None) -> str:
     return str(row.get("sales_date", "?"))[:10] + (f" {column} {row.get(column)!r}" if column else "")
 
 
-def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params: dict[str, Any]) -> dict[str, str]:
-    """series -> the per-series rules it failed, with its observed value and the limit."""
+def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params: dict[str, Any]) -> tuple[dict[str, str], list[FailedExpectation]]:
+    """series -> the per-series rules it failed, with its observed value and the limit; and the failures
+    that name no series (they block the run: a rule nobody can be quarantined for must not pass).
+
+    Every series a rule fails is quarantined, not only the examples a failure keeps for its message
+    (`rows`, the first 20): stale data in a 1,000-series panel quarantines all 1,000, which blocks the run.
+    """
     by_id = profile.set_index("series_id")
     out: dict[str, list[str]] = {}
+    untraced = []
     for f in failures:
+        if not f.series:
+            untraced.append(f)
+            continue
         column = f.column or ""
         limits = {k: v for k, v in f.kwargs.items() if k in ("min_value", "max_value")}
-        for row in f.rows:
-            series_id = str(row.get("series_id"))
-            observed = by_id.loc[series_id, column] if column in by_id.columns and series_id in by_id.index else row.get("value")
-            limit = ", ".join(f"{k.split('_')[0]} {_param_value(v, params)}" for k, v in limits.items())
+        limit = ", ".join(f"{k.split('_')[0]} {_param_value(v, params)}" for k, v in limits.items())
+        for series_id, found in f.series.items():
+            observed = by_id.loc[series_id, column] if column in by_id.columns and series_id in by_id.index else found["rows"][0].get("value")
             out.setdefault(series_id, []).append(f"{f.rule or f.expectation}: {column} {observed} ({limit}; config {f.config_key})")
-    return {s: "; ".join(r) for s, r in sorted(out.items())}
+    return {s: "; ".join(r) for s, r in sorted(out.items())}, untraced
 
 
 def _param_value(value: Any, params: dict[str, Any]) -> Any:

@@ -84,6 +84,34 @@ def test_a_series_whose_rows_stop_is_a_zero_run_and_stale_data_blocks(iowa_frame
     assert all("fresh data" in r and "periods_since_last_row 20" in r and "validation.max_staleness_periods" in r for r in report.quarantined.values())
 
 
+def test_stale_data_in_a_large_panel_quarantines_every_series_and_blocks(iowa_frame, config):
+    """A failure keeps 20 example rows for its message; quarantine must not stop there. 60 series (the 5
+    real ones, 12 copies each under other names) whose data stopped 20 days ago: all 60 are quarantined
+    and the run is blocked, where only the first 20 used to be and the other 40 went on to training."""
+    copies = pd.concat([iowa_frame.assign(series_id=iowa_frame.series_id + f" #{i:02d}") for i in range(12)], ignore_index=True)
+    report = validate_frame(copies, config, dt.date(2025, 6, 20), "sha")
+    assert failed(report) == {("some_series_usable", "series_id")}
+    assert len(report.quarantined) == 60 and all("fresh data" in r for r in report.quarantined.values())
+
+
+def test_a_per_series_rule_that_names_no_series_blocks_the_run(iowa_frame, config, monkeypatch):
+    """A rule added to the per-series suite that cannot name the series it fails (an aggregate over the
+    profile, here the mean history length) blocks the run instead of passing with nobody quarantined."""
+    from include.forecasting import validation
+
+    real = validation.load_suite_definition
+
+    def with_aggregate(name, *args):
+        suite = real(name, *args)
+        if name == config.validation.series_suite:
+            suite["expectations"].append({"type": "expect_column_mean_to_be_between", "kwargs": {"column": "n_periods", "min_value": 10_000}, "meta": {}})
+        return suite
+
+    monkeypatch.setattr(validation, "load_suite_definition", with_aggregate)
+    report = validate_frame(iowa_frame, config, END, "sha")
+    assert not report.success and ("expect_column_mean_to_be_between", "n_periods") in failed(report) and not report.quarantined
+
+
 def test_future_rows_fail(iowa_frame, config):
     report = validate_frame(iowa_frame, config, dt.date(2025, 5, 20), "sha")
     assert ("expect_column_max_to_be_between", "sales_date") in failed(report)
