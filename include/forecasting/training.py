@@ -386,8 +386,6 @@ _SCALAR_BOUND = 0.9999
 # The search stops when the coefficient is known to 1e-4: a hundredth of its standard error on three years
 # of weekly data, far below what moves a forecast.
 _SCALAR_TOLERANCE = 1e-4
-# statsmodels' default stability method (kalman_filter.STABILITY_FORCE_SYMMETRY), restored after a search.
-_FORCE_SYMMETRY = 0x01
 
 
 def _ar_at_one(names: list[str], values: np.ndarray) -> float:
@@ -426,13 +424,14 @@ def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...
                 # The search's filter passes skip re-symmetrising the state covariance every period: with
                 # at most three states it stays symmetric to rounding anyway (likelihoods equal to the last
                 # digit, tested), and on a weekly member that step is ~10-20 % of a pass. The pass at the
-                # estimate below runs with statsmodels' default again.
+                # estimate below runs with the model's own setting again.
+                stability = model.ssm.stability_method
                 model.ssm.set_stability_method(0)
                 found = optimize.minimize_scalar(
                     lambda v: -float(model.loglike(full(np.array([v])))),
                     bounds=(-_SCALAR_BOUND, _SCALAR_BOUND), method="bounded", options={"xatol": _SCALAR_TOLERANCE, "maxiter": max_iter},
                 )
-                model.ssm.set_stability_method(_FORCE_SYMMETRY)
+                model.ssm.set_stability_method(stability)
                 coef = float(found.x)
             params = full(np.array([coef]))
         else:
