@@ -145,7 +145,8 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     lines += ["", "Champions (MLflow alias '" + config.mlflow.champion_alias + "'):"]
     for row in registry.registry_overview(client, config.mlflow.model_prefix, config.mlflow.champion_alias):
         champion = f"champion v{row['champion']}" if row["champion"] else "no champion"
-        lines.append(f"  {row['model']:45s} {champion}  (previous: v{row['previous'] or '-'})")
+        # The series id beside the model name: an id beyond ASCII is only a hash in the slug.
+        lines.append(f"  {str(row['series_id'] or '-')[:32]:32s} {row['model']:40s} {champion}  (previous: v{row['previous'] or '-'})")
     lines += ["", f"Forecasts published by this run to {config.warehouse.path.name}:{config.warehouse.forecasts_table} for logical date {logical_date} (80 % interval):"]
     if forecasts.empty:
         lines.append("  (none)")

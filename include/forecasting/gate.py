@@ -59,6 +59,13 @@ def decide(
         if not math.isfinite(n_mase):
             # Every fold's MASE scale is 0: seasonal naive is exact on the history (a constant series).
             reasons.append("MASE undefined: seasonal naive is exact on the training history (its error, the MASE scale, is 0)")
+        elif n_mase == 0 and not c_mase < naive_limit:
+            # Naive made no error on any fold (a product that has not sold through the backtest periods, or
+            # sold exactly what it did a season before): nothing can beat it, and "0.000 does not beat 0.000"
+            # reads like a bug. Still a rejection: the fallback (seasonal naive) is as good on this evidence.
+            reasons.append(
+                f"MASE {c_mase:.3f}: seasonal naive is exact on every backtest fold (MASE 0; e.g. no sales in them), nothing to beat"
+            )
         elif not (math.isfinite(c_mase) and c_mase < naive_limit):
             reasons.append(f"MASE {c_mase:.3f} does not beat seasonal naive {n_mase:.3f} (limit < {naive_limit:.3f})")
         if champion is not None and champion_version != candidate_version:

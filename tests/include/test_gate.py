@@ -54,3 +54,12 @@ def test_undefined_metrics_are_rejected_not_crashed():
     flat_history = decide("A", "p.a", "1", m(0.5), undefined, None, None, GATE)  # naive MASE undefined: NaN limit
     assert not flat_history.passed and flat_history.reasons[0].startswith("MASE undefined: seasonal naive is exact on the training history")
     json.dumps(flat_history.to_dict(), allow_nan=False)
+
+
+def test_a_naive_forecast_exact_on_every_fold_is_named_as_such():
+    """A product that sold nothing through the backtest folds: naive and candidate both score MASE 0. The
+    rejection says why nothing can beat naive there, not "0.000 does not beat 0.000"."""
+    decision = decide("A", "p.a", "1", m(0.0), m(0.0), None, None, GATE)
+    assert not decision.passed
+    assert decision.reasons == ["MASE 0.000: seasonal naive is exact on every backtest fold (MASE 0; e.g. no sales in them), nothing to beat"]
+    assert "does not beat" in decide("A", "p.a", "1", m(0.2), m(0.1), None, None, GATE).reasons[0]
