@@ -73,12 +73,14 @@ def usable_folds(n_obs: int, folds: int, fold_len: int, min_train: int = 0) -> i
     return next((k for k in range(folds, 0, -1) if n_obs - k * fold_len > max(fold_len * 2, min_train)), 0)
 
 
-def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: int, min_train: int = 0) -> Metrics:
+def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: int, min_train: int = 0, min_selling: int = 0) -> Metrics:
     """Score `forecaster` on up to `folds` rolling-origin folds of `horizon` periods; average the fold metrics.
 
     A history too short for `folds` folds (three years of months with a 7-month horizon) is scored on as
     many as it holds, at least one; `Metrics.folds` says how many. `min_train`: the fewest periods a fold
-    may train on (beyond the MASE scale's m + 1; methods compared with each other must use the same).
+    may train on (beyond the MASE scale's m + 1); `min_selling`: the fewest of them with a sale (a young,
+    zero-heavy series has the periods but not the sales a fit needs in its oldest folds). Methods compared
+    with each other must use the same two, so they score the same folds.
     `m` is the seasonal-naive lag of the MASE scale (7 daily, 1 weekly, 12 monthly).
     """
     values = y.to_numpy(dtype=float)
@@ -86,7 +88,19 @@ def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: 
     covered: list[bool] = []
     # Not even one fold: fold_origins raises naming the series length and the folds asked for.
     least = max(m + 1, min_train)
-    usable = usable_folds(len(values), folds, horizon, least) or folds
+    fitting = usable_folds(len(values), folds, horizon, least)
+    usable = fitting or folds
+    if min_selling and fitting:
+        # Drop the oldest folds while their training part has too few sales; the newest fold has the most.
+        selling = np.cumsum(values > 0)  # selling[i - 1]: periods with a sale before position i
+        while usable and selling[len(values) - usable * horizon - 1] < min_selling:
+            usable -= 1
+        if not usable:
+            newest = len(values) - horizon
+            raise ValueError(
+                f"too few sales to backtest: {int(selling[newest - 1])} selling periods before the newest fold "
+                f"(the last {horizon} periods), need {min_selling}"
+            )
     for origin in fold_origins(len(values), usable, horizon, least):
         train, actual = y.iloc[:origin], values[origin : origin + horizon]
         frame = forecaster(train, horizon)

@@ -83,3 +83,40 @@ def test_a_short_history_is_scored_on_the_folds_it_holds():
     assert result.folds == 2 and result.mase == result.mase
     with pytest.raises(ValueError, match="series of 20 periods is too short for 4 folds"):
         evaluation.backtest(months.iloc[:20], evaluation.seasonal_naive(12), 4, 7, 12)
+
+
+def _young_weekly(series: str) -> pd.Series:
+    """One vegetable's last 56 weeks of the shipped weekly panel (a panel that began a year ago)."""
+    from conftest import ROOT
+
+    panel = pd.read_csv(ROOT / "include" / "data" / "veg_supermarket_weekly_kg.csv", parse_dates=["date"])
+    end = panel["date"].max() - pd.Timedelta(weeks=4)
+    rows = panel[(panel["series"] == series) & (panel["date"] > end - pd.Timedelta(weeks=56)) & (panel["date"] <= end)]
+    return rows.set_index("date")["value"].asfreq("W-SUN").fillna(0.0)
+
+
+def test_folds_whose_history_has_too_few_sales_are_dropped_for_every_method():
+    """A young, zero-heavy series has the weeks for 4 folds but, before the oldest two, fewer than the 20
+    selling weeks a fit needs (6 and 13): the project's fit would fail there and quarantine the series.
+    With `min_selling` every method is scored on the 2 newest folds, whose histories hold 20 and 27."""
+    from include.forecasting import training
+    from include.forecasting.config import load_config
+    from include.forecasting.frequency import weekly
+
+    y = _young_weekly("娃娃菜")
+    assert len(y) == 56 and [int((y.iloc[: 56 - k * 7] > 0).sum()) for k in (4, 3, 2, 1)] == [6, 13, 20, 27]
+    settings = training.settings_for(load_config().forecast, weekly("SUN"))
+    with pytest.raises(training.ModelFitError, match="too little history"):
+        evaluation.backtest(y, lambda train, h: training.fit_series(train, settings).forecast(h), 4, 7, 1, 20)
+    seen: list[int] = []
+
+    def project(train: pd.Series, horizon: int) -> pd.DataFrame:
+        seen.append(int((train > 0).sum()))
+        return training.fit_series(train, settings).forecast(horizon)
+
+    candidate = evaluation.backtest(y, project, 4, 7, 1, 20, min_selling=20)
+    naive = evaluation.backtest(y, evaluation.seasonal_naive(1, (0.8,)), 4, 7, 1, 20, min_selling=20)
+    assert candidate.folds == naive.folds == 2 and seen == [20, 27]
+    # Not even the newest fold's history has 20 selling weeks (7): named, and the series is quarantined.
+    with pytest.raises(ValueError, match=r"too few sales to backtest: 7 selling periods before the newest fold \(the last 7 periods\), need 20"):
+        evaluation.backtest(_young_weekly("青尖椒"), evaluation.seasonal_naive(1), 4, 7, 1, 20, min_selling=20)
