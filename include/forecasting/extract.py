@@ -246,9 +246,10 @@ class UnparseableRowsError(ValueError):
     """Cells of the seed CSV that cannot be read as dates or numbers: refused at load, never dropped."""
 
 
-# A time zone after a time of day ("Z", "+01:00", "-0500"): dropped, the row's date is its own wall-clock
-# date (converting to UTC would move a midnight row to the day before).
-_ZONE = re.compile(r"(?<=\d\d:\d\d)(:\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)$")
+# A time zone after a time of day ("Z", "+01:00", "-0500", and " UTC" as BigQuery writes a TIMESTAMP to
+# CSV): dropped, the row's date is its own wall-clock date (converting to UTC would move a midnight row to
+# the day before).
+_ZONE = re.compile(r"(?<=\d\d:\d\d)(:\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d| ?UTC)$")
 
 
 def parse_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:

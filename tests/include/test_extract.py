@@ -152,12 +152,13 @@ def _source_rows(con, config) -> pd.DataFrame:
 
 
 def test_iso_timestamps_at_midnight_and_a_byte_order_mark_load_as_dates(tmp_path, loaded):
-    """Exports from spreadsheets and databases: midnight timestamps with or without a zone, a BOM."""
+    """Exports from spreadsheets and databases: midnight timestamps with or without a zone (BigQuery's CSV
+    export writes a TIMESTAMP as `2025-05-30 00:00:00 UTC`), a BOM."""
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
     config, con = loaded()
     expected = _source_rows(con, config)
     stamped = raw.copy()
-    forms = ["{} 00:00:00", "{}T00:00:00Z", "{}T00:00:00.000+05:30", "{}T00:00:00-0800"]
+    forms = ["{} 00:00:00", "{}T00:00:00Z", "{}T00:00:00.000+05:30", "{}T00:00:00-0800", "{} 00:00:00 UTC"]
     stamped["date"] = [forms[i % len(forms)].format(d) for i, d in enumerate(raw["date"])]
     path = tmp_path / "stamped.csv"
     path.write_text(stamped.to_csv(index=False), encoding="utf-8-sig")
