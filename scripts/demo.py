@@ -211,7 +211,9 @@ def _failure_text(f: dict[str, Any]) -> str:
     if f.get("rule"):
         parts.append(f"rule: {f['rule']}" + (f" (config {f['config_key']})" if f.get("config_key") else ""))
     if f.get("rows"):
-        parts.append("e.g. " + "; ".join(f"{r.get('series_id')!r} {str(r.get('sales_date', ''))[:10]} value {r.get('value')}" for r in f["rows"][:3]))
+        from include.forecasting.validation import row_text
+
+        parts.append("e.g. " + "; ".join(row_text(r) for r in f["rows"][:3]))
     if f.get("observed") is not None:
         parts.append(f"observed {f['observed']}")
     return ", ".join(parts)

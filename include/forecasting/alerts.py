@@ -128,8 +128,9 @@ def task_failure(info: RunInfo, cause: str) -> dict[str, Any]:
 
 def _example(row: dict[str, Any]) -> str:
     """One offending row of a failed expectation ("SERIES on DATE: VALUE"), or a series and its reason."""
-    where = f" on {str(row['sales_date'])[:10]}" if "sales_date" in row else ""
-    return f"{row.get('series_id')}{where}: {row.get('value')}"
+    where = "" if "sales_date" not in row else f" on {str(row['sales_date'])[:10]}" if row["sales_date"] is not None else " on no date"
+    series = row.get("series_id")
+    return f"{series if series not in (None, '') else '(no series name)'}{where}: {row.get('value')}"
 
 
 def _num(value: Any, digits: int = 3) -> str:

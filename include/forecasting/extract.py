@@ -353,11 +353,13 @@ def _check_cells(
     series = frame[columns["series"]]
     unreadable = bad_dates.union(bad_values)
     if len(unreadable) and not len(timed) and not is_panel_wide(series[unreadable].nunique(), series.nunique(), panel_share):
-        affected = series[unreadable].unique()
-        log.warning(
-            "seed CSV %s: %s; loaded as missing, so validation quarantines %s (series: %s)",
-            path, "; ".join(problems), "that series" if len(affected) == 1 else "those series", ", ".join(map(str, affected[:10])),
-        )
+        affected = [s for s in series[unreadable].unique() if s != ""]
+        outcome = f"validation quarantines {'that series' if len(affected) == 1 else 'those series'} (series: {', '.join(map(str, affected[:10]))})"
+        if len(affected) < series[unreadable].nunique():
+            # A row naming no series cannot be pinned on one (a spreadsheet's totals or footer line).
+            outcome = ("validation blocks the run: a row without a series name belongs to no series (a totals or "
+                       "footer line? remove it)") + (f"; and quarantines series {', '.join(map(str, affected[:10]))}" if affected else "")
+        log.warning("seed CSV %s: %s; loaded as missing, so %s", path, "; ".join(problems), outcome)
         return bad_values
     if problems:
         hint = "fix the file, or map source.columns to the right columns"

@@ -76,7 +76,7 @@ class FailedExpectation:
         if self.unexpected_count:
             parts.append(f"{self.unexpected_count} unexpected")
         if self.rows:
-            parts.append("e.g. " + "; ".join(_row_text(r) for r in self.rows[:3]))
+            parts.append("e.g. " + "; ".join(row_text(r) for r in self.rows[:3]))
         elif self.unexpected_examples:
             parts.append(f"e.g. {self.unexpected_examples[:3]}")
         if self.observed is not None:
@@ -84,10 +84,20 @@ class FailedExpectation:
         return ", ".join(parts)
 
 
-def _row_text(row: dict[str, Any]) -> str:
+def row_text(row: dict[str, Any]) -> str:
+    """One offending row of a failure as messages print it ("series 'X' on 2025-05-03: value -5.0"; a row
+    without a series name, a date or a value says so), or a series and the reason it is unusable."""
     if "sales_date" not in row:  # a per-series finding (the reason a series is unusable), not a row
         return f"series {row.get('series_id')!r}: {row.get('value')}"
-    return f"series {row.get('series_id')!r} on {str(row['sales_date'])[:10]}: value {row.get('value')!r}"
+    series = f"series {row['series_id']!r}" if _named(row.get("series_id")) else "a row without a series name"
+    date = str(row["sales_date"])[:10] if _present(row["sales_date"]) else "no date"
+    value = repr(row.get("value")) if _present(row.get("value")) else "empty"
+    return f"{series} on {date}: value {value}"
+
+
+def _present(cell: Any) -> bool:
+    """Whether a cell of an offending row holds something (not null or NaN)."""
+    return cell is not None and str(cell) not in ("", "NaT", "nan")
 
 
 @dataclass
@@ -240,7 +250,7 @@ def _run_suite(context: Any, definition: dict[str, Any], frame: pd.DataFrame, pa
     batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
     # The index columns make every failure name its rows (series and date), not only the bad values.
     # COMPLETE: every offending row, so a per-series rule can be traced to all the series that break it.
-    index = [c for c in ("series_id", "sales_date") if c in frame.columns]
+    index = [c for c in ("series_id", "sales_date", "value") if c in frame.columns]
     result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": index}
     return batch.validate(suite, result_format=result_format, expectation_parameters=params)
 
@@ -293,8 +303,12 @@ def _by_series(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON values; NaN/inf become strings, because XCom and Slack payloads must be strict JSON."""
+    if value is pd.NA or value is pd.NaT:  # a missing id or date of an offending row: null, not "<NA>"
+        return None
+    if isinstance(value, np.generic):  # numpy scalars (an int64 value) as the number, not its text
+        value = value.item()
     if isinstance(value, float):
-        return float(value) if math.isfinite(value) else str(value)  # np.float64 too
+        return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

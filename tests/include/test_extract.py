@@ -297,6 +297,21 @@ def test_text_in_one_series_loads_as_missing_for_validation_and_a_wrong_column_i
         extract.load_seed_csv(duckdb.connect(), config.source)
 
 
+def test_a_totals_line_at_the_end_is_loaded_and_said_to_block_the_run(tmp_path, loaded, caplog):
+    """A spreadsheet's footer `Total,,1234567` (no date, no series): loaded as a row without a date or a
+    series (never dropped), and the warning says validation will block the run, not that it quarantines
+    a series with an empty name."""
+    path = tmp_path / "footer.csv"
+    path.write_text((ROOT / "include" / "data" / "iowa_sales.csv").read_text() + "Total,,1234567\n")
+    with caplog.at_level("WARNING", logger=extract.__name__):
+        config, con = loaded(path)
+    assert "line 3606: date='Total' (item_name='')" in caplog.text
+    assert "validation blocks the run: a row without a series name belongs to no series (a totals or footer line? remove it)" in caplog.text
+    assert "quarantines" not in caplog.text
+    footer = _source_rows(con, config).query("item_description.isna()")
+    assert len(footer) == 1 and footer["date"].isna().all() and footer["bottles_sold"].tolist() == [1234567.0]
+
+
 def test_a_legacy_encoded_file_loads_and_a_workbook_is_refused(tmp_path, caplog):
     """A Windows-1252 export keeps `Café Crème` (with a warning); an xlsx is named as a workbook."""
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)

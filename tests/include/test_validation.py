@@ -223,3 +223,17 @@ def test_bad_rows_that_cannot_be_pinned_on_a_series_block(iowa_frame, config):
     assert not report.success and report.quarantined == {}
     assert ("expect_column_values_to_not_be_null", "series_id") in failed(report)
     assert ("expect_column_values_to_be_between", "value") in failed(report)
+
+
+def test_a_totals_row_is_named_with_its_value_and_blocks(iowa_frame, config):
+    """A spreadsheet's footer (`Total,,1234567`: no date, no series) cannot belong to any series: the run is
+    blocked, and the message shows the row as it is, value included, instead of `'<NA>' NaT value None`."""
+    footer = pd.DataFrame({"sales_date": [pd.NaT], "series_id": [None], "value": [1234567.0]})
+    report = validate_frame(normalise(pd.concat([iowa_frame, footer], ignore_index=True)), config, END, "sha")
+    assert not report.success and report.quarantined == {}
+    message = report.message()
+    assert "rule: every row names its series, 1 unexpected, e.g. a row without a series name on no date: value 1234567" in message
+    assert "NaT" not in message and "<NA>" not in message
+    # The Slack alert renders the same row.
+    body = alerts.validation_failure(RunInfo("sales_forecast", "validate_sales", "r", "2025-05-31"), report.to_dict())["blocks"][2]["text"]["text"]
+    assert "(no series name) on no date: 1234567" in body and "None" not in body
