@@ -218,7 +218,7 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
         try:
             metrics: dict[str, Any] = {
                 "candidate": _backtest_spec(y, registry.spec_of(version), model_settings, folds).to_dict(),
-                "naive": evaluation.backtest(y, evaluation.seasonal_naive(m), folds, horizon, m, training.MIN_FIT_PERIODS, training.MIN_FIT_PERIODS).to_dict(),
+                "naive": _backtest(y, evaluation.seasonal_naive(m), folds, horizon, m).to_dict(),
                 "champion": None,
                 "champion_version": result["champion_version"],
             }
@@ -261,8 +261,13 @@ def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: train
         previous["start"] = training.warm_start_params(fitted.spec)
         return fitted.forecast(horizon, own.interval_levels)
 
-    # The same folds as the naive benchmark's: each trains on at least what a fit needs, in periods and in sales.
-    return evaluation.backtest(y, forecaster, folds, own.horizon, own.cadence.naive_lag, training.MIN_FIT_PERIODS, training.MIN_FIT_PERIODS)
+    return _backtest(y, forecaster, folds, own.horizon, own.cadence.naive_lag)
+
+
+def _backtest(y: pd.Series, forecaster: evaluation.Forecaster, folds: int, horizon: int, m: int) -> evaluation.Metrics:
+    """A backtest on the folds every method of a series is scored on (candidate, seasonal naive, champion):
+    each fold trains on at least what a fit needs, in periods and in periods with a sale."""
+    return evaluation.backtest(y, forecaster, folds, horizon, m, training.MIN_FIT_PERIODS, training.MIN_FIT_PERIODS)
 
 
 def gate_all(config: Config, evaluated: list[dict[str, Any]], tracking_uri: str | None = None) -> list[dict[str, Any]]:
