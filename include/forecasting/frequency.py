@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 WEEKDAY_CODES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
@@ -105,62 +106,105 @@ def fits(dates: pd.Series | pd.DatetimeIndex, cadence: Cadence) -> bool:
     """Whether every date lies on the cadence's grid: any date for daily, the anchor weekday for weekly, the
     1st or the month end for monthly. A slow mover's rows (every few days, every few weeks, a product out
     of stock for half a year) fit their panel's cadence though they show none on their own."""
-    days = _days(dates)
-    if cadence.name == "daily":
-        return True
-    if cadence.name == "weekly":
-        return bool((days.dayofweek == WEEKDAY_CODES.index(cadence.pandas_freq.split("-")[1])).all())
-    return bool(days.is_month_end.all() if cadence.pandas_freq == "ME" else (days.day == 1).all())
+    return bool(_on_grid(_days(dates), cadence).all())
 
 
-def detect_cadence(frame: pd.DataFrame, override: str = "auto") -> Cadence:
-    """The panel's cadence from its dates (`sales_date`, `series_id` columns), or the configured override.
+@dataclass(frozen=True)
+class PanelCadence:
+    """A panel's cadence and the series whose dates are off it.
 
-    The series whose dates show a cadence on their own (`series_cadence`) must agree on one; every other
-    series must fit it (`fits`). Raises CadenceError naming the series and the cadences found otherwise.
-    Series with fewer than 3 dates take the panel's cadence.
+    `misfits` maps a series to what its dates show against the panel's cadence (the off-grid dates, or a
+    cadence of its own); `groups` maps each cadence or description found to its series (for a refusal).
+    """
+
+    cadence: Cadence
+    misfits: dict[str, str]
+    groups: dict[str, list[str]]
+
+    def refusal(self, lead: str = "the panel has no single cadence:") -> str:
+        """The message that refuses the panel, naming the series per cadence found."""
+        return _mixed_message(self.groups, lead)
+
+
+def panel_cadence(frame: pd.DataFrame, override: str = "auto") -> PanelCadence:
+    """The panel's cadence from its dates (`sales_date`, `series_id` columns), or the configured override,
+    and the series off it.
+
+    The panel's cadence is the one most series show on their own (`series_cadence`); a series showing
+    another, or one that shows none and whose dates do not lie on the panel's grid (`fits`), is a misfit:
+    what to do with it (quarantine it, or refuse the panel when misfits are panel-wide) is the caller's
+    policy. Raises CadenceError naming the series and the cadences found when there is no panel cadence
+    to speak of: two cadences shown by equally many series, or no series showing any. Series with fewer
+    than 3 dates take the panel's cadence. `override` "daily" takes every series as daily.
     """
     found: dict[str, list[str]] = {}
     cadences: dict[str, Cadence] = {}
-    loose: dict[str, pd.Series] = {}  # series that show no cadence on their own -> their dates
+    shown: dict[str, tuple[Cadence | str, pd.DatetimeIndex]] = {}
     for series_id, group in frame.dropna(subset=["sales_date", "series_id"]).groupby("series_id", sort=True):
         c = series_cadence(group["sales_date"])
         if c is None:
             continue
+        key = c.label if isinstance(c, Cadence) else c
+        found.setdefault(key, []).append(str(series_id))
         if isinstance(c, Cadence):
-            found.setdefault(c.label, []).append(str(series_id))
-            cadences[c.label] = c
-        else:
-            found.setdefault(c, []).append(str(series_id))
-            loose[str(series_id)] = group["sales_date"]
+            cadences[key] = c
+        shown[str(series_id)] = (c, _days(group["sales_date"]))
     if override == "daily":
-        return DAILY
-    if override != "auto":
-        matching = {k: c for k, c in cadences.items() if c.name == override}
-        if len(cadences) > len(matching) or len(matching) > 1:
-            raise CadenceError(_mixed_message(found, f"source.frequency is {override!r} but the series are"))
-        panel = next(iter(matching.values())) if matching else (weekly("SUN") if override == "weekly" else monthly(False))
-        if not matching and loose:
-            # Nothing anchors the panel: take the grid the loose series share, if they share one.
-            first = _days(next(iter(loose.values())))[0]
-            panel = weekly(WEEKDAY_CODES[first.dayofweek]) if override == "weekly" else monthly(first.is_month_end and first.day != 1)
-        _check_fit(found, loose, panel, f"source.frequency is {override!r} but the series are")
-        return panel
-    if not found:
-        return DAILY  # nothing to tell from (every series has < 3 dates): validation will quarantine them
-    if len(cadences) != 1:
-        raise CadenceError(_mixed_message(found, "the panel has no single cadence:"))
-    panel = next(iter(cadences.values()))
-    _check_fit(found, loose, panel, "the panel has no single cadence:")
-    return panel
+        return PanelCadence(DAILY, {}, found)
+    lead = f"source.frequency is {override!r} but the series are" if override != "auto" else "the panel has no single cadence:"
+    candidates = {k: c for k, c in cadences.items() if override in ("auto", c.name)}
+    ranked = sorted(candidates, key=lambda k: -len(found[k]))
+    if len(ranked) > 1 and len(found[ranked[0]]) == len(found[ranked[1]]):
+        raise CadenceError(_mixed_message(found, lead))
+    if ranked:
+        panel = candidates[ranked[0]]
+    elif override == "auto":
+        if shown:  # only series that show no cadence: nothing to lay them on
+            raise CadenceError(_mixed_message(found, lead))
+        return PanelCadence(DAILY, {}, found)  # nothing to tell from (every series has < 3 dates): validation quarantines them
+    elif loose := [days for own, days in shown.values() if not isinstance(own, Cadence)]:
+        # Nothing anchors the panel: take the grid of the first loose series (the others must share it).
+        first = loose[0][0]
+        panel = weekly(WEEKDAY_CODES[first.dayofweek]) if override == "weekly" else monthly(bool(first.is_month_end and first.day != 1))
+    else:
+        panel = weekly("SUN") if override == "weekly" else monthly(False)
+    misfits = {s: _misfit(own, days, panel) for s, (own, days) in shown.items() if _is_misfit(own, days, panel)}
+    if override != "auto" and len(misfits) == len(shown) and shown:
+        raise CadenceError(_mixed_message(found, lead))  # not one series on the configured cadence
+    return PanelCadence(panel, misfits, found)
 
 
-def _check_fit(found: dict[str, list[str]], loose: dict[str, pd.Series], panel: Cadence, lead: str) -> None:
-    """Raise naming the loose series that do not fit the panel's cadence."""
-    misfits = {s for s, dates in loose.items() if not fits(dates, panel)}
-    if misfits:
-        shown = {k: [s for s in v if s in misfits or k == panel.label] for k, v in found.items()}
-        raise CadenceError(_mixed_message({k: v for k, v in shown.items() if v}, lead))
+def detect_cadence(frame: pd.DataFrame, override: str = "auto") -> Cadence:
+    """The panel's cadence (`panel_cadence`), whatever its misfits: for readers of a panel that validation
+    has already judged (the monitor, a rollback's republish, the benchmark)."""
+    return panel_cadence(frame, override).cadence
+
+
+def _is_misfit(own: Cadence | str, days: pd.DatetimeIndex, panel: Cadence) -> bool:
+    if isinstance(own, Cadence):
+        return own.label != panel.label
+    return not fits(days, panel)
+
+
+def _misfit(own: Cadence | str, days: pd.DatetimeIndex, panel: Cadence) -> str:
+    """What a misfit's dates show against the panel's cadence, with the dates to fix."""
+    label = own.label if isinstance(own, Cadence) else own.split(" (")[0]
+    if panel.name == "daily":
+        # Every date lies on a daily grid: the rows are wrong as days, the days between them reading as
+        # days without a sale (a weekly total would be one big day and six zeros).
+        return f"its rows are {label} ({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}), read as days they would be days without a sale in between"
+    off = days[~_on_grid(days, panel)]
+    listed = ", ".join(f"{d:%Y-%m-%d} ({d:%a})" for d in off[:3]) + (f" and {len(off) - 3} more" if len(off) > 3 else "")
+    return f"{listed} not on the panel's {panel.label} grid (its rows are {label})"
+
+
+def _on_grid(days: pd.DatetimeIndex, cadence: Cadence) -> np.ndarray:
+    """Per date, whether it lies on the cadence's grid (any date for daily)."""
+    if cadence.name == "weekly":
+        return np.asarray(days.dayofweek == WEEKDAY_CODES.index(cadence.pandas_freq.split("-")[1]))
+    if cadence.name == "monthly":
+        return np.asarray(days.is_month_end if cadence.pandas_freq == "ME" else days.day == 1)
+    return np.ones(len(days), dtype=bool)
 
 
 def _mixed_message(found: dict[str, list[str]], lead: str) -> str:

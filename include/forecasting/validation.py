@@ -1,7 +1,9 @@
 """Validate an extracted snapshot with the Great Expectations suites in include/expectations/.
 
 Three steps, each naming what failed:
-1. The panel's cadence (frequency.detect_cadence): a mixed or irregular panel blocks the run, naming the
+1. The panel's cadence (frequency.panel_cadence): the one most series show. A series off it (a row dated
+   on another weekday, weekly totals in a daily panel) is quarantined naming its dates, and gets no
+   fallback; a panel with no such cadence, or misfits that are panel-wide, blocks the run, naming the
    series and the cadences found.
 2. `daily_sales` checks rows. A failure blocks the run (no training), naming the rule, the config key that
    sets it where there is one, and example rows (series, date, value). Rules marked `meta.per_series` (a
@@ -32,7 +34,7 @@ import pandas as pd
 
 from include.forecasting.anomaly import is_panel_wide
 from include.forecasting.config import PROJECT_ROOT, Config
-from include.forecasting.frequency import Cadence, CadenceError, detect_cadence
+from include.forecasting.frequency import Cadence, CadenceError, PanelCadence, panel_cadence
 
 log = logging.getLogger(__name__)
 
@@ -338,12 +340,16 @@ def validate_frame(
     # noise that buried the real failure in task logs. Its warnings and errors still show.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
-        cadence = detect_cadence(frame, config.source.frequency)
+        found = panel_cadence(frame, config.source.frequency)
+        misfits = _cadence_misfits(found, int(frame["series_id"].nunique()), config)
     except CadenceError as exc:
         failure = FailedExpectation("cadence", "single_cadence", None, str(exc), rule="one cadence per panel", config_key="source.frequency")
         report = ValidationReport(False, snapshot_sha256, 1, [failure])
         log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
         return report
+    cadence = found.cadence
+    # A misfit's rows cannot be laid on the panel's grid: the rules below judge the others.
+    frame = frame[~frame["series_id"].isin(list(misfits))].reset_index(drop=True) if misfits else frame
     start, note = history_start(frame, window_end, cadence, config.validation.max_gap_periods)
     if start is not None:
         log.warning("validation of %s: %s", snapshot_sha256[:12], note)
@@ -365,10 +371,11 @@ def validate_frame(
         evaluated += len(per_series.results)
         quarantined, untraced = _quarantine(_failures(config.validation.series_suite, per_series), profile, params)
         failures += untraced
+    bad_rows.update(misfits)
     for series_id, reason in bad_rows.items():
         quarantined[series_id] = "; ".join(filter(None, [reason, quarantined.get(series_id)]))
     for series_id in config.series_ids or ():
-        if series_id not in set(profile["series_id"]):
+        if series_id not in set(profile["series_id"]) and series_id not in quarantined:
             quarantined[series_id] = "no rows in the history window"
     if not failures:
         flagged, blocking = _anomalies(frame, config, window_end, cadence, raw_duplicates or [], set(quarantined), delivery_rows or [])
@@ -423,6 +430,18 @@ def _anomalies(
     for f in findings + panel:
         log.warning("anomaly in %r: %s", f.series_id, f.text())
     return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly, panel)
+
+
+def _cadence_misfits(found: PanelCadence, n_series: int, config: Config) -> dict[str, str]:
+    """Series off the panel's cadence -> the quarantine reason naming their dates; raises CadenceError
+    (the run is blocked) when they are panel-wide (`anomaly.panel_share` of the series, and 2 or more: a
+    panel of mixed cadences, not a few mis-dated series) or `validation.on_bad_rows` is "block"."""
+    if not found.misfits:
+        return {}
+    if config.validation.on_bad_rows == "block" or is_panel_wide(len(found.misfits), n_series, config.anomaly.panel_share):
+        names = ", ".join(repr(s) for s in sorted(found.misfits)[:3]) + (", ..." if len(found.misfits) > 3 else "")
+        raise CadenceError(f"{found.refusal()} Off the panel's {found.cadence.label} cadence: {len(found.misfits)} of {n_series} series ({names}).")
+    return {s: f"bad rows (one cadence per panel): {why} (re-date them at the source; config source.frequency)" for s, why in sorted(found.misfits.items())}
 
 
 def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, config: Config) -> tuple[dict[str, str], list[FailedExpectation]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from include.forecasting.frequency import DAILY, CadenceError, detect_cadence, from_name
+from include.forecasting.frequency import DAILY, CadenceError, detect_cadence, from_name, panel_cadence
 
 
 def panel(**series: pd.DatetimeIndex) -> pd.DataFrame:
@@ -29,6 +29,7 @@ def test_monthly_first_or_last_day():
 
 
 def test_mixed_and_irregular_are_refused_naming_series():
+    """With no cadence most series show (one daily store, one weekly), or none at all, the panel is refused."""
     with pytest.raises(CadenceError, match=r"weekly \(W-FRI\): 'store 2'.*daily: 'store 1'|daily: 'store 1'.*weekly \(W-FRI\): 'store 2'"):
         detect_cadence(panel(**{"store 1": pd.date_range("2024-01-01", periods=60), "store 2": pd.date_range("2024-01-05", periods=20, freq="W-FRI")}))
     every_third = pd.date_range("2024-01-01", periods=40, freq="3D")
@@ -71,8 +72,9 @@ def test_slow_movers_fit_a_weekly_or_monthly_panel():
     its panel's cadence when its dates lie on that grid; off the grid it is named."""
     weekly = pd.date_range("2022-01-07", periods=100, freq="W-FRI")
     assert detect_cadence(panel(a=weekly, slow=weekly[::3])).pandas_freq == "W-FRI"
-    with pytest.raises(CadenceError, match=r"irregular.*'off'"):
-        detect_cadence(panel(a=weekly, off=pd.date_range("2022-01-08", periods=20, freq="3W-SAT")))
+    found = panel_cadence(panel(a=weekly, off=pd.date_range("2022-01-08", periods=20, freq="3W-SAT")))
+    assert found.cadence.pandas_freq == "W-FRI" and list(found.misfits) == ["off"]
+    assert found.misfits["off"].startswith("2022-01-08 (Sat), 2022-01-29 (Sat), 2022-02-19 (Sat) and 17 more not on the panel's weekly (W-FRI) grid")
     months = pd.date_range("2020-01-01", periods=36, freq="MS")
     gap = months[:10].append(months[18:])  # eight months without a sale
     assert detect_cadence(panel(a=months, gap=gap)).pandas_freq == "MS"
@@ -82,3 +84,25 @@ def test_slow_movers_fit_a_weekly_or_monthly_panel():
     # Quarterly data is not monthly.
     with pytest.raises(CadenceError, match="irregular"):
         detect_cadence(panel(q=pd.date_range("2020-01-01", periods=12, freq="QS")))
+
+
+def test_series_off_the_panels_cadence_are_named_with_their_dates():
+    """The panel's cadence is the one most series show; a series off it (one row dated a day late, a store
+    reporting on another weekday, weekly totals in a daily panel) is a misfit named with the dates to fix,
+    and the panel keeps its cadence: what happens to the misfit is validation's policy."""
+    fridays = pd.date_range("2022-01-07", periods=100, freq="W-FRI")
+    late = fridays.delete(60).insert(60, fridays[60] + pd.Timedelta(days=1))  # one row dated on the Saturday
+    found = panel_cadence(panel(a=fridays, b=fridays, c=late, d=fridays + pd.Timedelta(days=1)))
+    assert found.cadence.pandas_freq == "W-FRI" and sorted(found.misfits) == ["c", "d"]
+    assert found.misfits["c"] == "2023-03-04 (Sat) not on the panel's weekly (W-FRI) grid (its rows are irregular)"
+    assert found.misfits["d"].startswith("2022-01-08 (Sat), 2022-01-15 (Sat), 2022-01-22 (Sat) and 97 more not on the panel's weekly (W-FRI) grid (its rows are weekly (W-SAT))")
+    assert detect_cadence(panel(a=fridays, b=fridays, c=late)).pandas_freq == "W-FRI"
+    days = pd.date_range("2022-01-01", periods=400)
+    found = panel_cadence(panel(a=days, b=days, sundays=pd.date_range("2022-01-02", periods=50, freq="W-SUN")))
+    assert found.cadence == DAILY and found.misfits == {
+        "sundays": "its rows are weekly (W-SUN) (2022-01-02 to 2022-12-11), read as days they would be days without a sale in between"
+    }
+    # The configured cadence decides; series on another one are misfits, and with none on it the panel is refused.
+    found = panel_cadence(panel(a=fridays, b=fridays + pd.Timedelta(days=1), c=fridays + pd.Timedelta(days=1)), "weekly")
+    assert found.cadence.pandas_freq == "W-SAT" and list(found.misfits) == ["a"]
+    assert panel_cadence(panel(a=fridays, sundays=pd.date_range("2022-01-02", periods=50, freq="W-SUN")), "daily").misfits == {}

@@ -64,11 +64,27 @@ def test_decimals_are_valid_unless_whole_units_is_set(iowa_frame, tmp_path):
     assert "config validation.whole_units" in report.message()
 
 
-def test_mixed_cadence_is_refused_by_name(iowa_frame, config):
+def test_a_series_off_the_panels_cadence_is_quarantined_and_a_mixed_panel_refused(iowa_frame, config, tmp_path):
+    """Weekly totals in the daily Iowa panel: that one series is quarantined with its dates and the rule
+    (as bad rows: no fallback is computed from rows that do not fit the grid), the five daily ones go on.
+    Misfits in half the panel (5 daily series, 3 weekly on Fridays, 2 on Saturdays) are a mixed panel: refused, naming the series per cadence; so is any
+    misfit with validation.on_bad_rows "block"."""
     fridays = pd.DataFrame({"sales_date": pd.date_range("2024-01-05", periods=60, freq="W-FRI"), "series_id": "WEEKLY STORE", "value": 5})
     report = validate_frame(normalise(pd.concat([iowa_frame, fridays])), config, END, "sha")
+    assert report.success and report.cadence == "daily" and report.bad_rows == ["WEEKLY STORE"] and list(report.quarantined) == ["WEEKLY STORE"]
+    assert report.quarantined["WEEKLY STORE"] == (
+        "bad rows (one cadence per panel): its rows are weekly (W-FRI) (2024-01-05 to 2025-02-21), read as days they would be days "
+        "without a sale in between (re-date them at the source; config source.frequency)"
+    )
+    saturdays = fridays.assign(sales_date=fridays.sales_date + pd.Timedelta(days=1))
+    stores = pd.concat([(fridays if i < 3 else saturdays).assign(series_id=f"WEEKLY STORE {i}") for i in range(5)])
+    report = validate_frame(normalise(pd.concat([iowa_frame, stores])), config, END, "sha")
     assert failed(report) == {("single_cadence", None)}
-    assert "weekly (W-FRI): 'WEEKLY STORE'" in report.message() and "daily: 'BLACK VELVET'" in report.message()
+    assert "weekly (W-FRI): 'WEEKLY STORE 0'" in report.message() and "daily: 'BLACK VELVET'" in report.message()
+    assert "weekly (W-SAT): 'WEEKLY STORE 3', 'WEEKLY STORE 4'" in report.message()
+    assert "Off the panel's daily cadence: 5 of 10 series ('WEEKLY STORE 0', 'WEEKLY STORE 1', 'WEEKLY STORE 2', ...)" in report.message()
+    strict = load_config(write_config(tmp_path, **{"validation.on_bad_rows": "block"}))
+    assert failed(validate_frame(normalise(pd.concat([iowa_frame, fridays])), strict, END, "sha")) == {("single_cadence", None)}
 
 
 def test_a_series_whose_rows_stop_is_a_zero_run_and_stale_data_blocks(iowa_frame, config):

@@ -227,14 +227,17 @@ def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, tmp_
     the same 12.5 kg every week: weekly forecasts dated on Sundays, 7 weeks ahead; the ids stay integers
     in the warehouse; the constant series, whose MASE is undefined (seasonal naive is exact on its
     history), is rejected by the gate with that reason and gets the flagged fallback, without failing the
-    gate task (its alert once could not format an undefined limit, which failed the whole run)."""
+    gate task (its alert once could not format an undefined limit, which failed the whole run). A sixth
+    series with one row dated on the Saturday is off the panel's cadence: quarantined naming that date,
+    nothing published for it, the others go on."""
     raw = pd.read_csv(SEED.parent / "veg_supermarket_weekly_kg.csv")
     names = sorted(raw["series"].unique())[:4]
     ids = {name: str(101 + i) for i, name in enumerate(names)}
     frame = raw[raw["series"].isin(names)].assign(series=lambda f: f["series"].map(ids))
     constant = pd.DataFrame({"date": sorted(raw["date"].unique()), "series": "105", "value": 12.5})
+    misdated = frame[frame["series"] == "101"].assign(series="106", date=lambda f: f["date"].replace("2022-05-15", "2022-05-14"))
     seed = tmp_path / "weekly_ids.csv"
-    pd.concat([frame, constant], ignore_index=True).to_csv(seed, index=False)
+    pd.concat([frame, constant, misdated], ignore_index=True).to_csv(seed, index=False)
     config = config_factory(seed=seed, **{"source.columns": {"date": "date", "series": "series", "value": "value"}})
     day = dt.date(2023, 6, 26)  # the Monday after the last week (ending Sun 2023-06-25)
     run = run_dag("sales_forecast", day)
@@ -256,6 +259,9 @@ def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, tmp_
         con.close()
     decisions = {d["series_id"]: d for d in json.loads(next((config.storage_root / "gate").glob("*.json")).read_text())}
     assert decisions["105"]["reasons"][0].startswith("MASE undefined: seasonal naive is exact")
+    assert states["all_series_published"] == "skipped" and "106" not in decisions
+    outcome = json.loads(next((config.storage_root / "runs").glob("*.json")).read_text())
+    assert outcome["quarantined"]["106"].startswith("bad rows (one cadence per panel): 2022-05-14 (Sat) not on the panel's weekly (W-SUN) grid")
 
 
 def test_worse_candidate_config_loses_to_the_champion(airflow_db, config_factory, monkeypatch):
