@@ -124,7 +124,7 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
             lines += [f"  - {_failure_text(f)}" for f in report["failures"]]
         lines += [f"            {note}" for note in report.get("notes") or []]
     if outcome and outcome["quarantined"]:
-        lines.append(f"Quarantined ({len(outcome['quarantined'])}): champion and published rows kept; fallback forecast if no champion")
+        lines.append(f"Quarantined ({len(outcome['quarantined'])}): champion and published rows kept; fallback forecast if no champion, none from bad rows")
         lines += [f"  - {series}: {reason}" for series, reason in outcome["quarantined"].items()]
     gate_path = config.storage_root / "gate" / f"{run_id.replace(':', '_')}.json"
     if gate_path.is_file():
