@@ -92,6 +92,14 @@ def _new_product_negative(f: pd.DataFrame) -> pd.DataFrame:
     return f
 
 
+def _weekly_totals(f: pd.DataFrame) -> pd.DataFrame:
+    """HAWKEYE VODKA delivered as weekly totals (one row per week, dated on its Monday) among daily rows."""
+    mine = _rows(f, "HAWKEYE VODKA", "")
+    week = pd.to_datetime(f.loc[mine, "date"]).dt.to_period("W-SUN").dt.start_time.dt.strftime("%Y-%m-%d")
+    totals = f.loc[mine].assign(date=week, total_amount_sold=pd.to_numeric(f.loc[mine, "total_amount_sold"])).groupby("date", as_index=False)["total_amount_sold"].sum()
+    return pd.concat([f[~mine], totals.assign(item_name="HAWKEYE VODKA").astype({"total_amount_sold": str})], ignore_index=True)
+
+
 def _stale(f: pd.DataFrame) -> pd.DataFrame:
     return f[~_rows(f, "FIVE O'CLOCK VODKA", "2025-05-20")].reset_index(drop=True)
 
@@ -115,6 +123,8 @@ CASES = [
     Case("a negative value in a new product", _new_product_negative, "partial", (), ("NEW GIN", "2025-05-28", "not negative", "-5")),
     Case("a row without a series name", _set_cell("BLACK VELVET", "2025-05-26", "item_name", ""), "blocked", (), ("every row names its series", "2025-05-26")),
     # No row is no sale: a product whose rows stop while the others go on is a run of zeros on days it sells.
+    # Weekly rows in a daily panel would read as one big day and six days without a sale.
+    Case("one product's rows are weekly totals", _weekly_totals, "partial", ("HAWKEYE VODKA",), ("HAWKEYE VODKA", "one cadence per panel", "weekly (W-MON)")),
     Case("a series whose rows stop", _stale, "partial", ("FIVE O'CLOCK VODKA",), ("FIVE O'CLOCK VODKA", "zero run")),
 ]
 
