@@ -365,12 +365,15 @@ def validate_frame(
     bad_rows, failures = _bad_row_quarantines(failures, int(frame["series_id"].nunique()), config)
     profile = series_profile(frame, window_end, cadence)
     quarantined: dict[str, str] = {}
+    young: set[str] = set()  # series whose only fault is too little history
     if not profile.empty:
         per_series = _run_suite(context, load_suite_definition(config.validation.series_suite), profile, params)
         results[config.validation.series_suite] = per_series.to_json_dict()
         evaluated += len(per_series.results)
-        quarantined, untraced = _quarantine(_failures(config.validation.series_suite, per_series), profile, params)
+        series_failures = _failures(config.validation.series_suite, per_series)
+        quarantined, untraced = _quarantine(series_failures, profile, params)
         failures += untraced
+        young = set(quarantined) - {s for f in series_failures if f.column != "n_periods" for s in f.series}
     bad_rows.update(misfits)
     for series_id, reason in bad_rows.items():
         quarantined[series_id] = "; ".join(filter(None, [reason, quarantined.get(series_id)]))
@@ -383,7 +386,10 @@ def validate_frame(
             quarantined[series_id] = "; ".join(filter(None, [quarantined.get(series_id), reason]))
         if blocking:
             failures.append(FailedExpectation("anomaly", "anomaly_policy", None, blocking, rule="no anomalous delivery", config_key="anomaly.on_panel / anomaly.on_series"))
-    if not failures and profile.shape[0] and set(profile["series_id"]) <= set(quarantined):
+    # Every series quarantined is a broken delivery (stale data, a hole just before the end) and blocks,
+    # unless the panel is only young: then each series gets its fallback forecast (a champion keeps serving).
+    only_young = start is None and bool(young) and set(quarantined) - set(bad_rows) <= young
+    if not failures and profile.shape[0] and set(profile["series_id"]) <= set(quarantined) and not only_young:
         failures.append(
             FailedExpectation(
                 config.validation.series_suite, "some_series_usable", "series_id", f"all {len(profile)} series quarantined",

@@ -100,6 +100,21 @@ def test_a_series_whose_rows_stop_is_a_zero_run_and_stale_data_blocks(iowa_frame
     assert all("fresh data" in r and "periods_since_last_row 20" in r and "validation.max_staleness_periods" in r for r in report.quarantined.values())
 
 
+def test_a_panel_of_young_series_only_passes_with_every_series_quarantined(iowa_frame, config):
+    """The last 45 days of the Iowa panel (a shop that opened six weeks ago): every series has too little
+    history, and nothing else is wrong, so the run goes on with each one quarantined (a fallback forecast
+    for a series without a champion) instead of publishing nothing. The same panel three weeks later,
+    with no new rows, is stale as well: blocked as before (all quarantined for another reason is a broken
+    delivery)."""
+    recent = iowa_frame[iowa_frame.sales_date >= pd.Timestamp(END) - pd.Timedelta(days=45)].reset_index(drop=True)
+    report = validate_frame(recent, config, END, "sha")
+    assert report.success and len(report.quarantined) == 5 and report.bad_rows == []
+    assert all(r.startswith("enough history: n_periods 45 (min 60") for r in report.quarantined.values())
+    report = validate_frame(recent, config, END + dt.timedelta(days=20), "sha")
+    assert failed(report) == {("some_series_usable", "series_id")}
+    assert all(r.startswith("fresh data") for r in report.quarantined.values())
+
+
 def test_stale_data_in_a_large_panel_quarantines_every_series_and_blocks(iowa_frame, config):
     """A failure keeps 20 example rows for its message; quarantine must not stop there. 60 series (the 5
     real ones, 12 copies each under other names) whose data stopped 20 days ago: all 60 are quarantined

@@ -264,6 +264,32 @@ def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, tmp_
     assert outcome["quarantined"]["106"].startswith("bad rows (one cadence per panel): 2022-05-14 (Sat) not on the panel's weekly (W-SUN) grid")
 
 
+def test_a_panel_of_young_series_publishes_every_fallback(airflow_db, config_factory, tmp_path, monkeypatch):
+    """A weekly panel that began 40 weeks ago (the real vegetable panel's last 40 weeks, four items): no
+    series has validation.min_rows_per_series (52 weeks). Every series is quarantined with that reason and
+    still published with the flagged fallback; the run is partial, and the one alert names each series.
+    Before, such a panel was blocked and nothing at all was published."""
+    raw = pd.read_csv(SEED.parent / "veg_supermarket_weekly_kg.csv")
+    weeks = sorted(raw["date"].unique())[-40:]
+    frame = raw[raw["series"].isin(sorted(raw["series"].unique())[:4]) & raw["date"].isin(weeks)]
+    seed = tmp_path / "young_weekly.csv"
+    frame.to_csv(seed, index=False)
+    config = config_factory(seed=seed, **{"source.columns": {"date": "date", "series": "series", "value": "value"}})
+    day = (pd.Timestamp(weeks[-1]) + pd.Timedelta(days=1)).date()
+    with SlackStandIn() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+        run = run_dag("sales_forecast", day)
+    states = task_states(run)
+    assert run.state == "success", states
+    assert states["train_series[0]"] == "success" and states["publish_forecasts"] == "success" and states["all_series_published"] == "skipped"
+    published = forecasts(config, day)
+    assert published["series_id"].nunique() == 4 and set(published["model_version"]) == {FALLBACK_VERSION}
+    assert (published["forecast_date"].dt.day_of_week == 6).all() and published.groupby("series_id").size().eq(7).all()
+    report = [r.body for r in slack.requests if "partial run" in r.body["text"]]
+    assert len(report) == 1, slack.texts()
+    assert "4 series quarantined" in json.dumps(report[0]["blocks"]) and "enough history: n_periods 40 (min 52" in json.dumps(report[0]["blocks"], ensure_ascii=False)
+
+
 def test_worse_candidate_config_loses_to_the_champion(airflow_db, config_factory, monkeypatch):
     """The champion is scored as the model it is (its own orders, re-estimated per fold), so a candidate
     configuration that is worse (an AR(1) with no weekly seasonal part) is rejected against it, and the
