@@ -189,11 +189,12 @@ def _is_misfit(own: Cadence | str, days: pd.DatetimeIndex, panel: Cadence) -> bo
 def _misfit(own: Cadence | str, days: pd.DatetimeIndex, panel: Cadence) -> str:
     """What a misfit's dates show against the panel's cadence, with the dates to fix."""
     label = own.label if isinstance(own, Cadence) else own.split(" (")[0]
-    if panel.name == "daily":
-        # Every date lies on a daily grid: the rows are wrong as days, the days between them reading as
-        # days without a sale (a weekly total would be one big day and six zeros).
-        return f"its rows are {label} ({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}), read as days they would be days without a sale in between"
     off = days[~_on_grid(days, panel)]
+    if panel.name == "daily" or not len(off):
+        unit = {"daily": "days", "weekly": "weeks"}.get(panel.name, "months")
+        # Every date lies on the grid (any date does on a daily one): the rows are wrong as periods, those
+        # between them reading as periods without a sale (a weekly total would be one big day and six zeros).
+        return f"its rows are {label} ({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}), read as {unit} they would be {unit} without a sale in between"
     listed = ", ".join(f"{d:%Y-%m-%d} ({d:%a})" for d in off[:3]) + (f" and {len(off) - 3} more" if len(off) > 3 else "")
     return f"{listed} not on the panel's {panel.label} grid (its rows are {label})"
 
