@@ -180,6 +180,10 @@ def series_profile(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -
     return pd.DataFrame(rows, columns=columns)
 
 
+# At most this many rows after a long hole are listed in its note by series and date.
+_FEW_ROWS = 3
+
+
 def history_start(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence, max_gap: int) -> tuple[pd.Timestamp | None, str | None]:
     """The first period after the panel's last hole longer than `max_gap` periods, and a note naming the
     hole; (None, None) when there is none.
@@ -212,6 +216,12 @@ def history_start(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence, ma
         f"history from {start:%Y-%m-%d}: no series has a row from {first:%Y-%m-%d} to {last:%Y-%m-%d} "
         f"({holes[k]} periods, more than validation.max_gap_periods {max_gap}), so the periods before are not used"
     )
+    after = frame[np.asarray(period_label(frame["sales_date"], cadence) >= start)]
+    if len(after) <= _FEW_ROWS:
+        # A reopening brings rows for many series; a row or two after a long hole is more likely mis-dated
+        # (a year typed wrong), and the history it cuts off is the whole panel's: say which rows they are.
+        rows = ", ".join(f"{r.series_id!r} on {r.sales_date:%Y-%m-%d}" for r in after.sort_values("sales_date").itertuples())
+        note += f"; after the hole only {rows}: mis-dated?"
     return start, note
 
 

@@ -148,6 +148,20 @@ def test_future_rows_fail(iowa_frame, config):
     assert ("expect_column_max_to_be_between", "sales_date") in failed(report)
 
 
+def test_a_lone_row_after_a_long_hole_is_named(iowa_frame, tmp_path):
+    """One row dated months after the rest (a year or month typed wrong) looks like a hole followed by a
+    reopening: the history is cut to that row and the run blocked. The note names the row, so the fix is
+    plain; a real reopening (rows for every series after the hole) is not listed."""
+    typo = iowa_frame.copy()
+    row = typo.index[(typo.series_id == "TITOS HANDMADE VODKA") & (typo.sales_date == "2025-05-20")][0]
+    typo.loc[row, "sales_date"] = pd.Timestamp("2025-09-20")
+    report = validate_frame(typo, load_config(write_config(tmp_path)), dt.date(2025, 9, 21), "sha")
+    assert not report.success and report.history_start == "2025-09-20"
+    assert report.notes[0].endswith("so the periods before are not used; after the hole only 'TITOS HANDMADE VODKA' on 2025-09-20: mis-dated?")
+    reopened = iowa_frame[~iowa_frame.sales_date.between("2024-03-01", "2024-03-21")].reset_index(drop=True)
+    assert "after the hole" not in validate_frame(reopened, load_config(write_config(tmp_path)), END, "sha").notes[0]
+
+
 def test_gaps_min_rows_and_unknown_series(iowa_frame, tmp_path):
     """Two months without one product's rows are two months without its sales, not a gap; three weeks
     with no row for any product are a hole in the data (a closure, a delivery that never came): the
