@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -291,6 +293,25 @@ _MISSING_VALUES = ["", "nan", "null", "na"]
 _SPACES = " \u00a0\u202f"
 
 
+@functools.cache
+def _currency_signs() -> str:
+    """Every currency sign Unicode knows ($, €, £, ¥, ₹, ...: category Sc), as a regex character class body."""
+    return re.escape("".join(chr(i) for i in range(0x10000) if unicodedata.category(chr(i)) == "Sc"))
+
+
+def _without_currency(text: pd.Series) -> pd.Series:
+    """Value cells without a currency sign before or after the number ("$1,234.50", "-$5", "12,50 €"):
+    money as a spreadsheet formats it. The sign says nothing about the amount; anything else around a
+    number still makes it not a number."""
+    signs = _currency_signs()
+    pattern = rf"^(-?)[{_SPACES}]*[{signs}][{_SPACES}]*(?=[-\d])|[{_SPACES}]*[{signs}]$"
+    stripped = text.str.replace(pattern, r"\1", regex=True)
+    changed = int((stripped != text).sum())
+    if changed:
+        log.info("seed CSV: %d value(s) carried a currency sign; read without it", changed)
+    return stripped
+
+
 def _grouping(decimal: str, thousands: str | None) -> str | None:
     """The thousands separator in force: `source.thousands`, or "." under a decimal comma (1.234,5)."""
     return thousands if thousands is not None else ("." if decimal == "," else None)
@@ -304,7 +325,7 @@ def decimal_point_values(raw: pd.Series, decimal: str = ".", thousands: str | No
     ",", 1.234,5 with "." and decimal ",". Anything else is not a number here: under decimal "," a "3.67"
     is refused rather than read as 367 or as 3.67, since either could be wrong.
     """
-    text = raw.astype(str).str.strip()
+    text = _without_currency(raw.astype(str).str.strip())
     group = _grouping(decimal, thousands)
     if group is None and decimal == ".":
         return text, pd.Series(False, index=raw.index)

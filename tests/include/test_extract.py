@@ -279,6 +279,34 @@ def test_thousands_separators_load_with_source_thousands(tmp_path):
     assert _source_rows(con, config)["bottles_sold"].sum() == pytest.approx(expected)
 
 
+def test_money_with_a_currency_sign_loads_as_its_amount(tmp_path):
+    """Money as a spreadsheet formats it: "$1,234.25" (with source.thousands ","), "1.234,25 €" (with
+    source.decimal ","), a refund "-$5.00". The sign is read off, the amount is exact; text around a
+    number other than a currency sign is still not a number."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    original = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv")
+    expected = original["total_amount_sold"].sum() + 0.25 * len(original)
+    us = raw.assign(total_amount_sold=(raw["total_amount_sold"].astype(float) + 0.25).map(lambda v: f"${v:,.2f}"))
+    path = tmp_path / "dollars.csv"
+    us.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path, **{"source.thousands": ","}))
+    con = duckdb.connect()
+    extract.load_seed_csv(con, config.source)
+    assert _source_rows(con, config)["bottles_sold"].sum() == pytest.approx(expected)
+    us.loc[0, "total_amount_sold"], us.loc[1, "total_amount_sold"] = "-$5.00", "5.00 dollars"
+    us.to_csv(path, index=False)
+    extract.load_seed_csv(con, config.source)
+    rows = _source_rows(con, config).set_index(["date", "item_description"])["bottles_sold"]
+    key = lambda i: (pd.Timestamp(raw.loc[i, "date"]), raw.loc[i, "item_name"])  # noqa: E731
+    assert rows[key(0)] == -5.0 and pd.isna(rows[key(1)])  # validation names both: not negative, not a number
+    euro = raw.assign(total_amount_sold=(raw["total_amount_sold"].astype(float) + 0.25).map(lambda v: f"{v:,.2f} €".replace(",", "_").replace(".", ",").replace("_", ".")))
+    path = tmp_path / "euro.csv"
+    euro.to_csv(path, index=False, sep=";")
+    config = load_config(write_config(tmp_path, path, **{"source.decimal": ","}))
+    extract.load_seed_csv(con, config.source)
+    assert _source_rows(con, config)["bottles_sold"].sum() == pytest.approx(expected)
+
+
 def test_text_in_one_series_loads_as_missing_for_validation_and_a_wrong_column_is_refused(tmp_path, loaded, caplog):
     """'twelve' in one series must not stop the others: NULL, a warning naming the line, and validation
     quarantines that series by name. Text in every series (a column mapped wrongly) refuses the file."""
