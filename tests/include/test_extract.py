@@ -279,6 +279,21 @@ def test_thousands_separators_load_with_source_thousands(tmp_path):
     assert _source_rows(con, config)["bottles_sold"].sum() == pytest.approx(expected)
 
 
+def test_a_repeated_header_line_is_dropped_with_a_warning(tmp_path, caplog):
+    """Two exports concatenated (`cat jan.csv feb.csv`): the second header line is dropped with a warning
+    naming its line, not loaded as a series called 'item_name' with no date and no value."""
+    raw = (ROOT / "include" / "data" / "iowa_sales.csv").read_text().splitlines()
+    path = tmp_path / "concatenated.csv"
+    path.write_text("\n".join(raw[:101] + raw[:1] + raw[101:]) + "\n")
+    config = load_config(write_config(tmp_path, path))
+    con = duckdb.connect()
+    with caplog.at_level("WARNING", logger=extract.__name__):
+        assert extract.load_seed_csv(con, config.source) == len(raw) - 1
+    assert "1 row(s) repeat the header line (files concatenated?), dropped: line(s) 102" in caplog.text
+    rows = _source_rows(con, config)
+    assert set(rows["item_description"]) == set(pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv")["item_name"])
+
+
 def test_money_with_a_currency_sign_loads_as_its_amount(tmp_path):
     """Money as a spreadsheet formats it: "$1,234.25" (with source.thousands ","), "1.234,25 €" (with
     source.decimal ","), a refund "-$5.00". The sign is read off, the amount is exact; text around a
