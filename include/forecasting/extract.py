@@ -146,7 +146,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     missing = [c for c in source.columns.values() if c not in frame.columns]
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
-    frame = _without_repeated_headers(frame, list(source.columns.values()), source.seed_csv)
+    frame = _data_rows(frame, list(source.columns.values()), source.seed_csv)
     if frame.empty:  # refused here: loaded, it would replace the table's history with nothing
         raise ValueError(f"seed CSV {source.seed_csv} has a header but no rows (source.seed_csv in the config)")
     c = source.columns
@@ -234,18 +234,22 @@ def _named_as_configured(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return trimmed.rename(columns=rename)
 
 
-def _without_repeated_headers(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
-    """The seed CSV without rows that repeat its header (`date,item_name,total_amount_sold` again in the
-    middle: exports concatenated with `cat`), with a warning naming their lines. Such a row is no sale; as
-    data it would become a series named like the series column, with no date and no value."""
+def _data_rows(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
+    """The seed CSV's rows that hold data: without rows whose every cell is empty (`,,` lines a spreadsheet
+    writes below formatted cells), and without rows that repeat the header line (`date,item_name,...` again
+    in the middle: exports concatenated with `cat`), with a log line naming them. Neither is a sale; as data
+    the first would be a row without a series name, which blocks the run, and the second a series named
+    like the series column."""
+    empty = frame.eq("").all(axis=1).to_numpy()
     # Casefolded: a header `Date` was taken for the configured `date` (`_named_as_configured`).
     cells = frame[columns].apply(lambda column: column.str.casefold())
     repeated = cells.eq(pd.Series([c.casefold() for c in columns], index=columns)).all(axis=1).to_numpy()
-    if not repeated.any():
-        return frame
-    lines = ", ".join(str(i + 2) for i in frame.index[repeated][:5]) + (", ..." if repeated.sum() > 5 else "")
-    log.warning("seed CSV %s: %d row(s) repeat the header line (files concatenated?), dropped: line(s) %s", path, int(repeated.sum()), lines)
-    return frame[~repeated].reset_index(drop=True)
+    if empty.any():
+        log.info("seed CSV %s: %d empty row(s) skipped", path, int(empty.sum()))
+    if repeated.any():
+        lines = ", ".join(str(i + 2) for i in frame.index[repeated][:5]) + (", ..." if repeated.sum() > 5 else "")
+        log.warning("seed CSV %s: %d row(s) repeat the header line (files concatenated?), dropped: line(s) %s", path, int(repeated.sum()), lines)
+    return frame[~(empty | repeated)].reset_index(drop=True)
 
 
 def _delimiter(path: Path, encoding: str) -> str:

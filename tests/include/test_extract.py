@@ -279,12 +279,14 @@ def test_thousands_separators_load_with_source_thousands(tmp_path):
     assert _source_rows(con, config)["bottles_sold"].sum() == pytest.approx(expected)
 
 
-def test_a_repeated_header_line_is_dropped_with_a_warning(tmp_path, caplog):
+def test_a_repeated_header_line_and_empty_rows_are_dropped(tmp_path, caplog):
     """Two exports concatenated (`cat jan.csv feb.csv`): the second header line is dropped with a warning
-    naming its line, not loaded as a series called 'item_name' with no date and no value."""
+    naming its line, not loaded as a series called 'item_name' with no date and no value. The `,,` rows a
+    spreadsheet writes below its data are skipped; loaded, they were rows without a series name, which
+    block the run."""
     raw = (ROOT / "include" / "data" / "iowa_sales.csv").read_text().splitlines()
     path = tmp_path / "concatenated.csv"
-    path.write_text("\n".join(raw[:101] + raw[:1] + raw[101:]) + "\n")
+    path.write_text("\n".join(raw[:101] + raw[:1] + raw[101:] + [",,", " , , "]) + "\n")
     config = load_config(write_config(tmp_path, path))
     con = duckdb.connect()
     with caplog.at_level("WARNING", logger=extract.__name__):
