@@ -194,9 +194,11 @@ def _misfit(own: Cadence | str, days: pd.DatetimeIndex, panel: Cadence) -> str:
         unit = {"daily": "days", "weekly": "weeks"}.get(panel.name, "months")
         # Every date lies on the grid (any date does on a daily one): the rows are wrong as periods, those
         # between them reading as periods without a sale (a weekly total would be one big day and six zeros).
-        return f"its rows are {label} ({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}), read as {unit} they would be {unit} without a sale in between"
+        # Which it is, the data cannot tell: a product that sells on Mondays only is daily data.
+        fix = f"weekly totals? give them a panel of their own; sales on one weekday only? set source.frequency: {panel.name}"
+        return f"its rows are {label} ({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}): read as {unit}, those between would be {unit} without a sale ({fix})"
     listed = ", ".join(f"{d:%Y-%m-%d} ({d:%a})" for d in off[:3]) + (f" and {len(off) - 3} more" if len(off) > 3 else "")
-    return f"{listed} not on the panel's {panel.label} grid (its rows are {label})"
+    return f"{listed} not on the panel's {panel.label} grid (its rows are {label}): re-date them at the source"
 
 
 def _on_grid(days: pd.DatetimeIndex, cadence: Cadence) -> np.ndarray:

@@ -457,7 +457,7 @@ def _cadence_misfits(found: PanelCadence, n_series: int, config: Config) -> dict
     if config.validation.on_bad_rows == "block" or is_panel_wide(len(found.misfits), n_series, config.anomaly.panel_share):
         names = ", ".join(repr(s) for s in sorted(found.misfits)[:3]) + (", ..." if len(found.misfits) > 3 else "")
         raise CadenceError(f"{found.refusal()} Off the panel's {found.cadence.label} cadence: {len(found.misfits)} of {n_series} series ({names}).")
-    return {s: f"bad rows (one cadence per panel): {why} (re-date them at the source; config source.frequency)" for s, why in sorted(found.misfits.items())}
+    return {s: f"bad rows (one cadence per panel): {why} (config source.frequency)" for s, why in sorted(found.misfits.items())}
 
 
 def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, config: Config) -> tuple[dict[str, str], list[FailedExpectation]]:

@@ -94,13 +94,14 @@ def test_series_off_the_panels_cadence_are_named_with_their_dates():
     late = fridays.delete(60).insert(60, fridays[60] + pd.Timedelta(days=1))  # one row dated on the Saturday
     found = panel_cadence(panel(a=fridays, b=fridays, c=late, d=fridays + pd.Timedelta(days=1)))
     assert found.cadence.pandas_freq == "W-FRI" and sorted(found.misfits) == ["c", "d"]
-    assert found.misfits["c"] == "2023-03-04 (Sat) not on the panel's weekly (W-FRI) grid (its rows are irregular)"
+    assert found.misfits["c"] == "2023-03-04 (Sat) not on the panel's weekly (W-FRI) grid (its rows are irregular): re-date them at the source"
     assert found.misfits["d"].startswith("2022-01-08 (Sat), 2022-01-15 (Sat), 2022-01-22 (Sat) and 97 more not on the panel's weekly (W-FRI) grid (its rows are weekly (W-SAT))")
     assert detect_cadence(panel(a=fridays, b=fridays, c=late)).pandas_freq == "W-FRI"
     days = pd.date_range("2022-01-01", periods=400)
     found = panel_cadence(panel(a=days, b=days, sundays=pd.date_range("2022-01-02", periods=50, freq="W-SUN")))
     assert found.cadence == DAILY and found.misfits == {
-        "sundays": "its rows are weekly (W-SUN) (2022-01-02 to 2022-12-11), read as days they would be days without a sale in between"
+        "sundays": "its rows are weekly (W-SUN) (2022-01-02 to 2022-12-11): read as days, those between would be days without a sale "
+        "(weekly totals? give them a panel of their own; sales on one weekday only? set source.frequency: daily)"
     }
     # The configured cadence decides; series on another one are misfits, and with none on it the panel is refused.
     found = panel_cadence(panel(a=fridays, b=fridays + pd.Timedelta(days=1), c=fridays + pd.Timedelta(days=1)), "weekly")

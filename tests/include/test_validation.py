@@ -73,8 +73,9 @@ def test_a_series_off_the_panels_cadence_is_quarantined_and_a_mixed_panel_refuse
     report = validate_frame(normalise(pd.concat([iowa_frame, fridays])), config, END, "sha")
     assert report.success and report.cadence == "daily" and report.bad_rows == ["WEEKLY STORE"] and list(report.quarantined) == ["WEEKLY STORE"]
     assert report.quarantined["WEEKLY STORE"] == (
-        "bad rows (one cadence per panel): its rows are weekly (W-FRI) (2024-01-05 to 2025-02-21), read as days they would be days "
-        "without a sale in between (re-date them at the source; config source.frequency)"
+        "bad rows (one cadence per panel): its rows are weekly (W-FRI) (2024-01-05 to 2025-02-21): read as days, those between would be "
+        "days without a sale (weekly totals? give them a panel of their own; sales on one weekday only? set source.frequency: daily) "
+        "(config source.frequency)"
     )
     saturdays = fridays.assign(sales_date=fridays.sales_date + pd.Timedelta(days=1))
     stores = pd.concat([(fridays if i < 3 else saturdays).assign(series_id=f"WEEKLY STORE {i}") for i in range(5)])
