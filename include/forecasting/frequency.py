@@ -159,9 +159,12 @@ def panel_cadence(frame: pd.DataFrame, override: str = "auto") -> PanelCadence:
     if ranked:
         panel = candidates[ranked[0]]
     elif override == "auto":
-        if shown:  # only series that show no cadence: nothing to lay them on
+        if not shown:
+            return PanelCadence(DAILY, {}, found)  # nothing to tell from (every series has < 3 dates): validation quarantines them
+        shared = _shared_grid([days for _, days in shown.values()])
+        if shared is None:
             raise CadenceError(_mixed_message(found, lead))
-        return PanelCadence(DAILY, {}, found)  # nothing to tell from (every series has < 3 dates): validation quarantines them
+        panel = shared
     elif loose := [days for own, days in shown.values() if not isinstance(own, Cadence)]:
         # Nothing anchors the panel: take the grid of the first loose series (the others must share it).
         first = loose[0][0]
@@ -172,6 +175,30 @@ def panel_cadence(frame: pd.DataFrame, override: str = "auto") -> PanelCadence:
     if override != "auto" and len(misfits) == len(shown) and shown:
         raise CadenceError(_mixed_message(found, lead))  # not one series on the configured cadence
     return PanelCadence(panel, misfits, found)
+
+
+def _shared_grid(dates: list[pd.DatetimeIndex]) -> Cadence | None:
+    """For a panel in which no series shows a cadence on its own (a zero-heavy panel whose rows are only
+    the periods with a sale: every third Friday, a few months a year): the weekly or monthly grid that
+    most series' dates lie on, when those series' dates together hold two consecutive periods somewhere
+    (every series every other Friday is fortnightly data, not weekly). None if there is no such grid."""
+    grids: dict[str, tuple[Cadence, list[pd.DatetimeIndex]]] = {}
+    for days in dates:
+        if days.dayofweek.nunique() == 1:
+            grid = weekly(WEEKDAY_CODES[days[0].dayofweek])
+        elif (days.day == 1).all() or days.is_month_end.all():
+            grid = monthly(bool(days.is_month_end.all()) and not (days.day == 1).all())
+        else:
+            continue
+        grids.setdefault(grid.label, (grid, []))[1].append(days)
+    ranked = sorted(grids.values(), key=lambda g: -len(g[1]))
+    if not ranked or (len(ranked) > 1 and len(ranked[0][1]) == len(ranked[1][1])):
+        return None
+    grid, members = ranked[0]
+    together = members[0].append(members[1:]).unique().sort_values()
+    gaps = pd.Series(together).diff().dt.days.dropna()
+    consecutive = 7 if grid.name == "weekly" else 31
+    return grid if len(gaps) and gaps.min() <= consecutive else None
 
 
 def detect_cadence(frame: pd.DataFrame, override: str = "auto") -> Cadence:

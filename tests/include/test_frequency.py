@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from include.forecasting.frequency import DAILY, CadenceError, detect_cadence, from_name, panel_cadence
+from include.forecasting.frequency import DAILY, Cadence, CadenceError, detect_cadence, from_name, panel_cadence, series_cadence
 
 
 def panel(**series: pd.DatetimeIndex) -> pd.DataFrame:
@@ -81,6 +81,17 @@ def test_slow_movers_fit_a_weekly_or_monthly_panel():
     assert detect_cadence(panel(gap=gap)).pandas_freq == "MS"  # mostly a month apart: monthly on its own
     # With the cadence set, a panel of only loose series takes the grid they share.
     assert detect_cadence(panel(slow=weekly[::3]), "weekly").pandas_freq == "W-FRI"
+    # A zero-heavy panel whose rows are only its weeks with a sale: no series is weekly on its own, the
+    # panel's dates together are; a series off their weekday is still named.
+    sparse = {f"s{i}": weekly[i::3] for i in range(3)}  # each sells every third week
+    assert all(not isinstance(series_cadence(d), Cadence) for d in sparse.values())
+    assert detect_cadence(panel(**sparse)).pandas_freq == "W-FRI"
+    found = panel_cadence(panel(**sparse, off=pd.date_range("2022-01-08", periods=20, freq="3W-SAT")))
+    assert found.cadence.pandas_freq == "W-FRI" and list(found.misfits) == ["off"]
+    # Together they must hold two consecutive weeks somewhere: every series every other Friday is fortnightly.
+    with pytest.raises(CadenceError, match="irregular"):
+        detect_cadence(panel(a=weekly[::2], b=weekly[::2]))
+    assert detect_cadence(panel(a=months[::3], b=months[1::3])).pandas_freq == "MS"
     # Quarterly data is not monthly.
     with pytest.raises(CadenceError, match="irregular"):
         detect_cadence(panel(q=pd.date_range("2020-01-01", periods=12, freq="QS")))
