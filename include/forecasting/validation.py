@@ -373,6 +373,8 @@ def validate_frame(
     failures = _failures(config.validation.suite, rows)
     evaluated = len(rows.results)
     bad_rows, failures = _bad_row_quarantines(failures, int(frame["series_id"].nunique()), config)
+    twins, twin_failure = _name_twins(frame, config)
+    failures += [twin_failure] if twin_failure else []
     profile = series_profile(frame, window_end, cadence)
     quarantined: dict[str, str] = {}
     young: set[str] = set()  # series whose only fault is too little history
@@ -385,6 +387,8 @@ def validate_frame(
         failures += untraced
         young = set(quarantined) - {s for f in series_failures if f.column != "n_periods" for s in f.series}
     bad_rows.update(misfits)
+    for series_id, reason in twins.items():
+        bad_rows[series_id] = "; ".join(filter(None, [bad_rows.get(series_id), reason]))
     for series_id, reason in bad_rows.items():
         quarantined[series_id] = "; ".join(filter(None, [reason, quarantined.get(series_id)]))
     for series_id in config.series_ids or ():
@@ -458,6 +462,41 @@ def _cadence_misfits(found: PanelCadence, n_series: int, config: Config) -> dict
         names = ", ".join(repr(s) for s in sorted(found.misfits)[:3]) + (", ..." if len(found.misfits) > 3 else "")
         raise CadenceError(f"{found.refusal()} Off the panel's {found.cadence.label} cadence: {len(found.misfits)} of {n_series} series ({names}).")
     return {s: f"bad rows (one cadence per panel): {why} (config source.frequency)" for s, why in sorted(found.misfits.items())}
+
+
+def _name_twins(frame: pd.DataFrame, config: Config) -> tuple[dict[str, str], FailedExpectation | None]:
+    """Series ids that differ only in case, spacing or punctuation (`Black Velvet` beside `BLACK VELVET`)
+    and never have a row on the same date: one product whose rows were split by a name typed another way
+    (one registered model name, `keys.slug`). The id with the most rows keeps the name; each other is
+    quarantined as bad rows (no fallback: it would publish a second forecast of the same product) with a
+    reason naming both. Twins in `anomaly.panel_share` of the series (2 or more: a delivery whose names
+    changed case) block the run. Two such ids with rows on the same dates are two products: the registry
+    keeps the first and quarantines the other as a slug collision."""
+    from include.forecasting.keys import slug
+
+    rows = frame.dropna(subset=["series_id", "sales_date"])
+    dates = {str(s): set(g["sales_date"]) for s, g in rows.groupby("series_id")}
+    by_slug: dict[str, list[str]] = {}
+    for series_id in sorted(dates):
+        by_slug.setdefault(slug(series_id), []).append(series_id)
+    twins: dict[str, str] = {}
+    for ids in by_slug.values():
+        if len(ids) < 2:
+            continue
+        keeper = sorted(ids, key=lambda s: (-len(dates[s]), s))[0]  # most rows; a tie keeps the first name
+        for other in ids:
+            if other != keeper and not dates[other] & dates[keeper]:
+                twins[other] = (
+                    f"bad rows (one name per series): {other!r} ({len(dates[other])} rows, none on a date of the other) is "
+                    f"{keeper!r} ({len(dates[keeper])} rows) written another way (case, spaces or punctuation): rename its rows at the source"
+                )
+    if not twins or not is_panel_wide(len(twins), len(dates), config.anomaly.panel_share):
+        return twins, None
+    names = ", ".join(repr(s) for s in sorted(twins)[:3]) + (", ..." if len(twins) > 3 else "")
+    return {}, FailedExpectation(
+        "names", "one_name_per_series", "series_id", f"{len(twins)} of {len(dates)} series are another series' name written another way: {names}",
+        rule="one name per series (ids that differ only in case, spaces or punctuation)", config_key="anomaly.panel_share",
+    )
 
 
 def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, config: Config) -> tuple[dict[str, str], list[FailedExpectation]]:

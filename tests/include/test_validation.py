@@ -88,6 +88,29 @@ def test_a_series_off_the_panels_cadence_is_quarantined_and_a_mixed_panel_refuse
     assert failed(validate_frame(normalise(pd.concat([iowa_frame, fridays])), strict, END, "sha")) == {("single_cadence", None)}
 
 
+def test_a_name_typed_another_way_is_quarantined_and_a_renamed_delivery_blocks(iowa_frame, config):
+    """One row of BLACK VELVET delivered as 'Black Velvet': one product under two names that map to one
+    registered model. The variant (1 row, on a date the other lacks) is quarantined as bad rows naming
+    both; BLACK VELVET goes on (that day reads as a day without a sale). Every name lowercased from
+    2025-05-20 on is a renamed delivery: blocked. Two products with rows on the same dates are not
+    twins here (the registry's slug-collision rule handles them)."""
+    typo = iowa_frame.copy()
+    row = typo.index[(typo.series_id == "BLACK VELVET") & (typo.sales_date == "2025-05-27")][0]
+    typo.loc[row, "series_id"] = "Black Velvet"
+    report = validate_frame(typo, config, END, "sha")
+    assert report.success and list(report.quarantined) == ["Black Velvet"] and report.bad_rows == ["Black Velvet"]
+    assert report.quarantined["Black Velvet"].startswith(
+        "bad rows (one name per series): 'Black Velvet' (1 rows, none on a date of the other) is 'BLACK VELVET' (723 rows) "
+        "written another way (case, spaces or punctuation): rename its rows at the source; enough history"
+    )
+    renamed = iowa_frame.assign(series_id=iowa_frame.series_id.where(iowa_frame.sales_date < "2025-05-20", iowa_frame.series_id.str.lower()))
+    report = validate_frame(renamed, config, END, "sha")
+    assert failed(report) == {("one_name_per_series", "series_id")}
+    assert "5 of 10 series are another series' name written another way: 'black velvet', 'fireball cinnamon whiskey', \"five o'clock vodka\", ..." in report.message()
+    copy = pd.concat([iowa_frame, iowa_frame[iowa_frame.series_id == "FIVE O'CLOCK VODKA"].assign(series_id="FIVE O CLOCK VODKA")])
+    assert validate_frame(copy.reset_index(drop=True), config, END, "sha").quarantined == {}
+
+
 def test_a_series_whose_rows_stop_is_a_zero_run_and_stale_data_blocks(iowa_frame, config):
     """A period without a series' row is a period without a sale: a product whose rows stop while the
     others go on is judged by its own history (a run of zeros on days it normally sells), not as stale.

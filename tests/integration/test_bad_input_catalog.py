@@ -123,6 +123,8 @@ CASES = [
     Case("a negative value in a new product", _new_product_negative, "partial", (), ("NEW GIN", "2025-05-28", "not negative", "-5")),
     Case("a row without a series name", _set_cell("BLACK VELVET", "2025-05-26", "item_name", ""), "blocked", (), ("every row names its series", "2025-05-26")),
     # No row is no sale: a product whose rows stop while the others go on is a run of zeros on days it sells.
+    # One product under two names: the variant would be a second, bogus series with a fallback of its own.
+    Case("one row's product name typed in lower case", _set_cell("BLACK VELVET", "2025-05-27", "item_name", "black velvet"), "partial", (), ("black velvet", "one name per series", "BLACK VELVET")),
     # Weekly rows in a daily panel would read as one big day and six days without a sale.
     Case("one product's rows are weekly totals", _weekly_totals, "partial", ("HAWKEYE VODKA",), ("HAWKEYE VODKA", "one cadence per panel", "weekly (W-MON)")),
     Case("a series whose rows stop", _stale, "partial", ("FIVE O'CLOCK VODKA",), ("FIVE O'CLOCK VODKA", "zero run")),
@@ -205,6 +207,10 @@ def test_case(case: Case, baseline, monkeypatch) -> None:
             pd.testing.assert_frame_equal(  # what an earlier run published for it stays as it was
                 after[after.series_id == "NEW GIN"][COLS].reset_index(drop=True), rows_before[rows_before.series_id == "NEW GIN"][COLS].reset_index(drop=True)
             )
+        if case.name == "one row's product name typed in lower case":  # no second forecast of the same product
+            assert "black velvet" not in set(after["series_id"])
+        if case.name == "one product's rows are weekly totals":  # nothing from rows off the panel's cadence
+            assert after[(after.series_id == "HAWKEYE VODKA") & (after.run_id == run.run_id)].empty
     finally:
         _load(path, SEED)  # the next case starts from the clean panel again
 
