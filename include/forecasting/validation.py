@@ -486,8 +486,9 @@ def _name_twins(frame: pd.DataFrame, config: Config) -> tuple[dict[str, str], Fa
         keeper = sorted(ids, key=lambda s: (-len(dates[s]), s))[0]  # most rows; a tie keeps the first name
         for other in ids:
             if other != keeper and not dates[other] & dates[keeper]:
+                n = len(dates[other])
                 twins[other] = (
-                    f"bad rows (one name per series): {other!r} ({len(dates[other])} rows, none on a date of the other) is "
+                    f"bad rows (one name per series): {other!r} ({n} row{'s' * (n != 1)}, none on a date of the other) is "
                     f"{keeper!r} ({len(dates[keeper])} rows) written another way (case, spaces or punctuation): rename its rows at the source"
                 )
     if not twins or not is_panel_wide(len(twins), len(dates), config.anomaly.panel_share):

@@ -100,7 +100,7 @@ def test_a_name_typed_another_way_is_quarantined_and_a_renamed_delivery_blocks(i
     report = validate_frame(typo, config, END, "sha")
     assert report.success and list(report.quarantined) == ["Black Velvet"] and report.bad_rows == ["Black Velvet"]
     assert report.quarantined["Black Velvet"].startswith(
-        "bad rows (one name per series): 'Black Velvet' (1 rows, none on a date of the other) is 'BLACK VELVET' (723 rows) "
+        "bad rows (one name per series): 'Black Velvet' (1 row, none on a date of the other) is 'BLACK VELVET' (723 rows) "
         "written another way (case, spaces or punctuation): rename its rows at the source; enough history"
     )
     renamed = iowa_frame.assign(series_id=iowa_frame.series_id.where(iowa_frame.sales_date < "2025-05-20", iowa_frame.series_id.str.lower()))
