@@ -276,11 +276,20 @@ def gate_all(config: Config, evaluated: list[dict[str, Any]], tracking_uri: str 
     decisions = []
     for item in sorted(evaluated, key=lambda i: i["series_id"]):
         metrics = item.get("metrics") or {}
-        decision = gate.decide(
-            item["series_id"], item["model_name"], item.get("version"), metrics.get("candidate"), metrics.get("naive"),
-            item.get("champion_version"), metrics.get("champion"), config.gate, error=item.get("error"),
-            champion_recorded=metrics.get("champion_recorded"),
-        )
+        try:
+            decision = gate.decide(
+                item["series_id"], item["model_name"], item.get("version"), metrics.get("candidate"), metrics.get("naive"),
+                item.get("champion_version"), metrics.get("champion"), config.gate, error=item.get("error"),
+                champion_recorded=metrics.get("champion_recorded"),
+            )
+        except SERIES_ERRORS as exc:
+            # Metrics the gate cannot read (a malformed record): that series has no candidate to judge, is
+            # quarantined and keeps its champion; the others are decided.
+            log.warning("%s: quarantined: gate failed: %s", item["series_id"], exc)
+            decision = gate.decide(
+                item["series_id"], item["model_name"], item.get("version"), None, None, item.get("champion_version"), None,
+                config.gate, error=f"gate failed: {type(exc).__name__}: {exc}",
+            )
         if decision.candidate_version:
             client.set_model_version_tag(decision.model_name, decision.candidate_version, "gate_passed", str(decision.passed).lower())
             client.set_model_version_tag(decision.model_name, decision.candidate_version, "gate_reasons", "; ".join(decision.reasons))

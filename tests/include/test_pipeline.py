@@ -1,4 +1,5 @@
-"""Planning the fan-out: chunks stay bounded however many series there are."""
+"""The pipeline steps' pure parts: planning the fan-out (chunks stay bounded however many series there are) and
+the gate over every series."""
 
 from __future__ import annotations
 
@@ -54,3 +55,20 @@ def test_a_long_hole_starts_the_history_of_the_snapshot_that_trains(tmp_path, io
     assert len(kept) == int((hole.sales_date >= "2024-03-22").sum()) and kept.sales_date.min() == pd.Timestamp("2024-03-22")
     unchanged, report = validate_snapshot(config, write_snapshot(iowa_frame, config.storage_root, (dt.date(2023, 1, 1), dt.date(2025, 5, 31)), config.run_sha256))
     assert report["history_start"] is None and unchanged.min_date == "2023-01-02"
+
+
+def test_a_gate_failure_quarantines_that_series_only(tmp_path):
+    """Metrics the gate cannot read for one series (a malformed record): that series gets a rejection with
+    the cause as its error (so publishing quarantines it and its champion stays), the other is decided."""
+    from include.forecasting.pipeline import decision_errors, gate_all
+
+    config = load_config(write_config(tmp_path))
+
+    def item(series: str, mase: object) -> dict:
+        metrics = {"candidate": {"mase": mase, "folds": 4}, "naive": {"mase": 0.8, "folds": 4}}
+        return {"series_id": series, "model_name": f"p.{series.lower()}", "version": None, "champion_version": None, "metrics": metrics}
+
+    decisions = gate_all(config, [item("GOOD", 0.6), item("BROKEN", "not a number")])
+    by_series = {d["series_id"]: d for d in decisions}
+    assert by_series["GOOD"]["passed"] and not by_series["BROKEN"]["passed"]
+    assert decision_errors(decisions) == {"BROKEN": "gate failed: ValueError: could not convert string to float: 'not a number'"}
