@@ -95,7 +95,9 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     outcome = json.loads(run_report.read_text()) if run_report.is_file() else None
     verdict = state.upper()
     if state == "success" and outcome and outcome["quarantined"]:
-        verdict = f"PARTIAL ({len(outcome['published'])} series published, {len(outcome['quarantined'])} quarantined)"
+        fallback = len(outcome.get("fallback") or [])
+        by_fallback = f" ({fallback} by the fallback)" if fallback else ""
+        verdict = f"PARTIAL ({len(outcome['published'])} series published{by_fallback}, {len(outcome['quarantined'])} quarantined)"
     lines = [f"sales_forecast run {run_id}: {verdict}", ""]
     window = extract.history_window(logical_date, config.forecast.history_days)
     con = duckdb.connect(str(config.warehouse.path), read_only=True)

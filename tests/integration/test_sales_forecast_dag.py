@@ -15,7 +15,7 @@ from support.slack_standin import SlackStandIn
 from support.stores import champions, forecasts, task_states, version_counts
 
 from include.forecasting.publish import FALLBACK_VERSION
-from scripts.demo import run_dag
+from scripts.demo import run_dag, summary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
 DAY = dt.date.fromisoformat(RUN_DAY)
@@ -288,6 +288,7 @@ def test_a_panel_of_young_series_publishes_every_fallback(airflow_db, config_fac
     report = [r.body for r in slack.requests if "partial run" in r.body["text"]]
     assert len(report) == 1, slack.texts()
     assert "4 series quarantined" in json.dumps(report[0]["blocks"]) and "enough history: n_periods 40 (min 52" in json.dumps(report[0]["blocks"], ensure_ascii=False)
+    assert "PARTIAL (4 series published (4 by the fallback), 4 quarantined)" in summary(config, day, run.run_id, str(run.state))
 
 
 def test_worse_candidate_config_loses_to_the_champion(airflow_db, config_factory, monkeypatch):
