@@ -267,8 +267,8 @@ def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, tmp_
 def test_a_panel_of_young_series_publishes_every_fallback(airflow_db, config_factory, tmp_path, monkeypatch):
     """A weekly panel that began 40 weeks ago (the real vegetable panel's last 40 weeks, four items): no
     series has validation.min_rows_per_series (52 weeks). Every series is quarantined with that reason and
-    still published with the flagged fallback; the run is partial, and the one alert names each series.
-    Before, such a panel was blocked and nothing at all was published."""
+    still published with the flagged fallback (not blocked with nothing published); the run is partial, and
+    the one alert names each series."""
     raw = pd.read_csv(SEED.parent / "veg_supermarket_weekly_kg.csv")
     weeks = sorted(raw["date"].unique())[-40:]
     frame = raw[raw["series"].isin(sorted(raw["series"].unique())[:4]) & raw["date"].isin(weeks)]
