@@ -452,6 +452,13 @@ def _anomalies(
     return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly, panel)
 
 
+def _some_names(series: Any) -> str:
+    """The first three of these series ids, sorted and quoted, then "..." if there are more: a panel-wide
+    refusal names examples, short enough for an alert line (clipped at 250 characters)."""
+    ids = sorted(series)
+    return ", ".join(repr(s) for s in ids[:3]) + (", ..." if len(ids) > 3 else "")
+
+
 def _cadence_misfits(found: PanelCadence, n_series: int, config: Config) -> dict[str, str]:
     """Series off the panel's cadence -> the quarantine reason naming their dates; raises CadenceError
     (the run is blocked) when they are panel-wide (`anomaly.panel_share` of the series, and 2 or more: a
@@ -459,7 +466,7 @@ def _cadence_misfits(found: PanelCadence, n_series: int, config: Config) -> dict
     if not found.misfits:
         return {}
     if config.validation.on_bad_rows == "block" or is_panel_wide(len(found.misfits), n_series, config.anomaly.panel_share):
-        names = ", ".join(repr(s) for s in sorted(found.misfits)[:3]) + (", ..." if len(found.misfits) > 3 else "")
+        names = _some_names(found.misfits)
         raise CadenceError(f"{found.refusal()} Off the panel's {found.cadence.label} cadence: {len(found.misfits)} of {n_series} series ({names}).")
     return {s: f"bad rows (one cadence per panel): {why} (config source.frequency)" for s, why in sorted(found.misfits.items())}
 
@@ -493,7 +500,7 @@ def _name_twins(frame: pd.DataFrame, config: Config) -> tuple[dict[str, str], Fa
                 )
     if not twins or not is_panel_wide(len(twins), len(dates), config.anomaly.panel_share):
         return twins, None
-    names = ", ".join(repr(s) for s in sorted(twins)[:3]) + (", ..." if len(twins) > 3 else "")
+    names = _some_names(twins)
     return {}, FailedExpectation(
         "names", "one_name_per_series", "series_id", f"{len(twins)} of {len(dates)} series are another series' name written another way: {names}",
         rule="one name per series (ids that differ only in case, spaces or punctuation)", config_key="anomaly.panel_share",
@@ -515,7 +522,7 @@ def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, confi
     if not pinned or len(pinned) < len(failures) or config.validation.on_bad_rows == "block" or panel_wide:
         if pinned and panel_wide and config.validation.on_bad_rows == "quarantine":
             # Short, key first: alert lines are clipped at 250 characters.
-            names = ", ".join(repr(x) for x in sorted(series)[:3]) + (", ..." if len(series) > 3 else "")
+            names = _some_names(series)
             share = config.anomaly.panel_share
             failures = [
                 *failures,
