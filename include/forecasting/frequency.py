@@ -187,7 +187,7 @@ def _shared_grid(dates: list[pd.DatetimeIndex]) -> Cadence | None:
         if days.dayofweek.nunique() == 1:
             grid = weekly(WEEKDAY_CODES[days[0].dayofweek])
         elif (days.day == 1).all() or days.is_month_end.all():
-            grid = monthly(bool(days.is_month_end.all()) and not (days.day == 1).all())
+            grid = monthly(bool(days.is_month_end.all()))
         else:
             continue
         grids.setdefault(grid.label, (grid, []))[1].append(days)

@@ -482,14 +482,17 @@ def _name_twins(frame: pd.DataFrame, config: Config) -> tuple[dict[str, str], Fa
     from include.forecasting.keys import slug
 
     rows = frame.dropna(subset=["series_id", "sales_date"])
-    dates = {str(s): set(g["sales_date"]) for s, g in rows.groupby("series_id")}
+    text = rows["series_id"].astype(str)
+    every = sorted(text.unique())
     by_slug: dict[str, list[str]] = {}
-    for series_id in sorted(dates):
+    for series_id in every:
         by_slug.setdefault(slug(series_id), []).append(series_id)
+    groups = [ids for ids in by_slug.values() if len(ids) > 1]
+    # Dates only for the ids that share a name: a set per series of a large panel would cost seconds.
+    shared = rows[text.isin([s for ids in groups for s in ids])]
+    dates = {str(s): set(g["sales_date"]) for s, g in shared.groupby("series_id")}
     twins: dict[str, str] = {}
-    for ids in by_slug.values():
-        if len(ids) < 2:
-            continue
+    for ids in groups:
         keeper = sorted(ids, key=lambda s: (-len(dates[s]), s))[0]  # most rows; a tie keeps the first name
         for other in ids:
             if other != keeper and not dates[other] & dates[keeper]:
@@ -498,11 +501,11 @@ def _name_twins(frame: pd.DataFrame, config: Config) -> tuple[dict[str, str], Fa
                     f"bad rows (one name per series): {other!r} ({n} row{'s' * (n != 1)}, none on a date of the other) is "
                     f"{keeper!r} ({len(dates[keeper])} rows) written another way (case, spaces or punctuation): rename its rows at the source"
                 )
-    if not twins or not is_panel_wide(len(twins), len(dates), config.anomaly.panel_share):
+    if not twins or not is_panel_wide(len(twins), len(every), config.anomaly.panel_share):
         return twins, None
     names = _some_names(twins)
     return {}, FailedExpectation(
-        "names", "one_name_per_series", "series_id", f"{len(twins)} of {len(dates)} series are another series' name written another way: {names}",
+        "names", "one_name_per_series", "series_id", f"{len(twins)} of {len(every)} series are another series' name written another way: {names}",
         rule="one name per series (ids that differ only in case, spaces or punctuation)", config_key="anomaly.panel_share",
     )
 
