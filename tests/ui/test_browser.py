@@ -121,7 +121,17 @@ def _wait_runs(stack: Any, dag_id: str, logical_dates: set[str], timeout: float 
             return runs
         return None
 
-    return wait_for(done, timeout, f"{dag_id} runs for {sorted(logical_dates)}", 3.0)
+    try:
+        return wait_for(done, timeout, f"{dag_id} runs for {sorted(logical_dates)}", 3.0)
+    except TimeoutError as exc:
+        # Say where each run stood: which tasks were still queued or running, and where the logs are.
+        runs = [r for r in _runs(stack, dag_id) if (r.get("logical_date") or "")[:10] in logical_dates]
+        where = {
+            r["dag_run_id"]: (r["state"], sorted({(t["task_id"], t["state"]) for t in stack.task_instances(dag_id, r["dag_run_id"]) if t["state"] != "success"}, key=str))
+            for r in runs
+        }
+        scheduler = (stack.procs.log_dir / "scheduler.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{exc}; runs: {where}; logs in {stack.procs.log_dir}, the scheduler's ends:\n{scheduler}") from exc
 
 
 def test_backfill_three_dates_from_the_dialog(page: Any, stack: Any) -> None:
