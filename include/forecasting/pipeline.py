@@ -247,9 +247,9 @@ def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: train
     A fold where that order is rejected falls back through the guarded candidate search."""
     calendar = tuple(spec.holidays) if len(spec.holidays) == 2 and spec.holidays[0].isupper() else None
     members = spec.member_specs()
+    orders = tuple(tuple(m.order) for m in members)
     own = dataclasses.replace(
         model_settings,
-        candidate_orders=tuple(tuple(m.order) for m in members),
         seasonal_order=tuple(spec.seasonal_order),
         combine=len(members),
         holidays=(calendar[0], calendar[1] or None) if calendar else (model_settings.holidays if spec.holiday_effect else None),
@@ -257,7 +257,9 @@ def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: train
     previous: dict[str, Any] = {}
 
     def forecaster(train: pd.Series, horizon: int) -> pd.DataFrame:
-        fitted = training.fit_series(train, own, start_params=previous.get("start"))
+        # The model's own orders first; the configured candidates, then the safe orders, stand in for
+        # one rejected on a fold, as in training.
+        fitted = training.fit_series(train, own, start_params=previous.get("start"), orders=orders)
         previous["start"] = training.warm_start_params(fitted.spec)
         return fitted.forecast(horizon, own.interval_levels)
 

@@ -406,6 +406,8 @@ def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...
     with warnings.catch_warnings():
         # Convergence chatter is checked explicitly below; keep task logs readable.
         warnings.simplefilter("ignore")
+        if not names:
+            return lean_filter(model, np.array([]))  # a random walk: nothing to estimate (the scale is concentrated out)
         if len(free) == 1:
             # One coefficient (the weekly local level (0,1,1), the mean-reverting AR(1)): a bounded Brent
             # search of the same likelihood, ~10 evaluations where `fit`'s L-BFGS with its numerical
@@ -480,6 +482,11 @@ def lean_filter(model: Any, params: Any) -> Any:
     return model.filter(params, cov_type="none", conserve_memory=memory)
 
 
+def _off_season(seasonal_order: tuple[int, ...], seasonal: tuple[int, ...]) -> dict[str, Any]:
+    """{"seasonal_order": ...} for a tried plan whose seasonal order is not the fit's own (the last resort), else {}."""
+    return {"seasonal_order": list(seasonal_order)} if tuple(seasonal_order) != tuple(seasonal) else {}
+
+
 def _stable(results: Any, order: tuple[int, ...], seasonal: tuple[int, ...]) -> str | None:
     """Why a fit is unusable, or None: non-stationary AR, non-invertible MA, non-finite likelihood."""
     if not np.isfinite(results.llf) or not np.all(np.isfinite(np.asarray(results.params))):
@@ -487,7 +494,7 @@ def _stable(results: Any, order: tuple[int, ...], seasonal: tuple[int, ...]) -> 
     if (order[0] or seasonal[0]) and len(results.arroots) and np.min(np.abs(results.arroots)) <= 1.0001:
         return "non-stationary AR part"
     if (order[2] or seasonal[2]) and len(results.maroots) and np.min(np.abs(results.maroots)) <= 1.0001:
-        return "non-invertible MA part"
+        return "non-invertible MA part" if order[2] else "non-invertible seasonal MA part"
     return None
 
 
@@ -707,6 +714,12 @@ def fit_series(
     primary = list(dict.fromkeys(tuple(o) for o in (orders or ()) + settings.candidate_orders))
     plans = [(o, seasonal) for o in primary]
     plans += [(o, seasonal) for o in _SAFE_ORDERS if o not in primary]
+    if seasonal[3]:
+        # The last resort: a random walk on the log scale, with no coefficient that can leave the stable
+        # region and a forecast at the last selling period's level. A seasonal MA estimated at the unit
+        # circle on a short or stop-start history rejects every seasonal plan; the gate still has to find
+        # this better than seasonal naive.
+        plans.append((_CONSTANT_ORDER, (0, 0, 0, 0)))
     wanted = max(1, settings.combine)
     if np.ptp(endog[np.isfinite(endog)]) < 1e-9:
         # Every selling period sold the same amount (a slow mover's single unit, a fixed order size): on the
@@ -722,24 +735,29 @@ def fit_series(
         if accepted and (stage >= len(primary) or (settings.order_search == "first_stable" and len(accepted) >= wanted)):
             break  # targeted search: later candidates are fallbacks for a rejected fit; safe orders only if none held
         key = str(list(order))
-        start = None
+        warm = None
         if start_params and key in start_params:
-            start = np.array(list(start_params[key].values()), dtype=float)
-        try:
-            res = _fit_one(endog, order, seasonal_order, settings.max_iter, start)
-        except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. "LU decomposition error" on bad starts
-            tried.append({"order": list(order), "rejected": f"{type(exc).__name__}: {exc}"})
-            continue
-        reason = _stable(res, order, seasonal_order)
-        moments = None
-        if reason is None:
-            moments = _log_moments(res, settings.horizon)
-            peak = float(np.exp(np.nanmax(moments[0])))
-            if not np.isfinite(peak) or peak > settings.explosion_factor * max(history_max, 1.0):
-                reason = f"explosive forecast (peak {peak:.3g} > {settings.explosion_factor:g} x history max {history_max:.3g})"
-        tried.append({"order": list(order), "aic": float(res.aic), "rejected": reason})
-        if reason is None and moments is not None:
-            accepted.append((float(res.aic), res, order, seasonal_order, moments))
+            warm = np.array(list(start_params[key].values()), dtype=float)
+        # A warm start from a fit near the edge of the stable region can lead the optimiser to an explosive
+        # or non-invertible estimate the cold start avoids: a rejected warm-started fit is retried cold.
+        for start in (warm, None) if warm is not None else (None,):
+            note = {"order": list(order), **_off_season(seasonal_order, seasonal), **({"warm_start": True} if start is not None else {})}
+            try:
+                res = _fit_one(endog, order, seasonal_order, settings.max_iter, start)
+            except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. "LU decomposition error" on bad starts
+                tried.append({**note, "rejected": f"{type(exc).__name__}: {exc}"})
+                continue
+            reason = _stable(res, order, seasonal_order)
+            moments = None
+            if reason is None:
+                moments = _log_moments(res, settings.horizon)
+                peak = float(np.exp(np.nanmax(moments[0])))
+                if not np.isfinite(peak) or peak > settings.explosion_factor * max(history_max, 1.0):
+                    reason = f"explosive forecast (peak {peak:.3g} > {settings.explosion_factor:g} x history max {history_max:.3g})"
+            tried.append({**note, "aic": float(res.aic), "rejected": reason})
+            if reason is None and moments is not None:
+                accepted.append((float(res.aic), res, order, seasonal_order, moments))
+                break
     if not accepted:
         raise ModelFitError(f"series {series_id!r}: no candidate order gave a stable fit: {tried}")
     if settings.order_search == "aic":

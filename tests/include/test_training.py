@@ -208,6 +208,48 @@ def test_rejected_candidates_fall_back_to_safe_orders(velvet, settings):
     assert np.all(np.abs(fitted.results.maroots) > 1) if len(fitted.results.maroots) else True
 
 
+@pytest.fixture(scope="module")
+def stop_start_pepper():
+    """螺丝椒 (peppers, kg) from the shipped vegetables panel, 2023-02-02 to 2023-06-02: a series that
+    goes out of stock for weeks and comes back, 121 days."""
+    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_daily_kg.csv", parse_dates=["date"])
+    frame = frame[(frame["series"] == "螺丝椒") & frame["date"].between("2023-02-02", "2023-06-02")]
+    return frame.set_index("date")["value"].asfreq("D").fillna(0.0).rename("螺丝椒")
+
+
+def test_a_rejected_warm_start_is_retried_cold(stop_start_pepper, settings):
+    """Warm-started from the previous backtest fold's estimate (both MA coefficients near the unit circle),
+    the airline model's estimate forecasts an explosion; started cold it is the usual stable fit."""
+    only_airline = dataclasses.replace(settings, candidate_orders=((0, 1, 1),))
+    warm = {"[0, 1, 1]": {"ma.L1": -0.9945835854353374, "ma.S.L7": 0.9910599430529385}}
+    fitted = training.fit_series(stop_start_pepper, only_airline, start_params=warm)
+    first, second = fitted.candidates
+    assert first["warm_start"] and first["rejected"].startswith("explosive forecast")
+    assert "warm_start" not in second and second["rejected"] is None
+    assert fitted.spec.order == (0, 1, 1) and fitted.spec.seasonal_order == (0, 1, 1, 7)
+    assert fitted.spec == training.fit_series(stop_start_pepper, only_airline).spec  # the cold fit itself
+
+
+def test_the_last_resort_is_a_random_walk_without_season(stop_start_pepper, settings):
+    """When every seasonal plan is rejected (here: the seasonal MA of (0,1,0) at the unit circle, the
+    airline model over a tight explosion guard), the fit is a log-scale random walk, which has no
+    coefficient to leave the stable region: a model, not an error."""
+    tight = dataclasses.replace(settings, candidate_orders=((0, 1, 0),), explosion_factor=0.8)
+    fitted = training.fit_series(stop_start_pepper, tight)
+    reasons = [(c["order"], c.get("seasonal_order"), c["rejected"]) for c in fitted.candidates]
+    assert reasons[0] == ([0, 1, 0], None, "non-invertible seasonal MA part")
+    assert reasons[1][0] == [0, 1, 1] and reasons[1][2].startswith("explosive forecast")
+    assert reasons[2] == ([0, 1, 0], [0, 0, 0, 0], None)
+    assert fitted.spec.label == "SARIMA(0, 1, 0)x(0, 0, 0, 0)" and fitted.spec.params == {}
+    fc = fitted.forecast(7, (0.8,))
+    assert np.isfinite(fc[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()).all()
+    assert fc["yhat"].max() <= 0.8 * stop_start_pepper.max()  # the guard the seasonal plans failed
+    assert fc["yhat_upper"].is_monotonic_increasing  # a random walk's uncertainty grows with the horizon
+    # A recorded random walk refilters and forecasts like any other spec (the served model's path).
+    again = training.forecast_with_spec(stop_start_pepper, fitted.spec, 7, (0.8,))
+    pd.testing.assert_frame_equal(again, fc, rtol=1e-9)
+
+
 def test_zero_heavy_series_forecasts_its_zero_probability():
     """A product selling on ~30 % of days: its median is 0 (hurdle), its upper bound is not."""
     rng = np.random.default_rng(3)
