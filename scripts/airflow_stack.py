@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -54,28 +55,67 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> An
 
 
 class Processes:
-    """Child processes started in their own sessions; `stop()` ends each whole process group."""
+    """Child processes started in their own sessions; `stop()` ends each whole process group.
+
+    A process started with `restart=True` is supervised: when it exits on its own, a background thread
+    starts it again (and logs why it ended), as systemd's `Restart=on-failure` or compose's restart policy
+    would. Airflow's scheduler can exit on a metadata race: on SQLite, a backfill whose creation hits
+    "database is locked" is cleaned up by the API server, deleting runs the scheduler has already picked
+    up, and the scheduler dies on the vanished row (`ObjectDeletedError`). Restarted, it carries on."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.restarts: list[tuple[str, int]] = []  # (name, exit code) of every supervised restart
+        self._specs: dict[str, tuple[list[str], dict[str, str] | None]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
         log_dir.mkdir(parents=True, exist_ok=True)
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, user: str | None = None) -> subprocess.Popen[bytes]:
-        """Start `argv` in a new session with stdout/stderr to <log_dir>/<name>.log."""
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, user: str | None = None, restart: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """Start `argv` in a new session with stdout/stderr to <log_dir>/<name>.log (`restart`: supervised)."""
         if user is not None:
             argv = ["runuser", "-u", user, "--", *argv]
-        handle = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(ROOT))
-        handle.close()
-        self.started.append((name, proc))
+        proc = self._spawn(name, argv, env)
+        with self._lock:
+            self.started.append((name, proc))
+            if restart:
+                self._specs[name] = (argv, env)
+                if self._supervisor is None:
+                    self._stopping.clear()
+                    self._supervisor = threading.Thread(target=self._supervise, name="process-supervisor", daemon=True)
+                    self._supervisor.start()
         log.info("started %s (pid %d)", name, proc.pid)
         return proc
 
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+        handle = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(ROOT))
+        handle.close()
+        return proc
+
+    def _supervise(self, interval: float = 1.0) -> None:
+        """Restart supervised processes that exited, until `stop()`."""
+        while not self._stopping.wait(interval):
+            with self._lock:
+                for i, (name, proc) in enumerate(self.started):
+                    if name not in self._specs or proc.poll() is None or self._stopping.is_set():
+                        continue
+                    log.warning("%s exited with %s; restarting it. Its log ends:\n%s", name, proc.returncode, self.tail(name, 15))
+                    self.restarts.append((name, int(proc.returncode)))
+                    argv, env = self._specs[name]
+                    self.started[i] = (name, self._spawn(name, argv, env))
+
     def check_alive(self) -> None:
-        """Raise if a started process has already exited (its log tail says why)."""
-        for name, proc in self.started:
-            if proc.poll() is not None:
+        """Raise if a started process has already exited (its log tail says why); a supervised one that
+        exited is restarted instead, unless it keeps failing (restarted 3 times already)."""
+        with self._lock:
+            current = list(self.started)
+        for name, proc in current:
+            if proc.poll() is not None and (name not in self._specs or sum(n == name for n, _ in self.restarts) >= 3):
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
 
     def tail(self, name: str, lines: int = 40) -> str:
@@ -85,14 +125,22 @@ class Processes:
 
     def stop_one(self, name: str, timeout: float = 20.0) -> None:
         """Stop one named process group (if it was started and is still tracked)."""
-        mine = [(n, p) for n, p in self.started if n == name]
-        self.started = [(n, p) for n, p in self.started if n != name]
+        with self._lock:
+            mine = [(n, p) for n, p in self.started if n == name]
+            self.started = [(n, p) for n, p in self.started if n != name]
+            self._specs.pop(name, None)
         self._stop(mine, timeout)
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every process group (newest first), then SIGKILL what is still there."""
-        self._stop(self.started, timeout)
-        self.started = []
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+            self._supervisor = None
+        with self._lock:
+            started, self.started = self.started, []
+            self._specs.clear()
+        self._stop(started, timeout)
 
     def _stop(self, processes: list[tuple[str, subprocess.Popen[bytes]]], timeout: float) -> None:
         for name, proc in reversed(processes):
@@ -316,11 +364,13 @@ class AirflowStack:
         self.airflow("db", "migrate")
         for name, slots in (pools or {}).items():
             self.airflow("pools", "set", name, str(slots), "sales_forecast stack")
-        self.procs.start("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.port)], env=self.env)
-        self.procs.start("scheduler", [str(BIN / "airflow"), "scheduler"], env=self.env)
-        self.procs.start("dag-processor", [str(BIN / "airflow"), "dag-processor"], env=self.env)
+        # Supervised, as a deployment's process manager would keep them (see `Processes`).
+        self.procs.start("api-server", [str(BIN / "airflow"), "api-server", "--port", str(self.port)], env=self.env, restart=True)
+        self.procs.start("scheduler", [str(BIN / "airflow"), "scheduler"], env=self.env, restart=True)
+        self.procs.start("dag-processor", [str(BIN / "airflow"), "dag-processor"], env=self.env, restart=True)
         for i in range(self.celery_workers):
-            self.procs.start(f"celery-worker-{i}", [str(BIN / "airflow"), "celery", "worker", "--concurrency", "2", "--celery-hostname", f"worker{i}@%h"], env=self.env)
+            worker = [str(BIN / "airflow"), "celery", "worker", "--concurrency", "2", "--celery-hostname", f"worker{i}@%h"]
+            self.procs.start(f"celery-worker-{i}", worker, env=self.env, restart=True)
 
         def api_up() -> bool:
             self.procs.check_alive()

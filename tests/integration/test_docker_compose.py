@@ -35,6 +35,8 @@ def test_celery_topology_with_healthchecks():
     for name, service in services.items():
         if name != "airflow-init":
             assert "healthcheck" in service, f"{name} has no healthcheck"
+            assert service.get("restart") == "unless-stopped", f"{name} is not restarted when it exits"
+    assert services["airflow-init"]["restart"] == "no"  # a one-shot job: done once it succeeded
     worker_env = services["airflow-worker"]["environment"]
     assert worker_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert worker_env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis")

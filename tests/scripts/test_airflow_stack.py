@@ -1,0 +1,55 @@
+"""scripts/airflow_stack.py: the process supervisor the test and benchmark stacks run Airflow under."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from scripts.airflow_stack import Processes, wait_for
+
+# A service that dies on its own after a moment, the way the scheduler does on a vanished DAG run row.
+DIES = [sys.executable, "-c", "import sys, time; print('serving', flush=True); time.sleep(0.3); sys.exit(3)"]
+SERVES = [sys.executable, "-c", "import time; print('serving', flush=True); time.sleep(60)"]
+
+
+def _until_check_alive_raises(procs: Processes, timeout: float = 30) -> None:
+    """Poll `check_alive` until it raises (`wait_for` would take the error for a service not up yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.check_alive()
+        time.sleep(0.1)
+    raise AssertionError("check_alive never raised")
+
+
+def test_a_supervised_process_that_exits_is_started_again(tmp_path):
+    procs = Processes(tmp_path / "logs")
+    try:
+        first = procs.start("scheduler", DIES, restart=True)
+        restarted = wait_for(lambda: [n for n, _ in procs.restarts] or None, 30, "a restart", 0.1)
+        assert restarted[0] == "scheduler" and procs.restarts[0] == ("scheduler", 3)
+        assert procs.started[0][1].pid != first.pid
+        procs.check_alive()  # restarted, not dead: waits go on
+        # Every start appends to the one log, so what ended it is still there to read.
+        wait_for(lambda: (tmp_path / "logs" / "scheduler.log").read_text().count("serving") >= 2, 30, "the second start's output", 0.1)
+        # A service that keeps dying is reported rather than restarted for ever.
+        wait_for(lambda: len(procs.restarts) >= 3, 30, "three restarts", 0.1)
+        with pytest.raises(RuntimeError, match="scheduler exited with 3"):
+            _until_check_alive_raises(procs)
+    finally:
+        procs.stop()
+
+
+def test_stop_ends_supervision_and_an_unsupervised_exit_is_an_error(tmp_path):
+    procs = Processes(tmp_path / "logs")
+    try:
+        served = procs.start("api-server", SERVES, restart=True)
+        procs.start("once", DIES)
+        with pytest.raises(RuntimeError, match="once exited with 3"):
+            _until_check_alive_raises(procs)
+        assert procs.restarts == []
+    finally:
+        procs.stop()
+    time.sleep(1.5)  # longer than the supervisor's poll: a stopped service must stay stopped
+    assert served.poll() is not None and procs.started == [] and procs.restarts == []
