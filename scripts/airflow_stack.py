@@ -54,6 +54,10 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> An
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s (last error: {last})")
 
 
+# Restarts of one supervised service before it is left down and reported as failing.
+MAX_RESTARTS = 3
+
+
 class Processes:
     """Child processes started in their own sessions; `stop()` ends each whole process group.
 
@@ -67,6 +71,7 @@ class Processes:
         self.log_dir = log_dir
         self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.restarts: list[tuple[str, int]] = []  # (name, exit code) of every supervised restart
+        self._retired: list[tuple[str, subprocess.Popen[bytes]]] = []  # replaced leaders: their groups may linger
         self._specs: dict[str, tuple[list[str], dict[str, str] | None]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -97,25 +102,30 @@ class Processes:
         handle.close()
         return proc
 
+    def _restarted(self, name: str) -> int:
+        return sum(n == name for n, _ in self.restarts)
+
     def _supervise(self, interval: float = 1.0) -> None:
-        """Restart supervised processes that exited, until `stop()`."""
+        """Restart supervised processes that exited, until `stop()`; one that has needed `MAX_RESTARTS`
+        restarts stays down (it keeps failing: `check_alive` reports it)."""
         while not self._stopping.wait(interval):
             with self._lock:
                 for i, (name, proc) in enumerate(self.started):
-                    if name not in self._specs or proc.poll() is None or self._stopping.is_set():
+                    if name not in self._specs or proc.poll() is None or self._stopping.is_set() or self._restarted(name) >= MAX_RESTARTS:
                         continue
                     log.warning("%s exited with %s; restarting it. Its log ends:\n%s", name, proc.returncode, self.tail(name, 15))
                     self.restarts.append((name, int(proc.returncode)))
+                    self._retired.append((name, proc))
                     argv, env = self._specs[name]
                     self.started[i] = (name, self._spawn(name, argv, env))
 
     def check_alive(self) -> None:
         """Raise if a started process has already exited (its log tail says why); a supervised one that
-        exited is restarted instead, unless it keeps failing (restarted 3 times already)."""
+        exited is being restarted instead, unless it has used up its `MAX_RESTARTS`."""
         with self._lock:
             current = list(self.started)
         for name, proc in current:
-            if proc.poll() is not None and (name not in self._specs or sum(n == name for n, _ in self.restarts) >= 3):
+            if proc.poll() is not None and (name not in self._specs or self._restarted(name) >= MAX_RESTARTS):
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
 
     def tail(self, name: str, lines: int = 40) -> str:
@@ -138,7 +148,8 @@ class Processes:
             self._supervisor.join()
             self._supervisor = None
         with self._lock:
-            started, self.started = self.started, []
+            started, self.started = self._retired + self.started, []
+            self._retired = []
             self._specs.clear()
         self._stop(started, timeout)
 

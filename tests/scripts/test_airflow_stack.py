@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from scripts.airflow_stack import Processes, wait_for
+from scripts.airflow_stack import MAX_RESTARTS, Processes, wait_for
 
 # A service that dies on its own after a moment, the way the scheduler does on a vanished DAG run row.
 DIES = [sys.executable, "-c", "import sys, time; print('serving', flush=True); time.sleep(0.3); sys.exit(3)"]
@@ -34,9 +34,11 @@ def test_a_supervised_process_that_exits_is_started_again(tmp_path):
         # Every start appends to the one log, so what ended it is still there to read.
         wait_for(lambda: (tmp_path / "logs" / "scheduler.log").read_text().count("serving") >= 2, 30, "the second start's output", 0.1)
         # A service that keeps dying is reported rather than restarted for ever.
-        wait_for(lambda: len(procs.restarts) >= 3, 30, "three restarts", 0.1)
         with pytest.raises(RuntimeError, match="scheduler exited with 3"):
             _until_check_alive_raises(procs)
+        assert procs.restarts == [("scheduler", 3)] * MAX_RESTARTS
+        time.sleep(1.5)  # longer than the supervisor's poll: left down
+        assert len(procs.restarts) == MAX_RESTARTS and procs.started[0][1].poll() is not None
     finally:
         procs.stop()
 
@@ -53,3 +55,25 @@ def test_stop_ends_supervision_and_an_unsupervised_exit_is_an_error(tmp_path):
         procs.stop()
     time.sleep(1.5)  # longer than the supervisor's poll: a stopped service must stay stopped
     assert served.poll() is not None and procs.started == [] and procs.restarts == []
+
+
+def test_stop_also_ends_what_a_restarted_service_left_behind(tmp_path):
+    """A service that dies leaves its children running (a LocalExecutor's task processes): after it is
+    restarted, `stop()` still ends the old process group, not only the new one."""
+    import os
+
+    leaves_a_child = [
+        sys.executable, "-c",
+        "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); sys.exit(3)",
+    ]
+    procs = Processes(tmp_path / "logs")
+    try:
+        first = procs.start("scheduler", leaves_a_child, restart=True)
+        wait_for(lambda: procs.restarts or None, 30, "a restart", 0.1)
+        os.killpg(first.pid, 0)  # the old group is still there: its child lives on
+        groups = [first.pid, procs.started[0][1].pid]
+    finally:
+        procs.stop()
+    for pgid in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pgid, 0)
