@@ -45,6 +45,27 @@ def test_latest_published_per_series(tmp_path):
     assert list(latest_published_duckdb(con, "forecasts", ["B"]).series_id) == ["B"]
 
 
+def test_the_readmes_current_forecast_query(tmp_path):
+    """README "Reading the current forecast": each series' rows of its own newest logical date, in DuckDB
+    as written and in BigQuery's dialect (sqlglot reads it back)."""
+    import re
+
+    import sqlglot
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**Reading the current forecast.**") :]
+    query = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    publish_duckdb(con, "forecasts", pd.concat([rows("A", 10, version="3"), rows("B", 20, version="5")]), DAY)
+    later = DAY + dt.timedelta(days=1)
+    publish_duckdb(con, "forecasts", rows("A", 11, later, version="4"), later)  # B quarantined on the later run
+    current = con.execute(query).df()
+    assert current.groupby("series_id")["model_version"].unique().map(list).to_dict() == {"A": ["4"], "B": ["5"]}
+    assert len(current) == 6 and not current.duplicated(["series_id", "forecast_date"]).any()
+    sqlglot.parse_one(query, read="bigquery")
+
+
 def test_failed_publish_leaves_the_table_as_it_was(tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     publish_duckdb(con, "forecasts", rows("A", 10), DAY)
