@@ -52,7 +52,7 @@ def load_panel(name: str, path: Path, columns: dict[str, str], config: Config, f
     """Read a CSV panel, detect its cadence, lay every series with enough history for the folds on its grid."""
     frame = read_sales_csv(path, columns)
     cadence = detect_cadence(frame, config.source.frequency)
-    settings = training.settings_for(config.forecast, cadence)
+    settings = training.settings_for(config.forecast, cadence, config.anomaly)
     end = frame["sales_date"].max() + pd.Timedelta(days=1)
     ys = {}
     for series_id in sorted(frame["series_id"].unique())[: max_series or None]:

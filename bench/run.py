@@ -116,7 +116,7 @@ def smart_retraining(config: Config, frame: pd.DataFrame, ys: dict[str, pd.Serie
     from include.forecasting import pipeline, registry
     from include.forecasting.extract import history_window, write_snapshot
 
-    settings = training.settings_for(config.forecast, detect_cadence(frame))
+    settings = training.settings_for(config.forecast, detect_cadence(frame), config.anomaly)
     warm_clock, cold_clock, diffs = [], [], []
     for y in ys.values():
         yesterday = training.fit_series(y.iloc[:-1], settings)

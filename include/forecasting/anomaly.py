@@ -86,6 +86,34 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
     return out
 
 
+def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float) -> pd.DatetimeIndex:
+    """Every period of the history that the spike rule would flag against the selling periods before it.
+
+    The rule of `series_findings` (above `ratio` x its group's typical level and more than `mad_k` robust
+    deviations above it on the log scale), judged at each period against the last `span` selling periods of
+    its weekday (daily) or the last `span` selling periods (other cadences) before it, so that a spike
+    older than `recent_days` is still found. Periods without that much history before them are not judged.
+    Training leaves these periods out, as it does holidays.
+    """
+    span = 12 if cadence.name == "daily" else 26
+    values = y.to_numpy(dtype=float)
+    groups = _groups(y.index, cadence)
+    flagged: list[np.ndarray] = []
+    for g in np.unique(groups):
+        where = np.flatnonzero((groups == g) & (values > 0))
+        if len(where) <= span:
+            continue
+        logged = np.log1p(values[where])
+        windows = np.lib.stride_tricks.sliding_window_view(logged[:-1], span)  # row i: the span before i + span
+        median = np.median(windows, axis=1)
+        mad = np.maximum(1.4826 * np.median(np.abs(windows - median[:, None]), axis=1), 0.1)
+        current = logged[span:]
+        typical = np.maximum(np.expm1(median), 1.0)
+        hit = (np.expm1(current) > ratio * typical) & (current - median > mad_k * mad)
+        flagged.append(where[span:][hit])
+    return y.index[np.sort(np.concatenate(flagged))] if flagged else y.index[:0]
+
+
 def duplicate_findings(duplicates: list[dict[str, Any]]) -> list[Finding]:
     """Findings from extract's duplicated source keys (rows that repeat the source's own grain), one per series."""
     out = []

@@ -106,7 +106,7 @@ def _series(frames: dict[str, pd.DataFrame], series_id: str, ref: SnapshotRef) -
 
 def settings(config: Config, ref: SnapshotRef) -> training.ModelSettings:
     """The model settings for this snapshot's cadence."""
-    return training.settings_for(config.forecast, cadence_of(ref))
+    return training.settings_for(config.forecast, cadence_of(ref), config.anomaly)
 
 
 def _client(config: Config, tracking_uri: str | None) -> Any:

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from include.forecasting import anomaly
 from include.forecasting.frequency import DAILY, Cadence, from_name
 
 log = logging.getLogger(__name__)
@@ -114,10 +115,14 @@ class ModelSettings:
     closure_share: float = 0.5
     explosion_factor: float = 3.0
     holidays: tuple[str, str | None] | None = None  # (country, subdivision); daily data only
+    # The spike rule (config anomaly.spike_ratio, anomaly.spike_mad): periods it flags anywhere in the
+    # history are left out of training. () leaves every period in.
+    spike_rule: tuple[float, float] | tuple[()] = (10.0, 8.0)
 
 
-def settings_for(forecast: Any, cadence: Cadence) -> ModelSettings:
-    """Resolve the config's forecast section for a cadence (its candidates, its seasonal period)."""
+def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> ModelSettings:
+    """Resolve the config's forecast section for a cadence (its candidates, its seasonal period); with the
+    config's anomaly section, its spike rule (else the default one)."""
     orders = forecast.models[cadence.name]
     p, d, q = orders.seasonal_order
     seasonal = (p, d, q, cadence.season) if cadence.season and any(orders.seasonal_order) else (0, 0, 0, 0)
@@ -136,6 +141,7 @@ def settings_for(forecast: Any, cadence: Cadence) -> ModelSettings:
         closure_share=forecast.closure_share,
         explosion_factor=forecast.explosion_factor,
         holidays=(holidays.country, holidays.subdivision) if holidays and cadence.name == "daily" else None,
+        **({"spike_rule": (anomaly_rules.spike_ratio, anomaly_rules.spike_mad)} if anomaly_rules is not None else {}),
     )
 
 
@@ -160,6 +166,9 @@ class ModelSpec:
     # The other members of an equal-weight combination, each {"order", "seasonal_order", "trend", "params",
     # "z", "aic"}; this spec's own order is the first member. Empty: a single model.
     members: list[dict[str, Any]] = field(default_factory=list)
+    # (ratio, robust deviations) of the spike rule whose flagged periods training left out; refiltering
+    # leaves out the same ones. Empty: none left out (versions written before the rule was applied).
+    spike_rule: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -182,6 +191,7 @@ class ModelSpec:
             zero_share={str(k): float(v) for k, v in (data.get("zero_share") or {}).items()},
             trend=data.get("trend", "n"),
             members=[dict(m) for m in data.get("members") or ()],
+            spike_rule=tuple(float(v) for v in data.get("spike_rule") or ()),
         )
 
     def member_specs(self) -> list[ModelSpec]:
@@ -346,6 +356,23 @@ def holiday_effect_holds(effect: dict[str, float]) -> bool:
     """
     n = effect.get("n", 2.0)  # a legacy flat effect has no count: it was always applied
     return n >= 2 and (effect["high"] < 1.0 or effect["low"] > 1.0)
+
+
+def _without_spikes(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> pd.Series:
+    """`y` with the periods the spike rule flags anywhere in its history set to 0 (missing for the model).
+
+    Validation quarantines a series whose newest periods hold a spike (a x1,000 typo, a double delivery);
+    once the spike is older than that window it would be trained on, and a x1,000 value weeks back moved a
+    vegetable series' 7-day forecast by up to a third. Left out like a holiday, it moves nothing. A real
+    one-off surge (a bulk order, the days before a festival) is left out too: no model here could have
+    forecast it."""
+    if not rule:
+        return y
+    spikes = anomaly.spike_periods(y, cadence, rule[0], rule[1])
+    if len(spikes):
+        log.info("%s: %d spike period(s) left out of training: %s", y.name, len(spikes), ", ".join(f"{d:%Y-%m-%d}" for d in spikes[:5]))
+        y = y.where(~y.index.isin(spikes), 0.0)
+    return y
 
 
 def to_model_scale(y: pd.Series) -> np.ndarray:
@@ -695,6 +722,7 @@ def fit_series(
     zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
+    y = _without_spikes(y, cadence, settings.spike_rule)
     selling = int((y > 0).sum())
     if selling < _MIN_SELLING_PERIODS:
         raise ModelFitError(f"series {series_id!r}: too little history to fit ({selling} selling periods, need {_MIN_SELLING_PERIODS})")
@@ -787,6 +815,7 @@ def fit_series(
         zero_share=zero,
         trend=first["trend"],
         members=others,
+        spike_rule=tuple(settings.spike_rule),
     )
     elapsed = time.perf_counter() - started
     log.info("fitted %s: %s aic %.1f in %.2fs (closed: %s)", series_id, spec.label, spec.aic, elapsed, ",".join(closed) or "none")
@@ -804,6 +833,7 @@ def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
     """Run a recorded model's fixed parameters over `y` (no re-estimation); returns statsmodels results."""
     if spec.holiday_effect:  # the same view of the data as in training
         y = y.where(~y.index.isin(holiday_names(spec.holidays, y.index.min(), y.index.max()).index), 0.0)
+    y = _without_spikes(y, spec.frequency, spec.spike_rule)
     model = sarimax(to_model_scale(y), spec.order, spec.seasonal_order, spec.trend)
     names = list(model.param_names)
     missing = [n for n in names if n not in spec.params]

@@ -41,6 +41,23 @@ def test_one_value_times_1000_quarantines_that_series(iowa_frame, config):
     assert "spike" in report.quarantined["FIREBALL CINNAMON WHISKEY"] and "2025-05-29" in report.quarantined["FIREBALL CINNAMON WHISKEY"]
 
 
+def test_spikes_anywhere_in_the_history_are_found(iowa_frame, config):
+    """The rule judged at every period against the selling periods before it: a x1,000 value 7 weeks back
+    (too old for the recent-days check) is found, the clean history gives nothing, and the first weeks
+    (no reference yet) are not judged."""
+    rule = (config.anomaly.spike_ratio, config.anomaly.spike_mad)
+    for series_id, rows in iowa_frame.groupby("series_id"):
+        assert anomaly.spike_periods(training.period_series(rows, series_id, pd.Timestamp(END), DAILY), DAILY, *rule).empty, series_id
+    y = training.period_series(iowa_frame[iowa_frame.series_id == "BLACK VELVET"], "BLACK VELVET", pd.Timestamp(END), DAILY)
+    bad = y.copy()
+    bad["2025-04-10"] *= 1000
+    bad.iloc[3] *= 1000  # no weeks before it to compare with
+    assert anomaly.series_findings(bad, DAILY, config.anomaly) == []  # older than anomaly.recent_days
+    assert list(anomaly.spike_periods(bad, DAILY, *rule)) == [pd.Timestamp("2025-04-10")]
+    # Both conditions must hold: past a robust-deviation bar no value reaches, nothing is flagged.
+    assert anomaly.spike_periods(bad, DAILY, 10.0, 1e6).empty
+
+
 def test_outage_of_the_whole_panel_blocks_the_run(iowa_frame, config):
     bad = iowa_frame.copy()
     bad.loc[bad.sales_date >= "2025-05-24", "value"] = 0

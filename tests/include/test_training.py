@@ -79,6 +79,24 @@ def test_forecast_with_spec_reproduces_the_fit(velvet, settings):
     assert spec == fitted.spec
 
 
+def test_an_old_spike_is_left_out_of_training(velvet, settings):
+    """A x1,000 typo 7 weeks back, too old for validation's recent-days spike check: training leaves it
+    out, so the forecast is the clean series' (to the fit's tolerance), and refiltering the recorded spec
+    leaves it out again. Without the rule the same typo moves the forecast."""
+    typo = velvet.copy()
+    typo["2025-04-10"] *= 1000
+    clean = training.fit_series(velvet, settings).forecast(7)
+    fitted = training.fit_series(typo, settings)
+    assert fitted.spec.spike_rule == (10.0, 8.0) and fitted.history_max == velvet.max()
+    np.testing.assert_allclose(fitted.forecast(7)["yhat"], clean["yhat"], rtol=2e-2)
+    again = training.forecast_with_spec(typo, fitted.spec, 7, settings.interval_levels)
+    np.testing.assert_allclose(again["yhat"], fitted.forecast(7)["yhat"], rtol=1e-6)
+    unguarded = training.fit_series(typo, dataclasses.replace(settings, spike_rule=())).forecast(7)
+    assert np.max(np.abs(unguarded["yhat_upper"] / clean["yhat_upper"] - 1)) > 0.05
+    # A version recorded before the rule keeps its own view of the data: nothing left out.
+    assert training.ModelSpec.from_dict({**fitted.spec.to_dict(), "spike_rule": None}).spike_rule == ()
+
+
 def test_warm_start_reaches_the_same_model(velvet, settings):
     cold = training.fit_series(velvet.iloc[:-1], settings)
     warm = training.fit_series(velvet, settings, start_params=training.warm_start_params(cold.spec))
