@@ -41,14 +41,30 @@ def _groups(index: pd.DatetimeIndex, cadence: Cadence) -> np.ndarray:
     return index.day_of_week.to_numpy() if cadence.name == "daily" else np.zeros(len(index), dtype=int)
 
 
+def _typical_span(cadence: Cadence) -> int:
+    """Periods per group of the recent past that defines "typical": 12 of each weekday (12 weeks) for
+    daily data, 26 periods otherwise."""
+    return 12 if cadence.name == "daily" else 26
+
+
+def _robust_mad(logged: np.ndarray, median: Any, axis: int | None = None) -> Any:
+    """Scaled median absolute deviation of log values around `median`, at least 0.1."""
+    return np.maximum(1.4826 * np.median(np.abs(logged - median), axis=axis), 0.1)
+
+
+def _spike(value: Any, logged: Any, median: Any, mad: Any, ratio: float, mad_k: float) -> Any:
+    """The spike rule: `value` above `ratio` x the typical level (expm1 of the log median, at least 1) and
+    its log (`logged`) more than `mad_k` robust deviations above the median."""
+    return (value > ratio * np.maximum(np.expm1(median), 1.0)) & (logged - median > mad_k * mad)
+
+
 def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]:
     """Anomalies in the newest `rules.recent_days` (as periods) of one series (on its cadence's grid)."""
     r = max(1, -(-rules.recent_days // cadence.period_days))
     zero_run = max(2, -(-rules.zero_run_days // cadence.period_days))
     series_id = str(y.name)
     recent, reference = y.iloc[-r:], y.iloc[:-r]
-    span = 12 * 7 if cadence.name == "daily" else 26  # the recent past that defines "typical"
-    reference = reference.iloc[-span:]
+    reference = reference.iloc[-_typical_span(cadence) * (7 if cadence.name == "daily" else 1) :]
     if len(reference) < 2 * r or (reference > 0).sum() < max(8, r):
         return []  # too little history to say what is typical: min_rows_per_series speaks for it
     out: list[Finding] = []
@@ -63,9 +79,8 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
         if len(values) < 4:
             continue
         median = float(np.median(values))
-        mad = max(1.4826 * float(np.median(np.abs(values - median))), 0.1)
         typical = float(np.expm1(median))
-        if value > rules.spike_ratio * max(typical, 1.0) and np.log1p(value) - median > rules.spike_mad * mad:
+        if _spike(value, np.log1p(value), median, float(_robust_mad(values, median)), rules.spike_ratio, rules.spike_mad):
             out.append(Finding(series_id, "spike", f"{value:g} on {date:%Y-%m-%d}, typical {typical:.4g} ({value / max(typical, 1e-9):.0f}x)"))
     positive_recent = recent[recent > 0]
     positive_ref = reference[reference > 0]
@@ -95,7 +110,7 @@ def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float) ->
     older than `recent_days` is still found. Periods without that much history before them are not judged.
     Training leaves these periods out, as it does holidays.
     """
-    span = 12 if cadence.name == "daily" else 26
+    span = _typical_span(cadence)
     values = y.to_numpy(dtype=float)
     groups = _groups(y.index, cadence)
     flagged: list[np.ndarray] = []
@@ -106,10 +121,8 @@ def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float) ->
         logged = np.log1p(values[where])
         windows = np.lib.stride_tricks.sliding_window_view(logged[:-1], span)  # row i: the span before i + span
         median = np.median(windows, axis=1)
-        mad = np.maximum(1.4826 * np.median(np.abs(windows - median[:, None]), axis=1), 0.1)
         current = logged[span:]
-        typical = np.maximum(np.expm1(median), 1.0)
-        hit = (np.expm1(current) > ratio * typical) & (current - median > mad_k * mad)
+        hit = _spike(np.expm1(current), current, median, _robust_mad(windows, median[:, None], axis=1), ratio, mad_k)
         flagged.append(where[span:][hit])
     return y.index[np.sort(np.concatenate(flagged))] if flagged else y.index[:0]
 
