@@ -114,10 +114,11 @@ class Processes:
                     if name not in self._specs or proc.poll() is None or self._stopping.is_set() or self._restarted(name) >= MAX_RESTARTS:
                         continue
                     log.warning("%s exited with %s; restarting it. Its log ends:\n%s", name, proc.returncode, self.tail(name, 15))
-                    self.restarts.append((name, int(proc.returncode)))
-                    self._retired.append((name, proc))
                     argv, env = self._specs[name]
+                    self._retired.append((name, proc))
                     self.started[i] = (name, self._spawn(name, argv, env))
+                    # Recorded last: whoever sees the restart (without the lock) also sees the new process.
+                    self.restarts.append((name, int(proc.returncode)))
 
     def check_alive(self) -> None:
         """Raise if a started process has already exited (its log tail says why); a supervised one that
