@@ -21,8 +21,8 @@ anything at or after `data_interval_end`.
 6. **promote_champion**: moves the MLflow alias `champion` to passing versions (atomic per series).
 7. **publish_forecasts**: champion forecasts into the warehouse table, replaced by (series, logical date);
    a series with no champion yet gets a flagged seasonal-naive fallback (`model_version` says so).
-8. **report_series**: one report and one Slack message for every quarantined series and failed mapped task,
-   after every mapped try is final. **all_series_published** is *skipped* when anything was quarantined:
+8. **report_series**: one report and one Slack message for every quarantined series, failed mapped task and
+   spike newly left out of training, after every mapped try is final. **all_series_published** is *skipped* when anything was quarantined:
    a green run with that task skipped is a *partial* run (see README "Partial runs").
 
 Config: `include/config/forecast.yaml` (or `$FORECAST_CONFIG`). Runbook: `docs/RUNBOOK.md`.
@@ -281,21 +281,23 @@ def sales_forecast() -> None:
     @task(trigger_rule="all_done", retries=0, on_failure_callback=[])
     def report_series() -> dict[str, Any]:
         """After every task is final: one report and one Slack message naming each quarantined series and
-        failed mapped task with its cause. Fails (without a second alert) if any upstream task failed."""
+        failed mapped task with its cause, and each spike training newly left out (series, date, value).
+        Fails (without a second alert) if any upstream task failed."""
         from forecast_ops.notifiers.slack import send_series_report
 
-        from include.forecasting.pipeline import save_json, series_outcomes
+        from include.forecasting.pipeline import save_json, series_outcomes, spikes_by_series
 
         context = get_current_context()
         ti = context["ti"]
         failures = [c for c in (ti.xcom_pull(task_ids=["train_series", "evaluate_series"], key="alert_cause") or []) if c]
         published = ti.xcom_pull(task_ids="publish_forecasts") or {}
         outcome = series_outcomes(published.get("series") or {}, failures)
+        outcome["spikes_left_out"] = spikes_by_series(ti.xcom_pull(task_ids=["train_series"]) or [])
         config = _config()
         failed = ti.get_ti_count(dag_id=ti.dag_id, run_ids=[ti.run_id], states=["failed", "upstream_failed"])
         outcome.update(run_id=context["run_id"], logical_date=_run_date(context).isoformat(), failed_tasks=failed)
         save_json(config, "runs", context["run_id"].replace(":", "_"), outcome)  # the monitor's daily report reads these
-        if outcome["quarantined"] or failures:
+        if outcome["quarantined"] or failures or outcome["spikes_left_out"]:
             send_series_report(context, outcome, failures, config)
         if failed:
             from forecast_ops.exceptions import RunFailedException

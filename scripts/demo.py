@@ -128,6 +128,10 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     if outcome and outcome["quarantined"]:
         lines.append(f"Quarantined ({len(outcome['quarantined'])}): champion and published rows kept; fallback forecast if no champion, none from bad rows")
         lines += [f"  - {series}: {reason}" for series, reason in outcome["quarantined"].items()]
+    if outcome and outcome.get("spikes_left_out"):
+        spikes = outcome["spikes_left_out"]
+        lines.append(f"Spikes left out of training ({len(spikes)} series; published, check the source; rule: config anomaly.spike_ratio, anomaly.spike_mad)")
+        lines += [f"  - {series}: " + ", ".join(f"{v:.15g} on {d}" for d, v in sorted(days.items())) for series, days in spikes.items()]
     gate_path = config.storage_root / "gate" / f"{run_id.replace(':', '_')}.json"
     if gate_path.is_file():
         decisions = json.loads(gate_path.read_text())

@@ -170,18 +170,40 @@ def champion_change(info: RunInfo, promotions: list[dict[str, Any]], metrics: di
     return _payload(":white_check_mark: Sales forecast: champions updated", info, f"{len(changed)} champion(s) changed.\n{_bullets(lines)}")
 
 
-def series_report(info: RunInfo, quarantined: dict[str, str], failures: list[dict[str, Any]], published: int, fallback: list[str]) -> dict[str, Any]:
+def series_report(
+    info: RunInfo,
+    quarantined: dict[str, str],
+    failures: list[dict[str, Any]],
+    published: int,
+    fallback: list[str],
+    spikes: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
     """One message per run for everything that did not publish normally: each quarantined series with its
-    cause, failed mapped tasks, and the series published with a flagged fallback forecast."""
+    cause, failed mapped tasks, the series published with a flagged fallback forecast, and the spikes
+    training newly left out (series, date, value: published, but the source may hold a typo)."""
+    spikes = spikes or {}
     lines = [f"*{series}*: {reason}" for series, reason in sorted(quarantined.items())]
     lines += [f"`{f.get('task_id')}[{f.get('map_index')}]` {', '.join(f.get('series') or []) or '?'}: `{f.get('cause', '?')}`" for f in failures]
-    parts = [f"*{len(quarantined)} series quarantined*: champion and published forecasts kept as they were."]
+    lines += [
+        f"*{series}*: spike left out of training: " + ", ".join(f"{v:.15g} on {d}" for d, v in sorted(days.items())[:MAX_ITEMS])
+        + (f" and {len(days) - MAX_ITEMS} more" if len(days) > MAX_ITEMS else "")
+        for series, days in sorted(spikes.items())
+    ]
+    parts = []
+    if quarantined or failures:
+        parts.append(f"*{len(quarantined)} series quarantined*: champion and published forecasts kept as they were.")
     if failures:
         parts.append(f"*{len(failures)} mapped task(s) failed* after their retries.")
     if fallback:
         parts.append(f"{len(fallback)} series without a champion got a seasonal-naive fallback forecast: {', '.join(sorted(fallback)[:MAX_ITEMS])}.")
+    if spikes:
+        parts.append(
+            f"*{len(spikes)} series with a spike* far above their usual level (rule: config anomaly.spike_ratio x typical and "
+            "anomaly.spike_mad robust deviations): left out of training and published; check the source for a typo."
+        )
     parts.append(f"{published} series published.")
-    return _payload(":warning: Sales forecast: partial run", info, " ".join(parts) + "\n" + _bullets(lines))
+    header = ":warning: Sales forecast: partial run" if quarantined or failures else ":mag: Sales forecast: data notice"
+    return _payload(header, info, " ".join(parts) + "\n" + _bullets(lines))
 
 
 def rollback_notice(info: RunInfo, results: list[dict[str, Any]], actor: str, reason: str) -> dict[str, Any]:

@@ -148,7 +148,8 @@ def train_chunk(
             out.append({"series_id": series_id, "model_name": name, "version": str(existing.version), "reused": True, "error": None})
             continue
         champion = registry.production_version(client, name, config.mlflow.champion_alias, ref.window_end)
-        warm = training.warm_start_params(registry.spec_of(champion)) if config.forecast.warm_start else None
+        champion_spec = registry.spec_of(champion)
+        warm = training.warm_start_params(champion_spec) if config.forecast.warm_start else None
         try:
             fitted = training.fit_series(y, model_settings, start_params=warm)
             forecast = fitted.forecast(model_settings.horizon, model_settings.interval_levels)
@@ -184,8 +185,26 @@ def train_chunk(
             log.warning("%s: quarantined: %s", series_id, exc)
             out.append({"series_id": series_id, "model_name": name, "version": None, "reused": False, "error": str(exc)})
             continue
-        out.append({"series_id": series_id, "model_name": name, "version": str(version.version), "reused": False, "error": None, "fit_seconds": fitted.fit_seconds})
+        out.append(
+            {
+                "series_id": series_id, "model_name": name, "version": str(version.version), "reused": False, "error": None,
+                "fit_seconds": fitted.fit_seconds, "new_spikes": new_spikes(fitted.spec, champion_spec),
+            }
+        )
     return out
+
+
+def new_spikes(spec: training.ModelSpec, champion: training.ModelSpec | None) -> dict[str, float]:
+    """The periods (date -> value) this fit left out as spikes that the champion's training had not: what
+    the run reports, once (a spike the champion already left out was reported when it was first seen)."""
+    known = champion.spikes_left_out if champion is not None else {}
+    return {d: v for d, v in spec.spikes_left_out.items() if d not in known}
+
+
+def spikes_by_series(trained: list[list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """series -> its newly left-out spike periods, from every training chunk's records (the run report's
+    "spikes_left_out"; chunks that failed for good are None)."""
+    return {r["series_id"]: r["new_spikes"] for chunk in trained if chunk for r in chunk if r.get("new_spikes")}
 
 
 def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any]], tracking_uri: str | None = None) -> list[dict[str, Any]]:

@@ -169,6 +169,9 @@ class ModelSpec:
     # (ratio, robust deviations) of the spike rule whose flagged periods training left out; refiltering
     # leaves out the same ones. Empty: none left out (versions written before the rule was applied).
     spike_rule: tuple[float, ...] = ()
+    # The periods (ISO dates) that rule left out of this model's training data, and what they held: the
+    # next fit reports only the ones its champion had not already left out (pipeline.new_spikes).
+    spikes_left_out: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -192,6 +195,7 @@ class ModelSpec:
             trend=data.get("trend", "n"),
             members=[dict(m) for m in data.get("members") or ()],
             spike_rule=tuple(float(v) for v in data.get("spike_rule") or ()),
+            spikes_left_out={str(k): float(v) for k, v in (data.get("spikes_left_out") or {}).items()},
         )
 
     def member_specs(self) -> list[ModelSpec]:
@@ -358,8 +362,9 @@ def holiday_effect_holds(effect: dict[str, float]) -> bool:
     return n >= 2 and (effect["high"] < 1.0 or effect["low"] > 1.0)
 
 
-def _without_spikes(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> pd.Series:
-    """`y` with the periods the spike rule flags anywhere in its history set to 0 (missing for the model).
+def _without_spikes(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> tuple[pd.Series, pd.DatetimeIndex]:
+    """`y` with the periods the spike rule flags anywhere in its history set to 0 (missing for the model),
+    and those periods.
 
     Validation quarantines a series whose newest periods hold a spike (a x1,000 typo, a double delivery);
     once the spike is older than that window it would be trained on, and a x1,000 value weeks back moved a
@@ -367,12 +372,12 @@ def _without_spikes(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> 
     one-off surge (a bulk order, the days before a festival) is left out too: no model here could have
     forecast it."""
     if not rule:
-        return y
+        return y, y.index[:0]
     spikes = anomaly.spike_periods(y, cadence, rule[0], rule[1])
     if len(spikes):
         log.info("%s: %d spike period(s) left out of training: %s", y.name, len(spikes), ", ".join(f"{d:%Y-%m-%d}" for d in spikes[:5]))
         y = y.where(~y.index.isin(spikes), 0.0)
-    return y
+    return y, spikes
 
 
 def to_model_scale(y: pd.Series) -> np.ndarray:
@@ -722,7 +727,8 @@ def fit_series(
     zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
-    y = _without_spikes(y, cadence, settings.spike_rule)
+    seen = y
+    y, spikes = _without_spikes(y, cadence, settings.spike_rule)
     selling = int((y > 0).sum())
     if selling < _MIN_SELLING_PERIODS:
         raise ModelFitError(f"series {series_id!r}: too little history to fit ({selling} selling periods, need {_MIN_SELLING_PERIODS})")
@@ -816,6 +822,7 @@ def fit_series(
         trend=first["trend"],
         members=others,
         spike_rule=tuple(settings.spike_rule),
+        spikes_left_out={f"{d:%Y-%m-%d}": float(seen[d]) for d in spikes},
     )
     elapsed = time.perf_counter() - started
     log.info("fitted %s: %s aic %.1f in %.2fs (closed: %s)", series_id, spec.label, spec.aic, elapsed, ",".join(closed) or "none")
@@ -833,7 +840,7 @@ def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
     """Run a recorded model's fixed parameters over `y` (no re-estimation); returns statsmodels results."""
     if spec.holiday_effect:  # the same view of the data as in training
         y = y.where(~y.index.isin(holiday_names(spec.holidays, y.index.min(), y.index.max()).index), 0.0)
-    y = _without_spikes(y, spec.frequency, spec.spike_rule)
+    y, _ = _without_spikes(y, spec.frequency, spec.spike_rule)
     model = sarimax(to_model_scale(y), spec.order, spec.seasonal_order, spec.trend)
     names = list(model.param_names)
     missing = [n for n in names if n not in spec.params]

@@ -106,3 +106,19 @@ def test_exception_description_names_the_innermost_cause():
     except RuntimeError as exc:
         text = alerts.describe_exception(exc)
     assert text == "RuntimeError: Query-invoked autoflush; consider using a session.no_autoflush block (caused by OSError: attempt to write a readonly database)"
+
+
+def test_series_report_names_spikes_left_out_of_training():
+    """A run with nothing quarantined but a spike newly left out of training is a data notice naming the
+    series, date, value and rule; with quarantined series too it stays the partial-run report."""
+    spikes = {"TITOS HANDMADE VODKA": {"2024-03-12": 41000.0}}
+    notice = alerts.series_report(INFO, {}, [], 5, [], spikes)
+    text = json.dumps(notice, ensure_ascii=False)
+    assert notice["blocks"][0]["text"]["text"] == ":mag: Sales forecast: data notice"
+    assert "partial run" not in text and "quarantined" not in text
+    for word in ("TITOS HANDMADE VODKA", "41000 on 2024-03-12", "anomaly.spike_ratio", "5 series published"):
+        assert word in text, word
+    both = json.dumps(alerts.series_report(INFO, {"FIREBALL": "spike: 9e+05 on 2025-05-29"}, [], 4, [], spikes), ensure_ascii=False)
+    assert "partial run" in both and "1 series quarantined" in both and "41000 on 2024-03-12" in both
+    many = alerts.series_report(INFO, {}, [], 1, [], {"A": {f"2024-01-{d:02d}": float(d) for d in range(1, 31)}})
+    assert "and 20 more" in json.dumps(many)

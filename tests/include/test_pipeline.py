@@ -103,3 +103,26 @@ def test_a_backtest_fold_that_rejects_the_models_order_falls_back_like_training(
     assert metrics.folds == 4 and 0 < metrics.mase < 5
     rejected_warm = [c for f in fits for c in f.candidates if c.get("warm_start") and c["rejected"]]
     assert rejected_warm and all(f.spec.order == (0, 1, 1) and f.spec.seasonal_order == (0, 1, 1, 7) for f in fits)
+
+
+def test_a_spike_is_reported_by_the_first_fit_that_leaves_it_out():
+    """The run report names a left-out spike once: a fit whose champion already left the same period out
+    (trained on the same history) has nothing new to say; a spike on another date is new again."""
+    from include.forecasting.pipeline import new_spikes, spikes_by_series
+    from include.forecasting.training import ModelSpec
+
+    def spec(spikes: dict[str, float]) -> ModelSpec:
+        return ModelSpec((0, 1, 1), (0, 1, 1, 7), (), {}, {}, 0.0, spikes_left_out=spikes)
+
+    first = spec({"2024-03-12": 41000.0})
+    assert new_spikes(first, None) == {"2024-03-12": 41000.0}
+    assert new_spikes(first, spec({"2024-03-12": 41000.0})) == {}
+    assert new_spikes(spec({"2024-03-12": 41000.0, "2025-05-01": 9e5}), first) == {"2025-05-01": 9e5}
+    assert new_spikes(spec({}), first) == {}
+    # Chunks as train_series returns them; a chunk that failed for good has no value (None).
+    chunks = [
+        [{"series_id": "A", "new_spikes": {"2024-03-12": 41000.0}}, {"series_id": "B", "reused": True}],
+        None,
+        [{"series_id": "C", "new_spikes": {}}],
+    ]
+    assert spikes_by_series(chunks) == {"A": {"2024-03-12": 41000.0}}

@@ -88,6 +88,10 @@ def test_an_old_spike_is_left_out_of_training(velvet, settings):
     clean = training.fit_series(velvet, settings).forecast(7)
     fitted = training.fit_series(typo, settings)
     assert fitted.spec.spike_rule == (10.0, 8.0) and fitted.history_max == velvet.max()
+    # The spec names what was left out, with the value the data held (what the run report shows).
+    assert fitted.spec.spikes_left_out == {"2025-04-10": float(typo["2025-04-10"])}
+    assert training.ModelSpec.from_dict(fitted.spec.to_dict()).spikes_left_out == fitted.spec.spikes_left_out
+    assert training.fit_series(velvet, settings).spec.spikes_left_out == {}
     np.testing.assert_allclose(fitted.forecast(7)["yhat"], clean["yhat"], rtol=2e-2)
     again = training.forecast_with_spec(typo, fitted.spec, 7, settings.interval_levels)
     np.testing.assert_allclose(again["yhat"], fitted.forecast(7)["yhat"], rtol=1e-6)

@@ -208,11 +208,15 @@ def send_champion_change(context: Any, promotions: list[dict[str, Any]], config:
 
 
 def send_series_report(context: Any, outcome: dict[str, Any], failures: list[dict[str, Any]], config: Any) -> str:
-    """Post the run's one aggregated message: quarantined series with causes, failed mapped tasks."""
+    """Post the run's one aggregated message: quarantined series with causes, failed mapped tasks, spikes
+    newly left out of training."""
     from include.forecasting import alerts
 
     info = run_info(context, config.alerts.airflow_base_url)
     return _send_built(
-        context, "series report", lambda: alerts.series_report(info, outcome["quarantined"], failures, len(outcome["published"]), outcome["fallback"]),
+        context, "series report",
+        lambda: alerts.series_report(
+            info, outcome["quarantined"], failures, len(outcome["published"]), outcome["fallback"], outcome.get("spikes_left_out"),
+        ),
         config.alerts.channel,
     )
