@@ -139,7 +139,8 @@ def train_chunk(
         y = _series(frames, series_id, ref)
         data_sha = registry.series_sha256(y)
         key = registry.idempotency_key(data_sha, config.sha256, code)
-        existing = registry.find_version_by_key(client, name, key)
+        listed = registry.versions(client, name)
+        existing = registry.find_version_by_key(client, name, key, listed)
         reason = retrain.get(series_id)
         if existing is not None and reason:
             log.info("%s: refitting although v%s has the same key: %s", series_id, existing.version, reason)
@@ -188,16 +189,18 @@ def train_chunk(
         out.append(
             {
                 "series_id": series_id, "model_name": name, "version": str(version.version), "reused": False, "error": None,
-                "fit_seconds": fitted.fit_seconds, "new_spikes": new_spikes(fitted.spec, champion_spec),
+                "fit_seconds": fitted.fit_seconds,
+                # Against the newest earlier version too: a candidate the gate rejects has still reported.
+                "new_spikes": new_spikes(fitted.spec, champion_spec, registry.spec_of(listed[0]) if listed else None),
             }
         )
     return out
 
 
-def new_spikes(spec: training.ModelSpec, champion: training.ModelSpec | None) -> dict[str, float]:
-    """The periods (date -> value) this fit left out as spikes that the champion's training had not: what
-    the run reports, once (a spike the champion already left out was reported when it was first seen)."""
-    known = champion.spikes_left_out if champion is not None else {}
+def new_spikes(spec: training.ModelSpec, *earlier: training.ModelSpec | None) -> dict[str, float]:
+    """The periods (date -> value) this fit left out as spikes that none of the `earlier` fits (the
+    champion, the series' newest version) had: what the run reports, once, when a spike is first seen."""
+    known = {d for e in earlier if e is not None for d in e.spikes_left_out}
     return {d: v for d, v in spec.spikes_left_out.items() if d not in known}
 
 

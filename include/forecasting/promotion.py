@@ -60,9 +60,10 @@ def production_version(client: Any, name: str, alias: str, as_of: str) -> Any | 
     ]
     return max(eligible, key=lambda v: (v.tags["logical_date"], int(v.version)), default=None)
 
-def find_version_by_key(client: Any, name: str, key: str) -> Any | None:
-    """The version already trained for this idempotency key, if any (so reruns do not refit)."""
-    for version in versions(client, name):
+def find_version_by_key(client: Any, name: str, key: str, known: list[Any] | None = None) -> Any | None:
+    """The version already trained for this idempotency key, if any (so reruns do not refit); `known`:
+    the model's versions when the caller has already listed them."""
+    for version in known if known is not None else versions(client, name):
         if version.tags.get(TAG_KEY) == key:
             return version
     return None

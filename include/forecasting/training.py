@@ -170,7 +170,7 @@ class ModelSpec:
     # leaves out the same ones. Empty: none left out (versions written before the rule was applied).
     spike_rule: tuple[float, ...] = ()
     # The periods (ISO dates) that rule left out of this model's training data, and what they held: the
-    # next fit reports only the ones its champion had not already left out (pipeline.new_spikes).
+    # next fit reports only the ones earlier versions had not already left out (pipeline.new_spikes).
     spikes_left_out: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
