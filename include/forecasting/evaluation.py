@@ -2,7 +2,9 @@
 
 Every method (candidate, seasonal naive, champion) is scored on the same folds of the same series:
 fold k trains on everything before its origin and forecasts the next `horizon` periods (days, weeks or
-months: the panel's cadence). MASE is scaled by the in-sample seasonal-naive error at the cadence's lag.
+months: the panel's cadence). MASE is scaled by the in-sample seasonal-naive error at the cadence's lag,
+leaving out the periods training leaves out as spikes (a x1,000 typo in the history would otherwise
+inflate the scale twelvefold and make every method look excellent until it left the window).
 """
 
 from __future__ import annotations
@@ -38,22 +40,27 @@ class Metrics:
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-def mase_scale(train: np.ndarray, m: int) -> float:
-    """In-sample MAE of the seasonal naive forecast (lag m): the MASE denominator."""
+def mase_scale(train: np.ndarray, m: int, exclude: np.ndarray | None = None) -> float:
+    """In-sample MAE of the seasonal naive forecast (lag m): the MASE denominator. `exclude` (a boolean
+    mask over `train`) leaves out every lag-m difference with an excluded period at either end."""
     if len(train) <= m:
         raise ValueError(f"need more than {m} training points for the MASE scale")
-    scale = float(np.mean(np.abs(train[m:] - train[:-m])))
+    diffs = np.abs(train[m:] - train[:-m])
+    if exclude is not None:
+        diffs = diffs[~(exclude[m:] | exclude[:-m])]
+    scale = float(np.mean(diffs)) if len(diffs) else 0.0
     return scale if scale > 0 else float("nan")
 
 
-def fold_metrics(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, m: int) -> dict[str, float]:
-    """Errors of one fold. MAPE skips zero actuals (undefined there); sMAPE counts 0/0 as 0."""
+def fold_metrics(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, m: int, exclude: np.ndarray | None = None) -> dict[str, float]:
+    """Errors of one fold. MAPE skips zero actuals (undefined there); sMAPE counts 0/0 as 0; `exclude`:
+    the training periods the MASE scale leaves out."""
     err = actual - pred
     nonzero = actual != 0
     denom = np.abs(actual) + np.abs(pred)
     smape_terms = np.where(denom > 0, 2 * np.abs(err) / np.where(denom > 0, denom, 1), 0.0)
     return {
-        "mase": float(np.mean(np.abs(err)) / mase_scale(train, m)),
+        "mase": float(np.mean(np.abs(err)) / mase_scale(train, m, exclude)),
         "sse": float(np.sum(err**2)),
         "n": float(len(actual)),
         "mape": float(np.mean(np.abs(err[nonzero] / actual[nonzero]))) if nonzero.any() else float("nan"),
@@ -73,7 +80,16 @@ def usable_folds(n_obs: int, folds: int, fold_len: int, min_train: int = 0) -> i
     return next((k for k in range(folds, 0, -1) if n_obs - k * fold_len > max(fold_len * 2, min_train)), 0)
 
 
-def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: int, min_train: int = 0, min_selling: int = 0) -> Metrics:
+def backtest(
+    y: pd.Series,
+    forecaster: Forecaster,
+    folds: int,
+    horizon: int,
+    m: int,
+    min_train: int = 0,
+    min_selling: int = 0,
+    scale_exclude: np.ndarray | None = None,
+) -> Metrics:
     """Score `forecaster` on up to `folds` rolling-origin folds of `horizon` periods; average the fold metrics.
 
     A history too short for `folds` folds (three years of months with a 7-month horizon) is scored on as
@@ -81,7 +97,8 @@ def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: 
     may train on (beyond the MASE scale's m + 1); `min_selling`: the fewest of them with a sale (a young,
     zero-heavy series has the periods but not the sales a fit needs in its oldest folds). Methods compared
     with each other must use the same two, so they score the same folds.
-    `m` is the seasonal-naive lag of the MASE scale (7 daily, 1 weekly, 12 monthly).
+    `m` is the seasonal-naive lag of the MASE scale (7 daily, 1 weekly, 12 monthly); `scale_exclude`
+    (a boolean mask over `y`) the periods the scale leaves out.
     """
     values = y.to_numpy(dtype=float)
     rows = []
@@ -105,7 +122,8 @@ def backtest(y: pd.Series, forecaster: Forecaster, folds: int, horizon: int, m: 
         train, actual = y.iloc[:origin], values[origin : origin + horizon]
         frame = forecaster(train, horizon)
         pred = frame["yhat"].to_numpy(dtype=float)[: len(actual)]
-        rows.append(fold_metrics(actual, pred, train.to_numpy(dtype=float), m))
+        exclude = scale_exclude[:origin] if scale_exclude is not None else None
+        rows.append(fold_metrics(actual, pred, train.to_numpy(dtype=float), m, exclude))
         if "yhat_lower" in frame:
             lower = frame["yhat_lower"].to_numpy(dtype=float)[: len(actual)]
             upper = frame["yhat_upper"].to_numpy(dtype=float)[: len(actual)]

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from include.forecasting.anomaly import spike_periods
 from include.forecasting.evaluation import mase_scale
 from include.forecasting.frequency import Cadence
 from include.forecasting.training import period_series
@@ -174,8 +175,12 @@ def series_health(
     cadence: Cadence,
     monitor_date: dt.date,
     settings: MonitorSettings,
+    spike_rule: tuple[float, ...] = (),
 ) -> pd.DataFrame:
     """Per series: rolling realized metrics, expectation, degradation verdict and its reasons.
+
+    `spike_rule` (config anomaly.spike_ratio, spike_mad): the periods it flags are left out of the MASE
+    scale, as in the backtest that recorded the expectation, so the two MASEs are on one scale.
 
     `expectations` maps (series_id, model_version) -> expected metrics (see `expectation`); a fallback version has none
     and is judged against seasonal naive only.
@@ -189,8 +194,10 @@ def series_health(
         rows = rows.sort_values(["forecast_date", "logical_date"]).reset_index(drop=True)
         dates = sorted(pd.to_datetime(rows["forecast_date"]).unique())
         # The MASE scale from the history before the scored periods: what the models were trained on.
-        train = y[y.index < pd.Timestamp(dates[0])].to_numpy(dtype=float)
-        scale = mase_scale(train, m) if len(train) > m else float("nan")
+        before = y[y.index < pd.Timestamp(dates[0])]
+        train = before.to_numpy(dtype=float)
+        spikes = before.index.isin(spike_periods(before, cadence, spike_rule[0], spike_rule[1])) if spike_rule else None
+        scale = mase_scale(train, m, spikes) if len(train) > m else float("nan")
         naive = _naive_predictions(rows, y, m)
         version = str(rows["model_version"].iloc[-1])
         expected = expectations.get((str(series_id), version), {})

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.forecasting import evaluation, gate, registry, training
+from include.forecasting import anomaly, evaluation, gate, registry, training
 from include.forecasting.config import Config
 from include.forecasting.extract import SnapshotRef, history_window, normalise, read_snapshot, write_snapshot
 from include.forecasting.frequency import Cadence, detect_cadence, from_name
@@ -237,17 +237,18 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
         y = _series(frames, series_id, ref)
         model_settings = settings(config, ref)
         folds, horizon, m = config.backtest.folds, model_settings.horizon, model_settings.cadence.naive_lag
+        spikes = spike_mask(y, model_settings)  # one MASE scale for every method of the series
         try:
             metrics: dict[str, Any] = {
-                "candidate": _backtest_spec(y, registry.spec_of(version), model_settings, folds).to_dict(),
-                "naive": _backtest(y, evaluation.seasonal_naive(m), folds, horizon, m).to_dict(),
+                "candidate": _backtest_spec(y, registry.spec_of(version), model_settings, folds, spikes).to_dict(),
+                "naive": _backtest(y, evaluation.seasonal_naive(m), folds, horizon, m, spikes).to_dict(),
                 "champion": None,
                 "champion_version": result["champion_version"],
             }
             if champion is not None and str(champion.version) != str(version.version):
                 # The champion as the model it is: its own orders and holiday calendar, re-estimated on
                 # each fold's history only, so a worse candidate configuration loses to it.
-                metrics["champion"] = _backtest_spec(y, registry.spec_of(champion), model_settings, folds).to_dict()
+                metrics["champion"] = _backtest_spec(y, registry.spec_of(champion), model_settings, folds, spikes).to_dict()
                 recorded = json.loads(champion.tags.get("backtest", "null") or "null") or {}
                 metrics["champion_recorded"] = recorded.get("candidate")
         except SERIES_ERRORS as exc:
@@ -262,7 +263,19 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
     return out
 
 
-def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: training.ModelSettings, folds: int) -> evaluation.Metrics:
+def spike_mask(y: pd.Series, model_settings: training.ModelSettings) -> np.ndarray | None:
+    """The periods of `y` the configured spike rule flags (what training leaves out), as a mask for the
+    MASE scale; None without a rule. The rule judges each period by the periods before it only, so the
+    mask of the whole series holds for every fold's history."""
+    rule = model_settings.spike_rule
+    if not rule:
+        return None
+    return np.asarray(y.index.isin(anomaly.spike_periods(y, model_settings.cadence, rule[0], rule[1])))
+
+
+def _backtest_spec(
+    y: pd.Series, spec: training.ModelSpec, model_settings: training.ModelSettings, folds: int, spikes: np.ndarray | None = None
+) -> evaluation.Metrics:
     """Backtest a recorded model as the model it is: its orders, seasonal order and holiday calendar,
     re-estimated on each fold's history. No parameter ever saw a fold's test periods: the first fold
     starts cold and each later fold warm-starts from the fold before it (whose history it contains).
@@ -285,13 +298,14 @@ def _backtest_spec(y: pd.Series, spec: training.ModelSpec, model_settings: train
         previous["start"] = training.warm_start_params(fitted.spec)
         return fitted.forecast(horizon, own.interval_levels)
 
-    return _backtest(y, forecaster, folds, own.horizon, own.cadence.naive_lag)
+    return _backtest(y, forecaster, folds, own.horizon, own.cadence.naive_lag, spikes)
 
 
-def _backtest(y: pd.Series, forecaster: evaluation.Forecaster, folds: int, horizon: int, m: int) -> evaluation.Metrics:
+def _backtest(y: pd.Series, forecaster: evaluation.Forecaster, folds: int, horizon: int, m: int, spikes: np.ndarray | None = None) -> evaluation.Metrics:
     """A backtest on the folds every method of a series is scored on (candidate, seasonal naive, champion):
-    each fold trains on at least what a fit needs, in periods and in periods with a sale."""
-    return evaluation.backtest(y, forecaster, folds, horizon, m, training.MIN_FIT_PERIODS, training.MIN_FIT_PERIODS)
+    each fold trains on at least what a fit needs, in periods and in periods with a sale; the MASE scale
+    leaves out the `spikes` periods."""
+    return evaluation.backtest(y, forecaster, folds, horizon, m, training.MIN_FIT_PERIODS, training.MIN_FIT_PERIODS, spikes)
 
 
 def gate_all(config: Config, evaluated: list[dict[str, Any]], tracking_uri: str | None = None) -> list[dict[str, Any]]:

@@ -20,6 +20,19 @@ def test_fold_metrics_by_hand():
     assert m["smape"] == pytest.approx((2 * 2 / 18 + 2 * 1 / 1 + 0) / 3)
 
 
+def test_the_mase_scale_leaves_out_excluded_periods():
+    """A left-out period drops every lag-m difference it is an end of; nothing else changes."""
+    train = np.array([1, 2, 3, 4, 5, 6, 7, 2, 3, 4, 5, 6, 7, 8, 3, 4], dtype=float)  # lag-7 diffs all 1
+    typo = train.copy()
+    typo[9] = 4000.0
+    exclude = np.zeros(len(train), dtype=bool)
+    exclude[9] = True
+    assert evaluation.mase_scale(typo, 7) > 400  # (2 x 3996 + 7) / 9: the typo swamps the scale
+    assert evaluation.mase_scale(typo, 7, exclude) == pytest.approx(1.0)  # diffs 9-2 and 16-9 left out
+    assert evaluation.mase_scale(train, 7, np.zeros(len(train), dtype=bool)) == evaluation.mase_scale(train, 7)
+    assert np.isnan(evaluation.mase_scale(train[:8], 7, np.ones(8, dtype=bool)))  # nothing left: undefined
+
+
 def test_folds_are_the_last_k_weeks():
     assert evaluation.fold_origins(100, 4, 7) == [72, 79, 86, 93]
     with pytest.raises(ValueError, match="too short"):

@@ -233,3 +233,22 @@ def test_flagged_for_retraining_asks_the_registry_only_for_flagged_series_of_thi
     assert set(requests) == {"A"} and asked == ["A"]  # B only drifted (not asked for), D not in this run
     assert set(monitoring.flagged_for_retraining(health, ["A", "B", "C"], ["degradation", "drift"], champion_of)) == {"A", "B"}
     assert monitoring.flagged_for_retraining(health, ["A"], [], champion_of) == {}
+
+
+def test_the_realized_mase_scale_leaves_out_spikes_like_the_backtest(actuals, history):
+    """A x1,000 typo in the history before the scored periods: with the spike rule, the realized MASE is
+    the clean series' (the scale the recorded backtest used), without it a fraction of it."""
+    arrived = monitoring.arrived_through(history, MONITOR)
+    rows = monitoring.accuracy_rows(published(actuals, "HAWKEYE VODKA", scale=2.0), actuals, arrived)
+    typo = dict(actuals)
+    typo["HAWKEYE VODKA"] = actuals["HAWKEYE VODKA"].copy()
+    typo["HAWKEYE VODKA"]["2025-02-12"] *= 1000
+    rule = (10.0, 8.0)
+
+    def mase(series: dict[str, pd.Series], spike_rule: tuple[float, ...]) -> float:
+        return float(monitoring.series_health(rows, series, {}, DAILY, MONITOR, SETTINGS, spike_rule)["mase"].iloc[0])
+
+    assert mase(actuals, rule) == mase(actuals, ())  # nothing flagged in the clean history
+    # Only the two differences with the typo at an end are left out of hundreds: the scale barely moves.
+    assert mase(typo, rule) == pytest.approx(mase(actuals, ()), rel=0.01)
+    assert mase(typo, ()) < mase(actuals, ()) / 5

@@ -129,3 +129,30 @@ def test_a_spike_is_reported_by_the_first_fit_that_leaves_it_out():
         [{"series_id": "C", "new_spikes": {}}],
     ]
     assert spikes_by_series(chunks) == {"A": {"2024-03-12": 41000.0}}
+
+
+def test_an_old_spike_leaves_the_backtest_mase_as_on_clean_data(tmp_path, iowa_frame):
+    """A x1,000 typo weeks before the folds: training leaves it out, and so does the MASE scale, so the
+    candidate's and the naive's backtest MASE are those of the clean series (the gate compares them with
+    a champion's recorded MASE: a scale inflated twelvefold by the typo would make the next clean
+    candidate look 'far worse' and be refused until the champion changed)."""
+    import dataclasses
+
+    from include.forecasting import evaluation, training
+    from include.forecasting.frequency import DAILY
+    from include.forecasting.pipeline import _backtest, _backtest_spec, spike_mask
+
+    config = load_config(write_config(tmp_path))
+    settings = training.settings_for(config.forecast, DAILY, config.anomaly)
+    rows = iowa_frame[iowa_frame["series_id"] == "BLACK VELVET"]
+    clean = rows.set_index("sales_date")["value"].astype(float).asfreq("D").fillna(0.0).rename("BLACK VELVET")
+    typo = clean.copy()
+    typo["2025-03-12"] *= 1000
+    assert spike_mask(clean, settings).sum() == 0 and list(typo.index[spike_mask(typo, settings)]) == [pd.Timestamp("2025-03-12")]
+    spec = training.fit_series(clean, settings).spec
+    naive = evaluation.seasonal_naive(7)
+    for score in (lambda y, mask: _backtest_spec(y, spec, settings, 4, mask), lambda y, mask: _backtest(y, naive, 4, 7, 7, mask)):
+        on_clean, on_typo = score(clean, None).mase, score(typo, spike_mask(typo, settings)).mase
+        assert on_typo == pytest.approx(on_clean, rel=0.05)
+        assert score(typo, None).mase < on_clean / 5  # the unmasked scale would flatter every method
+    assert spike_mask(clean, dataclasses.replace(settings, spike_rule=())) is None
