@@ -266,8 +266,8 @@ def evaluate_chunk(config: Config, ref: SnapshotRef, trained: list[dict[str, Any
 def spike_mask(y: pd.Series, model_settings: training.ModelSettings) -> np.ndarray | None:
     """The periods of `y` the configured spike rule flags, as a mask for the MASE scale; None without a
     rule. These are the periods training leaves out, up to holidays (training judges the series with its
-    holidays already left out; a holiday's own sales can only add a flag here, which drops it from the
-    scale of every method alike). The rule judges each period by the periods before it only, so the mask
+    holidays already left out, so the two can differ around a holiday; every method's scale uses this
+    one mask). The rule judges each period by the periods before it only, so the mask
     of the whole series holds for every fold's history."""
     rule = model_settings.spike_rule
     if not rule:
