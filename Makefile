@@ -82,7 +82,7 @@ bench: $(VENV)/.installed $(BENCH_VENV)/.installed
 bench-quick: $(VENV)/.installed
 	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
-## make airflow: airflow standalone on 127.0.0.1:8080 (AIRFLOW_HOST / AIRFLOW_PORT) with this project's DAGs and settings
+## make airflow: Airflow (what `airflow standalone` runs, each service supervised) on 127.0.0.1:8080 (AIRFLOW_HOST / AIRFLOW_PORT) with this project's DAGs and settings
 airflow: install
 	$(BIN)/python scripts/airflow_local.py setup
 	$(BIN)/python scripts/airflow_local.py standalone

@@ -1,5 +1,6 @@
 """Local Airflow for users without the Astro CLI: initialise the Airflow home, apply
-airflow_settings.yaml, load the seed data into DuckDB, and start `airflow standalone` or the MLflow UI.
+airflow_settings.yaml, load the seed data into DuckDB, and start Airflow's services (what `airflow
+standalone` starts, supervised) or the MLflow UI.
 
 Usage: python scripts/airflow_local.py setup | standalone | mlflow-ui
 Environment: AIRFLOW_HOME etc. come from the Makefile; `.env` (git-ignored) is read for secrets.
@@ -167,20 +168,65 @@ def trigger_hint() -> str:
     )
 
 
+# What `airflow standalone` starts. Each runs as its own supervised process instead: standalone neither
+# restarts a component that exits (on SQLite the scheduler can die on a backfill's "database is locked"
+# cleanup, README "Concurrency rules") nor stops its children on SIGTERM.
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
 def standalone() -> None:
-    """Run `airflow standalone` on AIRFLOW_HOST:AIRFLOW_PORT (127.0.0.1:8080; Ctrl-C stops it and its children)."""
+    """Run Airflow's services on AIRFLOW_HOST:AIRFLOW_PORT (127.0.0.1:8080) as `airflow standalone` would,
+    each restarted if it exits (`scripts.airflow_stack.Processes`); logs in .local/logs/airflow/ (or
+    $AIRFLOW_LOCAL_LOGS).
+    Ctrl-C or SIGTERM stops them all; a service that keeps exiting stops the others and is reported."""
+    import signal
+    import time
+
     from airflow.configuration import conf
     from forecast_ops.metadata_db import sqlite_connect_env
 
+    from scripts.airflow_stack import Processes
+
     home = Path(os.environ["AIRFLOW_HOME"])
     host, port = endpoint("airflow")
-    # The standalone scheduler, dag-processor, api-server and tasks all write one SQLite file.
+    # The scheduler, dag-processor, api-server and tasks all write one SQLite file.
     db_env = sqlite_connect_env(conf.get("database", "sql_alchemy_conn"))
-    env = {**os.environ, **db_env, "AIRFLOW__API__HOST": host, "AIRFLOW__API__PORT": port}
-    print(f"Airflow UI: http://{host}:{port}  user admin, password in {home / 'simple_auth_manager_passwords.json.generated'}")
-    print(f"Forecasts page: http://{host}:{port}/forecasts/  (also \"Forecasts\" in the UI's navigation)")
-    print(trigger_hint())
-    os.execvpe("airflow", ["airflow", "standalone"], env)
+    # Task processes reach the API server here; unset, Airflow assumes localhost:8080 whatever the port.
+    reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    env = {
+        **os.environ, **db_env, "AIRFLOW__API__HOST": host, "AIRFLOW__API__PORT": port,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{reach}:{port}/execution/",
+        # What `airflow standalone` forces: a local executor and the simple auth manager (user admin).
+        "AIRFLOW__CORE__EXECUTOR": os.environ.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+    }
+    logs = Path(os.environ.get("AIRFLOW_LOCAL_LOGS", ROOT / ".local" / "logs" / "airflow"))
+    procs = Processes(logs)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM ends the services the way Ctrl-C does
+
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    try:
+        for name in SERVICES:
+            procs.start(name, [str(Path(sys.executable).parent / "airflow"), name], env=env, restart=True)
+        print(f"Airflow UI: http://{host}:{port}  user admin, password in {home / 'simple_auth_manager_passwords.json.generated'}")
+        print(f"Forecasts page: http://{host}:{port}/forecasts/  (also \"Forecasts\" in the UI's navigation)")
+        print(f"Service logs: {logs}/<service>.log ({', '.join(SERVICES)}); a service that exits is restarted. Ctrl-C stops.")
+        print(trigger_hint(), flush=True)
+        while True:
+            procs.check_alive()  # raises once a service has used up its restarts
+            time.sleep(2)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"stopping Airflow: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        procs.stop()
+    if code:
+        sys.exit(code)
 
 
 def mlflow_ui() -> None:

@@ -43,3 +43,77 @@ def test_a_bad_seed_or_config_stops_setup_with_the_reason_not_a_traceback(tmp_pa
     done = seed_command(config)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "forecast.horizon: Input should be greater than or equal to 1 (got -1)" in done.stderr
+
+
+def test_make_airflow_restarts_a_service_that_dies_and_stops_them_all(tmp_path):
+    """`make airflow`'s services (what `airflow standalone` starts) run supervised: the scheduler killed
+    outright is started again, and SIGTERM to the launcher ends every service's process group (airflow
+    standalone leaves its children running on SIGTERM)."""
+    import signal
+    import urllib.request
+
+    import psutil
+
+    from scripts.airflow_stack import BIN, free_port, wait_for
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "FORECAST_CONFIG": str(write_config(tmp_path)),
+        "AIRFLOW_PORT": str(port),
+        "AIRFLOW_LOCAL_LOGS": str(tmp_path / "logs"),
+        "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+    }
+    script = [sys.executable, "scripts/airflow_local.py"]
+    subprocess.run([*script, "setup"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    launcher = subprocess.Popen([*script, "standalone"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    groups: set[int] = set()
+    try:
+        wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/version", timeout=2).status == 200, 240, "the API server", 1.0)
+
+        def services() -> dict[str, int]:
+            found = {}
+            for child in psutil.Process(launcher.pid).children():
+                # Airflow retitles some of its processes ("airflow api_server -- host:...").
+                words = " ".join(child.cmdline()).replace("_", "-").split()
+                for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+                    if name in words:
+                        found[name] = child.pid
+            groups.update(found.values())
+            return found
+
+        first = wait_for(lambda: services() if len(services()) == 4 else None, 60, "four services", 0.5)
+        os.killpg(first["scheduler"], signal.SIGKILL)
+        wait_for(lambda: services().get("scheduler") not in (None, first["scheduler"]), 60, "a new scheduler", 0.5)
+        assert services()["api-server"] == first["api-server"]  # the others were left alone
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(timeout=120)
+    finally:
+        if launcher.poll() is None:  # a failed check: stop it as a user would, then make sure
+            launcher.send_signal(signal.SIGTERM)
+            try:
+                launcher.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+            for pgid in groups:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    output = launcher.stdout.read().decode()
+    assert launcher.returncode == 0, output[-3000:]
+    assert "scheduler exited with -9; restarting it" in output and f"http://127.0.0.1:{port}" in output, output[-3000:]
+    for pgid in groups:  # every service's whole process group is gone
+        assert not [p for p in psutil.process_iter(["pid"]) if _pgid(p.info["pid"]) == pgid], pgid
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
