@@ -54,8 +54,11 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> An
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s (last error: {last})")
 
 
-# Restarts of one supervised service before it is left down and reported as failing.
+# Restarts of one supervised service within RESTART_WINDOW seconds before it is left down and reported
+# as failing (systemd's StartLimitBurst / StartLimitIntervalSec): a service that keeps dying at start is
+# given up on, one that dies now and then in a long `make airflow` session is not.
 MAX_RESTARTS = 3
+RESTART_WINDOW = 600.0
 
 
 class Processes:
@@ -71,6 +74,8 @@ class Processes:
         self.log_dir = log_dir
         self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.restarts: list[tuple[str, int]] = []  # (name, exit code) of every supervised restart
+        self._restart_times: list[tuple[str, float]] = []  # (name, time.monotonic()) of each of them
+        self._given_up: set[str] = set()  # supervised services left down: they stay down
         self._retired: list[tuple[str, subprocess.Popen[bytes]]] = []  # replaced leaders: their groups may linger
         self._specs: dict[str, tuple[list[str], dict[str, str] | None]] = {}
         self._lock = threading.Lock()
@@ -103,30 +108,37 @@ class Processes:
         return proc
 
     def _restarted(self, name: str) -> int:
-        return sum(n == name for n, _ in self.restarts)
+        """Restarts of `name` within the last RESTART_WINDOW seconds."""
+        since = time.monotonic() - RESTART_WINDOW
+        return sum(n == name and t >= since for n, t in self._restart_times)
 
     def _supervise(self, interval: float = 1.0) -> None:
         """Restart supervised processes that exited, until `stop()`; one that has needed `MAX_RESTARTS`
-        restarts stays down (it keeps failing: `check_alive` reports it)."""
+        restarts within `RESTART_WINDOW` seconds stays down (it keeps failing: `check_alive` reports it)."""
         while not self._stopping.wait(interval):
             with self._lock:
                 for i, (name, proc) in enumerate(self.started):
-                    if name not in self._specs or proc.poll() is None or self._stopping.is_set() or self._restarted(name) >= MAX_RESTARTS:
+                    if name not in self._specs or name in self._given_up or proc.poll() is None or self._stopping.is_set():
+                        continue
+                    if self._restarted(name) >= MAX_RESTARTS:
+                        self._given_up.add(name)
+                        log.error("%s exited with %s after %d restarts in %.0f s; leaving it down", name, proc.returncode, MAX_RESTARTS, RESTART_WINDOW)
                         continue
                     log.warning("%s exited with %s; restarting it. Its log ends:\n%s", name, proc.returncode, self.tail(name, 15))
                     argv, env = self._specs[name]
                     self._retired.append((name, proc))
                     self.started[i] = (name, self._spawn(name, argv, env))
                     # Recorded last: whoever sees the restart (without the lock) also sees the new process.
+                    self._restart_times.append((name, time.monotonic()))
                     self.restarts.append((name, int(proc.returncode)))
 
     def check_alive(self) -> None:
         """Raise if a started process has already exited (its log tail says why); a supervised one that
-        exited is being restarted instead, unless it has used up its `MAX_RESTARTS`."""
+        exited is being restarted instead, unless it has used up its `MAX_RESTARTS` (within the window)."""
         with self._lock:
             current = list(self.started)
         for name, proc in current:
-            if proc.poll() is not None and (name not in self._specs or self._restarted(name) >= MAX_RESTARTS):
+            if proc.poll() is not None and (name not in self._specs or name in self._given_up or self._restarted(name) >= MAX_RESTARTS):
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
 
     def tail(self, name: str, lines: int = 40) -> str:

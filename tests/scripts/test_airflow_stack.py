@@ -77,3 +77,19 @@ def test_stop_also_ends_what_a_restarted_service_left_behind(tmp_path):
     for pgid in groups:
         with pytest.raises(ProcessLookupError):
             os.killpg(pgid, 0)
+
+
+def test_restarts_are_counted_within_a_window(tmp_path, monkeypatch):
+    """A service that dies now and then over a long session is restarted every time: only
+    `MAX_RESTARTS` within `RESTART_WINDOW` seconds give up on it (here a 1.5 s window, deaths 0.3 s
+    apart plus the supervisor's 1 s poll: never three in one window)."""
+    from scripts import airflow_stack
+
+    monkeypatch.setattr(airflow_stack, "RESTART_WINDOW", 1.5)
+    procs = Processes(tmp_path / "logs")
+    try:
+        procs.start("scheduler", DIES, restart=True)
+        wait_for(lambda: len(procs.restarts) > MAX_RESTARTS + 1 or None, 60, "more restarts than the budget", 0.2)
+        procs.check_alive()  # still supervised: no error
+    finally:
+        procs.stop()
