@@ -89,7 +89,7 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     import duckdb
     from mlflow import MlflowClient
 
-    from include.forecasting import extract, publish, registry
+    from include.forecasting import alerts, extract, publish, registry
 
     run_report = config.storage_root / "runs" / f"{run_id.replace(':', '_')}.json"
     outcome = json.loads(run_report.read_text()) if run_report.is_file() else None
@@ -131,7 +131,7 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     if outcome and outcome.get("spikes_left_out"):
         spikes = outcome["spikes_left_out"]
         lines.append(f"Spikes left out of training ({len(spikes)} series; published, check the source; rule: config anomaly.spike_ratio, anomaly.spike_mad)")
-        lines += [f"  - {series}: " + ", ".join(f"{v:.15g} on {d}" for d, v in sorted(days.items())) for series, days in spikes.items()]
+        lines += [f"  - {series}: {alerts.spike_days(days)}" for series, days in spikes.items()]
     gate_path = config.storage_root / "gate" / f"{run_id.replace(':', '_')}.json"
     if gate_path.is_file():
         decisions = json.loads(gate_path.read_text())

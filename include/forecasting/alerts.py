@@ -170,6 +170,14 @@ def champion_change(info: RunInfo, promotions: list[dict[str, Any]], metrics: di
     return _payload(":white_check_mark: Sales forecast: champions updated", info, f"{len(changed)} champion(s) changed.\n{_bullets(lines)}")
 
 
+def spike_days(days: dict[str, float], limit: int | None = None) -> str:
+    """A series' left-out spike periods as "value on date, ..." in date order (the Slack report and the
+    `make demo` summary); with `limit`, the first `limit` and "and N more"."""
+    shown = sorted(days.items())[:limit]
+    more = len(days) - len(shown)
+    return ", ".join(f"{v:.15g} on {d}" for d, v in shown) + (f" and {more} more" if more else "")
+
+
 def series_report(
     info: RunInfo,
     quarantined: dict[str, str],
@@ -184,11 +192,7 @@ def series_report(
     spikes = spikes or {}
     lines = [f"*{series}*: {reason}" for series, reason in sorted(quarantined.items())]
     lines += [f"`{f.get('task_id')}[{f.get('map_index')}]` {', '.join(f.get('series') or []) or '?'}: `{f.get('cause', '?')}`" for f in failures]
-    lines += [
-        f"*{series}*: spike left out of training: " + ", ".join(f"{v:.15g} on {d}" for d, v in sorted(days.items())[:MAX_ITEMS])
-        + (f" and {len(days) - MAX_ITEMS} more" if len(days) > MAX_ITEMS else "")
-        for series, days in sorted(spikes.items())
-    ]
+    lines += [f"*{series}*: spike left out of training: {spike_days(days, MAX_ITEMS)}" for series, days in sorted(spikes.items())]
     parts = []
     if quarantined or failures:
         parts.append(f"*{len(quarantined)} series quarantined*: champion and published forecasts kept as they were.")
