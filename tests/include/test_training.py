@@ -273,18 +273,19 @@ def test_the_last_resort_is_a_random_walk_without_season(stop_start_pepper, sett
 
 
 def test_zero_heavy_series_forecasts_its_zero_probability():
-    """A product selling on ~30 % of days: its median is 0 (hurdle), its upper bound is not."""
+    """A product selling on ~30 % of days, with the shipped config: its median is 0 (hurdle), its upper
+    bound is not (the shipped `closure_share` must not close a weekday the 80 % interval does not)."""
     rng = np.random.default_rng(3)
     days = pd.date_range("2024-01-01", periods=364, freq="D")
     sells = rng.random(364) < 0.3
     y = pd.Series(np.where(sells, rng.lognormal(2.0, 0.4, 364), 0.0), index=days, name="sparse")
-    settings = dataclasses.replace(training.settings_for(load_config(write_config_tmp()).forecast, DAILY), closure_share=0.95, holidays=None)
+    settings = dataclasses.replace(training.settings_for(load_config(write_config_tmp()).forecast, DAILY), holidays=None)
     fitted = training.fit_series(y, settings)
     fc = fitted.forecast(7, (0.8,))
     pi = fc["forecast_date"].dt.day_of_week.map(lambda d: fitted.spec.zero_share[training.WEEKDAYS[d]])
     assert pi.mean() > 0.5
     # The median is 0 exactly where a sale is less likely than not; the 90 % quantile is a sale where
-    # P(no sale) < 0.9 and 0 where it is not (unless the weekday is closed outright).
+    # P(no sale) < 0.9 and 0 where it is not.
     assert ((fc["yhat"] == 0) == (pi >= 0.5)).all() and (fc["yhat"] == 0).any()
     assert ((fc["yhat_upper"] > 3) == (pi < 0.9)).all() and (pi < 0.9).any()
     # A mostly-selling series keeps a positive median.
