@@ -127,6 +127,12 @@ def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float) ->
     return y.index[np.sort(np.concatenate(flagged))] if flagged else y.index[:0]
 
 
+def spike_mask(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> np.ndarray | None:
+    """`spike_periods` of `y` under `rule` (ratio, robust deviations) as a boolean mask over `y`, for the
+    MASE scale; None without a rule."""
+    return np.asarray(y.index.isin(spike_periods(y, cadence, rule[0], rule[1]))) if rule else None
+
+
 def duplicate_findings(duplicates: list[dict[str, Any]]) -> list[Finding]:
     """Findings from extract's duplicated source keys (rows that repeat the source's own grain), one per series."""
     out = []

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.forecasting.anomaly import spike_periods
+from include.forecasting.anomaly import spike_mask
 from include.forecasting.evaluation import mase_scale
 from include.forecasting.frequency import Cadence
 from include.forecasting.training import period_series
@@ -196,8 +196,7 @@ def series_health(
         # The MASE scale from the history before the scored periods: what the models were trained on.
         before = y[y.index < pd.Timestamp(dates[0])]
         train = before.to_numpy(dtype=float)
-        spikes = before.index.isin(spike_periods(before, cadence, spike_rule[0], spike_rule[1])) if spike_rule else None
-        scale = mase_scale(train, m, spikes) if len(train) > m else float("nan")
+        scale = mase_scale(train, m, spike_mask(before, cadence, spike_rule)) if len(train) > m else float("nan")
         naive = _naive_predictions(rows, y, m)
         version = str(rows["model_version"].iloc[-1])
         expected = expectations.get((str(series_id), version), {})

@@ -269,10 +269,7 @@ def spike_mask(y: pd.Series, model_settings: training.ModelSettings) -> np.ndarr
     holidays already left out, so the two can differ around a holiday; every method's scale uses this
     one mask). The rule judges each period by the periods before it only, so the mask
     of the whole series holds for every fold's history."""
-    rule = model_settings.spike_rule
-    if not rule:
-        return None
-    return np.asarray(y.index.isin(anomaly.spike_periods(y, model_settings.cadence, rule[0], rule[1])))
+    return anomaly.spike_mask(y, model_settings.cadence, model_settings.spike_rule)
 
 
 def _backtest_spec(
