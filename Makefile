@@ -20,7 +20,7 @@ export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install install-dev install-browser demo test test-integration test-catalog test-browser bench bench-quick airflow mlflow-ui models rollback lint clean
+.PHONY: install install-dev install-browser demo test test-integration test-catalog test-browser bench dev-folds bench-quick airflow mlflow-ui models rollback lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ test-browser: install-browser
 ## make bench: quality vs AutoARIMA, smart retraining, 1,000-series DAG run, parse cost (bench/results/latest.*)
 bench: $(VENV)/.installed $(BENCH_VENV)/.installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## make dev-folds DEV_ARGS="project --panel veg_daily_kg --detail": a modelling change on the development folds
+## (the folds before the reported ones; docs/DEVELOPING.md). DEV_ARGS=reference caches the trio's fits first (~30 min).
+dev-folds: $(VENV)/.installed $(BENCH_VENV)/.installed
+	$(BIN)/python bench/dev_folds.py $(or $(DEV_ARGS),project)
 
 ## make bench-quick: 2 series, 2 folds, no AutoARIMA, no scale run (what the tests run)
 bench-quick: $(VENV)/.installed

@@ -7,8 +7,11 @@ fit) and cached per panel in `.cache/dev_folds/`.
 
 Usage:
   python bench/dev_folds.py reference            # statsforecast trio on the dev folds (cached)
-  python bench/dev_folds.py project [--set forecast.key=value ...] [--panel NAME]
-      the project's fit (training.fit_series) on the dev folds, with config overrides, vs the cached trio
+  python bench/dev_folds.py project [--set field=JSON ...] [--panel NAME] [--folds 16] [--detail]
+      the project's fit (training.fit_series) on the dev folds, with ModelSettings overrides
+      (e.g. --set zero_halflife=1.5), vs the cached trio; --detail adds MASE per series and per fold
+  make dev-folds DEV_ARGS="project --panel veg_daily_kg --detail"   (builds both venvs first)
+See docs/DEVELOPING.md for the loop a modelling change goes through.
 """
 
 from __future__ import annotations
@@ -65,20 +68,45 @@ def reference(names: list[str], folds: int) -> None:
         print(f"{name}: cached {target}", file=sys.stderr)
 
 
-def project(names: list[str], folds: int, overrides: dict, holidays: str | None) -> None:
-    """The project's fit on the dev folds vs the cached trio: MASE ratio, coverage, seconds per fit."""
+def mase_table(points: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Mean MASE per `by` ("series_id" or "fold") and method (columns), from `quality.points` rows of
+    several methods: each series-fold's MAE over its scale, as `quality.summarise` scores them."""
+    err = points.assign(ae=(points["actual"] - points["yhat"]).abs())
+    per = err.groupby(["method", "series_id", "fold"]).agg(ae=("ae", "mean"), scale=("scale", "first"))
+    return (per["ae"] / per["scale"]).groupby(["method", by]).mean().unstack("method")
+
+
+def detail(points: pd.DataFrame, reference: pd.DataFrame | None) -> str:
+    """Per series and per fold: the project's MASE beside the trio's, and its ratio to the best of them
+    (where a change wins or loses; a ratio over a series' MASE near 0 is left blank)."""
+    both = pd.concat([points, reference]) if reference is not None else points
+    out = []
+    for by in ("series_id", "fold"):
+        table = mase_table(both, by)
+        if reference is not None:
+            best = table[list(quality.TRIO)].min(axis=1)
+            table["ratio_to_best"] = (table["project"] / best).where(best > 1e-9)
+        out.append(table.sort_values("ratio_to_best" if "ratio_to_best" in table else "project").round(3).to_string())
+    return "\n\n".join(out)
+
+
+def project(names: list[str], folds: int, overrides: dict, holidays: str | None, show_detail: bool = False) -> None:
+    """The project's fit on the dev folds vs the cached trio: MASE ratio, coverage, seconds per fit (and,
+    with `show_detail`, the same per series and per fold)."""
     for name in names:
         panel = dev_panel(name, overrides, folds, holidays)
         p, secs = quality.points(panel, "project", quality.project_forecaster(panel.settings))
         mine = quality.summarise(p, secs)
         line = f"{name:14s} project MASE {mine['mase']:.4f} cov {mine['coverage_80']:.3f} fit {secs['wall']:.3f}s (CPU {secs['cpu']:.3f}s)"
         cached = CACHE / f"{name}_{folds}.parquet"
-        if cached.exists():
-            ref = pd.read_parquet(cached)
+        ref = pd.read_parquet(cached) if cached.exists() else None
+        if ref is not None:
             scores = {m: quality.summarise(ref[ref["method"] == m], {})["mase"] for m in quality.TRIO}
             best = min(scores, key=scores.get)
             line += f" | best {best} {scores[best]:.4f} ratio {mine['mase'] / scores[best]:.3f} | " + " ".join(f"{m} {v:.3f}" for m, v in scores.items())
         print(line, flush=True)
+        if show_detail:
+            print(detail(p, ref), flush=True)
 
 
 def _tuples(value: object) -> object:
@@ -94,13 +122,14 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=8)
     parser.add_argument("--set", action="append", default=[], help="ModelSettings field=value (JSON value)")
     parser.add_argument("--holidays", default=None, help="COUNTRY[-SUBDIVISION] or none (default: the bench's calendar for the panel)")
+    parser.add_argument("--detail", action="store_true", help="also MASE per series and per fold beside the trio's")
     args = parser.parse_args()
     names = args.panel or list(PANELS)
     if args.what == "reference":
         reference(names, args.folds)
     else:
         overrides = {k: _tuples(json.loads(v)) for k, v in (s.split("=", 1) for s in args.set)}
-        project(names, args.folds, overrides, args.holidays)
+        project(names, args.folds, overrides, args.holidays, args.detail)
     return 0
 
 

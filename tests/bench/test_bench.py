@@ -76,3 +76,28 @@ def test_development_folds_end_where_the_reported_folds_begin():
     assert len(development) == len(reported) == 8
     assert development[-1] + 7 == reported[0]  # the last development fold's test week ends where reporting starts
     assert reported[-1] + 7 == len(y)
+
+
+def test_development_detail_scores_each_series_and_fold_like_the_summary():
+    """`dev_folds.mase_table` is the summary's MASE split by series or by fold: their means agree with
+    `quality.summarise`, and a series the project forecasts perfectly scores 0."""
+    from bench.dev_folds import detail, mase_table
+    from bench.quality import summarise
+
+    dates = pd.date_range("2024-01-01", periods=2, freq="D")
+    rows = []
+    for method, miss in (("project", 0.0), ("AutoARIMA", 2.0), ("AutoETS", 1.0), ("AutoTheta", 4.0)):
+        for series, scale in (("a", 2.0), ("b", 4.0)):
+            for fold in (0, 1):
+                off = miss * (fold + 1) if series == "b" or method != "project" else 0.0
+                rows.append(pd.DataFrame({"method": method, "series_id": series, "fold": fold, "date": dates, "actual": 10.0, "yhat": 10.0 + off, "lo": np.nan, "hi": np.nan, "scale": scale}))
+    points = pd.concat(rows, ignore_index=True)
+    by_series = mase_table(points, "series_id")
+    assert by_series.loc["a", "project"] == 0.0
+    assert by_series.loc["b", "AutoETS"] == (1.0 / 4 + 2.0 / 4) / 2
+    for method in by_series.columns:
+        one = points[points["method"] == method]
+        assert abs(by_series[method].mean() - summarise(one, {})["mase"]) < 1e-12
+        assert abs(mase_table(points, "fold")[method].mean() - summarise(one, {})["mase"]) < 1e-12
+    text = detail(points[points["method"] == "project"], points[points["method"] != "project"])
+    assert "ratio_to_best" in text and "series_id" in text and "fold" in text
