@@ -49,7 +49,7 @@ class SourceConfig(_Section):
     # Which CSV / source columns hold the date, the series id and the value.
     columns: dict[Literal["date", "series", "value"], Annotated[str, Field(min_length=1)]]
     # The seed CSV's date format: null = ISO 8601 (2025-01-31, 2025-01-31 00:00:00, 2025-01-31T00:00:00Z,
-    # 2025-01 for a month); else a strftime format such as "%d/%m/%Y" (day first and month first cannot
+    # 2025-01 for a month, 2025-W05 for an ISO week's Monday); else a strftime format such as "%d/%m/%Y" (day first and month first cannot
     # be told apart from the text, so they are never guessed).
     date_format: Annotated[str, Field(pattern=r"%")] | None = None
     # The seed CSV's decimal mark: "." (3.67), or "," (3,67; a "." is then a thousands separator, 1.234,5).

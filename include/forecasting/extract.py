@@ -277,13 +277,26 @@ def parse_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:
     """The seed CSV's dates as timestamps (NaT where a cell does not parse).
 
     `date_format` None reads ISO 8601: a date, optionally with a time of day and a zone (the zone is
-    dropped), or a year and month (the month's first day). Otherwise `date_format` is a strftime format.
-    A time of day is kept, so that the caller can refuse one that is not midnight.
+    dropped), a year and month (the month's first day), or an ISO week (2025-W05, 2025W05: its Monday;
+    2025-W05-3: its Wednesday), as BI tools label weekly exports. Otherwise `date_format` is a strftime
+    format. A time of day is kept, so that the caller can refuse one that is not midnight.
     """
     text = raw.astype(str).str.strip()
     if date_format is not None:
         return pd.to_datetime(text, format=date_format, errors="coerce")
-    return pd.to_datetime(text.str.replace(_ZONE, lambda m: m.group(1) or "", regex=True), format="ISO8601", errors="coerce")
+    parsed = pd.to_datetime(text.str.replace(_ZONE, lambda m: m.group(1) or "", regex=True), format="ISO8601", errors="coerce")
+    week = text.str.extract(_ISO_WEEK)
+    labelled = week["year"].notna()
+    if labelled.any():
+        # pandas' ISO 8601 parser has no week dates; strptime's ISO year, week and weekday do (%G-W%V-%u).
+        iso = week["year"] + "-W" + week["week"] + "-" + week["day"].fillna("1")
+        weeks = pd.to_datetime(iso.where(labelled), format="%G-W%V-%u", errors="coerce")
+        parsed = parsed.astype("datetime64[ns]").where(~labelled, weeks.astype("datetime64[ns]"))
+    return parsed
+
+
+# An ISO 8601 week date: year, week and optionally the weekday (1 = Monday), extended or basic.
+_ISO_WEEK = re.compile(r"^(?P<year>\d{4})-?W(?P<week>\d{2})(?:-?(?P<day>[1-7]))?$")
 
 
 _DAY_MONTH_YEAR = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4})\s*$")

@@ -445,3 +445,31 @@ def test_duplicated_source_keys_are_found_before_aggregation(tmp_path, loaded):
     row = raw.iloc[5]
     assert found == [{"series_id": row["item_name"], "n_keys": 1, "max_rows": 2, "first_date": row["date"], "last_date": row["date"]}]
     assert "GROUP BY s.date, s.item_description" in extract.duplicates_sql("bigquery", "p.d.t", ["date", "item_description"])
+
+
+def test_iso_week_labels_load_as_the_weeks_monday_or_their_weekday(tmp_path):
+    """A weekly export labelled by ISO week (2023-W25, 2023W25, 2023-W25-7) loads as dates: the week's
+    Monday, or the weekday the label names, so the panel is weekly on that day; a week that does not
+    exist (W54) is an unreadable date like any other."""
+    from include.forecasting.frequency import detect_cadence
+
+    weekly = pd.read_csv(ROOT / "include" / "data" / "veg_supermarket_weekly_kg.csv", dtype=str)
+    sundays = pd.to_datetime(weekly["date"])
+    iso = sundays.dt.isocalendar()
+    labels = iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
+    columns = {"date": "date", "series": "series", "value": "value"}
+    for label, expected, anchor in (
+        (labels, sundays - pd.Timedelta(days=6), "W-MON"),
+        (labels.str.replace("-", ""), sundays - pd.Timedelta(days=6), "W-MON"),
+        (labels + "-7", sundays, "W-SUN"),
+    ):
+        path = tmp_path / "iso_weeks.csv"
+        weekly.assign(date=label).to_csv(path, index=False)
+        config = load_config(write_config(tmp_path, path, **{"source.columns": columns}))
+        con = duckdb.connect()
+        extract.load_seed_csv(con, config.source)
+        rows = _source_rows(con, config)
+        assert sorted(rows["date"].unique()) == sorted(expected.unique())
+        frame = rows.rename(columns={"date": "sales_date", "item_description": "series_id", "bottles_sold": "value"})
+        assert detect_cadence(frame).label == f"weekly ({anchor})"
+    assert extract.parse_dates(pd.Series(["2020-W53", "2021-W53", "2025-W05-8"])).isna().tolist() == [False, True, True]
