@@ -285,13 +285,13 @@ def parse_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:
     if date_format is not None:
         return pd.to_datetime(text, format=date_format, errors="coerce")
     parsed = pd.to_datetime(text.str.replace(_ZONE, lambda m: m.group(1) or "", regex=True), format="ISO8601", errors="coerce")
-    week = text.str.extract(_ISO_WEEK)
-    labelled = week["year"].notna()
-    if labelled.any():
-        # pandas' ISO 8601 parser has no week dates; strptime's ISO year, week and weekday do (%G-W%V-%u).
+    # pandas' ISO 8601 parser has no week dates (they come back NaT); strptime's ISO year, week and
+    # weekday do (%G-W%V-%u). Only the cells that did not parse are looked at.
+    week = text[parsed.isna()].str.extract(_ISO_WEEK).dropna(subset=["year"])
+    if len(week):
         iso = week["year"] + "-W" + week["week"] + "-" + week["day"].fillna("1")
-        weeks = pd.to_datetime(iso.where(labelled), format="%G-W%V-%u", errors="coerce")
-        parsed = parsed.astype("datetime64[ns]").where(~labelled, weeks.astype("datetime64[ns]"))
+        parsed = parsed.astype("datetime64[ns]")
+        parsed.loc[week.index] = pd.to_datetime(iso, format="%G-W%V-%u", errors="coerce").astype("datetime64[ns]")
     return parsed
 
 
