@@ -207,6 +207,10 @@ class ValidationConfig(_Section):
     # Rows breaking a rule marked `meta.per_series` in the row suite: quarantine their series, or block the
     # run. Panel-wide bad rows (>= anomaly.panel_share of the series, at least 2) always block.
     on_bad_rows: Literal["quarantine", "block"] = "quarantine"
+    # A negative value: "refuse" (default) breaks the "not negative" row rule (its series is quarantined,
+    # see on_bad_rows); "zero" reads it as no sale, for sources that net returns into the day's sales (a
+    # day whose returns outweigh its sales); the run's validation report names each such row.
+    negative_values: Literal["refuse", "zero"] = "refuse"
 
     def min_rows(self, cadence: str) -> int:
         """The fewest rows a series of this cadence (`daily` / `weekly` / `monthly`) needs; a cadence the

@@ -19,7 +19,7 @@ from include.forecasting.config import Config
 from include.forecasting.extract import SnapshotRef, history_window, normalise, read_snapshot, write_snapshot
 from include.forecasting.frequency import Cadence, detect_cadence, from_name
 from include.forecasting.publish import FALLBACK_VERSION, forecast_rows
-from include.forecasting.validation import DataValidationError, rows_from, save_report, validate_frame
+from include.forecasting.validation import DataValidationError, negatives_as_no_sale, rows_from, save_report, validate_frame
 
 # What a per-series failure of the modelling code can raise: caught per series (that series is quarantined,
 # the others go on). Store and network errors are not in this list: they fail the task, which retries.
@@ -46,10 +46,13 @@ def validate_snapshot(config: Config, ref: SnapshotRef) -> tuple[SnapshotRef, di
     path = save_report(report, config.storage_root)
     if not report.success:
         raise DataValidationError(report)
-    if report.history_start is not None:
-        # The panel has a long hole: what trains is what was validated, the rows after it (a snapshot of
-        # its own, content-addressed like extract's).
-        kept = rows_from(frame, pd.Timestamp(report.history_start), from_name(report.cadence or "daily"))
+    if report.history_start is not None or report.negatives_zeroed:
+        # What trains is what was validated (a snapshot of its own, content-addressed like extract's): after
+        # a long hole in the panel, the rows after it; with validation.negative_values "zero", negative
+        # values as no sale.
+        kept = negatives_as_no_sale(frame)[0] if report.negatives_zeroed else frame
+        if report.history_start is not None:
+            kept = rows_from(kept, pd.Timestamp(report.history_start), from_name(report.cadence or "daily"))
         window = (dt.date.fromisoformat(ref.window_start), dt.date.fromisoformat(ref.window_end))
         ref = write_snapshot(kept, config.storage_root, window, ref.config_sha256, ref.raw_duplicates, ref.delivery_rows)
     checked = SnapshotRef.from_dict({**ref.to_dict(), "cadence": report.cadence, "quarantined": report.quarantined, "bad_rows": report.bad_rows})

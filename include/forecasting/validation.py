@@ -118,6 +118,9 @@ class ValidationReport:
     # and why; the periods before it were left out of everything validated and trained.
     history_start: str | None = None
     notes: list[str] = field(default_factory=list)
+    # validation.negative_values "zero": the rows read as no sale ({series_id, date, value}); what trains is
+    # the frame with those values at 0 (`negatives_as_no_sale`).
+    negatives_zeroed: list[dict[str, Any]] = field(default_factory=list)
 
     def message(self) -> str:
         """Multi-line message naming each failed expectation with observed values."""
@@ -141,6 +144,7 @@ class ValidationReport:
             "bad_rows": self.bad_rows,
             "history_start": self.history_start,
             "notes": self.notes,
+            "negatives_zeroed": self.negatives_zeroed,
         }
 
 
@@ -332,6 +336,29 @@ def _jsonable(value: Any) -> Any:
     return _jsonable(json.loads(json.dumps(value, default=str)))
 
 
+def negatives_as_no_sale(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The frame with every finite negative value set to 0 (no sale), and those rows as {series_id, date,
+    value}: `validation.negative_values: zero`, for sources that net returns into the day's sales.
+    NaN and infinite values are left for the row rules to name."""
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    negative = (values < 0) & np.isfinite(values)
+    if not negative.any():
+        return frame, []
+    rows = [
+        {"series_id": str(r.series_id), "date": pd.Timestamp(r.sales_date).date().isoformat(), "value": float(r.value)}
+        for r in frame.loc[negative, ["series_id", "sales_date", "value"]].itertuples(index=False)
+    ]
+    return frame.assign(value=frame["value"].mask(negative, 0)), rows
+
+
+def _zeroed_note(rows: list[dict[str, Any]]) -> str:
+    """The report's note on the negative values read as no sale: how many, in how many series, examples."""
+    examples = "; ".join(f"{r['series_id']} {r['date']}: {r['value']:g}" for r in rows[:5])
+    more = f"; and {len(rows) - 5} more" if len(rows) > 5 else ""
+    series = len({r["series_id"] for r in rows})
+    return f"{len(rows)} negative value(s) in {series} series read as no sale (validation.negative_values: zero): {examples}{more}"
+
+
 def validate_frame(
     frame: pd.DataFrame,
     config: Config,
@@ -349,6 +376,9 @@ def validate_frame(
     # GX logs ~10 INFO lines per expectation ("_get_default_value called with key ..."): third-party
     # noise that buried the real failure in task logs. Its warnings and errors still show.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    zeroed: list[dict[str, Any]] = []
+    if config.validation.negative_values == "zero":
+        frame, zeroed = negatives_as_no_sale(frame)
     try:
         found = panel_cadence(frame, config.source.frequency)
         misfits = _cadence_misfits(found, int(frame["series_id"].nunique()), config)
@@ -413,7 +443,10 @@ def validate_frame(
     report = ValidationReport(
         not failures, snapshot_sha256, evaluated, failures, results, cadence.label, quarantined, sorted(bad_rows),
         history_start=None if start is None else start.date().isoformat(), notes=[note] if note else [],
+        negatives_zeroed=zeroed,
     )
+    if zeroed:
+        report.notes.append(_zeroed_note(zeroed))
     log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
     for series_id, reason in quarantined.items():
         log.warning("series %r quarantined by validation: %s", series_id, reason)

@@ -57,6 +57,25 @@ def test_a_long_hole_starts_the_history_of_the_snapshot_that_trains(tmp_path, io
     assert report["history_start"] is None and unchanged.min_date == "2023-01-02"
 
 
+def test_negative_values_read_as_no_sale_are_zero_in_the_snapshot_that_trains(tmp_path, iowa_frame):
+    """With validation.negative_values "zero", training reads the validated frame: a snapshot of its own
+    whose negative values are 0, every other row as extracted."""
+    import datetime as dt
+
+    from include.forecasting.extract import read_snapshot, write_snapshot
+    from include.forecasting.pipeline import validate_snapshot
+
+    config = load_config(write_config(tmp_path, **{"validation.negative_values": "zero"}))
+    net = iowa_frame.astype({"value": "float64"})
+    net.loc[[3, 40], "value"] = [-5.0, -1.25]
+    extracted = write_snapshot(net, config.storage_root, (dt.date(2023, 1, 1), dt.date(2025, 5, 31)), config.run_sha256)
+    checked, report = validate_snapshot(config, extracted)
+    assert checked.sha256 != extracted.sha256 and len(report["negatives_zeroed"]) == 2 and checked.quarantined == {}
+    kept = read_snapshot(checked)
+    assert len(kept) == len(net) and (kept["value"] >= 0).all()
+    assert kept["value"].sum() == pytest.approx(net["value"].clip(lower=0).sum())
+
+
 def test_a_gate_failure_quarantines_that_series_only(tmp_path):
     """Metrics the gate cannot read for one series (a malformed record): that series gets a rejection with
     the cause as its error (so publishing quarantines it and its champion stays), the other is decided."""

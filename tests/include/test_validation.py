@@ -64,6 +64,26 @@ def test_decimals_are_valid_unless_whole_units_is_set(iowa_frame, tmp_path):
     assert "config validation.whole_units" in report.message()
 
 
+def test_negative_values_are_refused_unless_read_as_no_sale(iowa_frame, tmp_path):
+    """A day whose returns outweigh its sales, in a source that nets them: by default a bad row of its
+    series (quarantined, naming series, date and value); with validation.negative_values "zero" it is read
+    as no sale, the run is clean and the report's note names the row. An infinite value is still refused."""
+    net = iowa_frame.astype({"value": "float64"})
+    row = net.loc[3]
+    net.loc[3, "value"] = -5.5
+    refused = validate_frame(net, load_config(write_config(tmp_path)), END, "sha")
+    assert refused.success and refused.bad_rows == [row["series_id"]] and refused.negatives_zeroed == []
+    assert "not negative" in refused.quarantined[row["series_id"]]
+    zero = load_config(write_config(tmp_path, **{"validation.negative_values": "zero"}))
+    report = validate_frame(net, zero, END, "sha")
+    assert report.success and report.quarantined == {} and report.bad_rows == []
+    assert report.negatives_zeroed == [{"series_id": row["series_id"], "date": f"{row['sales_date']:%Y-%m-%d}", "value": -5.5}]
+    assert f"{row['series_id']} {row['sales_date']:%Y-%m-%d}: -5.5" in report.notes[-1] and "validation.negative_values: zero" in report.message()
+    net.loc[4, "value"] = float("-inf")
+    broken = validate_frame(net, zero, END, "sha")
+    assert broken.bad_rows == [net.loc[4, "series_id"]] and len(broken.negatives_zeroed) == 1
+
+
 def test_a_series_off_the_panels_cadence_is_quarantined_and_a_mixed_panel_refused(iowa_frame, config, tmp_path):
     """Weekly totals in the daily Iowa panel: that one series is quarantined with its dates and the rule
     (as bad rows: no fallback is computed from rows that do not fit the grid), the five daily ones go on.
