@@ -165,6 +165,31 @@ def test_a_monitor_run_before_anything_was_published_writes_health_and_a_report(
     assert report.read_text().count("<svg") == 5
 
 
+def test_a_net_negative_actual_is_scored_as_no_sale_when_training_read_it_so(tmp_path, actuals, history):
+    """With validation.negative_values "zero" the monitor scores a net-negative day as the 0 training read
+    it as; by default it scores the value as delivered."""
+    from conftest import write_config
+
+    from include.forecasting import monitor_pipeline
+    from include.forecasting.config import load_config
+
+    series_id = "BLACK VELVET"
+    forecasts = published(actuals, series_id)
+    day = pd.Timestamp(forecasts["forecast_date"].max())
+    net = history.copy()
+    row = (net["series_id"] == series_id) & (net["sales_date"] == day)
+    assert row.sum() == 1
+    net.loc[row, "value"] = -40
+    scored = {}
+    for policy in ("refuse", "zero"):
+        config = load_config(write_config(tmp_path, **{"validation.negative_values": policy}))
+        result = monitor_pipeline.assess(config, forecasts, net, MONITOR, lambda name, version: None)
+        on_day = result.accuracy[pd.to_datetime(result.accuracy["forecast_date"]) == day]
+        assert len(on_day) == 1
+        scored[policy] = float(on_day["actual"].iloc[0])
+    assert scored == {"refuse": -40, "zero": 0}
+
+
 def test_periods_that_have_not_arrived_are_not_zeros(history):
     """A monitor run long after the newest delivery (late data, or a historical panel): the actuals stop
     at the newest row instead of reading as weeks of zero sales, so nothing drifts because of it."""
