@@ -158,6 +158,8 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
         raise KeyError(f"source.unique_key names {absent}, which seed CSV {source.seed_csv} lacks; has {list(frame.columns)}")
     values, misread = decimal_point_values(frame[c["value"]], source.decimal, source.thousands)
     dates = parse_dates(frame[c["date"]], source.date_format)
+    if not extra_keys:
+        _hint_finer_grain(frame, c, dates, source.seed_csv)
     if extra_keys:  # transaction grain: a time of day is the transaction's, and the rows sum per day
         dates = dates.dt.normalize()
     bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share, source.decimal, source.thousands)
@@ -186,6 +188,29 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
         )
         con.unregister("seed_frame")
     return len(staged)
+
+
+def _hint_finer_grain(frame: pd.DataFrame, columns: dict[str, str], dates: pd.Series, path: Path) -> None:
+    """Warn, naming the column(s), when several rows share a date and series but another CSV column tells
+    them apart (a store, a department): as the config stands they are a delivery loaded twice, which
+    validation refuses; if they are parts of one period's sales, `source.unique_key` with that column sums
+    them. Exact repeats (a file appended to itself) get no hint: no column tells them apart."""
+    key = pd.DataFrame({"date": dates.dt.normalize(), "series": frame[columns["series"]]})
+    repeated = key.duplicated(keep=False) & key["date"].notna()
+    if not repeated.any():
+        return
+    by = [key.loc[repeated, "date"], key.loc[repeated, "series"]]
+    size = frame.loc[repeated].groupby(by).size()
+    others = [col for col in frame.columns if col not in columns.values()]
+    telling = [col for col in others if frame.loc[repeated, col].groupby(by).nunique().eq(size).all()]
+    if telling:
+        suggested = ", ".join(["date", "item_description", *telling[:1]])
+        log.warning(
+            "seed CSV %s: %d rows share a date and series with another row, told apart by column(s) %s: if they are parts "
+            "of one period's sales, set source.unique_key: [%s] and they are summed per period; as configured they read as "
+            "a delivery loaded twice, which validation refuses",
+            path, int(repeated.sum()), telling, suggested,
+        )
 
 
 # The first bytes of spreadsheet workbooks (xlsx/ods are zip files; xls is an OLE2 compound file).

@@ -473,3 +473,22 @@ def test_iso_week_labels_load_as_the_weeks_monday_or_their_weekday(tmp_path):
         frame = rows.rename(columns={"date": "sales_date", "item_description": "series_id", "bottles_sold": "value"})
         assert detect_cadence(frame).label == f"weekly ({anchor})"
     assert extract.parse_dates(pd.Series(["2020-W53", "2021-W53", "2025-W05-8"])).isna().tolist() == [False, True, True]
+
+
+def test_rows_of_a_finer_grain_get_a_hint_naming_the_column_for_unique_key(tmp_path, caplog):
+    """Two rows per product and day, one per store, with the default unique_key: the load warns that the
+    `store` column tells them apart and names the unique_key that sums them (validation would refuse them
+    as a delivery loaded twice). A file appended to itself gets no such hint: nothing tells its rows apart."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    stores = pd.concat([raw.assign(store="A"), raw.assign(store="B")], ignore_index=True)
+    path = tmp_path / "stores.csv"
+    stores.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path))
+    with caplog.at_level("WARNING", logger="include.forecasting.extract"):
+        extract.load_seed_csv(duckdb.connect(), config.source)
+    assert "told apart by column(s) ['store']" in caplog.text and "source.unique_key: [date, item_description, store]" in caplog.text
+    caplog.clear()
+    pd.concat([raw, raw], ignore_index=True).to_csv(path, index=False)
+    with caplog.at_level("WARNING", logger="include.forecasting.extract"):
+        extract.load_seed_csv(duckdb.connect(), config.source)
+    assert "told apart" not in caplog.text
