@@ -46,8 +46,10 @@ class SourceConfig(_Section):
     table: str = Field(pattern=_TABLE_RE)
     billing_project: str | None = None
     seed_csv: Path | None = None
-    # Which CSV / source columns hold the date, the series id and the value.
-    columns: dict[Literal["date", "series", "value"], Annotated[str, Field(min_length=1)]]
+    # Which CSV / source columns hold the date, the series id and the value. The series may be a list of
+    # columns ([store, item]): their cells joined by " / " are its id (store 1's and store 2's item are two
+    # series).
+    columns: dict[Literal["date", "series", "value"], Annotated[str, Field(min_length=1)] | list[Annotated[str, Field(min_length=1)]]]
     # The seed CSV's date format: null = ISO 8601 (2025-01-31, 2025-01-31 00:00:00, 2025-01-31T00:00:00Z,
     # 2025-01 for a month, 2025-W05 for an ISO week's Monday); else a strftime format such as "%d/%m/%Y" (day first and month first cannot
     # be told apart from the text, so they are never guessed).
@@ -62,6 +64,21 @@ class SourceConfig(_Section):
     # The source table's own grain: columns that identify one source row. A repeated key is a duplicated
     # delivery (the seed CSV: one row per date and series; BigQuery Iowa: invoice_and_item_number).
     unique_key: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=lambda: ["date", "item_description"], min_length=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _one_date_and_value_column(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in ("date", "value"):
+            if isinstance(value.get(key), list):
+                raise ValueError(f"{key} is one column (got {value[key]}); only series may list several")
+        series = value.get("series")
+        if isinstance(series, list) and (not series or len(set(series)) != len(series)):
+            raise ValueError(f"series lists its columns once each, at least one (got {series})")
+        return value
+
+    def csv_columns(self) -> list[str]:
+        """Every seed CSV column the mapping names: date, the series column(s), value."""
+        return [name for value in self.columns.values() for name in (value if isinstance(value, list) else [value])]
 
     @model_validator(mode="after")
     def _marks_differ(self) -> SourceConfig:

@@ -142,14 +142,16 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     """
     if source.seed_csv is None or not source.seed_csv.is_file():
         raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
-    frame = _named_as_configured(read_seed_text(source.seed_csv), [*source.columns.values(), *source.unique_key])
-    missing = [c for c in source.columns.values() if c not in frame.columns]
+    frame = _named_as_configured(read_seed_text(source.seed_csv), [*source.csv_columns(), *source.unique_key])
+    missing = [c for c in source.csv_columns() if c not in frame.columns]
     if missing:
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
-    frame = _data_rows(frame, list(source.columns.values()), source.seed_csv)
+    frame = _data_rows(frame, source.csv_columns(), source.seed_csv)
     if frame.empty:  # refused here: loaded, it would replace the table's history with nothing
         raise ValueError(f"seed CSV {source.seed_csv} has a header but no rows (source.seed_csv in the config)")
-    c = source.columns
+    c = dict(source.columns)
+    if isinstance(c["series"], list):
+        frame, c["series"] = _joined_series(frame, c["series"])
     # Key columns beyond date and series (a department, an invoice line) are loaded as they are, so that a
     # CSV with several rows per series and date sums them and the duplicates check still has its grain.
     extra_keys = [k for k in source.unique_key if k not in ("date", "item_description", "bottles_sold")]
@@ -190,6 +192,15 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     return len(staged)
 
 
+def _joined_series(frame: pd.DataFrame, parts: list[str]) -> tuple[pd.DataFrame, str]:
+    """The frame with one more column, the series id of `source.columns.series: [a, b, ...]`: the cells of
+    those columns joined by " / " (store `1`, item `Milk`: `1 / Milk`), and that column's name. A row with
+    any of them empty names no series (an empty id, which validation refuses like any row without one)."""
+    label = " + ".join(parts)
+    joined = frame[parts[0]].str.cat([frame[p] for p in parts[1:]], sep=" / ") if len(parts) > 1 else frame[parts[0]]
+    return frame.assign(**{label: joined.mask(frame[parts].eq("").any(axis=1), "")}), label
+
+
 def _hint_finer_grain(frame: pd.DataFrame, columns: dict[str, str], dates: pd.Series, path: Path) -> None:
     """Warn, naming the column(s), when several rows share a date and series but another CSV column tells
     them apart (a store, a department): as the config stands they are a delivery loaded twice, which
@@ -205,11 +216,12 @@ def _hint_finer_grain(frame: pd.DataFrame, columns: dict[str, str], dates: pd.Se
     telling = [col for col in others if frame.loc[repeated, col].groupby(by).nunique().eq(size).all()]
     if telling:
         suggested = ", ".join(["date", "item_description", *telling[:1]])
+        series = columns["series"] if isinstance(columns["series"], list) else [columns["series"]]
         log.warning(
             "seed CSV %s: %d rows share a date and series with another row, told apart by column(s) %s: if they are parts "
-            "of one period's sales, set source.unique_key: [%s] and they are summed per period; as configured they read as "
-            "a delivery loaded twice, which validation refuses",
-            path, int(repeated.sum()), telling, suggested,
+            "of one period's sales, set source.unique_key: [%s] and they are summed per period; for a series each, set "
+            "source.columns.series: [%s]; as configured they read as a delivery loaded twice, which validation refuses",
+            path, int(repeated.sum()), telling, suggested, ", ".join([telling[0], *series]),
         )
 
 

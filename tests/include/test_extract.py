@@ -487,8 +487,32 @@ def test_rows_of_a_finer_grain_get_a_hint_naming_the_column_for_unique_key(tmp_p
     with caplog.at_level("WARNING", logger="include.forecasting.extract"):
         extract.load_seed_csv(duckdb.connect(), config.source)
     assert "told apart by column(s) ['store']" in caplog.text and "source.unique_key: [date, item_description, store]" in caplog.text
+    assert "source.columns.series: [store, item_name]" in caplog.text
     caplog.clear()
     pd.concat([raw, raw], ignore_index=True).to_csv(path, index=False)
     with caplog.at_level("WARNING", logger="include.forecasting.extract"):
         extract.load_seed_csv(duckdb.connect(), config.source)
     assert "told apart" not in caplog.text
+
+
+def test_a_series_named_by_several_columns_joins_their_cells(tmp_path):
+    """`source.columns.series: [store, item_name]`: one series per store and product, its id the cells
+    joined by " / "; sales per series and date are the rows' own. A row missing one of the parts names no
+    series. A list for the date or the value column is a config error naming the key."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    stores = pd.concat([raw.assign(store="1"), raw.assign(store="2", total_amount_sold="7")], ignore_index=True)
+    stores.loc[0, "store"] = ""
+    path = tmp_path / "stores.csv"
+    stores.to_csv(path, index=False)
+    columns = {"date": "date", "series": ["store", "item_name"], "value": "total_amount_sold"}
+    config = load_config(write_config(tmp_path, path, **{"source.columns": columns}))
+    con = duckdb.connect()
+    extract.load_seed_csv(con, config.source)
+    rows = _source_rows(con, config)
+    ids = set(rows["item_description"].dropna())
+    assert ids == {f"{s} / {item}" for s in ("1", "2") for item in raw["item_name"].unique()}
+    assert rows["item_description"].isna().sum() == 1  # the row without a store
+    two = rows[rows["item_description"] == "2 / BLACK VELVET"]
+    assert len(two) == int((raw["item_name"] == "BLACK VELVET").sum()) and (two["bottles_sold"] == 7).all()
+    with pytest.raises(ValueError, match="value is one column"):
+        load_config(write_config(tmp_path, path, **{"source.columns": {**columns, "value": ["a", "b"]}}))
