@@ -161,7 +161,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     values, misread = decimal_point_values(frame[c["value"]], source.decimal, source.thousands)
     dates = parse_dates(frame[c["date"]], source.date_format)
     if not extra_keys:
-        _hint_finer_grain(frame, c, dates, source.seed_csv)
+        _hint_finer_grain(frame, c, dates, source.seed_csv, source.columns["series"])
     if extra_keys:  # transaction grain: a time of day is the transaction's, and the rows sum per day
         dates = dates.dt.normalize()
     bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share, source.decimal, source.thousands)
@@ -201,11 +201,12 @@ def _joined_series(frame: pd.DataFrame, parts: list[str]) -> tuple[pd.DataFrame,
     return frame.assign(**{label: joined.mask(frame[parts].eq("").any(axis=1), "")}), label
 
 
-def _hint_finer_grain(frame: pd.DataFrame, columns: dict[str, str], dates: pd.Series, path: Path) -> None:
+def _hint_finer_grain(frame: pd.DataFrame, columns: dict[str, str], dates: pd.Series, path: Path, series_config: str | list[str]) -> None:
     """Warn, naming the column(s), when several rows share a date and series but another CSV column tells
     them apart (a store, a department): as the config stands they are a delivery loaded twice, which
     validation refuses; if they are parts of one period's sales, `source.unique_key` with that column sums
-    them. Exact repeats (a file appended to itself) get no hint: no column tells them apart."""
+    them, and `source.columns.series` with it (`series_config` plus that column) makes a series of each.
+    Exact repeats (a file appended to itself) get no hint: no column tells them apart."""
     key = pd.DataFrame({"date": dates.dt.normalize(), "series": frame[columns["series"]]})
     repeated = key.duplicated(keep=False) & key["date"].notna()
     if not repeated.any():
@@ -216,7 +217,7 @@ def _hint_finer_grain(frame: pd.DataFrame, columns: dict[str, str], dates: pd.Se
     telling = [col for col in others if frame.loc[repeated, col].groupby(by).nunique().eq(size).all()]
     if telling:
         suggested = ", ".join(["date", "item_description", *telling[:1]])
-        series = columns["series"] if isinstance(columns["series"], list) else [columns["series"]]
+        series = series_config if isinstance(series_config, list) else [series_config]
         log.warning(
             "seed CSV %s: %d rows share a date and series with another row, told apart by column(s) %s: if they are parts "
             "of one period's sales, set source.unique_key: [%s] and they are summed per period; for a series each, set "
