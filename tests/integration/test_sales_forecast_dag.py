@@ -264,6 +264,39 @@ def test_weekly_panel_forecasts_its_own_weekday(airflow_db, config_factory, tmp_
     assert outcome["quarantined"]["106"].startswith("bad rows (one cadence per panel): 2022-05-14 (Sat) not on the panel's weekly (W-SUN) grid")
 
 
+def test_a_store_by_product_export_labelled_by_iso_week_with_a_net_negative_week(airflow_db, config_factory, tmp_path):
+    """A BI export as users have it: one row per store, product and ISO week (`2023-W25`), sales net of
+    returns with one week whose returns outweighed its sales. With `source.columns.series: [store, series]`
+    and `validation.negative_values: zero` the real DAG publishes every store-product pair, weekly on the
+    weeks' Mondays, and the negative week is read as no sale and named in the validation report."""
+    raw = pd.read_csv(SEED.parent / "veg_supermarket_weekly_kg.csv")
+    items = sorted(raw["series"].unique())[:2]
+    one = raw[raw["series"].isin(items)]
+    frame = pd.concat([one.assign(store="1"), one.assign(store="2", value=(one["value"] / 2).round(3))], ignore_index=True)
+    iso = pd.to_datetime(frame["date"]).dt.isocalendar()
+    frame["date"] = iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)
+    negative = frame.index[(frame["store"] == "2") & (frame["series"] == items[0])][60]
+    frame.loc[negative, "value"] = -3.5
+    seed = tmp_path / "stores_iso_weeks.csv"
+    frame[["store", "series", "date", "value"]].to_csv(seed, index=False)
+    config = config_factory(
+        seed=seed, **{"source.columns": {"date": "date", "series": ["store", "series"], "value": "value"}, "validation.negative_values": "zero"}
+    )
+    last_monday = pd.Timestamp(raw["date"].max()) - pd.Timedelta(days=6)
+    day = (last_monday + pd.Timedelta(days=1)).date()
+    run = run_dag("sales_forecast", day)
+    states = task_states(run)
+    assert run.state == "success" and states["all_series_published"] == "success", states
+    published = forecasts(config, day)
+    assert set(published["series_id"]) == {f"{store} / {item}" for store in ("1", "2") for item in items}
+    assert (published["forecast_date"].dt.day_of_week == 0).all() and published.groupby("series_id").size().eq(7).all()
+    week = frame.loc[negative, "date"]
+    monday = pd.to_datetime(f"{week}-1", format="%G-W%V-%u").date().isoformat()
+    report = json.loads(next((config.storage_root / "validation").glob("*.json")).read_text())
+    assert report["negatives_zeroed"] == [{"series_id": f"2 / {items[0]}", "date": monday, "value": -3.5}]
+    assert f"2 / {items[0]} {monday}: -3.5" in summary(config, day, run.run_id, str(run.state))
+
+
 def test_a_panel_of_young_series_publishes_every_fallback(airflow_db, config_factory, tmp_path, monkeypatch):
     """A weekly panel that began 40 weeks ago (the real vegetable panel's last 40 weeks, four items): no
     series has validation.min_rows_per_series (52 weeks). Every series is quarantined with that reason and
