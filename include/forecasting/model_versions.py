@@ -46,8 +46,48 @@ def _self_contained_code() -> Path:
         shutil.copy2(source, package / "forecasting" / source.name)
     return package
 
-def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str) -> Any:
-    """History (last 120 days) with the forecast and its first prediction interval.
+@functools.cache
+def _charmap(path: str) -> frozenset[int]:
+    """The code points a font file has glyphs for."""
+    from matplotlib.ft2font import FT2Font
+
+    return frozenset(FT2Font(path).get_charmap())
+
+
+@functools.cache
+def _font_with(missing: frozenset[int]) -> str | None:
+    """The family name of an installed font with glyphs for all of `missing`, or None (fonts are scanned
+    once per process, only when a title needs one)."""
+    from matplotlib import font_manager
+
+    for entry in font_manager.fontManager.ttflist:
+        if "last resort" in entry.name.lower():
+            continue  # Unicode's Last Resort font maps every code point to a box naming its script
+        try:
+            if missing <= _charmap(entry.fname):
+                return str(entry.name)
+        except (OSError, RuntimeError):  # an unreadable font file is skipped
+            continue
+    return None
+
+
+def title_fonts(text: str) -> list[str] | None:
+    """Font families that render every character of `text`: [] when matplotlib's default font has them
+    all, [default, a font that has the rest] (matplotlib falls back glyph by glyph), or None when no
+    installed font does (a Chinese product name on a host without CJK fonts would be drawn as boxes)."""
+    from matplotlib import font_manager
+
+    default = font_manager.findfont(font_manager.FontProperties())
+    missing = frozenset(ord(c) for c in text) - _charmap(default)
+    if not missing:
+        return []
+    other = _font_with(missing)
+    return None if other is None else [font_manager.FontProperties(fname=default).get_name(), other]
+
+
+def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str, ascii_title: str | None = None) -> Any:
+    """History (last 120 days) with the forecast and its first prediction interval. A title no installed
+    font can draw is replaced by `ascii_title` (the registered model's name) when given.
 
     Built on a bare Figure with fixed margins and a month locator: pyplot's tight_layout and automatic
     date ticks drew the figure twice and cost ~0.1 s per version (a tenth of a 1,000-series run).
@@ -63,7 +103,11 @@ def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str) -> Any:
     ax.fill_between(forecast["forecast_date"], forecast["yhat_lower"], forecast["yhat_upper"], color="#d62728", alpha=0.2, label="80 % interval")
     ax.xaxis.set_major_locator(mdates.MonthLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
-    ax.set_title(title)
+    fonts = title_fonts(title)
+    if fonts is None and ascii_title is not None:
+        ax.set_title(ascii_title)
+    else:
+        ax.set_title(title, **({"fontfamily": fonts} if fonts else {}))
     ax.set_ylabel("quantity per period")
     ax.legend(loc="upper left", fontsize=8)
     return fig
@@ -124,7 +168,7 @@ def log_candidate(
                 tags=[RunTag(k, str(v)) for k, v in {**tags, "series_id": series_id}.items()],
             )
             mlflow.log_dict({"candidates": fitted.candidates, **meta}, "model_selection.json")
-            mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: {fitted.spec.label}"), "forecast.png")
+            mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: {fitted.spec.label}", f"{name}: {fitted.spec.label}"), "forecast.png")
             # A signature without an input example makes MLflow warn on every log; an example would make it
             # load and call the model once more per fit. The signature is explicit, so the warning is noise.
             with warnings.catch_warnings():

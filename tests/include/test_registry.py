@@ -274,3 +274,29 @@ def test_a_combined_weekly_model_registers_and_loads(setup):
     expected = fitted.forecast(7)
     for column in expected.columns.drop("forecast_date"):
         np.testing.assert_allclose(loaded[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("series_id", ["BLACK VELVET", "上海青"])
+def test_the_forecast_thumbnail_title_is_drawn_without_missing_glyphs(series_id):
+    """The version's forecast.png is titled with the series id when some installed font can draw it
+    (matplotlib's default for Latin names, a fallback font for others), else with the registered model's
+    ASCII name: never boxes for a Chinese product name on a host without CJK fonts, and no warning."""
+    import warnings
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from include.forecasting.model_versions import forecast_figure, title_fonts
+
+    y = pd.Series(range(1, 31), index=pd.date_range("2025-01-01", periods=30), dtype=float)
+    forecast = pd.DataFrame({"forecast_date": pd.date_range("2025-01-31", periods=7), "yhat": 30.0, "yhat_lower": 25.0, "yhat_upper": 35.0})
+    fonts = title_fonts(f"{series_id}: SARIMA")
+    fig = forecast_figure(y, forecast, f"{series_id}: SARIMA", "sales_forecast.x: SARIMA")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        FigureCanvasAgg(fig).draw()
+    assert not [w for w in caught if "missing from font" in str(w.message)], [str(w.message) for w in caught]
+    title = fig.axes[0].get_title()
+    if series_id == "BLACK VELVET":
+        assert fonts == [] and title == "BLACK VELVET: SARIMA"
+    else:
+        assert title == ("sales_forecast.x: SARIMA" if fonts is None else "上海青: SARIMA")
