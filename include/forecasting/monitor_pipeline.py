@@ -18,7 +18,7 @@ import pandas as pd
 from include.forecasting import charts, monitoring
 from include.forecasting.config import Config
 from include.forecasting.frequency import detect_cadence
-from include.forecasting.validation import negatives_as_no_sale
+from include.forecasting.validation import negatives_as_configured
 
 
 @dataclass
@@ -52,8 +52,7 @@ def assess(
     if history.empty:
         empty = monitoring.combine(pd.DataFrame(columns=["series_id", "degraded", "reasons", "scored_periods", "model_version"]), pd.DataFrame(columns=["series_id", "drift_statistic", "drift_p_value", "drifted", "drift_reason"]), monitor_date)
         return MonitorResult(pd.DataFrame(columns=monitoring.ACCURACY_COLUMNS), empty, pd.DataFrame(columns=monitoring.ACTUALS_COLUMNS), monitoring.summary(empty), "unknown")
-    if config.validation.negative_values == "zero":
-        history = negatives_as_no_sale(history)[0]  # actuals as training saw them: a net-negative day sold nothing
+    history = negatives_as_configured(history, config)[0]  # actuals as training saw them
     cadence = detect_cadence(history, config.source.frequency)
     actuals = monitoring.actual_series(history, cadence, monitor_date)
     arrived = monitoring.arrived_through(history, monitor_date)

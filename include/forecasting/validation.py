@@ -351,6 +351,13 @@ def negatives_as_no_sale(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[s
     return frame.assign(value=frame["value"].mask(negative, 0)), rows
 
 
+def negatives_as_configured(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The frame as validation judges it and training reads it under `validation.negative_values`:
+    "zero" reads negative values as no sale (`negatives_as_no_sale`), "refuse" leaves them for the row
+    rules. The one place the policy is read (validation, and the monitor's actuals)."""
+    return negatives_as_no_sale(frame) if config.validation.negative_values == "zero" else (frame, [])
+
+
 def _zeroed_note(rows: list[dict[str, Any]]) -> str:
     """The report's note on the negative values read as no sale: how many, in how many series, examples."""
     examples = "; ".join(f"{r['series_id']} {r['date']}: {r['value']:g}" for r in rows[:5])
@@ -376,9 +383,7 @@ def validate_frame(
     # GX logs ~10 INFO lines per expectation ("_get_default_value called with key ..."): third-party
     # noise that buried the real failure in task logs. Its warnings and errors still show.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    zeroed: list[dict[str, Any]] = []
-    if config.validation.negative_values == "zero":
-        frame, zeroed = negatives_as_no_sale(frame)
+    frame, zeroed = negatives_as_configured(frame, config)
     try:
         found = panel_cadence(frame, config.source.frequency)
         misfits = _cadence_misfits(found, int(frame["series_id"].nunique()), config)
