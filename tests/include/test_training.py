@@ -570,3 +570,53 @@ def test_a_legacy_spec_without_a_constant_still_forecasts(velvet, settings):
     assert spec.trend == "n" and spec.members == []
     fc = training.forecast_with_spec(velvet, spec, 7, (0.8,))
     assert np.isfinite(fc["yhat"]).all() and len(fc) == 7
+
+
+def _reshaped(y: pd.Series) -> dict[str, pd.Series]:
+    """A real series as other users' data would make it: other units, a short or thinned history, a
+    recent level shift, a whole-unit count, a slow mover that sells one unit."""
+    n, keep = len(y), np.random.default_rng(3).random(len(y))
+    late = np.arange(n) > n - 20
+    return {
+        "grams to tonnes": y * 1e-7, "cents": y * 1e9, "25 periods": y.iloc[-25:], "a sixth of the periods": y.where(keep < 1 / 6, 0.0),
+        "whole units": y.round(), "x50 lately": y * np.where(late, 50.0, 1.0), "/50 lately": y * np.where(late, 0.02, 1.0),
+        "one unit": (y > 0).astype(float),
+    }
+
+
+def test_every_fit_is_a_usable_forecast_or_a_series_error(config, velvet, veg_weekly):
+    """Real daily, weekly and monthly series, reshaped as other panels would have them: each fit either
+    raises an error the pipeline quarantines the series for (pipeline.SERIES_ERRORS), or returns a
+    forecast with finite, non-negative quantiles in order (80 % inside 95 %) within the explosion bound,
+    which the recorded spec reproduces from the data. A NaN or a negative published value would pass
+    the warehouse's types silently."""
+    from include.forecasting.frequency import monthly
+    from include.forecasting.pipeline import SERIES_ERRORS
+
+    ys, week = veg_weekly
+    daily_veg = pd.read_csv(ROOT / "include/data/veg_supermarket_daily_kg.csv", parse_dates=["date"])
+    daily_veg = daily_veg.rename(columns={"date": "sales_date", "series": "series_id"})
+    months = training.period_series(daily_veg, ys[0].name, daily_veg["sales_date"].max() + pd.Timedelta(days=1), monthly(False))
+    cases = [(velvet, DAILY), (ys[0], week), (ys[2], week), (months, monthly(False))]
+    fitted_count, refused = 0, []
+    for y, cadence in cases:
+        s = training.settings_for(config.forecast, cadence)
+        for how, reshaped in _reshaped(y).items():
+            reshaped = reshaped.rename(f"{y.name}: {how}")
+            try:
+                fitted = training.fit_series(reshaped, s)
+            except SERIES_ERRORS as exc:
+                refused.append(str(exc))
+                continue
+            fitted_count += 1
+            fc = fitted.forecast(s.horizon, (0.8, 0.95))
+            values = fc.drop(columns="forecast_date")
+            assert np.isfinite(values.to_numpy()).all() and (values.to_numpy() >= 0).all(), reshaped.name
+            scale = float(values.to_numpy().max()) * 1e-12
+            assert (fc["yhat_lower_95"] <= fc["yhat_lower"] + scale).all() and (fc["yhat_lower"] <= fc["yhat"] + scale).all(), reshaped.name
+            assert (fc["yhat"] <= fc["yhat_upper"] + scale).all() and (fc["yhat_upper"] <= fc["yhat_upper_95"] + scale).all(), reshaped.name
+            assert fc["yhat"].max() <= s.explosion_factor * max(float(reshaped.max()), 1.0), reshaped.name
+            again = training.forecast_with_spec(reshaped, training.ModelSpec.from_dict(fitted.spec.to_dict()), s.horizon, (0.8, 0.95))
+            np.testing.assert_allclose(again.drop(columns="forecast_date").to_numpy(), values.to_numpy(), rtol=1e-6, atol=scale, err_msg=reshaped.name)
+    # Most reshapes are fitted; what is refused is refused for too little history, with a reason.
+    assert fitted_count >= 24 and all("too little history" in r for r in refused), refused
