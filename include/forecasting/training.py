@@ -21,7 +21,8 @@ Modelling choices (see README "Modelling"):
   estimates a constant (`trend_for`).
 - Estimation: maximum likelihood (statsmodels' exact Kalman-filter likelihood, scale concentrated out).
   An order with one coefficient (besides a constant, which is then the sample mean of the observed log
-  periods) is fitted by a bounded scalar search of that likelihood (`_fit_one`).
+  periods) is fitted by a bounded scalar search of that likelihood (`_fit_one`); the AR(1) with a constant
+  by least squares, its filter in closed form (`ar1_filter`).
 - Combination (`combine` > 1, the weekly default): the first `combine` stable candidates are all kept and
   the forecast distribution is their equal-weight mixture (a linear pool, `quantile_frame`); the spec
   lists every member.
@@ -431,6 +432,13 @@ def _ar_at_one(names: list[str], values: np.ndarray) -> float:
 
 def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...], max_iter: int, start: np.ndarray | None) -> Any:
     """Estimate one order on the log series and return statsmodels' filter results at the estimate."""
+    if _is_ar1_with_constant(order, seasonal, trend_for(order, seasonal)):
+        # The mean-reverting AR(1): constant and coefficient in closed form (see below), and its filter too.
+        mean = float(np.nanmean(endog))
+        coef = _ar1_least_squares(endog - mean)
+        closed = ar1_filter(endog, np.array([mean * (1.0 - coef), coef])) if coef is not None else None
+        if closed is not None:
+            return closed
     model = sarimax(endog, order, seasonal)
     names = list(model.param_names)  # a property statsmodels rebuilds on every access
     constant = names[:1] == ["intercept"]
@@ -495,6 +503,74 @@ def _ar1_least_squares(x: np.ndarray) -> float | None:
     if denominator <= 0.0:
         return None
     return float(np.clip(np.sum(now[pairs] * before[pairs]) / denominator, -_SCALAR_BOUND, _SCALAR_BOUND))
+
+
+def _is_ar1_with_constant(order: tuple[int, ...], seasonal: tuple[int, ...], trend: str) -> bool:
+    """True for the weekly pool's mean-reverting member, (1,0,0) with a constant and no seasonal part."""
+    return tuple(order) == (1, 0, 0) and not any(tuple(seasonal)[:3]) and trend == "c"
+
+
+@dataclass
+class AR1Results:
+    """statsmodels' filter results of SARIMAX (1,0,0) with a constant (scale concentrated out, stationary
+    start) at fixed parameters, computed in closed form: the fields the project reads, with the same
+    names and shapes (`filter_results` holds the last one-step prediction and the system matrices that
+    `_log_moments` runs forward).
+
+    With one state the Kalman filter has a closed form even across missing periods: the prediction of an
+    observation g periods after the previous one is mu + phi^g (x_prev - mu) with variance (1 - phi^2g) /
+    (1 - phi^2) scale units; the first one has the stationary mean and variance. So no model object is
+    built and no filter runs: ~0.05 ms where statsmodels' model construction and filter pass took ~1.7 ms
+    of a ~5.3 ms weekly fit. Equal to statsmodels to ~1e-12 (tested).
+    """
+
+    params: np.ndarray
+    llf: float
+    aic: float
+    standardized_forecasts_error: np.ndarray  # (1, nobs); 0 for a period without an observation
+    filter_results: Any  # SimpleNamespace of the (k, k, 1) system matrices and the last prediction
+    param_names: list[str] = field(default_factory=lambda: ["intercept", "ar.L1"])
+    maroots: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def arroots(self) -> np.ndarray:
+        """Roots of the AR polynomial 1 - phi L (none for phi = 0), as statsmodels reports them."""
+        phi = float(self.params[1])
+        return np.array([1.0 / phi]) if phi else np.empty(0)
+
+
+def ar1_filter(endog: np.ndarray, params: np.ndarray) -> AR1Results | None:
+    """`AR1Results` of (1,0,0) with a constant at `params` (intercept, ar.L1) over the log series `endog`
+    (NaN = no observation); None where the closed form does not apply (a coefficient outside the
+    stationary range, no observation, no variation), for statsmodels' own filter to handle."""
+    from types import SimpleNamespace
+
+    intercept, phi = (float(v) for v in params)
+    observed = np.flatnonzero(np.isfinite(endog))
+    if not abs(phi) < 1.0 or not len(observed):
+        return None
+    mean = intercept / (1.0 - phi)
+    x = endog[observed]
+    gaps = np.diff(observed)
+    predicted = np.r_[mean, mean + phi**gaps * (x[:-1] - mean)]
+    variance = np.r_[1.0, 1.0 - phi ** (2 * gaps)] / (1.0 - phi**2)  # in units of the scale
+    errors = x - predicted
+    scale = float(np.mean(errors**2 / variance))
+    if not (np.isfinite(scale) and scale > 0.0):
+        return None
+    llf = -0.5 * len(x) * (np.log(2 * np.pi) + np.log(scale) + 1.0) - 0.5 * float(np.sum(np.log(variance)))
+    standardized = np.zeros((1, len(endog)))
+    standardized[0, observed] = errors / np.sqrt(variance * scale)
+    ahead = len(endog) - observed[-1]  # periods from the last observation to the first forecast period
+    one = np.ones((1, 1, 1))
+    last = SimpleNamespace(
+        design=one, obs_intercept=np.zeros((1, 1)), obs_cov=np.zeros((1, 1, 1)), selection=one,
+        transition=np.full((1, 1, 1), phi), state_intercept=np.full((1, 1), intercept), state_cov=np.full((1, 1, 1), scale),
+        predicted_state=np.full((1, 1), mean + phi**ahead * (x[-1] - mean)),
+        predicted_state_cov=np.full((1, 1, 1), scale * (1.0 - phi ** (2 * ahead)) / (1.0 - phi**2)),
+    )
+    # statsmodels counts the concentrated scale as a parameter: 3 degrees of freedom.
+    return AR1Results(np.array([intercept, phi]), llf, -2.0 * llf + 6.0, standardized, last)
 
 
 def lean_filter(model: Any, params: Any) -> Any:
@@ -841,7 +917,12 @@ def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
     if spec.holiday_effect:  # the same view of the data as in training
         y = y.where(~y.index.isin(holiday_names(spec.holidays, y.index.min(), y.index.max()).index), 0.0)
     y, _ = _without_spikes(y, spec.frequency, spec.spike_rule)
-    model = sarimax(to_model_scale(y), spec.order, spec.seasonal_order, spec.trend)
+    endog = to_model_scale(y)
+    if _is_ar1_with_constant(spec.order, spec.seasonal_order, spec.trend) and set(spec.params) == {"intercept", "ar.L1"}:
+        closed = ar1_filter(endog, np.array([spec.params["intercept"], spec.params["ar.L1"]]))
+        if closed is not None:
+            return closed  # what the fit itself used
+    model = sarimax(endog, spec.order, spec.seasonal_order, spec.trend)
     names = list(model.param_names)
     missing = [n for n in names if n not in spec.params]
     if missing:

@@ -370,9 +370,36 @@ def test_log_moments_are_statsmodels_forecast(velvet, settings, veg_weekly):
     for endog, order, seasonal in cases:
         res = training._fit_one(endog, order, seasonal, 50, None)
         mean, se = training._log_moments(res, 9)
-        reference = res.get_forecast(9)
+        reference = training.sarimax(endog, order, seasonal).filter(np.asarray(res.params)).get_forecast(9)
         np.testing.assert_allclose(mean, reference.predicted_mean, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(se, np.sqrt(reference.var_pred_mean), rtol=1e-10)
+
+
+def test_the_ar1_filter_in_closed_form_is_statsmodels_filter(veg_weekly):
+    """The mean-reverting member's filter in closed form (`ar1_filter`) gives what statsmodels' SARIMAX
+    filter gives at the same parameters: likelihood, AIC, standardised one-step errors (0 where a period
+    has no observation), interval z, forecast moments and AR roots, on real weekly series, also with
+    periods missing at the start, inside and at the end. A fit and the recorded spec's reload both use it;
+    a coefficient outside the stationary range is left to statsmodels."""
+    ys, _ = veg_weekly
+    for y in ys:
+        for holes in ([], [0, 1, 5, 6, 7, 50, len(y) - 2, len(y) - 1]):
+            endog = training.to_model_scale(y)
+            endog[holes] = np.nan
+            closed = training._fit_one(endog, (1, 0, 0), (0, 0, 0, 0), 50, None)
+            assert isinstance(closed, training.AR1Results)
+            full = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0)).filter(closed.params, cov_type="none")
+            assert closed.llf == pytest.approx(full.llf, abs=1e-9) and closed.aic == pytest.approx(full.aic, abs=1e-9)
+            np.testing.assert_allclose(closed.standardized_forecasts_error, full.standardized_forecasts_error, atol=1e-12)
+            assert training._interval_z(closed, (0.8, 0.95)) == pytest.approx(training._interval_z(full, (0.8, 0.95)), abs=1e-12)
+            for got, want in zip(training._log_moments(closed, 9), training._log_moments(full, 9), strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(closed.arroots, full.arroots, rtol=1e-12)
+            assert list(closed.param_names) == list(full.param_names) and training._stable(closed, (1, 0, 0), (0, 0, 0, 0)) is None
+    spec = training.ModelSpec((1, 0, 0), (0, 0, 0, 0), (), {}, {"intercept": 0.3, "ar.L1": 0.9}, 0.0, cadence="weekly (W-SUN)", trend="c")
+    assert isinstance(training.filter_with_spec(ys[0], spec), training.AR1Results)
+    assert training.ar1_filter(training.to_model_scale(ys[0]), np.array([0.0, 1.0])) is None
+    assert training.ar1_filter(np.full(10, np.nan), np.array([0.3, 0.5])) is None
 
 
 def test_the_lean_filter_keeps_what_the_model_reads(velvet, veg_weekly):
