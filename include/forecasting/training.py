@@ -506,7 +506,8 @@ def _ar1_least_squares(x: np.ndarray) -> float | None:
 
 
 def _is_ar1_with_constant(order: tuple[int, ...], seasonal: tuple[int, ...], trend: str) -> bool:
-    """True for the weekly pool's mean-reverting member, (1,0,0) with a constant and no seasonal part."""
+    """True for (1,0,0) with a constant and no seasonal part: the weekly pool's mean-reverting member (or
+    that candidate fitted without its season on a short history)."""
     return tuple(order) == (1, 0, 0) and not any(tuple(seasonal)[:3]) and trend == "c"
 
 
