@@ -43,6 +43,7 @@ import logging
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -432,11 +433,13 @@ def _ar_at_one(names: list[str], values: np.ndarray) -> float:
 
 def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...], max_iter: int, start: np.ndarray | None) -> Any:
     """Estimate one order on the log series and return statsmodels' filter results at the estimate."""
+    # The mean-reverting AR(1): its coefficient by least squares (None with too few consecutive selling
+    # periods: the likelihood search below), its constant from the sample mean, its filter in closed form.
+    least_squares = None
     if _is_ar1_with_constant(order, seasonal, trend_for(order, seasonal)):
-        # The mean-reverting AR(1): constant and coefficient in closed form (see below), and its filter too.
         mean = float(np.nanmean(endog))
-        coef = _ar1_least_squares(endog - mean)
-        closed = ar1_filter(endog, np.array([mean * (1.0 - coef), coef])) if coef is not None else None
+        least_squares = _ar1_least_squares(endog - mean)
+        closed = ar1_filter(endog, np.array([mean * (1.0 - least_squares), least_squares])) if least_squares is not None else None
         if closed is not None:
             return closed
     model = sarimax(endog, order, seasonal)
@@ -461,7 +464,7 @@ def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...
             def full(coef: np.ndarray) -> np.ndarray:
                 return np.r_[mean * _ar_at_one(free, coef), coef] if constant else coef
 
-            coef = _ar1_least_squares(endog - mean) if constant and free == ["ar.L1"] else None
+            coef = least_squares  # the AR(1)'s, when the closed-form filter could not take it
             if coef is None:
                 # The search's filter passes skip re-symmetrising the state covariance every period: with
                 # at most three states it stays symmetric to rounding anyway (likelihoods equal to the last
@@ -544,8 +547,6 @@ def ar1_filter(endog: np.ndarray, params: np.ndarray) -> AR1Results | None:
     """`AR1Results` of (1,0,0) with a constant at `params` (intercept, ar.L1) over the log series `endog`
     (NaN = no observation); None where the closed form does not apply (a coefficient outside the
     stationary range, no observation, no variation), for statsmodels' own filter to handle."""
-    from types import SimpleNamespace
-
     intercept, phi = (float(v) for v in params)
     observed = np.flatnonzero(np.isfinite(endog))
     if not abs(phi) < 1.0 or not len(observed):
