@@ -20,8 +20,8 @@ Modelling choices (see README "Modelling"):
   it gets the noise-free random walk `_CONSTANT_ORDER` at that amount. An order without differencing
   estimates a constant (`trend_for`).
 - Estimation: maximum likelihood (statsmodels' exact Kalman-filter likelihood, scale concentrated out).
-  An order with one coefficient (besides a constant, which is then the sample mean of the observed log
-  periods) is fitted by a bounded scalar search of that likelihood (`_fit_one`); the AR(1) with a constant
+  An order with one coefficient (besides a constant, which is then the mean of the observed log periods
+  of the last year, `ModelSettings.mean_window_years`) is fitted by a bounded scalar search of that likelihood (`_fit_one`); the AR(1) with a constant
   by least squares, its filter in closed form (`ar1_filter`).
 - Combination (`combine` > 1, the weekly default): the first `combine` stable candidates are all kept and
   the forecast distribution is their equal-weight mixture (a linear pool, `quantile_frame`); the spec
@@ -120,6 +120,10 @@ class ModelSettings:
     # The spike rule (config anomaly.spike_ratio, anomaly.spike_mad): periods it flags anywhere in the
     # history are left out of training. () leaves every period in.
     spike_rule: tuple[float, float] | tuple[()] = (10.0, 8.0)
+    # The mean a mean-reverting AR(1) with a constant reverts to: the mean of the observed log periods of
+    # the last `mean_window_years` years (one whole seasonal cycle, so no season weighs more than another;
+    # the whole history when shorter). 0: the whole history.
+    mean_window_years: float = 1.0
 
 
 def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> ModelSettings:
@@ -431,13 +435,26 @@ def _ar_at_one(names: list[str], values: np.ndarray) -> float:
     return factor
 
 
-def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...], max_iter: int, start: np.ndarray | None) -> Any:
-    """Estimate one order on the log series and return statsmodels' filter results at the estimate."""
-    # The mean-reverting AR(1): its coefficient by least squares (None with too few consecutive selling
-    # periods: the likelihood search below), its constant from the sample mean, its filter in closed form.
+def _recent_mean(endog: np.ndarray, window: int) -> float:
+    """Mean of the observed (finite) values among the last `window` periods (0: all of them); of all
+    observed values if none of the last `window` is observed."""
+    recent = endog[-window:] if window else endog
+    return float(np.nanmean(recent if np.isfinite(recent).any() else endog))
+
+
+def _fit_one(
+    endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...], max_iter: int, start: np.ndarray | None, mean_window: int = 0
+) -> Any:
+    """Estimate one order on the log series and return statsmodels' filter results at the estimate.
+
+    `mean_window`: an order with a constant reverts to the mean of the observed periods among the last
+    `mean_window` periods (0: all)."""
+    # The mean-reverting AR(1): its mean from the recent observed periods, its coefficient by least squares
+    # around that mean (None with too few consecutive selling periods: the likelihood search below), its
+    # filter in closed form.
     least_squares = None
     if _is_ar1_with_constant(order, seasonal, trend_for(order, seasonal)):
-        mean = float(np.nanmean(endog))
+        mean = _recent_mean(endog, mean_window)
         least_squares = _ar1_least_squares(endog - mean)
         closed = ar1_filter(endog, np.array([mean * (1.0 - least_squares), least_squares])) if least_squares is not None else None
         if closed is not None:
@@ -456,10 +473,9 @@ def _fit_one(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...
             # search of the same likelihood, ~10 evaluations where `fit`'s L-BFGS with its numerical
             # gradient took ~22 plus its start-value and transform steps (on the development folds a weekly
             # fit and forecast 22 -> 10 ms, MASE and coverage within 0.5 %). A constant is the sample mean
-            # of the observed periods, so the search stays one-dimensional: not the maximum-likelihood
-            # mean, which weights the first and last periods more, but as efficient for a stationary AR
-            # as the sample grows.
-            mean = float(np.nanmean(endog)) if constant else 0.0
+            # of the recent observed periods (`mean_window`), so the search stays one-dimensional: not the
+            # maximum-likelihood mean, which weights the first and last periods more.
+            mean = _recent_mean(endog, mean_window) if constant else 0.0
 
             def full(coef: np.ndarray) -> np.ndarray:
                 return np.r_[mean * _ar_at_one(free, coef), coef] if constant else coef
@@ -818,6 +834,7 @@ def fit_series(
         log.info("%s: %d selling periods, too few for the seasonal part %s: fitting without it", series_id, selling, seasonal)
         seasonal = (0, 0, 0, 0)
     endog = to_model_scale(y)
+    mean_window = round(settings.mean_window_years * 365.25 / cadence.period_days)
     closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
     history_max = float(y.max())
     # Accepted fits, each (aic, results, order, seasonal order, h-step moments).
@@ -855,7 +872,7 @@ def fit_series(
         for start in (warm, None) if warm is not None else (None,):
             note = {"order": list(order), **_off_season(seasonal_order, seasonal), **({"warm_start": True} if start is not None else {})}
             try:
-                res = _fit_one(endog, order, seasonal_order, settings.max_iter, start)
+                res = _fit_one(endog, order, seasonal_order, settings.max_iter, start, mean_window)
             except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. "LU decomposition error" on bad starts
                 tried.append({**note, "rejected": f"{type(exc).__name__}: {exc}"})
                 continue

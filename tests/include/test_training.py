@@ -449,6 +449,45 @@ def test_a_one_coefficient_order_is_fitted_to_the_maximum_likelihood(veg_weekly)
         assert full.llf - 1.92 < ar.llf <= full.llf + 1e-6
 
 
+def test_the_mean_reverting_level_is_the_last_years_mean(config, veg_weekly):
+    """The weekly pool's AR(1) reverts to the series' mean over the last 52 weeks (its observed periods),
+    not over the whole history, and its coefficient is the least-squares one around that mean. On a real
+    weekly series whose level was a fifth of today's until a year ago, the member's mean is today's
+    level, and the pool's median follows it; with `mean_window_years` 0 (the whole history) it is pulled
+    down to the older level. A history shorter than the window, or a last year without a sale, uses all
+    observed periods."""
+    ys, cadence = veg_weekly
+    y = ys[0].copy()
+    y.iloc[:-52] *= 0.2  # the level moved up fivefold a year ago
+    s = training.settings_for(config.forecast, cadence)
+    endog = training.to_model_scale(training._without_spikes(y, cadence, s.spike_rule)[0])  # what the fit sees
+    recent = float(np.nanmean(endog[-52:]))
+    assert recent > float(np.nanmean(endog)) + 0.3
+    assert s.mean_window_years == 1.0
+    fitted = training.fit_series(y, s)
+    ar = fitted.spec.member_specs()[1]
+    assert ar.order == (1, 0, 0) and ar.trend == "c"
+    phi = ar.params["ar.L1"]
+    assert ar.params["intercept"] / (1 - phi) == pytest.approx(recent, rel=1e-12)
+    x = endog - recent
+    pairs = np.isfinite(x[1:]) & np.isfinite(x[:-1])
+    assert phi == pytest.approx(np.linalg.lstsq(x[:-1][pairs, None], x[1:][pairs], rcond=None)[0][0], rel=1e-12)
+    whole = training.fit_series(y, dataclasses.replace(s, mean_window_years=0.0))
+    old_ar = whole.spec.member_specs()[1]
+    assert old_ar.params["intercept"] / (1 - old_ar.params["ar.L1"]) == pytest.approx(float(np.nanmean(endog)), rel=1e-12)
+    # 12 weeks ahead the AR(1) has mostly reverted: to today's level with the window, far below without.
+    last_year_median = float(np.exp(recent))
+    assert fitted.forecast(12, (0.8,))["yhat"].iloc[-1] > 0.8 * last_year_median
+    assert whole.forecast(12, (0.8,))["yhat"].iloc[-1] < fitted.forecast(12, (0.8,))["yhat"].iloc[-1]
+    # The recorded spec reproduces the fit's forecast (the mean is in the recorded intercept).
+    pd.testing.assert_frame_equal(training.forecast_with_spec(y, fitted.spec, 12, (0.8,)), fitted.forecast(12, (0.8,)), rtol=1e-9)
+    # Fallbacks: a short history (the whole of it), a last year without observations (all observed periods).
+    short = endog[-40:]
+    assert training._recent_mean(short, 52) == pytest.approx(float(np.nanmean(short)))
+    quiet = np.r_[endog[:-52], np.full(52, np.nan)]
+    assert training._recent_mean(quiet, 52) == pytest.approx(float(np.nanmean(endog[:-52])))
+
+
 def test_an_ar1_with_too_few_consecutive_sales_falls_back_to_the_likelihood_search():
     """A weekly series selling every other week has no two consecutive observed periods: least squares
     has nothing to go on, and the coefficient comes from the likelihood search instead (statsmodels'
