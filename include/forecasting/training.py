@@ -21,8 +21,9 @@ Modelling choices (see README "Modelling"):
   estimates a constant (`trend_for`).
 - Estimation: maximum likelihood (statsmodels' exact Kalman-filter likelihood, scale concentrated out).
   An order with one coefficient (besides a constant, which is then the mean of the observed log periods
-  of the last year, `ModelSettings.mean_window_years`) is fitted by a bounded scalar search of that likelihood (`_fit_one`); the AR(1) with a constant
-  by least squares, its filter in closed form (`ar1_filter`).
+  of the last year, `ModelSettings.mean_window_years`) is fitted by a bounded scalar search of that
+  likelihood (`_fit_one`); the AR(1) with a constant by least squares, its filter in closed form
+  (`ar1_filter`).
 - Combination (`combine` > 1, the weekly default): the first `combine` stable candidates are all kept and
   the forecast distribution is their equal-weight mixture (a linear pool, `quantile_frame`); the spec
   lists every member.

@@ -612,10 +612,10 @@ def test_a_combination_fills_a_rejected_member_from_the_next_candidate(config, v
     s = dataclasses.replace(training.settings_for(config.forecast, cadence), candidate_orders=((2, 1, 2), (0, 1, 1), (1, 0, 0)))
     real_fit = training._fit_one
 
-    def failing(endog, order, seasonal, max_iter, start):
+    def failing(endog, order, seasonal, *rest):
         if tuple(order) == (2, 1, 2):
             raise np.linalg.LinAlgError("LU decomposition error")
-        return real_fit(endog, order, seasonal, max_iter, start)
+        return real_fit(endog, order, seasonal, *rest)
 
     monkeypatch.setattr(training, "_fit_one", failing)
     fitted = training.fit_series(ys[1], s)
