@@ -166,7 +166,9 @@ class ModelSpec:
     # Per holiday name: {"factor", "low", "high", "n"} (median, lowest, highest ratio, how many seen).
     # Versions written before per-name effects hold one flat {"factor", ...} for the names in `holidays`.
     holiday_effect: dict[str, Any] = field(default_factory=dict)
-    holidays: tuple[str, ...] = ()  # (country, subdivision or "") of the calendar; legacy: holiday names
+    # (country, subdivision or "") of the calendar training left out (whether or not any holiday got a
+    # ratio); legacy: holiday names. Versions written before recorded it only with a learned ratio.
+    holidays: tuple[str, ...] = ()
     cadence: str = "daily"
     zero_share: dict[str, float] = field(default_factory=dict)  # weekday (daily) or "all" -> P(no sale)
     trend: str = "n"  # "c": a constant (orders without differencing, see `trend_for`); older versions: none
@@ -912,7 +914,9 @@ def fit_series(
         params=first["params"],
         aic=first["aic"],
         holiday_effect=effect,
-        holidays=calendar if effect else (),
+        # The calendar whose holidays training left out, with or without learned ratios: a reload must
+        # leave out the same days (a sale on a holiday without selling neighbours has no ratio).
+        holidays=calendar,
         cadence=cadence.label,
         zero_share=zero,
         trend=first["trend"],
@@ -934,7 +938,7 @@ def warm_start_params(spec: ModelSpec | None) -> dict[str, dict[str, float]] | N
 @single_threaded_blas
 def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
     """Run a recorded model's fixed parameters over `y` (no re-estimation); returns statsmodels results."""
-    if spec.holiday_effect:  # the same view of the data as in training
+    if spec.holidays or spec.holiday_effect:  # the same view of the data as in training
         y = y.where(~y.index.isin(holiday_names(spec.holidays, y.index.min(), y.index.max()).index), 0.0)
     y, _ = _without_spikes(y, spec.frequency, spec.spike_rule)
     endog = to_model_scale(y)

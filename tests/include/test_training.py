@@ -157,6 +157,24 @@ def test_closure_holidays_are_learned_and_applied(velvet, settings):
     assert velvet.loc["2025-05-26"] < 0.1 * velvet.loc["2025-05-27"]  # what actually happened
 
 
+def test_a_reload_leaves_out_the_holidays_training_left_out(velvet, settings):
+    """A stop-start seller with sales on holidays but never on the same weekday a week before or after
+    one: no holiday ratio can be learned, but training still left the holidays out. The recorded version
+    names the calendar, so refiltering it (how a champion forecasts new days, and how its backtest
+    refits) leaves out the same days and gives the fit's own forecast."""
+    rng = np.random.default_rng(3)
+    y = velvet.where(rng.random(len(velvet)) < 0.5, 0.0)  # real Black Velvet days, half of them kept
+    names = training.holiday_names(("US", "IA"), y.index.min(), y.index.max())
+    week = pd.Timedelta(days=7)
+    y[y.index.isin(names.index - week) | y.index.isin(names.index + week)] = 0.0
+    y[names.index] = velvet[names.index].where(velvet[names.index] > 0, 500.0)
+    assert training.holiday_effect(y, names) == {}
+    fitted = training.fit_series(y, settings)
+    assert fitted.spec.holiday_effect == {} and fitted.spec.holidays == ("US", "IA")
+    spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
+    pd.testing.assert_frame_equal(training.forecast_with_spec(y, spec, 7, (0.8, 0.95)), fitted.forecast(7, (0.8, 0.95)), rtol=1e-9)
+
+
 def test_holiday_effect_needs_usable_neighbours():
     days = pd.date_range("2025-05-12", "2025-06-08", freq="D")
     y = pd.Series(100.0, index=days)
