@@ -938,7 +938,7 @@ def warm_start_params(spec: ModelSpec | None) -> dict[str, dict[str, float]] | N
 @single_threaded_blas
 def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
     """Run a recorded model's fixed parameters over `y` (no re-estimation); returns statsmodels results."""
-    if spec.holidays or spec.holiday_effect:  # the same view of the data as in training
+    if spec.holidays:  # the same view of the data as in training (no calendar: nothing to leave out)
         y = y.where(~y.index.isin(holiday_names(spec.holidays, y.index.min(), y.index.max()).index), 0.0)
     y, _ = _without_spikes(y, spec.frequency, spec.spike_rule)
     endog = to_model_scale(y)
