@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -322,6 +323,8 @@ class AirflowStack:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
+            # A 500 names its cause (e.g. "database is locked") in its body, not only in the server log.
+            "AIRFLOW__API__EXPOSE_STACKTRACE": "True",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
             # One secret for every service, so tokens issued by the API server verify in the workers.
             # 64 bytes: HS512 keys shorter than that make PyJWT warn on every token.
@@ -414,9 +417,14 @@ class AirflowStack:
     def api(self, method: str, path: str, body: Any = None, attempts: int = 4) -> Any:
         """Call the REST API (`/api/v2/...`) and return the decoded JSON.
 
-        On SQLite the API server answers 503 "Database is locked" when its transaction could not take the
-        write lock (CI saw it on `POST /api/v2/backfills` while three runs were writing); the transaction
-        rolled back, so the call is tried again, up to `attempts` times, as a user would press again."""
+        On SQLite a transaction can fail at once with "database is locked" when another process wrote
+        since it began reading (the busy timeout does not cover that). The API server answers 503 when that
+        happens inside the backfill handler (CI saw it on `POST /api/v2/backfills` while three runs were
+        writing; Airflow deletes the half-created backfill) and a generic 500 "Database error" when it
+        happens in the audit-log insert that precedes every write (CI saw that on the retry, right after
+        the scheduler restarted). Either way the transaction rolled back, so the call is tried again, up
+        to `attempts` times, as a user would press again. The stack sets `[api] expose_stacktrace` so a
+        500's body names its cause; any other error is raised with the api-server's log entry for it."""
         data = json.dumps(body).encode() if body is not None else None
         for attempt in range(1, attempts + 1):
             headers = {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
@@ -426,13 +434,30 @@ class AirflowStack:
                     raw = response.read()
                 return json.loads(raw) if raw else None
             except urllib.error.HTTPError as exc:
-                detail = exc.read()[:500]
-                if exc.code == 503 and b"locked" in detail.lower() and attempt < attempts:
+                raw_detail = exc.read()
+                detail = raw_detail[:500]
+                if exc.code in (500, 503) and b"database is locked" in raw_detail.lower() and attempt < attempts:
                     log.warning("%s %s: database is locked (try %d of %d); retrying", method, path, attempt, attempts)
                     time.sleep(3.0 * attempt)
                     continue
-                raise RuntimeError(f"{method} {path} -> {exc.code}: {detail!r}") from exc
+                raise RuntimeError(f"{method} {path} -> {exc.code}: {detail!r}{self._server_error(raw_detail)}") from exc
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _server_error(self, detail: bytes, lines: int = 60) -> str:
+        """For a database error (500): its cause from the body, and the statement and traceback the
+        api-server logged under the error's lookup ID, so a failure says what went wrong."""
+        try:
+            body = json.loads(detail)["detail"]
+            cause = f"\ncause: {body['reason']}: {body['orig_error']}" if isinstance(body, dict) else ""
+        except (ValueError, KeyError, TypeError):
+            cause = ""
+        match = re.search(rb"(?:look for ID|Error with id) (\w+)", detail)
+        path = self.procs.log_dir / "api-server.log"
+        if match is None or not path.exists():
+            return cause
+        text = path.read_text(errors="replace").splitlines()
+        start = next((i for i, line in enumerate(text) if f"Error with id {match.group(1).decode()}" in line), None)
+        return cause if start is None else f"{cause}\napi-server log:\n" + "\n".join(text[start : start + lines])
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Wait until the dag-processor has serialised `dag_id`, then unpause it."""

@@ -47,6 +47,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-browser", action="store_true", help="run the headless-Chromium UI tests (tests marked browser)")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Keep each phase's report on the item (`item.rep_call`), so a fixture's teardown can tell that the
+    test failed and print what it needs to diagnose it (the stack fixtures print the services' logs)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip integration tests (they install and start services) and the slow bad-input catalog unless asked for."""
     suites = (

@@ -25,8 +25,9 @@ VALUES = ["series_id", "forecast_date", "logical_date", "as_of_date", "yhat", "y
 
 
 @pytest.fixture
-def stack(tmp_path: Path):
-    """A running Airflow stack over a config whose stores all live in tmp_path."""
+def stack(tmp_path: Path, request: pytest.FixtureRequest):
+    """A running Airflow stack over a config whose stores all live in tmp_path; the services' log tails
+    are printed when the setup or the test fails."""
     import duckdb
 
     from include.forecasting.config import load_config
@@ -43,12 +44,19 @@ def stack(tmp_path: Path):
         airflow.start({"training": 2})
         airflow.wait_for_dag("sales_forecast")
         yield airflow, config
+        if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+            print_logs(procs)
     except BaseException:
-        for name in ("scheduler", "api-server", "dag-processor"):
-            print(f"--- {name} log ---\n{procs.tail(name)}")
+        print_logs(procs)
         raise
     finally:
         procs.stop()
+
+
+def print_logs(procs: Processes) -> None:
+    """The tail of each service's log (captured by pytest and shown with the failure)."""
+    for name in ("scheduler", "api-server", "dag-processor"):
+        print(f"--- {name} log ---\n{procs.tail(name, 80)}")
 
 
 def backfill_runs(airflow: AirflowStack) -> list[dict]:

@@ -93,3 +93,100 @@ def test_restarts_are_counted_within_a_window(tmp_path, monkeypatch):
         procs.check_alive()  # still supervised: no error
     finally:
         procs.stop()
+
+
+class _AirflowApiStandIn:
+    """An HTTP server on 127.0.0.1 answering each request with the next canned (status, JSON body)."""
+
+    def __init__(self, answers: list[tuple[int, dict]]) -> None:
+        import http.server
+        import json
+        import threading
+
+        self.requests: list[str] = []
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                stand_in.requests.append(self.path)
+                status, body = answers.pop(0)
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+
+def _database_error(orig_error: str, error_id: str) -> dict:
+    """The body Airflow's API server sends for a SQLAlchemy error with `[api] expose_stacktrace` on."""
+    return {
+        "detail": {
+            "reason": "Database error",
+            "statement": "INSERT INTO log (dttm, dag_id, event) VALUES (?, ?, ?)",
+            "orig_error": orig_error,
+            "message": f"Error with id {error_id}, statement: INSERT INTO log ...",
+        }
+    }
+
+
+@pytest.fixture
+def api_stack(tmp_path, monkeypatch):
+    """An AirflowStack pointed at a stand-in API server, with a token and no waits between tries."""
+    from scripts import airflow_stack
+    from scripts.airflow_stack import AirflowStack
+
+    monkeypatch.setattr(airflow_stack.time, "sleep", lambda _s: None)
+
+    def make(answers: list[tuple[int, dict]]) -> tuple[AirflowStack, _AirflowApiStandIn]:
+        stand_in = _AirflowApiStandIn(answers)
+        stack = AirflowStack(tmp_path / "airflow", {}, Processes(tmp_path / "logs"))
+        stack.port, stack._token = stand_in.port, "token"
+        return stack, stand_in
+
+    yield make
+
+
+def test_a_call_that_lost_the_sqlite_write_lock_is_tried_again(api_stack):
+    """503 from the backfill handler and 500 from the audit-log insert, both "database is locked": the
+    transaction rolled back, so the call is repeated until it goes through."""
+    stack, stand_in = api_stack(
+        [
+            (503, {"detail": "Database is locked. Backfill creation is not supported on SQLite under concurrent access."}),
+            (500, _database_error("database is locked", "AbC123")),
+            (200, {"id": 2}),
+        ]
+    )
+    assert stack.api("POST", "/api/v2/backfills", {"dag_id": "sales_forecast"}) == {"id": 2}
+    assert stand_in.requests == ["/api/v2/backfills"] * 3
+
+
+def test_any_other_database_error_is_raised_at_once_with_its_cause_and_server_log(api_stack, tmp_path):
+    stack, stand_in = api_stack([(500, _database_error("FOREIGN KEY constraint failed", "XyZ789"))])
+    (tmp_path / "logs" / "api-server.log").write_text(
+        "request finished\n[error] Error with id XyZ789, statement: INSERT INTO log\n  File \"decorators.py\", line 241, in log_action\n"
+    )
+    with pytest.raises(RuntimeError) as raised:
+        stack.api("POST", "/api/v2/backfills", {"dag_id": "sales_forecast"})
+    message = str(raised.value)
+    assert "-> 500" in message
+    assert "cause: Database error: FOREIGN KEY constraint failed" in message
+    assert "api-server log:\n[error] Error with id XyZ789" in message and "in log_action" in message
+    assert stand_in.requests == ["/api/v2/backfills"]  # not repeated
+
+
+def test_a_call_still_locked_after_every_try_is_raised(api_stack):
+    stack, stand_in = api_stack([(500, _database_error("database is locked", f"id{n}")) for n in range(3)])
+    with pytest.raises(RuntimeError, match="database is locked"):
+        stack.api("POST", "/api/v2/backfills", {"dag_id": "sales_forecast"}, attempts=3)
+    assert len(stand_in.requests) == 3
