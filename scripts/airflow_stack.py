@@ -303,6 +303,22 @@ def mlflow_server(procs: Processes, backend_uri: str, artifacts: Path) -> str:
     return url
 
 
+def _rolled_back(status: int, body: bytes) -> bool:
+    """Whether an API error left nothing behind, so repeating the call is safe: SQLite's "database is
+    locked" (503 from the backfill handler, which cleans up; 500 elsewhere), or any database error in the
+    audit-log insert that Airflow runs before the handler (`INSERT INTO log`, named in the body when
+    `[api] expose_stacktrace` is on): its transaction rolled back before the call did anything."""
+    if status not in (500, 503):
+        return False
+    if b"database is locked" in body.lower():
+        return True
+    try:
+        detail = json.loads(body)["detail"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return status == 500 and isinstance(detail, dict) and str(detail.get("statement", "")).startswith("INSERT INTO log ")
+
+
 class AirflowStack:
     """Airflow 3 services (api-server, scheduler, dag-processor, optional Celery worker) on one AIRFLOW_HOME.
 
@@ -421,10 +437,12 @@ class AirflowStack:
         since it began reading (the busy timeout does not cover that). The API server answers 503 when that
         happens inside the backfill handler (CI saw it on `POST /api/v2/backfills` while three runs were
         writing; Airflow deletes the half-created backfill) and a generic 500 "Database error" when it
-        happens in the audit-log insert that precedes every write (CI saw that on the retry, right after
-        the scheduler restarted). Either way the transaction rolled back, so the call is tried again, up
-        to `attempts` times, as a user would press again. The stack sets `[api] expose_stacktrace` so a
-        500's body names its cause; any other error is raised with the api-server's log entry for it."""
+        happens elsewhere. CI also saw a 500 from the audit-log insert that precedes every write (on the
+        retry, right after the scheduler restarted; Airflow logs the statement, not the driver's message).
+        In these cases the transaction rolled back before the call did anything (`_rolled_back`), so the
+        call is tried again, up to `attempts` times, as a user would press again. The stack sets
+        `[api] expose_stacktrace` so a 500's body names its cause and statement; any other error is
+        raised with that cause and the api-server's log entry for it."""
         data = json.dumps(body).encode() if body is not None else None
         for attempt in range(1, attempts + 1):
             headers = {"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"}
@@ -436,7 +454,7 @@ class AirflowStack:
             except urllib.error.HTTPError as exc:
                 raw_detail = exc.read()
                 detail = raw_detail[:500]
-                if exc.code in (500, 503) and b"database is locked" in raw_detail.lower() and attempt < attempts:
+                if _rolled_back(exc.code, raw_detail) and attempt < attempts:
                     log.warning("%s %s: database is locked (try %d of %d); retrying", method, path, attempt, attempts)
                     time.sleep(3.0 * attempt)
                     continue

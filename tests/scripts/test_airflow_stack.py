@@ -128,12 +128,16 @@ class _AirflowApiStandIn:
         return self.server.server_address[1]
 
 
-def _database_error(orig_error: str, error_id: str) -> dict:
+AUDIT_LOG_INSERT = "INSERT INTO log (dttm, dag_id, event) VALUES (?, ?, ?)"
+BACKFILL_INSERT = "INSERT INTO backfill_dag_run (backfill_id, dag_run_id) VALUES (?, ?)"
+
+
+def _database_error(orig_error: str, error_id: str, statement: str = BACKFILL_INSERT) -> dict:
     """The body Airflow's API server sends for a SQLAlchemy error with `[api] expose_stacktrace` on."""
     return {
         "detail": {
             "reason": "Database error",
-            "statement": "INSERT INTO log (dttm, dag_id, event) VALUES (?, ?, ?)",
+            "statement": statement,
             "orig_error": orig_error,
             "message": f"Error with id {error_id}, statement: INSERT INTO log ...",
         }
@@ -169,6 +173,13 @@ def test_a_call_that_lost_the_sqlite_write_lock_is_tried_again(api_stack):
     )
     assert stack.api("POST", "/api/v2/backfills", {"dag_id": "sales_forecast"}) == {"id": 2}
     assert stand_in.requests == ["/api/v2/backfills"] * 3
+
+
+def test_a_call_whose_audit_log_insert_failed_is_tried_again(api_stack):
+    """Airflow writes the audit-log row before the handler runs: whatever the database said, nothing was done."""
+    stack, stand_in = api_stack([(500, _database_error("disk I/O error", "Au1", AUDIT_LOG_INSERT)), (200, {"id": 3})])
+    assert stack.api("POST", "/api/v2/backfills", {"dag_id": "sales_forecast"}) == {"id": 3}
+    assert len(stand_in.requests) == 2
 
 
 def test_any_other_database_error_is_raised_at_once_with_its_cause_and_server_log(api_stack, tmp_path):
