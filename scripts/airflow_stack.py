@@ -455,7 +455,7 @@ class AirflowStack:
                 raw_detail = exc.read()
                 detail = raw_detail[:500]
                 if _rolled_back(exc.code, raw_detail) and attempt < attempts:
-                    log.warning("%s %s: database is locked (try %d of %d); retrying", method, path, attempt, attempts)
+                    log.warning("%s %s: %d, rolled back (try %d of %d); retrying: %r", method, path, exc.code, attempt, attempts, detail[:200])
                     time.sleep(3.0 * attempt)
                     continue
                 raise RuntimeError(f"{method} {path} -> {exc.code}: {detail!r}{self._server_error(raw_detail)}") from exc

@@ -152,18 +152,24 @@ def api_stack(tmp_path, monkeypatch):
 
     monkeypatch.setattr(airflow_stack.time, "sleep", lambda _s: None)
 
+    servers = []
+
     def make(answers: list[tuple[int, dict]]) -> tuple[AirflowStack, _AirflowApiStandIn]:
         stand_in = _AirflowApiStandIn(answers)
+        servers.append(stand_in.server)
         stack = AirflowStack(tmp_path / "airflow", {}, Processes(tmp_path / "logs"))
         stack.port, stack._token = stand_in.port, "token"
         return stack, stand_in
 
     yield make
+    for server in servers:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_call_that_lost_the_sqlite_write_lock_is_tried_again(api_stack):
-    """503 from the backfill handler and 500 from the audit-log insert, both "database is locked": the
-    transaction rolled back, so the call is repeated until it goes through."""
+    """503 from the backfill handler, then a 500 whose cause is "database is locked": each transaction
+    rolled back, so the call is repeated until it goes through."""
     stack, stand_in = api_stack(
         [
             (503, {"detail": "Database is locked. Backfill creation is not supported on SQLite under concurrent access."}),
