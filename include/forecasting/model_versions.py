@@ -149,7 +149,7 @@ def log_candidate(
 
     if y.index.max() != fitted.last_date:  # the stored history must be what the model was fitted on
         raise ValueError(f"{series_id}: history ends {y.index.max().date()}, the fit on {fitted.last_date.date()}")
-    _ensure_registered_model(client, name, series_id)  # first: a name collision must not leave a run behind
+    _ensure_registered_model(client, name, series_id, fitted.spec.cadence)  # first: a name collision must not leave a run behind
     workdir = Path(tempfile.mkdtemp(prefix="forecast_model_"))
     meta = {
         "series_id": series_id, "spec": fitted.spec.to_dict(), "last_date": str(fitted.last_date.date()),
@@ -163,7 +163,8 @@ def log_candidate(
             # One store call for tags, params and metrics (each fluent call is its own transaction).
             client.log_batch(
                 run.info.run_id,
-                metrics=_metric_batch({"aic": fitted.spec.aic, "fit_seconds": fitted.fit_seconds, "n_days": len(y)}),
+                # n_periods: days, weeks or months of history (the cadence is the `cadence` param).
+                metrics=_metric_batch({"aic": fitted.spec.aic, "fit_seconds": fitted.fit_seconds, "n_periods": len(y)}),
                 params=[Param(k, json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)) for k, v in params.items()],
                 tags=[RunTag(k, str(v)) for k, v in {**tags, "series_id": series_id}.items()],
             )
@@ -184,7 +185,7 @@ def log_candidate(
                     # checked by MLflow when the version is loaded and called.
                     signature=_signature(levels),
                 )
-        _ensure_registered_model(client, name, series_id)
+        _ensure_registered_model(client, name, series_id, fitted.spec.cadence)
         version = client.create_model_version(
             name=name,
             source=info.model_uri,
@@ -208,7 +209,9 @@ def _model_requirements() -> tuple[str, ...]:
 
     return tuple(f"{p}=={dist_version(p)}" for p in ("statsmodels", "pandas", "numpy", "scipy", "mlflow"))
 
-def _ensure_registered_model(client: Any, name: str, series_id: str) -> None:
+def _ensure_registered_model(client: Any, name: str, series_id: str, cadence: str) -> None:
+    """Create the series' registered model on its first version (described with the panel's cadence,
+    e.g. "weekly (W-FRI)"); raise SlugCollisionError if the name already belongs to another series."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -217,7 +220,7 @@ def _ensure_registered_model(client: Any, name: str, series_id: str) -> None:
         if not _not_found(exc):
             raise
         try:
-            client.create_registered_model(name, tags={"series_id": series_id}, description=f"Daily sales forecast for {series_id}")
+            client.create_registered_model(name, tags={"series_id": series_id}, description=f"Sales forecast for {series_id}, {cadence} data")
         except MlflowException as create_exc:  # created concurrently
             if "already exists" not in str(create_exc).lower():
                 raise

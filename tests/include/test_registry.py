@@ -53,7 +53,9 @@ def test_register_reuse_promote_rollback(setup):
     artifacts = [a.path for a in client.list_artifacts(version.run_id)]
     assert "forecast.png" in artifacts and "model_selection.json" in artifacts
     run = client.get_run(version.run_id)
-    assert set(run.data.metrics) == {"aic", "fit_seconds", "n_days"} and run.data.tags["idempotency_key"] == "k1"
+    assert set(run.data.metrics) == {"aic", "fit_seconds", "n_periods"} and run.data.tags["idempotency_key"] == "k1"
+    assert run.data.metrics["n_periods"] == len(training.daily_series(read_seed(), "HAWKEYE VODKA", pd.Timestamp("2025-05-31")))
+    assert client.get_registered_model(name).description == "Sales forecast for HAWKEYE VODKA, daily data"
     registry.record_evaluation(client, version, {"candidate": {"mase": 0.5, "rmse": None}, "naive": {"mase": 0.7}, "champion": None, "champion_version": None})
     metrics = client.get_run(version.run_id).data.metrics
     assert metrics["candidate_mase"] == 0.5 and metrics["naive_mase"] == 0.7 and "candidate_rmse" not in metrics  # None skipped
@@ -300,3 +302,26 @@ def test_the_forecast_thumbnail_title_is_drawn_without_missing_glyphs(series_id)
         assert fonts == [] and title == "BLACK VELVET: SARIMA"
     else:
         assert title == ("sales_forecast.x: SARIMA" if fonts is None else "上海青: SARIMA")
+
+
+def test_a_weekly_series_registers_as_weekly(tmp_path):
+    """The registered model says the panel's cadence, and the run counts weeks, not days."""
+    from mlflow import MlflowClient
+
+    from include.forecasting.frequency import weekly
+
+    config = load_config(write_config(tmp_path))  # its own store: the module's overview tests count models
+    client = MlflowClient(tracking_uri=config.mlflow.tracking_uri)
+    frame = read_seed()
+    days = training.daily_series(frame, "BLACK VELVET", pd.Timestamp("2025-06-02"))
+    y = days.resample("W-SUN").sum()
+    cadence = weekly("SUN")
+    fitted = training.fit_series(y, training.settings_for(config.forecast, cadence))
+    exp = registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
+    name = registry.model_name(config.mlflow.model_prefix, "BLACK VELVET weekly")
+    version = registry.log_candidate(
+        client, exp, name, "BLACK VELVET weekly", fitted, y, fitted.forecast(4), {registry.TAG_KEY: "w1", "logical_date": "2025-06-02"},
+        {"order": list(fitted.spec.order)}, 4, (0.8, 0.95),
+    )
+    assert client.get_registered_model(name).description == "Sales forecast for BLACK VELVET weekly, weekly (W-SUN) data"
+    assert client.get_run(version.run_id).data.metrics["n_periods"] == len(y)
