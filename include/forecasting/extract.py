@@ -482,8 +482,11 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_sales_csv(path: Path, columns: dict[str, str]) -> pd.DataFrame:
-    """Read a daily sales CSV with the config's column mapping (date, series, value) into the extract shape."""
-    raw = pd.read_csv(path)
+    """Read a daily sales CSV with the config's column mapping (date, series, value) into the extract shape.
+
+    Series ids are read as the text they are, as the seed loader reads them: pandas' inference would turn
+    SKU codes like `00123` into 123.0 and take a product called `NA` or `None` for a missing name."""
+    raw = pd.read_csv(path, dtype={columns["series"]: str}, keep_default_na=False, na_values={columns["date"]: [""], columns["value"]: [""]})
     return normalise(raw.rename(columns={columns["date"]: "sales_date", columns["series"]: "series_id", columns["value"]: "value"}))
 
 

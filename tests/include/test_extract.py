@@ -516,3 +516,14 @@ def test_a_series_named_by_several_columns_joins_their_cells(tmp_path):
     assert len(two) == int((raw["item_name"] == "BLACK VELVET").sum()) and (two["bottles_sold"] == 7).all()
     with pytest.raises(ValueError, match="value is one column"):
         load_config(write_config(tmp_path, path, **{"source.columns": {**columns, "value": ["a", "b"]}}))
+
+
+def test_read_sales_csv_keeps_series_ids_as_written(tmp_path):
+    """The bench's reader keeps SKU-like ids as the seed loader does: `00123` is not the number 123 and a
+    product called `NA` is not a missing name; an empty or non-numeric value is still missing."""
+    path = tmp_path / "ids.csv"
+    path.write_text("day,sku,qty\n2025-01-01,00123,1.5\n2025-01-01,NA,2\n2025-01-02,00123,\n2025-01-02,NA,n/a\n")
+    frame = extract.read_sales_csv(path, {"date": "day", "series": "sku", "value": "qty"})
+    assert frame["series_id"].tolist() == ["00123", "NA", "00123", "NA"]
+    assert frame["value"].tolist()[:2] == [1.5, 2.0]
+    assert frame["value"].iloc[2:].isna().all()
