@@ -125,6 +125,10 @@ class ModelSettings:
     # the last `mean_window_years` years (one whole seasonal cycle, so no season weighs more than another;
     # the whole history when shorter). 0: the whole history.
     mean_window_years: float = 1.0
+    # Daily data: the zero probability of a forecast day is this weight on the two-state chain's
+    # probability (`zero_chain`: whether the series sold on its last open day) and the rest on the
+    # weekday's share. 0: the weekday's share alone.
+    zero_chain_weight: float = 0.5
 
 
 def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> ModelSettings:
@@ -181,6 +185,10 @@ class ModelSpec:
     # The periods (ISO dates) that rule left out of this model's training data, and what they held: the
     # next fit reports only the ones earlier versions had not already left out (pipeline.new_spikes).
     spikes_left_out: dict[str, float] = field(default_factory=dict)
+    # Daily data: the two-state (sold / no sale) chain over the open days of the zero-share window,
+    # {"to_zero", "to_sale" (transition probabilities), "weight", "last_zero" (the state training ended
+    # in)}; see `zero_chain`. Empty: the weekday's share alone (other cadences, older versions).
+    zero_chain: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -205,6 +213,7 @@ class ModelSpec:
             members=[dict(m) for m in data.get("members") or ()],
             spike_rule=tuple(float(v) for v in data.get("spike_rule") or ()),
             spikes_left_out={str(k): float(v) for k, v in (data.get("spikes_left_out") or {}).items()},
+            zero_chain={str(k): float(v) for k, v in (data.get("zero_chain") or {}).items()},
         )
 
     def member_specs(self) -> list[ModelSpec]:
@@ -307,6 +316,43 @@ def zero_share(
         return {WEEKDAYS[d]: _recency_weighted(g.to_numpy(dtype=float), halflife) for d, g in (recent == 0).groupby(recent.index.day_of_week)}
     recent = y.iloc[-window:]
     return {"all": _recency_weighted((recent == 0).to_numpy(dtype=float), halflife)} if len(recent) else {}
+
+
+def _open_days(y: pd.Series, closed: tuple[str, ...], exclude: pd.DatetimeIndex | None) -> pd.Series:
+    """The days of a daily series that can tell sold from not sold: not a closed weekday, not a holiday."""
+    keep = ~np.isin([WEEKDAYS[d] for d in y.index.day_of_week], closed)
+    if exclude is not None and len(exclude):
+        keep &= ~y.index.isin(exclude)
+    return y[keep]
+
+
+def zero_chain(y: pd.Series, window: int, closed: tuple[str, ...], exclude: pd.DatetimeIndex | None, weight: float) -> dict[str, float]:
+    """The two-state (sold / no sale) Markov chain of a daily series' open days over the last `window`
+    weeks: P(no sale after a sale) and P(a sale after a day without), each with half a transition of
+    prior (so neither is 0 or 1), and the state of the last open day. Empty without `weight` or with
+    fewer than 14 open days.
+
+    Why: no sale mostly comes in runs (a product out of stock for days or weeks), so whether the product
+    sold on its last open day says more about the next few days than the weekday's share of the last
+    weeks, which trails a restart by weeks; further ahead the chain forgets the state.
+    """
+    days = _open_days(y.iloc[-window * 7 :], closed, exclude)
+    if weight <= 0 or len(days) < 14:
+        return {}
+    zero = days.to_numpy(dtype=float) == 0
+    before, after = zero[:-1], zero[1:]
+    to_zero = (np.sum(~before & after) + 0.5) / (np.sum(~before) + 1.0)
+    to_sale = (np.sum(before & ~after) + 0.5) / (np.sum(before) + 1.0)
+    return {"to_zero": float(to_zero), "to_sale": float(to_sale), "weight": float(weight), "last_zero": float(zero[-1])}
+
+
+def chain_zero_probability(chain: dict[str, float], steps: np.ndarray, last_zero: bool) -> np.ndarray:
+    """P(no sale) `steps` open days after the chain's state: the stationary share plus the state's
+    excess over it, which decays by (1 - to_zero - to_sale) per step."""
+    a, b = chain["to_zero"], chain["to_sale"]
+    stationary = a / (a + b)
+    decay = (1.0 - a - b) ** steps
+    return stationary + (1.0 - stationary) * decay if last_zero else stationary * (1.0 - decay)
 
 
 def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
@@ -705,19 +751,34 @@ def forecast_frame(
 
 
 def quantile_frame(
-    spec: ModelSpec, last_date: pd.Timestamp, horizon: int, levels: tuple[float, ...], moments: list[tuple[np.ndarray, np.ndarray]]
+    spec: ModelSpec,
+    last_date: pd.Timestamp,
+    horizon: int,
+    levels: tuple[float, ...],
+    moments: list[tuple[np.ndarray, np.ndarray]],
+    last_zero: bool | None = None,
 ) -> pd.DataFrame:
     """The published quantiles of a model from its members' log-scale moments (one per member of
     `spec.member_specs()`): the hurdle log-normal of a single model, or for a combination the hurdle over
     the equal-weight mixture of the members' log-normals (a linear pool: its intervals hold the members'
     disagreement, which averaging their quantiles would not). Closed periods are exactly 0; holidays are
     scaled by their learned ratios.
+
+    The zero probability of a daily forecast day blends the weekday's share with the spec's `zero_chain`
+    from the state of the last open day: `last_zero` (the data forecast from), else the one training
+    ended in.
     """
     moments = [(mean[:horizon], se[:horizon]) for mean, se in moments]
     cadence = spec.frequency
     dates = cadence.future(last_date, horizon)
     keys = [WEEKDAYS[d] for d in dates.day_of_week] if cadence.name == "daily" else ["all"] * horizon
     pi = np.array([spec.zero_share.get(k, 0.0) for k in keys], dtype=float)
+    if spec.zero_chain:
+        chain = spec.zero_chain
+        open_day = ~np.isin(keys, spec.closed_weekdays)
+        state = bool(chain["last_zero"]) if last_zero is None else last_zero
+        steps = np.cumsum(open_day)  # open days ahead: closed weekdays are not steps of the chain
+        pi = np.where(open_day, (1.0 - chain["weight"]) * pi + chain["weight"] * chain_zero_probability(chain, steps, state), pi)
 
     first = levels[0]
     # (column, probability, level whose interval scale applies); the median uses the first level's.
@@ -822,6 +883,8 @@ def fit_series(
     names = holiday_names(calendar, y.index.min(), y.index.max())
     effect = holiday_effect(y, names) if len(names) else {}
     zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
+    closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
+    chain = zero_chain(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_chain_weight) if cadence.name == "daily" else {}
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
     seen = y
@@ -838,7 +901,6 @@ def fit_series(
         seasonal = (0, 0, 0, 0)
     endog = to_model_scale(y)
     mean_window = round(settings.mean_window_years * 365.25 / cadence.period_days)
-    closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
     history_max = float(y.max())
     # Accepted fits, each (aic, results, order, seasonal order, h-step moments).
     accepted: list[tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]]] = []
@@ -923,6 +985,7 @@ def fit_series(
         members=others,
         spike_rule=tuple(settings.spike_rule),
         spikes_left_out={f"{d:%Y-%m-%d}": float(seen[d]) for d in spikes},
+        zero_chain=chain,
     )
     elapsed = time.perf_counter() - started
     log.info("fitted %s: %s aic %.1f in %.2fs (closed: %s)", series_id, spec.label, spec.aic, elapsed, ",".join(closed) or "none")
@@ -964,4 +1027,12 @@ def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tupl
     member's, for a combination, pooled as in `FittedModel.forecast`).
     """
     moments = [_log_moments(filter_with_spec(y, m), horizon) for m in spec.member_specs()]
-    return quantile_frame(spec, y.index.max(), horizon, levels, moments)
+    last_zero = None
+    if spec.zero_chain:
+        # The chain starts from the state of the data forecast from (newer than training's for a
+        # champion serving later runs), on the days training would count: no closed weekday, no holiday.
+        tail = y.iloc[-7 * 7 :]
+        holidays = pd.DatetimeIndex(holiday_names(spec.holidays, tail.index.min(), tail.index.max()).index)
+        days = _open_days(tail, spec.closed_weekdays, holidays)
+        last_zero = bool(days.iloc[-1] == 0) if len(days) else None
+    return quantile_frame(spec, y.index.max(), horizon, levels, moments, last_zero)

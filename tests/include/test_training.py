@@ -704,3 +704,60 @@ def test_every_fit_is_a_usable_forecast_or_a_series_error(config, velvet, veg_we
             np.testing.assert_allclose(again.drop(columns="forecast_date").to_numpy(), values.to_numpy(), rtol=1e-6, atol=scale, err_msg=reshaped.name)
     # Most reshapes are fitted; what is refused is refused for too little history, with a reason.
     assert fitted_count >= 24 and all("too little history" in r for r in refused), refused
+
+
+def test_zero_chain_counts_runs_of_open_days():
+    """Ten days sold, six without a sale, twelve sold: from a sale 21 transitions, one into no sale; from
+    no sale 6, one into a sale (each with half a transition of prior). A closed weekday is not a step."""
+    days = pd.date_range("2024-01-01", periods=28, freq="D")
+    y = pd.Series(np.r_[np.full(10, 3.0), np.zeros(6), np.full(12, 3.0)], index=days)
+    chain = training.zero_chain(y, 12, (), None, 0.5)
+    assert chain == {"to_zero": 1.5 / 22, "to_sale": 1.5 / 7, "weight": 0.5, "last_zero": 0.0}
+    assert training.zero_chain(y, 12, (), None, 0.0) == {}  # weight 0: the weekday share alone
+    assert training.zero_chain(y.iloc[:13], 12, (), None, 0.5) == {}  # fewer than 14 open days
+    # Sundays closed: four days fewer, one of them inside the run of no sale.
+    without_sundays = training.zero_chain(y, 12, ("sun",), None, 0.5)
+    assert without_sundays["to_sale"] == 1.5 / 6 and without_sundays["to_zero"] == 1.5 / 19
+    # One step after a sale P(no sale) = to_zero, after no sale 1 - to_sale; far ahead the stationary share.
+    steps = np.array([1, 200])
+    after_sale = training.chain_zero_probability(chain, steps, last_zero=False)
+    after_none = training.chain_zero_probability(chain, steps, last_zero=True)
+    stationary = chain["to_zero"] / (chain["to_zero"] + chain["to_sale"])
+    np.testing.assert_allclose([after_sale[0], after_none[0]], [chain["to_zero"], 1 - chain["to_sale"]])
+    np.testing.assert_allclose([after_sale[1], after_none[1]], [stationary, stationary])
+
+
+@pytest.fixture(scope="module")
+def restarted_bok_choy():
+    """上海青 from the shipped vegetables panel through 2022-11-01: out of stock for weeks, selling again on
+    its last three days."""
+    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_daily_kg.csv", parse_dates=["date"])
+    frame = frame[(frame["series"] == "上海青") & (frame["date"] <= "2022-11-01")]
+    return frame.set_index("date")["value"].asfreq("D").fillna(0.0).rename("上海青")
+
+
+def test_a_product_selling_again_is_forecast_to_sell_sooner(restarted_bok_choy, settings):
+    """After a stock-out the weekday shares trail the restart by weeks; the chain knows the product sold
+    yesterday. With it, P(no sale) is lower on every open day and a sale is forecast where the weekday
+    shares alone forecast none; closed weekdays stay closed."""
+    y = restarted_bok_choy
+    assert (y.iloc[-3:] > 0).all() and (y.iloc[-20:-3] == 0).all()
+    plain_settings = dataclasses.replace(settings, holidays=None, zero_chain_weight=0.0)
+    plain = training.fit_series(y, plain_settings).forecast(7, (0.8,))
+    fitted = training.fit_series(y, dataclasses.replace(settings, holidays=None))  # the shipped weight
+    chained = fitted.forecast(7, (0.8,))
+    assert fitted.spec.zero_chain["last_zero"] == 0.0
+    assert (plain["yhat"] == 0).all() and (chained["yhat"] > 0).any()
+    closed = chained["forecast_date"].dt.day_of_week.map(lambda d: training.WEEKDAYS[d] in fitted.spec.closed_weekdays)
+    assert closed.any() and (chained.loc[closed, ["yhat", "yhat_upper"]] == 0).all().all()
+    assert (chained.loc[~closed, "yhat_upper"] >= plain.loc[~closed, "yhat_upper"]).all()
+    # The recorded version forecasts the same from the same data, and starts from the state of newer data:
+    # after a week without a sale (its open days included), the chain makes no sale more likely than the
+    # weekday shares do.
+    spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
+    pd.testing.assert_frame_equal(training.forecast_with_spec(y, spec, 7, (0.8,)), chained)
+    later = pd.concat([y, pd.Series(0.0, index=pd.date_range(y.index[-1] + pd.Timedelta(days=1), periods=7))]).rename(y.name)
+    after_none = training.forecast_with_spec(later, spec, 7, (0.8,))
+    weekday_only = training.forecast_with_spec(later, dataclasses.replace(spec, zero_chain={}), 7, (0.8,))
+    assert (after_none["yhat_upper"] <= weekday_only["yhat_upper"]).all()
+    assert (after_none["yhat_upper"] < weekday_only["yhat_upper"]).any()
