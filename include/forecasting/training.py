@@ -336,8 +336,10 @@ def zero_chain(y: pd.Series, window: int, closed: tuple[str, ...], exclude: pd.D
     sold on its last open day says more about the next few days than the weekday's share of the last
     weeks, which trails a restart by weeks; further ahead the chain forgets the state.
     """
+    if weight <= 0:
+        return {}
     days = _open_days(y.iloc[-window * 7 :], closed, exclude)
-    if weight <= 0 or len(days) < 14:
+    if len(days) < 14:
         return {}
     zero = days.to_numpy(dtype=float) == 0
     before, after = zero[:-1], zero[1:]
