@@ -761,3 +761,15 @@ def test_a_product_selling_again_is_forecast_to_sell_sooner(restarted_bok_choy, 
     weekday_only = training.forecast_with_spec(later, dataclasses.replace(spec, zero_chain={}), 7, (0.8,))
     assert (after_none["yhat_upper"] <= weekday_only["yhat_upper"]).all()
     assert (after_none["yhat_upper"] < weekday_only["yhat_upper"]).any()
+
+
+def test_a_legacy_spec_without_a_zero_chain_forecasts_from_weekday_shares(restarted_bok_choy, settings):
+    """A version written before the chain (no `zero_chain` in its spec.json) still loads and forecasts
+    with the weekday shares alone, as it did when it was fitted."""
+    y = restarted_bok_choy
+    plain = training.fit_series(y, dataclasses.replace(settings, holidays=None, zero_chain_weight=0.0))
+    data = training.fit_series(y, dataclasses.replace(settings, holidays=None)).spec.to_dict()
+    assert data.pop("zero_chain")
+    legacy = training.ModelSpec.from_dict(data)
+    assert legacy.zero_chain == {}
+    pd.testing.assert_frame_equal(training.forecast_with_spec(y, legacy, 7, (0.8,)), plain.forecast(7, (0.8,)))
