@@ -248,13 +248,18 @@ def test_rejected_candidates_fall_back_to_safe_orders(velvet, settings):
     assert np.all(np.abs(fitted.results.maroots) > 1) if len(fitted.results.maroots) else True
 
 
+def veg_daily(series: str, start: str, end: str) -> pd.Series:
+    """One item of the shipped vegetables daily panel (kg), from `start` to `end`, on a daily grid."""
+    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_daily_kg.csv", parse_dates=["date"])
+    frame = frame[(frame["series"] == series) & frame["date"].between(start, end)]
+    return frame.set_index("date")["value"].asfreq("D").fillna(0.0).rename(series)
+
+
 @pytest.fixture(scope="module")
 def stop_start_pepper():
     """螺丝椒 (peppers, kg) from the shipped vegetables panel, 2023-02-02 to 2023-06-02: a series that
     goes out of stock for weeks and comes back, 121 days."""
-    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_daily_kg.csv", parse_dates=["date"])
-    frame = frame[(frame["series"] == "螺丝椒") & frame["date"].between("2023-02-02", "2023-06-02")]
-    return frame.set_index("date")["value"].asfreq("D").fillna(0.0).rename("螺丝椒")
+    return veg_daily("螺丝椒", "2023-02-02", "2023-06-02")
 
 
 def test_a_rejected_warm_start_is_retried_cold(stop_start_pepper, settings):
@@ -731,9 +736,7 @@ def test_zero_chain_counts_runs_of_open_days():
 def restarted_bok_choy():
     """上海青 from the shipped vegetables panel through 2022-11-01: out of stock for weeks, selling again on
     its last three days."""
-    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_daily_kg.csv", parse_dates=["date"])
-    frame = frame[(frame["series"] == "上海青") & (frame["date"] <= "2022-11-01")]
-    return frame.set_index("date")["value"].asfreq("D").fillna(0.0).rename("上海青")
+    return veg_daily("上海青", "2020-07-01", "2022-11-01")
 
 
 def test_a_product_selling_again_is_forecast_to_sell_sooner(restarted_bok_choy, settings):
