@@ -37,7 +37,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 from forecast_ops.assets import PUBLISHED_FORECASTS
-from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts
+from forecast_ops.callbacks import dag_failure_callbacks, default_args_with_alerts, run_deadline
 from forecast_ops.operators.promote import PromoteChampionOperator
 
 
@@ -58,6 +58,7 @@ def _run_date(context: Any) -> Any:
 
 # The same rule for templated operator arguments.
 RUN_DATE_TEMPLATE = "{{ (logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
+RUN_TIMEOUT = timedelta(hours=2)
 
 
 def _tracking_uri(config: Any) -> str:
@@ -78,7 +79,9 @@ def _tracking_uri(config: Any) -> str:
     catchup=False,
     max_active_runs=3,
     max_active_tasks=8,
-    dagrun_timeout=timedelta(hours=2),
+    dagrun_timeout=RUN_TIMEOUT,
+    # A run still unfinished an hour after it was queued posts "run is late" to Slack (README "Slack alerts").
+    deadline=run_deadline(RUN_TIMEOUT),
     default_args=default_args_with_alerts(
         {
             "owner": "forecasting",

@@ -6,6 +6,7 @@ what the on-call person reads lives here and is unit-tested on real validation a
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import numbers
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from urllib.parse import quote
 
 MAX_TEXT = 2900  # Slack section text limit is 3,000 characters
 MAX_ITEMS = 10  # list at most this many failures / series, then "... and N more"
+RUN_LEVEL = "(dag run)"  # RunInfo.task_id of an alert about a whole run (a timeout, a late run)
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,16 @@ class RunInfo:
     base_url: str = "http://127.0.0.1:8080"
 
     @property
+    def run_url(self) -> str:
+        """Link to the DAG run in the Airflow 3 UI (its grid of tasks)."""
+        return f"{self.base_url}/dags/{quote(self.dag_id)}/runs/{quote(self.run_id, safe='')}"
+
+    @property
     def log_url(self) -> str:
-        """Link to the task instance's log in the Airflow 3 UI."""
-        url = f"{self.base_url}/dags/{quote(self.dag_id)}/runs/{quote(self.run_id, safe='')}/tasks/{quote(self.task_id)}"
+        """Link to the task instance's log in the Airflow 3 UI; the run's page for a run-level alert."""
+        if self.task_id == RUN_LEVEL:
+            return self.run_url
+        url = f"{self.run_url}/tasks/{quote(self.task_id)}"
         return url + (f"/mapped/{self.map_index}" if self.map_index >= 0 else "")
 
 
@@ -64,13 +73,15 @@ def _fields(info: RunInfo) -> dict[str, Any]:
 
 def _payload(header: str, info: RunInfo, body: str) -> dict[str, Any]:
     body = _clip(body)
+    where = info.dag_id if info.task_id == RUN_LEVEL else f"{info.dag_id}.{info.task_id}"
+    button = "Open run" if info.task_id == RUN_LEVEL else "Open task log"
     return {
-        "text": _clip(f"{header}: {info.dag_id}.{info.task_id} ({info.logical_date})\n{body}", 3900),
+        "text": _clip(f"{header}: {where} ({info.logical_date})\n{body}", 3900),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": header[:150]}},
             _fields(info),
             {"type": "section", "text": {"type": "mrkdwn", "text": body}},
-            {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open task log"}, "url": info.log_url}]},
+            {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": button}, "url": info.log_url}]},
         ],
     }
 
@@ -282,3 +293,47 @@ def health_report(info: RunInfo, summary: dict[str, Any], runs: dict[str, Any], 
             },
         ],
     }
+
+
+def late_run(dag_run: dict[str, Any], deadline_time: Any, limit_minutes: float, timeout_minutes: float | None, base_url: str) -> dict[str, Any] | None:
+    """The "run is late" warning of a run still unfinished `limit_minutes` after it was queued (its
+    deadline alert), or None when there is nothing to say: the run already ended (a failure has its own
+    alert; a success prunes its deadline) or it is a backfill run (a backfill queues its runs up front and
+    works through them, so a late one is waiting its turn, not stuck).
+
+    `dag_run` is Airflow's REST view of the run (`dag_run_id`, `logical_date`, `queued_at`, `state`,
+    `run_type`, ...), as the deadline callback receives it.
+    """
+    state = str(dag_run.get("state") or "")
+    run_type = str(dag_run.get("run_type") or "")
+    if state not in ("queued", "running") or run_type == "backfill":
+        return None
+    info = RunInfo(
+        dag_id=str(dag_run.get("dag_id") or "?"),
+        task_id=RUN_LEVEL,
+        run_id=str(dag_run.get("dag_run_id") or dag_run.get("run_id") or "?"),
+        logical_date=str(dag_run.get("logical_date") or "-")[:10],
+        base_url=base_url,
+    )
+    started = f"started {_utc(dag_run['start_date'])}" if dag_run.get("start_date") else "not started yet"
+    body = (
+        f"*Still {state}* {limit_minutes:g} min after it was queued ({_utc(dag_run.get('queued_at'))}; {started}; "
+        f"deadline {_utc(deadline_time)}), {run_type or 'unknown'} run. Its forecasts are not published yet: the "
+        "warehouse still serves the previous run's rows. Open the run's grid for the task that is slow, queued "
+        "or retrying (RUNBOOK \"A late run\")."
+        + (f" The run fails at its {timeout_minutes:g}-minute timeout if it has not finished by then." if timeout_minutes else "")
+    )
+    return _payload(":hourglass_flowing_sand: Sales forecast run is late", info, body)
+
+
+def _utc(moment: Any) -> str:
+    """A timestamp as Airflow hands it to a callback (ISO text or a datetime) as "YYYY-MM-DD HH:MM:SS UTC"."""
+    if moment is None or moment == "":
+        return "-"
+    try:
+        stamp = moment if isinstance(moment, dt.datetime) else dt.datetime.fromisoformat(str(moment))
+    except ValueError:
+        return str(moment)
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")

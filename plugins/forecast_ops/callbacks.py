@@ -6,7 +6,11 @@ carries the notifier; the DAG-level one only reports run-level reasons (timeouts
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
 from typing import Any
+
+from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
 
 from forecast_ops.notifiers.slack import ForecastAlertNotifier, dag_failure_callback
 
@@ -19,3 +23,21 @@ def default_args_with_alerts(base: dict[str, Any]) -> dict[str, Any]:
 def dag_failure_callbacks() -> list[Any]:
     """DAG-level failure callbacks (run-level reasons only)."""
     return [dag_failure_callback]
+
+
+def run_deadline(timeout: timedelta) -> DeadlineAlert:
+    """A run still unfinished FORECAST_RUN_DEADLINE_MINUTES (default 60) after it was queued posts one
+    "run is late" message (`notifiers.slack.late_run_callback`), well before `timeout` (the DAG's
+    dagrun_timeout) fails it: a stuck or slow task is seen while the day's forecasts can still be
+    published. A SyncCallback runs in the executor (LocalExecutor, CeleryExecutor), which reads the
+    Slack connection like a task does; no triggerer needed."""
+    minutes = float(os.environ.get("FORECAST_RUN_DEADLINE_MINUTES", "60"))
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=SyncCallback(
+            "forecast_ops.notifiers.slack.late_run_callback",
+            kwargs={"limit_minutes": minutes, "timeout_minutes": timeout.total_seconds() / 60},
+        ),
+        name="sales_forecast run late",
+    )

@@ -52,6 +52,13 @@ def test_shape_of_sales_forecast(dagbag):
     assert {"publish_forecasts", "evaluate_series"} <= report.upstream_task_ids
     assert report.downstream_task_ids == {"all_series_published"} and dag.get_task("all_series_published").downstream_task_ids == set()
     assert dag.start_date.year <= 1970  # any history a user brings has a runnable logical date
+    # A run still going an hour after it was queued posts "run is late" (executor callback), an hour before
+    # the run timeout fails it (README "Slack alerts").
+    (deadline,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    assert type(deadline.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert deadline.interval.total_seconds() == 3600 < dag.dagrun_timeout.total_seconds()
+    assert type(deadline.callback).__name__ == "SyncCallback" and deadline.callback.path == "forecast_ops.notifiers.slack.late_run_callback"
+    assert deadline.callback.kwargs == {"limit_minutes": 60.0, "timeout_minutes": 120.0}
 
 
 def test_shape_of_forecast_monitor(dagbag):

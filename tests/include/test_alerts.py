@@ -122,3 +122,37 @@ def test_series_report_names_spikes_left_out_of_training():
     assert "partial run" in both and "1 series quarantined" in both and "41000 on 2024-03-12" in both
     many = alerts.series_report(INFO, {}, [], 1, [], {"A": {f"2024-01-{d:02d}": float(d) for d in range(1, 31)}})
     assert "and 20 more" in json.dumps(many)
+
+
+LATE_RUN = {
+    "dag_id": "sales_forecast",
+    "dag_run_id": "scheduled__2025-05-31T03:00:00+00:00",
+    "logical_date": "2025-05-31T03:00:00Z",
+    "queued_at": "2025-05-31T03:00:02.250000Z",
+    "start_date": "2025-05-31T03:00:04Z",
+    "state": "running",
+    "run_type": "scheduled",
+}
+
+
+def test_late_run_message_says_what_is_late_and_links_the_run():
+    deadline = dt.datetime(2025, 5, 31, 4, 0, 2, tzinfo=dt.UTC)
+    payload = alerts.late_run(LATE_RUN, deadline, 60, 120, "https://airflow.example.com")
+    json.loads(json.dumps(payload))
+    text = payload["text"]
+    assert text.startswith(":hourglass_flowing_sand: Sales forecast run is late: sales_forecast (2025-05-31)")
+    assert "*Still running* 60 min after it was queued (2025-05-31 03:00:02 UTC; started 2025-05-31 03:00:04 UTC; deadline 2025-05-31 04:00:02 UTC)" in text
+    assert "scheduled run" in text and "not published yet" in text and "120-minute timeout" in text
+    button = payload["blocks"][-1]["elements"][0]
+    assert button["text"]["text"] == "Open run"
+    assert button["url"] == "https://airflow.example.com/dags/sales_forecast/runs/scheduled__2025-05-31T03%3A00%3A00%2B00%3A00"
+    # Deadline time as ISO text (how it reaches a callback through JSON), another zone, still queued.
+    queued = alerts.late_run({**LATE_RUN, "state": "queued", "start_date": None}, "2025-05-31T06:00:02+02:00", 60, None, "u")
+    assert "*Still queued*" in queued["text"] and "not started yet; deadline 2025-05-31 04:00:02 UTC" in queued["text"]
+    assert "timeout" not in queued["text"]
+
+
+@pytest.mark.parametrize("change", [{"state": "failed"}, {"state": "success"}, {"run_type": "backfill"}])
+def test_late_run_is_silent_for_ended_runs_and_backfills(change):
+    # A failed run has its own failure alert; a backfill's runs wait their turn by design.
+    assert alerts.late_run({**LATE_RUN, **change}, None, 60, 120, "u") is None

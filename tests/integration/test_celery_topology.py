@@ -15,8 +15,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from conftest import RUN_DAY, write_config
+from conftest import RUN_DAY, slack_webhook_conn, write_config
+from support.slack_standin import SlackStandIn
 
 from scripts.airflow_stack import AirflowStack, Processes, mlflow_server, postgres, redis
 
@@ -40,7 +42,7 @@ def test_celery_postgres_redis_mlflow_server(tmp_path: Path):
     procs = Processes(tmp_path / "logs")
     started: list[int] = []
     try:
-        with postgres(procs, ("airflow", "mlflow")) as pg, redis(procs) as broker:
+        with postgres(procs, ("airflow", "mlflow")) as pg, redis(procs) as broker, SlackStandIn() as slack:
             try:
                 tracking = mlflow_server(procs, f"{pg.replace('postgresql://', 'postgresql+psycopg2://')}/mlflow", tmp_path / "mlflow-artifacts")
                 config_path = write_config(tmp_path, **{"mlflow.tracking_uri": tracking})
@@ -59,8 +61,10 @@ def test_celery_postgres_redis_mlflow_server(tmp_path: Path):
                     "AIRFLOW__CELERY__BROKER_URL": broker,
                     "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{db}/airflow",
                     "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "http", "host": host, "port": int(port), "schema": "http"}),
-                    "AIRFLOW_CONN_SLACK_DEFAULT": "",
+                    "AIRFLOW_CONN_SLACK_DEFAULT": slack_webhook_conn(slack.webhook_url),
                     "AIRFLOW_CONN_SLACK_API_DEFAULT": "",
+                    # A 30 s run deadline, which the run misses: the late-run callback runs on the Celery worker.
+                    "FORECAST_RUN_DEADLINE_MINUTES": "0.5",
                 }
                 airflow = AirflowStack(tmp_path / "airflow", env, procs, celery_workers=1)
                 airflow.start({"training": 2})
@@ -77,6 +81,12 @@ def test_celery_postgres_redis_mlflow_server(tmp_path: Path):
                 assert len([t for t in tis if t["task_id"] == "train_series"]) == 5
                 assert all(t["state"] == "success" for t in tis)
                 assert "execute_workload" in (tmp_path / "logs" / "celery-worker-0.log").read_text()
+
+                # The run missed its 30 s deadline: the deadline callback (an executor callback, run by the
+                # Celery worker) posted one "run is late" message for it.
+                assert pd.Timestamp(run["end_date"]) > pd.Timestamp(run["queued_at"]) + pd.Timedelta(seconds=30), run
+                late = [r.body["text"] for r in slack.requests if f"run is late: sales_forecast ({RUN_DAY})" in str(r.body.get("text", ""))]
+                assert len(late) == 1, [r.body.get("text") for r in slack.requests]
 
                 # The champion, read through the MLflow server's REST API; artifacts in its store.
                 for series_id in SERIES:

@@ -74,3 +74,17 @@ def test_a_message_that_cannot_be_built_is_logged_not_raised(monkeypatch, caplog
         assert send_gate_warning({}, [odd], config) == "error"
         assert send_gate_warning({}, [{**odd, "reasons": ["MASE undefined"]}], config) == "webhook"  # "n/a" shows as "-"
     assert "could not build the gate warning message" in caplog.text and len(slack.requests) == 1
+
+
+def test_late_run_callback_posts_once_for_a_running_run_and_never_raises(monkeypatch, caplog):
+    from forecast_ops.notifiers.slack import late_run_callback
+
+    run = {"dag_id": "sales_forecast", "dag_run_id": "manual__2025-05-31", "logical_date": "2025-05-31T00:00:00Z", "queued_at": "2025-05-31T00:00:01Z", "state": "running", "run_type": "manual"}
+    with SlackStandIn() as slack:
+        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
+        late_run_callback({"dag_run": run, "deadline": {"id": "d1", "deadline_time": "2025-05-31T01:00:01Z"}}, limit_minutes=60, timeout_minutes=120)
+        late_run_callback({"dag_run": {**run, "state": "failed"}, "deadline": {}}, limit_minutes=60)
+        late_run_callback({}, limit_minutes=60)  # nothing usable: logged, not raised
+    assert len(slack.requests) == 1
+    assert "run is late: sales_forecast (2025-05-31)" in slack.requests[0].body["text"]
+    assert "now failed: no late-run alert" in caplog.text

@@ -99,14 +99,14 @@ def send_payload(context: Any, payload: dict[str, Any], channel: str | None = No
 
 def run_info(context: Any, base_url: str) -> Any:
     """Extract the alert's RunInfo from an Airflow context (task or DAG callback)."""
-    from include.forecasting.alerts import RunInfo
+    from include.forecasting.alerts import RUN_LEVEL, RunInfo
 
     ti = context.get("ti") or context.get("task_instance")
     dag = context.get("dag")
     logical = context.get("logical_date") or (getattr(context.get("dag_run"), "logical_date", None))
     return RunInfo(
         dag_id=getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?"),
-        task_id=getattr(ti, "task_id", None) or "(dag run)",
+        task_id=getattr(ti, "task_id", None) or RUN_LEVEL,
         run_id=context.get("run_id") or getattr(ti, "run_id", "?"),
         logical_date=logical.date().isoformat() if hasattr(logical, "date") else str(logical),
         try_number=getattr(ti, "try_number", None),
@@ -220,3 +220,22 @@ def send_series_report(context: Any, outcome: dict[str, Any], failures: list[dic
         ),
         config.alerts.channel,
     )
+
+
+def late_run_callback(context: dict[str, Any], limit_minutes: float, timeout_minutes: float | None = None) -> None:
+    """Deadline-alert callback (a SyncCallback: the executor runs it when a run misses its deadline):
+    post "the run is late" for a run still queued or running; a run that already ended or a backfill run
+    gets a log line only (see `alerts.late_run`). `context` is Airflow's simple deadline context: the
+    run's REST view under `dag_run` and `deadline.deadline_time`. Never raises."""
+    from include.forecasting import alerts
+
+    dag_run = dict(context.get("dag_run") or {})
+    try:
+        config = _alerts_config()
+        payload = alerts.late_run(dag_run, (context.get("deadline") or {}).get("deadline_time"), limit_minutes, timeout_minutes, config.airflow_base_url)
+        if payload is None:
+            log.info("deadline passed for %s run %s, now %s: no late-run alert", dag_run.get("run_type"), dag_run.get("dag_run_id"), dag_run.get("state"))
+            return
+        send_payload(context, payload, config.channel)
+    except Exception:  # noqa: BLE001 - an alert must never turn into a failure of its own
+        log.exception("late-run callback crashed")
