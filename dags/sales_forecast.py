@@ -25,6 +25,9 @@ anything at or after `data_interval_end`.
    spike newly left out of training, after every mapped try is final. **all_series_published** is *skipped* when anything was quarantined:
    a green run with that task skipped is a *partial* run (see README "Partial runs").
 
+With FORECAST_RUN_DEADLINE_MINUTES set (`make airflow`, compose: 60), a run still queued or running that long
+after it was queued posts one "run is late" Slack message (deadline alert; README "Slack alerts").
+
 Config: `include/config/forecast.yaml` (or `$FORECAST_CONFIG`). Runbook: `docs/RUNBOOK.md`.
 """
 
@@ -80,7 +83,8 @@ def _tracking_uri(config: Any) -> str:
     max_active_runs=3,
     max_active_tasks=8,
     dagrun_timeout=RUN_TIMEOUT,
-    # A run still unfinished an hour after it was queued posts "run is late" to Slack (README "Slack alerts").
+    # With FORECAST_RUN_DEADLINE_MINUTES set (`make airflow`, compose: 60), a run still unfinished that long
+    # after it was queued posts "run is late" to Slack (README "Slack alerts").
     deadline=run_deadline(RUN_TIMEOUT),
     default_args=default_args_with_alerts(
         {

@@ -199,6 +199,8 @@ def standalone() -> None:
         # What `airflow standalone` forces: a local executor and the simple auth manager (user admin).
         "AIRFLOW__CORE__EXECUTOR": os.environ.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        # The run deadline (README "Slack alerts"): a run unfinished an hour after it was queued is reported late.
+        "FORECAST_RUN_DEADLINE_MINUTES": os.environ.get("FORECAST_RUN_DEADLINE_MINUTES") or "60",
     }
     logs = Path(os.environ.get("AIRFLOW_LOCAL_LOGS", ROOT / ".local" / "logs" / "airflow"))
     procs = Processes(logs)

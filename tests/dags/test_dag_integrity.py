@@ -52,13 +52,37 @@ def test_shape_of_sales_forecast(dagbag):
     assert {"publish_forecasts", "evaluate_series"} <= report.upstream_task_ids
     assert report.downstream_task_ids == {"all_series_published"} and dag.get_task("all_series_published").downstream_task_ids == set()
     assert dag.start_date.year <= 1970  # any history a user brings has a runnable logical date
-    # A run still going an hour after it was queued posts "run is late" (executor callback), an hour before
-    # the run timeout fails it (README "Slack alerts").
-    (deadline,) = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    # The run deadline comes from the services' environment (forecast_ops.callbacks.run_deadline), never
+    # past the run timeout.
+    from forecast_ops.callbacks import run_deadline
+
+    expected = run_deadline(dag.dagrun_timeout)
+    assert dag.deadline == ([expected] if expected else None)
+
+
+def test_run_deadline_is_set_by_the_services_environment(monkeypatch):
+    from datetime import timedelta
+
+    from forecast_ops.callbacks import DEADLINE_ENV, run_deadline
+
+    for off in ("", "0"):
+        monkeypatch.setenv(DEADLINE_ENV, off)
+        assert run_deadline(timedelta(hours=2)) is None
+    monkeypatch.delenv(DEADLINE_ENV)
+    assert run_deadline(timedelta(hours=2)) is None
+    monkeypatch.setenv(DEADLINE_ENV, "60")
+    deadline = run_deadline(timedelta(hours=2))
     assert type(deadline.reference).__name__ == "DagRunQueuedAtDeadline"
-    assert deadline.interval.total_seconds() == 3600 < dag.dagrun_timeout.total_seconds()
+    assert deadline.interval == timedelta(minutes=60)
     assert type(deadline.callback).__name__ == "SyncCallback" and deadline.callback.path == "forecast_ops.notifiers.slack.late_run_callback"
     assert deadline.callback.kwargs == {"limit_minutes": 60.0, "timeout_minutes": 120.0}
+
+
+def test_compose_turns_the_run_deadline_on():
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["x-airflow"]["environment"]["FORECAST_RUN_DEADLINE_MINUTES"] == "${FORECAST_RUN_DEADLINE_MINUTES:-60}"
 
 
 def test_shape_of_forecast_monitor(dagbag):
