@@ -39,7 +39,11 @@ def run_deadline(timeout: timedelta) -> DeadlineAlert | None:
     well before `timeout` (the DAG's dagrun_timeout) fails it: a stuck or slow task is seen while the day's
     forecasts can still be published. A SyncCallback runs in the executor (LocalExecutor, CeleryExecutor),
     which reads the Slack connection like a task does; no triggerer needed. None (no deadline) when unset."""
-    minutes = float(os.environ.get(DEADLINE_ENV) or 0)
+    raw = os.environ.get(DEADLINE_ENV) or "0"
+    try:
+        minutes = float(raw)
+    except ValueError:
+        raise ValueError(f"{DEADLINE_ENV}={raw!r}: minutes as a number (60, 0.5), or 0 / unset for no run deadline") from None
     if minutes <= 0:
         return None
     return DeadlineAlert(

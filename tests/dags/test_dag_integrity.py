@@ -70,6 +70,9 @@ def test_run_deadline_is_set_by_the_services_environment(monkeypatch):
         assert run_deadline(timedelta(hours=2)) is None
     monkeypatch.delenv(DEADLINE_ENV)
     assert run_deadline(timedelta(hours=2)) is None
+    monkeypatch.setenv(DEADLINE_ENV, "an hour")
+    with pytest.raises(ValueError, match="FORECAST_RUN_DEADLINE_MINUTES='an hour': minutes as a number"):
+        run_deadline(timedelta(hours=2))
     monkeypatch.setenv(DEADLINE_ENV, "60")
     deadline = run_deadline(timedelta(hours=2))
     assert type(deadline.reference).__name__ == "DagRunQueuedAtDeadline"
