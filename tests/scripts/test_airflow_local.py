@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 from conftest import ROOT, write_config
@@ -69,6 +70,7 @@ def test_make_airflow_restarts_a_service_that_dies_and_stops_them_all(tmp_path):
         "AIRFLOW_LOCAL_LOGS": str(tmp_path / "logs"),
         "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
     }
+    env.pop("FORECAST_RUN_DEADLINE_MINUTES", None)  # `make airflow` sets its own
     script = [sys.executable, "scripts/airflow_local.py"]
     subprocess.run([*script, "setup"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     launcher = subprocess.Popen([*script, "standalone"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -88,6 +90,11 @@ def test_make_airflow_restarts_a_service_that_dies_and_stops_them_all(tmp_path):
             return found
 
         first = wait_for(lambda: services() if len(services()) == 4 else None, 60, "four services", 0.5)
+        # The services run with the run deadline on (README "Slack alerts"): the dag-processor stored
+        # sales_forecast's deadline alert with the metadata.
+        assert psutil.Process(first["dag-processor"]).environ().get("FORECAST_RUN_DEADLINE_MINUTES") == "60"
+        wait_for(lambda: _deadline_alerts(tmp_path / "airflow" / "airflow.db") or None, 180, "sales_forecast's deadline alert in the metadata DB", 2.0)
+        assert _deadline_alerts(tmp_path / "airflow" / "airflow.db") == ["sales_forecast run late"]
         os.killpg(first["scheduler"], signal.SIGKILL)
         wait_for(lambda: services().get("scheduler") not in (None, first["scheduler"]), 60, "a new scheduler", 0.5)
         assert services()["api-server"] == first["api-server"]  # the others were left alone
@@ -117,3 +124,16 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except ProcessLookupError:
         return None
+
+
+def _deadline_alerts(db: Path) -> list[str]:
+    """Names of the deadline alerts the dag-processor stored (none before it has parsed the DAGs)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return sorted({row[0] for row in con.execute("SELECT name FROM deadline_alert")})
+    except sqlite3.OperationalError:  # locked by a writer, or not migrated yet
+        return []
+    finally:
+        con.close()
