@@ -43,6 +43,8 @@ def test_a_run_past_its_deadline_posts_one_late_message_and_still_publishes(tmp_
             airflow.wait_for_dag("sales_forecast")
             run_id = airflow.trigger("sales_forecast", "2025-05-31")
             run = airflow.wait_for_run("sales_forecast", run_id, 600)
+            # What the UI's run page shows: the run's deadline, missed (the UI's own endpoint).
+            shown = airflow.api("GET", f"/ui/dags/sales_forecast/dagRuns/{quote(run_id, safe='')}/deadlines")["deadlines"]
             scheduled = wait_for(lambda: [r for r in airflow.runs("sales_forecast") if r["run_type"] == "scheduled" and r["state"] == "failed"] or None, 300, "the stale scheduled run to fail")[0]
             # Past the scheduled run's deadline, plus a few scheduler loops for any callback to arrive.
             deadline = pd.Timestamp(scheduled["queued_at"]) + pd.Timedelta(seconds=DEADLINE_S)
@@ -57,6 +59,8 @@ def test_a_run_past_its_deadline_posts_one_late_message_and_still_publishes(tmp_
     # The manual run missed its deadline (a run takes longer than 30 s) and went on to publish every series.
     assert run["state"] == "success", run
     assert pd.Timestamp(run["end_date"]) > pd.Timestamp(run["queued_at"]) + pd.Timedelta(seconds=DEADLINE_S)
+    assert [(d["alert_name"], d["missed"]) for d in shown] == [("sales_forecast run late", True)], shown
+    assert pd.Timestamp(shown[0]["deadline_time"]) - pd.Timestamp(run["queued_at"]) == pd.Timedelta(seconds=DEADLINE_S)
     assert len(champions(config)) == 5
     assert forecasts(config, "2025-05-31")["series_id"].nunique() == 5
     late = [r for r in slack.requests if "run is late: sales_forecast (2025-05-31)" in str(r.body.get("text", ""))]
