@@ -19,7 +19,7 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,54 @@ def _set_datetime(page: Any, picker: Any, day: dt.date, time: str = "00:00") -> 
     page.wait_for_timeout(300)
 
 
+# Airflow's UI sends a form again by itself when the API answers it with a 5xx: up to 3 more times, after
+# 1, 2 and 4 s (its query client's mutation retry rule, `ui/dist/assets/index-*.js`).
+UI_SENDS = 4
+
+
+def _submit(page: Any, fill: Callable[[], Any], api_path: str, tries: int = 2, settle_s: float = 30) -> Any:
+    """Open and fill a dialog (`fill` returns its submit button), submit it, and return the API's final
+    answer to the POST(s) it sends to `api_path`.
+
+    On the SQLite metadata DB, Airflow can answer a backfill or trigger with a 503 ("database is
+    locked") or a 500 from its audit-log write (README, "Concurrency rules"). Nothing was created then
+    (`_rolled_back`, the rule the stack's own API calls retry by), and the UI sends the form again itself
+    while its button spins. Only when all its sends were refused like that does the test do what a user
+    would: open the form again and resubmit. Any other error fails the test with the API's answer."""
+    import time
+    from urllib.parse import urlparse
+
+    from scripts.airflow_stack import _rolled_back
+
+    answers: list[Any] = []
+
+    def record(response: Any) -> None:
+        if response.request.method == "POST" and urlparse(response.url).path == api_path:
+            answers.append(response)
+
+    page.on("response", record)
+    try:
+        for attempt in range(1, tries + 1):
+            first = len(answers)
+            fill().click()
+            deadline = time.monotonic() + settle_s
+            while time.monotonic() < deadline and not (answers[first:] and (answers[-1].status < 500 or len(answers) - first >= UI_SENDS)):
+                page.wait_for_timeout(250)
+            sent = answers[first:]
+            assert sent, f"{api_path}: no answer within {settle_s:.0f} s of submitting"
+            final = sent[-1]
+            if final.status < 500 or attempt == tries or not all(_rolled_back(a.status, a.body()) for a in sent):
+                break
+            print(f"{api_path}: {len(sent)} sends refused ({final.status} {final.text()[:150]}); submitting again")
+            _shot(page, f"refused_{attempt}")  # what the user saw
+    finally:
+        page.remove_listener("response", record)
+    if len(sent) > 1:
+        print(f"{api_path}: the UI sent the form {len(sent)} times: {[a.status for a in sent]}")
+    assert final.status < 300, f"{api_path}: {final.status} {final.text()[:500]}"
+    return final
+
+
 def _runs(stack: Any, dag_id: str) -> list[dict[str, Any]]:
     return stack.runs(dag_id)
 
@@ -136,29 +184,36 @@ def _wait_runs(stack: Any, dag_id: str, logical_dates: set[str], timeout: float 
 
 def test_backfill_three_dates_from_the_dialog(page: Any, stack: Any) -> None:
     days = [dt.date.fromisoformat(RUN_DAY) - dt.timedelta(days=k) for k in (3, 2, 1)]
-    dialog = _open_dialog(page, stack, "sales_forecast")
-    dialog.get_by_text("Backfill", exact=True).click()
-    pickers = dialog.get_by_test_id("datetime-input")
-    # The schedule fires at 03:00 UTC: the range must include 03:00 of the last day.
-    _set_datetime(page, pickers.nth(0), days[0])
-    _set_datetime(page, pickers.nth(1), days[-1], "03:00")
-    assert "3 runs will be triggered" in dialog.inner_text()
-    # The DAG allows 3 active runs; the form's own default is 1 (README "Backfill").
-    dialog.locator("input[name=max_active_runs]").fill("3")
-    _shot(page, "backfill_dialog")
-    dialog.get_by_role("button", name="Run Backfill").click()
+
+    def fill() -> Any:
+        dialog = _open_dialog(page, stack, "sales_forecast")
+        dialog.get_by_text("Backfill", exact=True).click()
+        pickers = dialog.get_by_test_id("datetime-input")
+        # The schedule fires at 03:00 UTC: the range must include 03:00 of the last day.
+        _set_datetime(page, pickers.nth(0), days[0])
+        _set_datetime(page, pickers.nth(1), days[-1], "03:00")
+        assert "3 runs will be triggered" in dialog.inner_text()
+        # The DAG allows 3 active runs; the form's own default is 1 (README "Backfill").
+        dialog.locator("input[name=max_active_runs]").fill("3")
+        _shot(page, "backfill_dialog")
+        return dialog.get_by_role("button", name="Run Backfill")
+
+    _submit(page, fill, "/api/v2/backfills")
     runs = _wait_runs(stack, "sales_forecast", {d.isoformat() for d in days})
     assert sorted(r["state"] for r in runs) == ["success"] * 3, runs
     assert {r["run_type"] for r in runs} == {"backfill"}
 
 
 def test_trigger_dialog_runs_sales_forecast_for_the_demo_date(page: Any, stack: Any) -> None:
-    dialog = _open_dialog(page, stack, "sales_forecast")
-    # The form tells the user which logical date to pick before they submit.
-    assert "2025-05-31" in dialog.inner_text()
-    _set_datetime(page, dialog.get_by_test_id("datetime-input").first, dt.date.fromisoformat(RUN_DAY))
-    _shot(page, "trigger_dialog")
-    dialog.get_by_role("button", name="Trigger").click()
+    def fill() -> Any:
+        dialog = _open_dialog(page, stack, "sales_forecast")
+        # The form tells the user which logical date to pick before they submit.
+        assert "2025-05-31" in dialog.inner_text()
+        _set_datetime(page, dialog.get_by_test_id("datetime-input").first, dt.date.fromisoformat(RUN_DAY))
+        _shot(page, "trigger_dialog")
+        return dialog.get_by_role("button", name="Trigger")
+
+    _submit(page, fill, "/api/v2/dags/sales_forecast/dagRuns")
     runs = _wait_runs(stack, "sales_forecast", {RUN_DAY})
     assert [r["state"] for r in runs] == ["success"], runs
     assert runs[0]["run_type"] == "manual"
@@ -166,15 +221,19 @@ def test_trigger_dialog_runs_sales_forecast_for_the_demo_date(page: Any, stack: 
 
 def test_rollback_form_rolls_back_one_series(page: Any, stack: Any) -> None:
     before = {r["dag_run_id"] for r in _runs(stack, "rollback_champion")}
-    dialog = _open_dialog(page, stack, "rollback_champion")
-    # No dangerous default: the series field is empty until the user types one.
-    series = dialog.locator("input[name=element_series]")
-    assert series.input_value() == ""
-    series.fill("black velvet")  # case-insensitive lookup
-    assert dialog.locator("input[name=element_target]").input_value() == "previous"
-    dialog.locator("input[name=element_reason]").fill("browser test: first-hour rollback")
-    _shot(page, "rollback_form")
-    dialog.get_by_role("button", name="Trigger").click()
+
+    def fill() -> Any:
+        dialog = _open_dialog(page, stack, "rollback_champion")
+        # No dangerous default: the series field is empty until the user types one.
+        series = dialog.locator("input[name=element_series]")
+        assert series.input_value() == ""
+        series.fill("black velvet")  # case-insensitive lookup
+        assert dialog.locator("input[name=element_target]").input_value() == "previous"
+        dialog.locator("input[name=element_reason]").fill("browser test: first-hour rollback")
+        _shot(page, "rollback_form")
+        return dialog.get_by_role("button", name="Trigger")
+
+    _submit(page, fill, "/api/v2/dags/rollback_champion/dagRuns")
     from scripts.airflow_stack import wait_for
 
     def finished() -> dict[str, Any] | None:
