@@ -10,6 +10,10 @@ Usage:
   python bench/dev_folds.py project [--set field=JSON ...] [--panel NAME] [--folds 16] [--detail]
       the project's fit (training.fit_series) on the dev folds, with ModelSettings overrides
       (e.g. --set zero_halflife=1.5), vs the cached trio; --detail adds MASE per series and per fold
+  python bench/dev_folds.py gate [--panel NAME] [--folds 16] [--gate-folds 8]
+      what the DAG's quality gate costs: at each origin, the gate's backtest (candidate vs seasonal naive
+      on the folds before it), and the MASE of the model always, of naive where the gate rejects, and of
+      naive only until a series' first pass (after it, the champion serves)
   make dev-folds DEV_ARGS="project --panel veg_daily_kg --detail"   (builds both venvs first)
 See docs/DEVELOPING.md for the loop a modelling change goes through.
 """
@@ -19,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from bench import quality  # noqa: E402
 from bench.run import BENCH_PYTHON, HOLIDAYS, PANELS, with_holidays  # noqa: E402
-from include.forecasting import evaluation, training  # noqa: E402
+from include.forecasting import evaluation, pipeline, training  # noqa: E402
 from include.forecasting.config import load_config  # noqa: E402
 
 CACHE = ROOT / ".cache" / "dev_folds"
@@ -109,6 +115,52 @@ def project(names: list[str], folds: int, overrides: dict, holidays: str | None,
             print(detail(p, ref), flush=True)
 
 
+def serving_table(panel: quality.Panel, model: evaluation.Forecaster, naive: evaluation.Forecaster, gate_folds: int) -> pd.DataFrame:
+    """The DAG's serving rule, simulated on a panel's folds: one row per series and fold with the MASE of
+    the model's and of naive's forecast, whether the gate passed the model at that origin (its backtest
+    vs naive's on the `gate_folds` folds before the origin, `pipeline._backtest` as `evaluate_chunk`
+    runs it), and the MASE of what would be served: `gated`, naive wherever the gate rejects (a series
+    with no champion); `until_first_pass`, naive only until the series' first pass (after it the
+    champion, the model, serves)."""
+    h, m = panel.settings.horizon, panel.m
+    rows = []
+    for series_id, y in panel.ys.items():
+        for fold, origin in enumerate(panel.origins(y)):
+            history, actual = y.iloc[:origin], y.to_numpy(dtype=float)[origin : origin + h]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    passed = pipeline._backtest(history, model, gate_folds, h, m).mase < pipeline._backtest(history, naive, gate_folds, h, m).mase
+            except ValueError:  # too few sales to backtest: the DAG quarantines the series (fallback)
+                passed = False
+            train = history.to_numpy(dtype=float)
+            scores = {
+                name: evaluation.fold_metrics(actual, forecaster(history, h)["yhat"].to_numpy(dtype=float)[: len(actual)], train, m)["mase"]
+                for name, forecaster in (("model", model), ("naive", naive))
+            }
+            rows.append({"series_id": series_id, "fold": fold, **scores, "passed": bool(passed)})
+    table = pd.DataFrame(rows).sort_values(["series_id", "fold"], ignore_index=True)
+    table["gated"] = np.where(table["passed"], table["model"], table["naive"])
+    table["until_first_pass"] = np.where(table.groupby("series_id")["passed"].cummax(), table["model"], table["naive"])
+    return table
+
+
+def gate_cost(names: list[str], folds: int, gate_folds: int) -> None:
+    """What the quality gate costs on each panel's dev folds (`serving_table` with the project's model):
+    MASE of the model always, of naive where the gate rejects, of naive until a first pass; rejections."""
+    for name in names:
+        panel = dev_panel(name, None, folds, None)
+        naive = evaluation.seasonal_naive(panel.m, panel.settings.interval_levels)
+        r = serving_table(panel, quality.project_forecaster(panel.settings), naive, gate_folds)
+        means = r[["model", "naive", "gated", "until_first_pass"]].mean()
+        print(
+            f"{name:14s} gate on {gate_folds} folds: model {means['model']:.4f}, naive where rejected {means['gated']:.4f} "
+            f"({means['gated'] / means['model'] - 1:+.1%}), until first pass {means['until_first_pass']:.4f} "
+            f"({means['until_first_pass'] / means['model'] - 1:+.1%}), naive {means['naive']:.4f}; rejected {1 - r['passed'].mean():.1%}",
+            flush=True,
+        )
+
+
 def _tuples(value: object) -> object:
     """JSON lists as the tuples ModelSettings holds."""
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
@@ -117,16 +169,19 @@ def _tuples(value: object) -> object:
 def main() -> int:
     """CLI."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["reference", "project"])
+    parser.add_argument("what", choices=["reference", "project", "gate"])
     parser.add_argument("--panel", action="append", choices=list(PANELS))
     parser.add_argument("--folds", type=int, default=8)
     parser.add_argument("--set", action="append", default=[], help="ModelSettings field=value (JSON value)")
     parser.add_argument("--holidays", default=None, help="COUNTRY[-SUBDIVISION] or none (default: the bench's calendar for the panel)")
     parser.add_argument("--detail", action="store_true", help="also MASE per series and per fold beside the trio's")
+    parser.add_argument("--gate-folds", type=int, default=4, help="gate: the backtest folds the gate judges on (config backtest.folds)")
     args = parser.parse_args()
     names = args.panel or list(PANELS)
     if args.what == "reference":
         reference(names, args.folds)
+    elif args.what == "gate":
+        gate_cost(names, args.folds, args.gate_folds)
     else:
         overrides = {k: _tuples(json.loads(v)) for k, v in (s.split("=", 1) for s in args.set)}
         project(names, args.folds, overrides, args.holidays, args.detail)

@@ -101,3 +101,30 @@ def test_development_detail_scores_each_series_and_fold_like_the_summary():
         assert abs(mase_table(points, "fold")[method].mean() - summarise(one, {})["mase"]) < 1e-12
     text = detail(points[points["method"] == "project"], points[points["method"] != "project"])
     assert "ratio_to_best" in text and "series_id" in text and "fold" in text
+
+
+def test_gate_simulation_serves_naive_where_the_gate_rejects_and_the_model_after_a_first_pass():
+    """`dev_folds.serving_table` on a hand-built case. Trend + weekly pattern: seasonal naive misses by
+    exactly 7 x slope, so its MASE is 1.0 everywhere. The "model" is exact while it trains on fewer than
+    372 days and 70 x slope too high after (MASE 10). Origins 358..393: the gate passes at 358 and 365
+    (exact backtests) and at 372 (its 4 backtest folds still train on < 372 days), then rejects (one of
+    4 folds at MASE 10: mean 2.5 > 1)."""
+    from bench.dev_folds import serving_table
+    from bench.quality import Panel
+    from include.forecasting import evaluation, training
+    from include.forecasting.frequency import DAILY
+
+    slope = 0.5
+    t = np.arange(400)
+    y = pd.Series(100 * np.tile([1.0, 1.2, 1.1, 1.3, 1.5, 0.6, 0.4], 58)[:400] + slope * t, index=pd.date_range("2023-01-01", periods=400, freq="D"))
+
+    def model(train: pd.Series, horizon: int) -> pd.DataFrame:
+        truth = y.to_numpy()[len(train) : len(train) + horizon]
+        return pd.DataFrame({"yhat": truth + (70 * slope if len(train) >= 372 else 0.0)})
+
+    settings = training.ModelSettings(cadence=DAILY, candidate_orders=((0, 1, 1),), seasonal_order=(0, 1, 1, 7), horizon=7)
+    table = serving_table(Panel("p", ROOT, {"s": y}, settings, 6), model, evaluation.seasonal_naive(7), 4)
+    assert table["passed"].tolist() == [True, True, True, False, False, False]
+    assert np.allclose(table["naive"], 1.0) and np.allclose(table["model"], [0, 0, 10, 10, 10, 10])
+    assert np.allclose(table["gated"], [0, 0, 10, 1, 1, 1])
+    assert np.allclose(table["until_first_pass"], [0, 0, 10, 10, 10, 10])
