@@ -118,10 +118,12 @@ def project(names: list[str], folds: int, overrides: dict, holidays: str | None,
 def serving_table(panel: quality.Panel, model: evaluation.Forecaster, naive: evaluation.Forecaster, gate_folds: int) -> pd.DataFrame:
     """The DAG's serving rule, simulated on a panel's folds: one row per series and fold with the MASE of
     the model's and of naive's forecast, whether the gate passed the model at that origin (its backtest
-    vs naive's on the `gate_folds` folds before the origin, `pipeline._backtest` as `evaluate_chunk`
-    runs it), and the MASE of what would be served: `gated`, naive wherever the gate rejects (a series
-    with no champion); `until_first_pass`, naive only until the series' first pass (after it the
-    champion, the model, serves)."""
+    vs naive's on the `gate_folds` folds before the origin, on `pipeline._backtest`'s folds), and the
+    MASE of what would be served: `gated`, naive wherever the gate rejects (a series with no champion);
+    `until_first_pass`, naive only until the series' first pass (after it the champion, the model,
+    serves). Two simplifications: each backtest fold runs the full fit (the DAG refits the candidate's
+    own orders there, `pipeline._backtest_spec`, the same first order unless a fit is rejected), and
+    the MASE scale keeps the spikes the DAG leaves out of it."""
     h, m = panel.settings.horizon, panel.m
     rows = []
     for series_id, y in panel.ys.items():
