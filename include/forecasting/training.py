@@ -129,6 +129,11 @@ class ModelSettings:
     # probability (`zero_chain`: whether the series sold on its last open day) and the rest on the
     # weekday's share. 0: the weekday's share alone.
     zero_chain_weight: float = 0.5
+    # ... except on an open weekday whose zero share exceeds the median open weekday's by at least this:
+    # it keeps its own share. Such a weekday is mostly closed (a Saturday opened on a few days around
+    # Christmas), not out of stock, and the chain, which sees its zeros as one-day stock-outs that a sale
+    # follows, would forecast a full day's sales on it. 0: the chain blends on every open weekday.
+    chain_weekday_gap: float = 0.5
 
 
 def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> ModelSettings:
@@ -768,7 +773,7 @@ def quantile_frame(
 
     The zero probability of a daily forecast day blends the weekday's share with the spec's `zero_chain`
     from the state of the last open day: `last_zero` (the data forecast from), else the one training
-    ended in.
+    ended in; a mostly closed weekday (the chain's `weekday_gap`) keeps its own share.
     """
     moments = [(mean[:horizon], se[:horizon]) for mean, se in moments]
     cadence = spec.frequency
@@ -780,7 +785,14 @@ def quantile_frame(
         open_day = ~np.isin(keys, spec.closed_weekdays)
         state = bool(chain["last_zero"]) if last_zero is None else last_zero
         steps = np.cumsum(open_day)  # open days ahead: closed weekdays are not steps of the chain
-        pi = np.where(open_day, (1.0 - chain["weight"]) * pi + chain["weight"] * chain_zero_probability(chain, steps, state), pi)
+        blended = open_day
+        if chain.get("weekday_gap"):
+            # A weekday far more often without a sale than the typical open weekday is mostly closed: its
+            # own share, not the chain (versions from before this rule have no "weekday_gap").
+            open_shares = [v for k, v in spec.zero_share.items() if k not in spec.closed_weekdays]
+            typical = float(np.median(open_shares)) if open_shares else 0.0
+            blended = open_day & (pi - typical < chain["weekday_gap"])
+        pi = np.where(blended, (1.0 - chain["weight"]) * pi + chain["weight"] * chain_zero_probability(chain, steps, state), pi)
 
     first = levels[0]
     # (column, probability, level whose interval scale applies); the median uses the first level's.
@@ -887,6 +899,8 @@ def fit_series(
     zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
     closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
     chain = zero_chain(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_chain_weight) if cadence.name == "daily" else {}
+    if chain and settings.chain_weekday_gap > 0:
+        chain["weekday_gap"] = float(settings.chain_weekday_gap)
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
     seen = y

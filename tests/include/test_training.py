@@ -776,3 +776,23 @@ def test_a_legacy_spec_without_a_zero_chain_forecasts_from_weekday_shares(restar
     legacy = training.ModelSpec.from_dict(data)
     assert legacy.zero_chain == {}
     pd.testing.assert_frame_equal(training.forecast_with_spec(y, legacy, 7, (0.8,)), plain.forecast(7, (0.8,)))
+
+
+def test_a_mostly_closed_weekday_keeps_its_own_share(iowa_frame, settings):
+    """Iowa's Saturdays are closed, but BLACK VELVET sold on Saturdays 21 and 28 December 2024 (around
+    Christmas). Forecasting from 11 January 2025 the Saturday share of no sale is between 0.5 and the
+    closure rule's 0.9, far above the other weekdays'. The chain sees those Saturday zeros as one-day
+    stock-outs that a sale ends: blended in, it forecast a full day's sales on the Saturday (the data
+    has 0). The weekday keeps its own share, and the version records the rule."""
+    y = training.daily_series(iowa_frame, "BLACK VELVET", pd.Timestamp("2025-01-11"))
+    fitted = training.fit_series(y, settings)
+    assert "sat" not in fitted.spec.closed_weekdays and 0.5 < fitted.spec.zero_share["sat"] < 0.9
+    fc = fitted.forecast(7, (0.8,))
+    sat = fc["forecast_date"].dt.day_of_week == 5
+    assert fc.loc[sat, "yhat"].tolist() == [0.0] and (fc.loc[~sat, "yhat"] > 0).sum() >= 5
+    blended = training.fit_series(y, dataclasses.replace(settings, chain_weekday_gap=0.0)).forecast(7, (0.8,))
+    assert blended.loc[sat, "yhat"].iloc[0] > 500
+    pd.testing.assert_frame_equal(blended.loc[~sat], fc.loc[~sat])  # the other weekdays as before
+    spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
+    assert spec.zero_chain["weekday_gap"] == settings.chain_weekday_gap == 0.5
+    pd.testing.assert_frame_equal(training.forecast_with_spec(y, spec, 7, (0.8,)), fc)
