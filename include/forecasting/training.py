@@ -331,11 +331,14 @@ def _open_days(y: pd.Series, closed: tuple[str, ...], exclude: pd.DatetimeIndex 
     return y[keep]
 
 
-def zero_chain(y: pd.Series, window: int, closed: tuple[str, ...], exclude: pd.DatetimeIndex | None, weight: float) -> dict[str, float]:
+def zero_chain(
+    y: pd.Series, window: int, closed: tuple[str, ...], exclude: pd.DatetimeIndex | None, weight: float, weekday_gap: float = 0.0
+) -> dict[str, float]:
     """The two-state (sold / no sale) Markov chain of a daily series' open days over the last `window`
     weeks: P(no sale after a sale) and P(a sale after a day without), each with half a transition of
     prior (so neither is 0 or 1), and the state of the last open day. Empty without `weight` or with
-    fewer than 14 open days.
+    fewer than 14 open days. With `weekday_gap` > 0 the chain records it: a forecast leaves the chain off
+    the weekdays that are mostly closed (`quantile_frame`).
 
     Why: no sale mostly comes in runs (a product out of stock for days or weeks), so whether the product
     sold on its last open day says more about the next few days than the weekday's share of the last
@@ -350,7 +353,8 @@ def zero_chain(y: pd.Series, window: int, closed: tuple[str, ...], exclude: pd.D
     before, after = zero[:-1], zero[1:]
     to_zero = (np.sum(~before & after) + 0.5) / (np.sum(~before) + 1.0)
     to_sale = (np.sum(before & ~after) + 0.5) / (np.sum(before) + 1.0)
-    return {"to_zero": float(to_zero), "to_sale": float(to_sale), "weight": float(weight), "last_zero": float(zero[-1])}
+    chain = {"to_zero": float(to_zero), "to_sale": float(to_sale), "weight": float(weight), "last_zero": float(zero[-1])}
+    return {**chain, "weekday_gap": float(weekday_gap)} if weekday_gap > 0 else chain
 
 
 def chain_zero_probability(chain: dict[str, float], steps: np.ndarray, last_zero: bool) -> np.ndarray:
@@ -898,9 +902,11 @@ def fit_series(
     effect = holiday_effect(y, names) if len(names) else {}
     zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
     closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
-    chain = zero_chain(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_chain_weight) if cadence.name == "daily" else {}
-    if chain and settings.chain_weekday_gap > 0:
-        chain["weekday_gap"] = float(settings.chain_weekday_gap)
+    chain = (
+        zero_chain(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_chain_weight, settings.chain_weekday_gap)
+        if cadence.name == "daily"
+        else {}
+    )
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
     seen = y
