@@ -14,6 +14,10 @@ Usage:
       what the DAG's quality gate costs: at each origin, the gate's backtest (candidate vs seasonal naive
       on the folds before it), and the MASE of the model always, of naive where the gate rejects, and of
       naive only until a series' first pass (after it, the champion serves)
+  python bench/dev_folds.py calibration [--set field=JSON ...] [--panel NAME] [--folds 16]
+      whether the forecast's parts are calibrated: its probability of no sale against the zero share
+      observed (by probability bucket), and where the actuals fall around the median and the 80 % bounds,
+      on zero and on selling periods apart (80 % coverage over all periods mixes the two)
   make dev-folds DEV_ARGS="project --panel veg_daily_kg --detail"   (builds both venvs first)
 See docs/DEVELOPING.md for the loop a modelling change goes through.
 """
@@ -163,6 +167,84 @@ def gate_cost(names: list[str], folds: int, gate_folds: int) -> None:
         )
 
 
+# Buckets of the forecast's probability of no sale: narrow where most open periods are, wide at the top.
+PI_BUCKETS = (0.0, 0.05, 0.2, 0.35, 0.5, 0.65, 1.0)
+
+
+def calibration_points(panel: quality.Panel) -> pd.DataFrame:
+    """The project's forecast on every fold of `panel` with the probability of no sale behind each point
+    (`training.zero_probability`): one row per period with `pi`, `yhat`, `lo`, `hi` (80 %), `actual` and
+    `closed` (a closed weekday: forecast 0 whatever `pi`). A series the trainer cannot fit is left out
+    (its fallback has no such probability)."""
+    settings, h = panel.settings, panel.settings.horizon
+    rows = []
+    for series_id, y in panel.ys.items():
+        for fold, origin in enumerate(panel.origins(y)):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model = training.fit_series(y.iloc[:origin], settings)
+            except training.ModelFitError:
+                continue
+            frame = model.forecast(h, settings.interval_levels)
+            actual = y.to_numpy(dtype=float)[origin : origin + h]
+            n = len(actual)
+            keys = training.period_keys(pd.DatetimeIndex(frame["forecast_date"]), settings.cadence)[:n]
+            rows.append(pd.DataFrame({
+                "series_id": series_id, "fold": fold, "actual": actual,
+                "pi": training.zero_probability(model.spec, keys)[:n],
+                "closed": np.isin(keys, model.spec.closed_weekdays),
+                "yhat": frame["yhat"].to_numpy(dtype=float)[:n],
+                "lo": frame["yhat_lower"].to_numpy(dtype=float)[:n],
+                "hi": frame["yhat_upper"].to_numpy(dtype=float)[:n],
+                "lo95": frame["yhat_lower_95"].to_numpy(dtype=float)[:n] if "yhat_lower_95" in frame else np.nan,
+                "hi95": frame["yhat_upper_95"].to_numpy(dtype=float)[:n] if "yhat_upper_95" in frame else np.nan,
+            }))
+    return pd.concat(rows, ignore_index=True)
+
+
+def calibration_tables(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From `calibration_points`: (1) per bucket of the probability of no sale (open periods only), the
+    periods, the mean probability forecast and the zero share observed; (2) on zero periods, selling
+    periods and all: the share of actuals above and below the median and outside the 80 % bounds, the
+    80 % and 95 % coverage (a period with actual 0 counts as below a positive bound), and the 80 %
+    interval score (width + 10 x the distance by which the actual falls outside; Gneiting & Raftery
+    2007) over the mean actual of all periods, so lower is better and sets of folds compare."""
+    open_ = points[~points["closed"]]
+    bucket = pd.cut(open_["pi"], PI_BUCKETS, include_lowest=True)
+    reliability = open_.groupby(bucket, observed=True).agg(
+        periods=("pi", "size"), forecast=("pi", "mean"), observed=("actual", lambda a: float((a <= 0).mean()))
+    )
+    eps = 1e-9
+    level_of_actuals = float(points["actual"].abs().mean()) or 1.0
+    rows = {}
+    for label, part in (("zero periods", points[points["actual"] <= 0]), ("selling periods", points[points["actual"] > 0]), ("all", points)):
+        a = part["actual"]
+        rows[label] = {
+            "periods": len(part),
+            "above median": float((a > part["yhat"] + eps).mean()),
+            "below median": float((a < part["yhat"] - eps).mean()),
+            "above 80 % upper": float((a > part["hi"] + eps).mean()),
+            "below 80 % lower": float((a < part["lo"] - eps).mean()),
+            "80 % coverage": float(((a >= part["lo"] - eps) & (a <= part["hi"] + eps)).mean()),
+            "95 % coverage": float(((a >= part["lo95"] - eps) & (a <= part["hi95"] + eps)).mean()),
+            "80 % interval score": float(
+                ((part["hi"] - part["lo"]) + 10.0 * ((part["lo"] - a).clip(lower=0) + (a - part["hi"]).clip(lower=0))).mean() / level_of_actuals
+            ),
+        }
+    return reliability, pd.DataFrame(rows).T
+
+
+def calibration(names: list[str], folds: int, overrides: dict, holidays: str | None) -> None:
+    """Print `calibration_tables` for each panel's dev folds."""
+    for name in names:
+        panel = dev_panel(name, overrides, folds, holidays)
+        reliability, balance = calibration_tables(calibration_points(panel))
+        print(f"{name} ({folds} folds): probability of no sale, forecast vs observed (open periods)")
+        print(reliability.round(3).to_string())
+        print(balance.round(3).to_string(), flush=True)
+
+
 def _tuples(value: object) -> object:
     """JSON lists as the tuples ModelSettings holds."""
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
@@ -171,7 +253,7 @@ def _tuples(value: object) -> object:
 def main() -> int:
     """CLI."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["reference", "project", "gate"])
+    parser.add_argument("what", choices=["reference", "project", "gate", "calibration"])
     parser.add_argument("--panel", action="append", choices=list(PANELS))
     parser.add_argument("--folds", type=int, default=8)
     parser.add_argument("--set", action="append", default=[], help="ModelSettings field=value (JSON value)")
@@ -186,7 +268,10 @@ def main() -> int:
         gate_cost(names, args.folds, args.gate_folds)
     else:
         overrides = {k: _tuples(json.loads(v)) for k, v in (s.split("=", 1) for s in args.set)}
-        project(names, args.folds, overrides, args.holidays, args.detail)
+        if args.what == "calibration":
+            calibration(names, args.folds, overrides, args.holidays)
+        else:
+            project(names, args.folds, overrides, args.holidays, args.detail)
     return 0
 
 

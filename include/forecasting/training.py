@@ -338,7 +338,7 @@ def zero_chain(
     weeks: P(no sale after a sale) and P(a sale after a day without), each with half a transition of
     prior (so neither is 0 or 1), and the state of the last open day. Empty without `weight` or with
     fewer than 14 open days. With `weekday_gap` > 0 the chain records it: a forecast leaves the chain off
-    the weekdays that are mostly closed (`quantile_frame`).
+    the weekdays that are mostly closed (`zero_probability`).
 
     Why: no sale mostly comes in runs (a product out of stock for days or weeks), so whether the product
     sold on its last open day says more about the next few days than the weekday's share of the last
@@ -761,6 +761,36 @@ def forecast_frame(
     return quantile_frame(spec, last_date, horizon, levels, [moments if moments is not None else _log_moments(results, horizon)])
 
 
+def period_keys(dates: pd.DatetimeIndex, cadence: Cadence) -> list[str]:
+    """The zero-share key of each period: its weekday for daily data ("mon" ...), else "all"."""
+    return [WEEKDAYS[d] for d in dates.day_of_week] if cadence.name == "daily" else ["all"] * len(dates)
+
+
+def zero_probability(spec: ModelSpec, keys: list[str], last_zero: bool | None = None) -> np.ndarray:
+    """The probability of no sale a model gives each forecast period (`keys` from `period_keys`).
+
+    A daily model blends the weekday's share with the spec's `zero_chain` from the state of the last open
+    day: `last_zero` (the data forecast from), else the one training ended in; a mostly closed weekday
+    (the chain's `weekday_gap`) keeps its own share. Closed weekdays keep their share here; the published
+    quantiles are 0 on them whatever it is.
+    """
+    pi = np.array([spec.zero_share.get(k, 0.0) for k in keys], dtype=float)
+    if not spec.zero_chain:
+        return pi
+    chain = spec.zero_chain
+    open_day = ~np.isin(keys, spec.closed_weekdays)
+    state = bool(chain["last_zero"]) if last_zero is None else last_zero
+    steps = np.cumsum(open_day)  # open days ahead: closed weekdays are not steps of the chain
+    blended = open_day
+    if chain.get("weekday_gap"):
+        # A weekday far more often without a sale than the typical open weekday is mostly closed: its
+        # own share, not the chain (versions from before this rule have no "weekday_gap").
+        open_shares = [v for k, v in spec.zero_share.items() if k not in spec.closed_weekdays]
+        typical = float(np.median(open_shares)) if open_shares else 0.0
+        blended = open_day & (pi - typical < chain["weekday_gap"])
+    return np.where(blended, (1.0 - chain["weight"]) * pi + chain["weight"] * chain_zero_probability(chain, steps, state), pi)
+
+
 def quantile_frame(
     spec: ModelSpec,
     last_date: pd.Timestamp,
@@ -773,30 +803,13 @@ def quantile_frame(
     `spec.member_specs()`): the hurdle log-normal of a single model, or for a combination the hurdle over
     the equal-weight mixture of the members' log-normals (a linear pool: its intervals hold the members'
     disagreement, which averaging their quantiles would not). Closed periods are exactly 0; holidays are
-    scaled by their learned ratios.
-
-    The zero probability of a daily forecast day blends the weekday's share with the spec's `zero_chain`
-    from the state of the last open day: `last_zero` (the data forecast from), else the one training
-    ended in; a mostly closed weekday (the chain's `weekday_gap`) keeps its own share.
+    scaled by their learned ratios. The probability of no sale is `zero_probability`'s (`last_zero`: the
+    state of the last open day of the data forecast from; None: the one training ended in).
     """
     moments = [(mean[:horizon], se[:horizon]) for mean, se in moments]
-    cadence = spec.frequency
-    dates = cadence.future(last_date, horizon)
-    keys = [WEEKDAYS[d] for d in dates.day_of_week] if cadence.name == "daily" else ["all"] * horizon
-    pi = np.array([spec.zero_share.get(k, 0.0) for k in keys], dtype=float)
-    if spec.zero_chain:
-        chain = spec.zero_chain
-        open_day = ~np.isin(keys, spec.closed_weekdays)
-        state = bool(chain["last_zero"]) if last_zero is None else last_zero
-        steps = np.cumsum(open_day)  # open days ahead: closed weekdays are not steps of the chain
-        blended = open_day
-        if chain.get("weekday_gap"):
-            # A weekday far more often without a sale than the typical open weekday is mostly closed: its
-            # own share, not the chain (versions from before this rule have no "weekday_gap").
-            open_shares = [v for k, v in spec.zero_share.items() if k not in spec.closed_weekdays]
-            typical = float(np.median(open_shares)) if open_shares else 0.0
-            blended = open_day & (pi - typical < chain["weekday_gap"])
-        pi = np.where(blended, (1.0 - chain["weight"]) * pi + chain["weight"] * chain_zero_probability(chain, steps, state), pi)
+    dates = spec.frequency.future(last_date, horizon)
+    keys = period_keys(dates, spec.frequency)
+    pi = zero_probability(spec, keys, last_zero)
 
     first = levels[0]
     # (column, probability, level whose interval scale applies); the median uses the first level's.
@@ -804,6 +817,7 @@ def quantile_frame(
     for level in levels:
         suffix = "" if level == first else f"_{round(level * 100)}"
         wanted += [(f"yhat_lower{suffix}", 0.5 - level / 2, level), (f"yhat_upper{suffix}", 0.5 + level / 2, level)]
+        wanted += [(f"from_zero{suffix}", level, level)]  # the upper bound of the interval [0, q_level]
     if len(moments) == 1:
         mean, se = moments[0]
         columns = {c: _hurdle_quantile(p, pi, mean, se, _z_scale(spec, level)) for c, p, level in wanted}
@@ -813,12 +827,36 @@ def quantile_frame(
         sds = np.array([[_z_scale(m, level) * se for (_, se), m in zip(moments, members, strict=True)] for _, _, level in wanted])
         pooled = _pooled_quantiles(np.array([p for _, p, _ in wanted]), pi, means, sds)
         columns = {c: pooled[i] for i, (c, _, _) in enumerate(wanted)}
+    inner = None
+    for level in sorted(levels):
+        suffix = "" if level == first else f"_{round(level * 100)}"
+        _from_zero_where_narrower(columns, suffix, columns.pop(f"from_zero{suffix}"), pi, level)
+        if inner is not None:
+            # Keep the intervals nested: a wider level's interval holds the narrower one's (each level has
+            # its own calibrated scale, so one can start at 0 where the next does not).
+            columns[f"yhat_lower{suffix}"] = np.minimum(columns[f"yhat_lower{suffix}"], columns[f"yhat_lower{inner}"])
+            columns[f"yhat_upper{suffix}"] = np.maximum(columns[f"yhat_upper{suffix}"], columns[f"yhat_upper{inner}"])
+        inner = suffix
     # Built as arrays and framed once: per-column .loc updates cost more than the forecast itself.
     closed = np.isin(keys, spec.closed_weekdays)
     for values in columns.values():
         values[closed] = 0.0
     out = pd.DataFrame({"forecast_date": dates, **columns})
     return apply_holiday_effect(out, spec.holiday_effect, spec.holidays)
+
+
+def _from_zero_where_narrower(columns: dict[str, np.ndarray], suffix: str, upper: np.ndarray, pi: np.ndarray, level: float) -> None:
+    """Replace the equal-tailed interval [q_(1-l)/2, q_(1+l)/2] by [0, q_l] where that is narrower, in place.
+
+    Sales are never negative, so [0, q_l] holds the same probability l. It is the narrower one for a wide,
+    right-skewed forecast whose lower quantile lies near 0 (a small seller's week). Only where no sale is
+    less likely than the lower tail (pi < (1 - l) / 2): above that the equal-tailed lower bound is 0
+    already, and [0, q_l] would lower the upper bound on the strength of the probability of no sale alone.
+    """
+    lower, upper_tailed = columns[f"yhat_lower{suffix}"], columns[f"yhat_upper{suffix}"]
+    use = (pi < (1.0 - level) / 2) & (upper < upper_tailed - lower)
+    columns[f"yhat_lower{suffix}"] = np.where(use, 0.0, lower)
+    columns[f"yhat_upper{suffix}"] = np.where(use, upper, upper_tailed)
 
 
 def _log_moments(results: Any, horizon: int) -> tuple[np.ndarray, np.ndarray]:

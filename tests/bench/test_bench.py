@@ -128,3 +128,30 @@ def test_gate_simulation_serves_naive_where_the_gate_rejects_and_the_model_after
     assert np.allclose(table["naive"], 1.0) and np.allclose(table["model"], [0, 0, 10, 10, 10, 10])
     assert np.allclose(table["gated"], [0, 0, 10, 1, 1, 1])
     assert np.allclose(table["until_first_pass"], [0, 0, 10, 10, 10, 10])
+
+
+def test_calibration_tables_split_zero_and_selling_periods():
+    """`dev_folds.calibration_tables` on hand-made points: the probability buckets leave closed periods
+    out, and each share and score is the one counted by hand (4 periods: a zero covered by [0, 2], a zero
+    below [1, 3], a sale above its upper bound by 2, a sale inside; one closed period)."""
+    from bench.dev_folds import calibration_tables
+
+    points = pd.DataFrame({
+        "actual": [0.0, 0.0, 7.0, 4.0, 0.0],
+        "pi": [0.5, 0.02, 0.1, 0.0, 0.97],
+        "closed": [False, False, False, False, True],
+        "yhat": [0.0, 2.0, 4.0, 4.0, 0.0],
+        "lo": [0.0, 1.0, 3.0, 3.0, 0.0], "hi": [2.0, 3.0, 5.0, 5.0, 0.0],
+        "lo95": [0.0, 0.0, 2.0, 2.0, 0.0], "hi95": [4.0, 5.0, 8.0, 6.0, 0.0],
+    })
+    reliability, balance = calibration_tables(points)
+    assert reliability["periods"].tolist() == [2, 1, 1] and reliability["periods"].sum() == 4
+    assert reliability["forecast"].round(3).tolist() == [0.01, 0.1, 0.5]
+    assert reliability["observed"].tolist() == [0.5, 0.0, 1.0]
+    selling, zero, everything = balance.loc["selling periods"], balance.loc["zero periods"], balance.loc["all"]
+    assert selling["periods"] == 2 and selling["above median"] == 0.5 and selling["below median"] == 0.0
+    assert selling["above 80 % upper"] == 0.5 and selling["80 % coverage"] == 0.5 and selling["95 % coverage"] == 1.0
+    assert zero["periods"] == 3 and zero["below median"] == 1 / 3 and zero["below 80 % lower"] == 1 / 3
+    assert zero["80 % coverage"] == 2 / 3 and zero["95 % coverage"] == 1.0
+    # interval score: widths 2, 2, 2, 2, 0 plus 10 x misses (1 below, 2 above), over the mean actual 11 / 5
+    assert np.isclose(everything["80 % interval score"], (8 + 10 * (1 + 2)) / 5 / (11 / 5))

@@ -559,16 +559,20 @@ def test_weekly_forecast_pools_a_local_and_a_mean_reverting_level(config, veg_we
     singles = [training.fit_series(y, dataclasses.replace(s, combine=1, candidate_orders=(o,))).forecast(7, (0.8, 0.95)) for o in ((0, 1, 1), (1, 0, 0))]
     moments = [fitted.moments, fitted.others[0][1]]
     pi = fitted.spec.zero_share["all"]
-    for column, p, level in (("yhat", 0.5, 0.8), ("yhat_lower", 0.1, 0.8), ("yhat_upper", 0.9, 0.8), ("yhat_upper_95", 0.975, 0.95)):
-        low = np.minimum(singles[0][column], singles[1][column])
-        high = np.maximum(singles[0][column], singles[1][column])
-        assert ((fc[column] >= low - 1e-9) & (fc[column] <= high + 1e-9)).all(), column
-        if p > pi:
-            cdf = np.mean(
-                [special.ndtr((np.log(fc[column].to_numpy()) - mean[:7]) / (training._z_scale(m, level) * se[:7])) for (mean, se), m in zip(moments, members, strict=True)],
-                axis=0,
-            )
-            np.testing.assert_allclose(pi + (1 - pi) * cdf, p, atol=1e-9)
+
+    def cdf(values: np.ndarray, level: float) -> np.ndarray:
+        inner = [special.ndtr((np.log(values) - mean[:7]) / (training._z_scale(m, level) * se[:7])) for (mean, se), m in zip(moments, members, strict=True)]
+        return pi + (1 - pi) * np.mean(inner, axis=0)
+
+    np.testing.assert_allclose(cdf(fc["yhat"].to_numpy(), 0.8), 0.5, atol=1e-9)
+    assert ((fc["yhat"] >= np.minimum(singles[0]["yhat"], singles[1]["yhat"]) - 1e-9) & (fc["yhat"] <= np.maximum(singles[0]["yhat"], singles[1]["yhat"]) + 1e-9)).all()
+    for suffix, level in (("", 0.8), ("_95", 0.95)):
+        # Each interval is the equal-tailed one or, where narrower, [0, q_level] (see the next test).
+        lower, upper = fc[f"yhat_lower{suffix}"].to_numpy(), fc[f"yhat_upper{suffix}"].to_numpy()
+        from_zero = lower == 0
+        np.testing.assert_allclose(cdf(upper, level), np.where(from_zero, level, 0.5 + level / 2), atol=1e-9)
+        with np.errstate(divide="ignore"):
+            np.testing.assert_allclose(cdf(lower, level)[~from_zero], 0.5 - level / 2, atol=1e-9)
     spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
     assert spec == fitted.spec
     again = training.forecast_with_spec(y, spec, 7, (0.8, 0.95))
@@ -576,6 +580,47 @@ def test_weekly_forecast_pools_a_local_and_a_mean_reverting_level(config, veg_we
     assert set(training.warm_start_params(spec)) == {"[0, 1, 1]", "[1, 0, 0]"}
     warm = training.fit_series(y.iloc[:-1], s, start_params=training.warm_start_params(spec))
     assert [m.order for m in warm.spec.member_specs()] == [(0, 1, 1), (1, 0, 0)]
+
+
+def test_an_interval_starts_at_zero_where_that_is_narrower(config, veg_weekly, monkeypatch):
+    """Sales are never negative, so [0, q_l] holds the same probability l as the equal-tailed interval
+    [q_(1-l)/2, q_(1+l)/2]; the published interval is the narrower of the two where no sale is less likely
+    than the lower tail. On a real weekly series (the pool's forecast widens with the horizon): the first
+    week keeps its equal-tailed interval, later ones start at 0, each narrower than the equal-tailed one,
+    the median unchanged and the 95 % interval holding the 80 % one."""
+    ys, cadence = veg_weekly
+    fitted = training.fit_series(ys[0], training.settings_for(config.forecast, cadence))
+    assert fitted.spec.zero_share["all"] == 0.0
+    published = fitted.forecast(7, (0.8, 0.95))
+    monkeypatch.setattr(training, "_from_zero_where_narrower", lambda *args: None)
+    tailed = fitted.forecast(7, (0.8, 0.95))
+    np.testing.assert_array_equal(published["yhat"], tailed["yhat"])
+    for suffix in ("", "_95"):
+        lower, upper = published[f"yhat_lower{suffix}"], published[f"yhat_upper{suffix}"]
+        from_zero = (lower == 0).to_numpy()
+        assert not from_zero[0] and from_zero[1:].all(), suffix
+        assert (upper - lower)[from_zero].lt((tailed[f"yhat_upper{suffix}"] - tailed[f"yhat_lower{suffix}"])[from_zero]).all()
+        pd.testing.assert_series_equal(upper[~from_zero], tailed[f"yhat_upper{suffix}"][~from_zero])
+        assert (tailed[f"yhat_lower{suffix}"] > 0).all()
+    assert (published["yhat_lower_95"] <= published["yhat_lower"]).all() and (published["yhat_upper_95"] >= published["yhat_upper"]).all()
+    # Each level has its own calibrated scale: with the 80 % one at its widest bound and the 95 % one at
+    # its narrowest, the 80 % interval starts at 0 where the 95 % one would not; the 95 % is widened to hold it.
+    monkeypatch.undo()
+    z = {"0.8": 2.0 * 1.2815515655446004, "0.95": 0.5 * 1.959963984540054}
+    skewed = dataclasses.replace(fitted.spec, z=z, members=[{**m, "z": z} for m in fitted.spec.members])
+    fc = training.quantile_frame(skewed, fitted.last_date, 7, (0.8, 0.95), [fitted.moments, fitted.others[0][1]])
+    assert (fc["yhat_lower"] == 0).any()
+    assert (fc["yhat_lower_95"] <= fc["yhat_lower"]).all() and (fc["yhat_upper_95"] >= fc["yhat_upper"]).all()
+
+
+def test_an_interval_from_zero_needs_no_sale_to_be_less_likely_than_its_lower_tail():
+    """Where the probability of no sale reaches the lower tail, the equal-tailed interval starts at 0
+    already; [0, q_l] would then lower the upper bound on that probability alone, so it is not used."""
+    columns = {"yhat_lower": np.array([1.0, 0.0, 4.0]), "yhat_upper": np.array([10.0, 10.0, 6.0])}
+    training._from_zero_where_narrower(columns, "", np.array([5.0, 5.0, 5.0]), np.array([0.05, 0.2, 0.0]), 0.8)
+    # narrower and pi below 0.1 / pi above 0.1 / [0, 5] wider than [4, 6]
+    np.testing.assert_array_equal(columns["yhat_lower"], [0.0, 0.0, 4.0])
+    np.testing.assert_array_equal(columns["yhat_upper"], [5.0, 10.0, 6.0])
 
 
 def test_a_pool_of_one_model_is_that_model():
