@@ -173,9 +173,9 @@ PI_BUCKETS = (0.0, 0.05, 0.2, 0.35, 0.5, 0.65, 1.0)
 
 def calibration_points(panel: quality.Panel) -> pd.DataFrame:
     """The project's forecast on every fold of `panel` with the probability of no sale behind each point
-    (`training.zero_probability`): one row per period with `pi`, `yhat`, `lo`, `hi` (80 %), `actual` and
-    `closed` (a closed weekday: forecast 0 whatever `pi`). A series the trainer cannot fit is left out
-    (its fallback has no such probability)."""
+    (`training.zero_probability`): one row per period with `pi`, `yhat`, `lo`, `hi` (the first configured
+    level, 80 % by default), `lo95`, `hi95`, `actual` and `closed` (a closed weekday: forecast 0 whatever
+    `pi`). A series the trainer cannot fit is left out (its fallback has no such probability)."""
     settings, h = panel.settings, panel.settings.horizon
     rows = []
     for series_id, y in panel.ys.items():
