@@ -812,10 +812,10 @@ def quantile_frame(
     pi = zero_probability(spec, keys, last_zero)
 
     first = levels[0]
+    suffixes = {level: "" if level == first else f"_{round(level * 100)}" for level in levels}  # yhat_lower, yhat_lower_95
     # (column, probability, level whose interval scale applies); the median uses the first level's.
     wanted = [("yhat", 0.5, first)]
-    for level in levels:
-        suffix = "" if level == first else f"_{round(level * 100)}"
+    for level, suffix in suffixes.items():
         wanted += [(f"yhat_lower{suffix}", 0.5 - level / 2, level), (f"yhat_upper{suffix}", 0.5 + level / 2, level)]
         wanted += [(f"from_zero{suffix}", level, level)]  # the upper bound of the interval [0, q_level]
     if len(moments) == 1:
@@ -829,7 +829,7 @@ def quantile_frame(
         columns = {c: pooled[i] for i, (c, _, _) in enumerate(wanted)}
     inner = None
     for level in sorted(levels):
-        suffix = "" if level == first else f"_{round(level * 100)}"
+        suffix = suffixes[level]
         _from_zero_where_narrower(columns, suffix, columns.pop(f"from_zero{suffix}"), pi, level)
         if inner is not None:
             # Keep the intervals nested: a wider level's interval holds the narrower one's (each level has
