@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 Forecaster = Callable[[pd.Series, int], pd.DataFrame]
 
 
+def interval_suffix(level: float, levels: tuple[float, ...] | list[float]) -> str:
+    """The column suffix of an interval level in a forecast frame: none for the first configured level
+    (`yhat_lower`), else its percentage (`yhat_lower_95`), the names the warehouse table and the
+    registered model's signature use."""
+    return "" if level == levels[0] else f"_{round(level * 100)}"
+
+
 @dataclass
 class Metrics:
     """Backtest accuracy of one method on one series (averaged over folds)."""
@@ -160,8 +167,8 @@ def seasonal_naive(m: int, levels: tuple[float, ...] = ()) -> Forecaster:
         errors = values[m:] - values[:-m] if len(values) > m else np.array([])
         errors = errors[-max(8 * m, 56):]
         steps = np.sqrt(np.arange(horizon) // max(m, 1) + 1.0)
-        for i, level in enumerate(levels):
-            suffix = "" if i == 0 else f"_{round(level * 100)}"
+        for level in levels:
+            suffix = interval_suffix(level, levels)
             if len(errors) >= 8:
                 low, high = np.quantile(errors, [0.5 - level / 2, 0.5 + level / 2])
                 lower, upper = pred + low * steps, pred + high * steps

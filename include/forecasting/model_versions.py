@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from include.forecasting.config import PROJECT_ROOT
+from include.forecasting.evaluation import interval_suffix
 from include.forecasting.keys import slug
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,8 @@ def _signature(levels: tuple[float, ...]) -> Any:
 
     outputs = [ColSpec("datetime", "forecast_date"), ColSpec("double", "yhat"), ColSpec("double", "yhat_lower"), ColSpec("double", "yhat_upper")]
     for level in levels[1:]:
-        outputs += [ColSpec("double", f"yhat_lower_{round(level * 100)}"), ColSpec("double", f"yhat_upper_{round(level * 100)}")]
+        suffix = interval_suffix(level, levels)
+        outputs += [ColSpec("double", f"yhat_lower{suffix}"), ColSpec("double", f"yhat_upper{suffix}")]
     return ModelSignature(inputs=Schema([ColSpec("long", "horizon", required=False)]), outputs=Schema(outputs))
 
 

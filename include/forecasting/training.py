@@ -52,6 +52,7 @@ import pandas as pd
 from scipy import optimize, special
 
 from include.forecasting import anomaly
+from include.forecasting.evaluation import interval_suffix
 from include.forecasting.frequency import DAILY, Cadence, from_name
 
 log = logging.getLogger(__name__)
@@ -812,7 +813,7 @@ def quantile_frame(
     pi = zero_probability(spec, keys, last_zero)
 
     first = levels[0]
-    suffixes = {level: "" if level == first else f"_{round(level * 100)}" for level in levels}  # yhat_lower, yhat_lower_95
+    suffixes = {level: interval_suffix(level, levels) for level in levels}  # yhat_lower, yhat_lower_95
     # (column, probability, level whose interval scale applies); the median uses the first level's.
     wanted = [("yhat", 0.5, first)]
     for level, suffix in suffixes.items():
