@@ -145,7 +145,9 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     frame = _named_as_configured(read_seed_text(source.seed_csv), [*source.csv_columns(), *source.unique_key])
     missing = [c for c in source.csv_columns() if c not in frame.columns]
     if missing:
-        raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing}; has {list(frame.columns)}")
+        # Name the config key of each missing column: the fix is there, not in the file.
+        keys = [f"source.columns.{role} = {name!r}" for role, value in source.columns.items() for name in (value if isinstance(value, list) else [value]) if name in missing]
+        raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing} ({', '.join(keys)}); has {list(frame.columns)}: map source.columns to its headers")
     frame = _data_rows(frame, source.csv_columns(), source.seed_csv)
     if frame.empty:  # refused here: loaded, it would replace the table's history with nothing
         raise ValueError(f"seed CSV {source.seed_csv} has a header but no rows (source.seed_csv in the config)")

@@ -377,8 +377,11 @@ def test_missing_seed_column_is_a_clear_error(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("day,item,qty\n2025-01-01,A,1\n")
     config = load_config(write_config(tmp_path, path))
-    with pytest.raises(KeyError, match="lacks column"):
+    with pytest.raises(KeyError, match="lacks column") as refused:
         extract.load_seed_csv(duckdb.connect(), config.source)
+    # The message names the config key to change and the headers the file has.
+    assert "source.columns.value = 'total_amount_sold'" in str(refused.value)
+    assert "'day', 'item', 'qty'" in str(refused.value)
 
 
 def test_an_empty_seed_is_refused_and_the_loaded_table_kept(tmp_path, loaded):
