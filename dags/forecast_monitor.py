@@ -23,6 +23,7 @@ The Forecasts page (Airflow UI navigation, "Forecasts") shows the same tables. T
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -55,6 +56,8 @@ def _monitor_date(context: Any) -> Any:
     start_date=pendulum.datetime(1970, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # the tables are replaced by key; one writer at a time keeps the DuckDB file free
+    # With one active run, a stuck run would hold back every later one: it fails (and alerts) instead.
+    dagrun_timeout=timedelta(hours=1),
     default_args=default_args_with_alerts({"owner": "forecasting", "retries": 2}),
     on_failure_callback=dag_failure_callbacks(),
     tags=["forecasting", "monitoring"],

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    # One active run: a stuck one would hold back the next rollback. It fails (and alerts) instead.
+    dagrun_timeout=timedelta(hours=1),
     description="Move the MLflow champion alias of one series (or all) back or forward, verified, with a reason.",
     params={
         # No default: rolling back every series must be typed, never one click away. (A Param with no

@@ -30,6 +30,8 @@ def test_tags_retries_docs(dagbag):
         assert dag.tags, dag_id
         assert dag.doc_md, dag_id
         assert dag_id in ("sales_forecast", "forecast_monitor") or dag.schedule is None  # rollback is manual only
+        # Runs are capped (max_active_runs): a stuck run without a timeout would hold a slot for ever.
+        assert dag.dagrun_timeout, dag_id
         for task in dag.tasks:
             if task.task_id not in ("validate_sales", "report_series"):  # fail-fast by design
                 assert task.retries >= 2, f"{dag_id}.{task.task_id}"
