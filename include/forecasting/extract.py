@@ -342,11 +342,25 @@ _ISO_WEEK = re.compile(r"^(?P<year>\d{4})-?W(?P<week>\d{2})(?:-?(?P<day>[1-7]))?
 _DAY_MONTH_YEAR = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4})\s*$")
 
 
+# Layouts that spell the month (May 30, 2025; 30-May-2025): no day/month ambiguity, so a layout that
+# reads every cell is the file's.
+_NAMED_MONTH_FORMATS = ("%b %d, %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%d-%b-%y", "%b %d %Y", "%B %d %Y", "%d.%b.%Y", "%Y-%b-%d")
+# A spreadsheet's serial day numbers (days since 1899-12-30, Excel's and LibreOffice's dates) of 1970-2099:
+# what a date column formatted as "General" or "Number" exports.
+_SPREADSHEET_EPOCH = pd.Timestamp("1899-12-30")
+_SERIAL_DAYS = (25569, 73050)
+
+
 def suggest_date_format(cells: pd.Series) -> str:
     """A `source.date_format` for dates such as 30/05/2025 or 05/30/2025, told apart by the cells
     themselves: a first number above 12 is a day, a second one above 12 is a day. Never a guess: when
-    nothing tells them apart, both layouts are named."""
-    found = cells.astype(str).str.extract(_DAY_MONTH_YEAR).dropna()
+    nothing tells them apart, both layouts are named. Dates that spell the month (May 30, 2025) get the
+    layout that reads every cell."""
+    text = cells.astype(str).str.strip()
+    for layout in _NAMED_MONTH_FORMATS:
+        if len(text) and pd.to_datetime(text, format=layout, errors="coerce").notna().all():
+            return f"the month spelled out: {layout!r}"
+    found = text.str.extract(_DAY_MONTH_YEAR).dropna()
     if found.empty:
         return "a strftime format such as '%d/%m/%Y'"
     sep = found[1].iloc[0]
@@ -356,6 +370,23 @@ def suggest_date_format(cells: pd.Series) -> str:
     if (found[2].astype(int) > 12).any():
         return f"month first: {month_first!r}"
     return f"{day_first!r} or {month_first!r}: these rows do not tell which"
+
+
+def date_hint(cells: pd.Series, date_format: str | None) -> str:
+    """What to do about date cells that did not parse: a `source.date_format` read off them (when none is
+    set), or, for a spreadsheet's serial day numbers (44928), which no format reads, how to save the
+    column as dates."""
+    text = cells.astype(str).str.strip()
+    if len(text) and text.str.fullmatch(r"\d{5}").all() and text.astype(int).between(*_SERIAL_DAYS).all():
+        first = text.iloc[0]
+        return (
+            f"these are a spreadsheet's serial day numbers, not dates ({first} is "
+            f"{_SPREADSHEET_EPOCH + pd.Timedelta(days=int(first)):%Y-%m-%d}): format the date column as dates "
+            "(yyyy-mm-dd) in the spreadsheet and save the CSV again"
+        )
+    if date_format is None:
+        return f"set source.date_format to the file's layout ({suggest_date_format(text)})"
+    return f"source.date_format is {date_format!r}: check it against these cells"
 
 
 # Value cells that mean "no value": loaded as NULL (or NaN) for validation to name, never refused here.
@@ -456,8 +487,8 @@ def _check_cells(
         return bad_values
     if problems:
         hint = "fix the file, or map source.columns to the right columns"
-        if len(bad_dates) and date_format is None:
-            hint += f"; set source.date_format to the file's layout ({suggest_date_format(frame.loc[bad_dates, columns['date']])})"
+        if len(bad_dates):
+            hint += "; " + date_hint(frame.loc[bad_dates, columns["date"]], date_format)
         if misread.any():
             group = _grouping(decimal, thousands)  # misread cells exist only where a separator is in force
             thousands_note = f"and source.thousands {thousands!r}" if thousands is not None else "(a '.' groups thousands)"

@@ -226,7 +226,29 @@ def test_the_suggested_date_format_is_read_off_the_cells_never_guessed():
     assert suggest(pd.Series(["01.02.2025", "30.05.2025"])) == "day first: '%d.%m.%Y'"
     assert suggest(pd.Series(["05/30/2025"])) == "month first: '%m/%d/%Y'"
     assert suggest(pd.Series(["01-02-2025", "03-04-2025"])) == "'%d-%m-%Y' or '%m-%d-%Y': these rows do not tell which"
-    assert suggest(pd.Series(["May 30, 2025"])) == "a strftime format such as '%d/%m/%Y'"
+    # A spelled-out month leaves no day/month doubt: the layout that reads every cell is named.
+    assert suggest(pd.Series(["May 30, 2025", "Jun 02, 2025"])) == "the month spelled out: '%b %d, %Y'"
+    assert suggest(pd.Series(["30-May-2025"])) == "the month spelled out: '%d-%b-%Y'"
+    assert suggest(pd.Series(["May 30, 2025", "30 May 2025"])) == "a strftime format such as '%d/%m/%Y'"  # mixed: none reads all
+
+
+def test_spreadsheet_serial_dates_are_named_as_such(tmp_path):
+    """A date column saved as numbers (44928) is refused with what the numbers are and how to save them as
+    dates: no source.date_format reads them."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw["date"] = (pd.to_datetime(raw["date"]) - pd.Timestamp("1899-12-30")).dt.days.astype(str)
+    assert raw["date"].iloc[0] == "44928"  # 2023-01-02
+    path = tmp_path / "serial.csv"
+    raw.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path))
+    with pytest.raises(extract.UnparseableRowsError) as refused:
+        extract.load_seed_csv(duckdb.connect(), config.source)
+    message = str(refused.value)
+    assert "line 2: date='44928'" in message
+    assert "a spreadsheet's serial day numbers, not dates (44928 is 2023-01-02)" in message
+    assert "set source.date_format" not in message
+    # Five-digit numbers outside 1970-2099 are not taken for serial dates.
+    assert "set source.date_format" in extract.date_hint(pd.Series(["12345"]), None)
 
 
 def test_a_semicolon_file_with_decimal_commas_loads_with_source_decimal(tmp_path, loaded):
