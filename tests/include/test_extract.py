@@ -135,15 +135,20 @@ def test_unparseable_dates_and_values_across_the_panel_fail_at_load_with_line_nu
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
     raw.loc[3595:, "date"] = pd.to_datetime(raw.loc[3595:, "date"]).dt.strftime("%m/%d/%Y")
     raw.loc[7, "total_amount_sold"] = "twelve"
-    path = tmp_path / "bad.csv"
-    raw.to_csv(path, index=False)
-    config = load_config(write_config(tmp_path, path))
-    with pytest.raises(extract.UnparseableRowsError) as error:
-        extract.load_seed_csv(duckdb.connect(), config.source)
-    message = str(error.value)
+    message = _load_refusal(tmp_path, raw)
     assert "9 row(s) with date not YYYY-MM-DD, e.g. line 3597: date='05/29/2025'" in message
     assert "value not a number, e.g. line 9: total_amount_sold='twelve'" in message
     assert "set source.date_format to the file's layout (month first: '%m/%d/%Y')" in message
+
+
+def _load_refusal(tmp_path, raw: pd.DataFrame) -> str:
+    """The message with which loading `raw` as the seed CSV is refused."""
+    path = tmp_path / "refused.csv"
+    raw.to_csv(path, index=False)
+    config = load_config(write_config(tmp_path, path))
+    with pytest.raises(extract.UnparseableRowsError) as refused:
+        extract.load_seed_csv(duckdb.connect(), config.source)
+    return str(refused.value)
 
 
 def _source_rows(con, config) -> pd.DataFrame:
@@ -238,12 +243,7 @@ def test_spreadsheet_serial_dates_are_named_as_such(tmp_path):
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
     raw["date"] = (pd.to_datetime(raw["date"]) - pd.Timestamp("1899-12-30")).dt.days.astype(str)
     assert raw["date"].iloc[0] == "44928"  # 2023-01-02
-    path = tmp_path / "serial.csv"
-    raw.to_csv(path, index=False)
-    config = load_config(write_config(tmp_path, path))
-    with pytest.raises(extract.UnparseableRowsError) as refused:
-        extract.load_seed_csv(duckdb.connect(), config.source)
-    message = str(refused.value)
+    message = _load_refusal(tmp_path, raw)
     assert "line 2: date='44928'" in message
     assert "a spreadsheet's serial day numbers, not dates (44928 is 2023-01-02)" in message
     assert "set source.date_format" not in message
