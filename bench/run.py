@@ -112,7 +112,8 @@ def bench_panel(name: str, path: Path, columns: dict[str, str], config: Config, 
 
 
 def smart_retraining(config: Config, frame: pd.DataFrame, ys: dict[str, pd.Series], end: pd.Timestamp) -> dict[str, Any]:
-    """Warm vs cold refit after one new day; unchanged rerun vs cold train step on a real MLflow store."""
+    """Warm vs cold refit after one new period (a day, a week or a month: the panel's cadence); unchanged
+    rerun vs cold train step on a real MLflow store."""
     from include.forecasting import pipeline, registry
     from include.forecasting.extract import history_window, write_snapshot
 
@@ -154,6 +155,8 @@ def smart_retraining(config: Config, frame: pd.DataFrame, ys: dict[str, pd.Serie
         "train_step_unchanged_rerun_s": rerun_step,
         "rerun_over_cold": rerun_step / cold_step,
         "series": len(series),
+        # What "one new period" is on this panel (the report names it).
+        "period": {"daily": "day", "weekly": "week", "monthly": "month"}[settings.cadence.name],
     }
 
 
@@ -208,7 +211,7 @@ def render(payload: dict[str, Any]) -> str:
         lines.append("")
     smart = payload["smart_retraining"]
     lines += [
-        f"Smart retraining ({smart['series']} series): warm-started refit after one new day {smart['warm_fit_s']:.3f} s vs cold {smart['cold_fit_s']:.3f} s "
+        f"Smart retraining ({smart['series']} series): warm-started refit after one new {smart.get('period', 'day')} {smart['warm_fit_s']:.3f} s vs cold {smart['cold_fit_s']:.3f} s "
         f"per series (ratio {smart['warm_over_cold']:.2f}, max relative forecast difference {smart['max_rel_forecast_diff_warm_vs_cold']:.1e}); "
         f"the DAG's train step, unchanged rerun {smart['train_step_unchanged_rerun_s']:.2f} s vs cold {smart['train_step_cold_s']:.2f} s "
         f"(ratio {smart['rerun_over_cold']:.3f}: no fit, no new version).",

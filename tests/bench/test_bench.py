@@ -39,12 +39,14 @@ def test_quick_bench_on_a_tiny_panel(tmp_path):
     assert len(methods["project"]["mase_by_fold"]) == 2 and methods["project"]["mase_without_holiday_days"] is not None
     assert panel_result["series"] == 2 and panel_result["folds"] == 2 and panel_result["cadence"] == "daily"
     assert data["smart_retraining"]["warm_fit_s"] > 0
+    assert data["smart_retraining"]["period"] == "day"  # the quick run's Iowa panel is daily
     # The unchanged rerun went through the real train step and reused every version (bench asserts it).
     smart = data["smart_retraining"]
     assert smart["series"] == 2 and 0 < smart["train_step_unchanged_rerun_s"] < smart["train_step_cold_s"]
     assert data["scale"] is None  # --quick skips the DAG run
     assert set(data["parse_s_beyond_airflow_sdk"]) >= {"sales_forecast.py"}
-    assert "| seasonal_naive |" in (out / "quick.md").read_text()
+    report = (out / "quick.md").read_text()
+    assert "| seasonal_naive |" in report and "warm-started refit after one new day" in report
 
 
 def test_a_panel_gets_the_calendar_of_its_country(tmp_path):
