@@ -87,9 +87,10 @@ def forecast_rows(
 def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.date, id_type: str = "auto") -> int:
     """Replace this logical date's rows for the published series in one transaction; return rows written.
 
-    A missing table is created with series_id typed by `series_id_type(ids, id_type)`; an existing one
-    keeps its type, and a table keyed by integers refuses a series id that is not one, naming it, before
-    anything is written."""
+    A missing table is created with series_id typed by `series_id_type(ids, id_type)`, with the view
+    `<table>_current` (include/sql/create_forecasts_current.sql: each series' rows of its newest logical
+    date); an existing one keeps its type, and a table keyed by integers refuses a series id that is not
+    one, naming it, before anything is written."""
     if rows.empty:
         log.warning("nothing to publish for %s", logical_date)
         return 0
@@ -101,6 +102,7 @@ def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.da
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema_table[0]}"')
         series = sorted(str(s) for s in rows["series_id"].unique())
         con.execute(render_sql("create_forecasts", "duckdb", forecasts_table=table, series_type=series_id_type(series, id_type)))
+        con.execute(render_sql("create_forecasts_current", "duckdb", forecasts_table=table))  # <table>_current: each series' newest rows
         if _integer_keyed(con, table):
             odd = [s for s in series if not _INTEGER_ID.fullmatch(s)]
             if odd:

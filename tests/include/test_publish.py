@@ -47,7 +47,8 @@ def test_latest_published_per_series(tmp_path):
 
 def test_the_readmes_current_forecast_query(tmp_path):
     """README "Reading the current forecast": each series' rows of its own newest logical date, in DuckDB
-    as written and in BigQuery's dialect (sqlglot reads it back)."""
+    as written and in BigQuery's dialect (sqlglot reads it back); the `forecasts_current` view holds the
+    same rows."""
     import re
 
     import sqlglot
@@ -64,6 +65,10 @@ def test_the_readmes_current_forecast_query(tmp_path):
     assert current.groupby("series_id")["model_version"].unique().map(list).to_dict() == {"A": ["4"], "B": ["5"]}
     assert len(current) == 6 and not current.duplicated(["series_id", "forecast_date"]).any()
     sqlglot.parse_one(query, read="bigquery")
+    # The view publishing creates next to the table holds the same rows (include/sql/create_forecasts_current.sql).
+    view = con.execute("SELECT series_id, forecast_date, yhat, yhat_lower, yhat_upper, model_version, logical_date FROM forecasts_current ORDER BY series_id, forecast_date").df()
+    pd.testing.assert_frame_equal(view, current.reset_index(drop=True))
+    sqlglot.parse_one((ROOT / "include" / "sql" / "create_forecasts_current.sql").read_text(), read="bigquery")
 
 
 def test_failed_publish_leaves_the_table_as_it_was(tmp_path):
