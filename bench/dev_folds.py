@@ -187,19 +187,15 @@ def calibration_points(panel: quality.Panel) -> pd.DataFrame:
             except training.ModelFitError:
                 continue
             frame = model.forecast(h, settings.interval_levels)
-            actual = y.to_numpy(dtype=float)[origin : origin + h]
-            n = len(actual)
+            fold_points = quality.fold_rows(panel, series_id, fold, y, origin, frame, "project")  # actual, yhat, lo, hi
+            n = len(fold_points)
             keys = training.period_keys(pd.DatetimeIndex(frame["forecast_date"]), settings.cadence)[:n]
-            rows.append(pd.DataFrame({
-                "series_id": series_id, "fold": fold, "actual": actual,
-                "pi": training.zero_probability(model.spec, keys)[:n],
-                "closed": np.isin(keys, model.spec.closed_weekdays),
-                "yhat": frame["yhat"].to_numpy(dtype=float)[:n],
-                "lo": frame["yhat_lower"].to_numpy(dtype=float)[:n],
-                "hi": frame["yhat_upper"].to_numpy(dtype=float)[:n],
-                "lo95": frame["yhat_lower_95"].to_numpy(dtype=float)[:n] if "yhat_lower_95" in frame else np.nan,
-                "hi95": frame["yhat_upper_95"].to_numpy(dtype=float)[:n] if "yhat_upper_95" in frame else np.nan,
-            }))
+            rows.append(fold_points.assign(
+                pi=training.zero_probability(model.spec, keys)[:n],
+                closed=np.isin(keys, model.spec.closed_weekdays),
+                lo95=frame["yhat_lower_95"].to_numpy(dtype=float)[:n] if "yhat_lower_95" in frame else np.nan,
+                hi95=frame["yhat_upper_95"].to_numpy(dtype=float)[:n] if "yhat_upper_95" in frame else np.nan,
+            ))
     return pd.concat(rows, ignore_index=True)
 
 

@@ -96,11 +96,13 @@ def points(panel: Panel, method: str, forecaster: Callable[[pd.Series, int], pd.
             frame = forecaster(train, h)
             clock.append(time.perf_counter() - started)
             cpu.append(time.process_time() - cpu_started)
-            rows.append(_fold_rows(panel, series_id, fold, y, origin, frame, method))
+            rows.append(fold_rows(panel, series_id, fold, y, origin, frame, method))
     return pd.concat(rows, ignore_index=True), {"wall": float(np.mean(clock)), "cpu": float(np.mean(cpu))}
 
 
-def _fold_rows(panel: Panel, series_id: str, fold: int, y: pd.Series, origin: int, frame: pd.DataFrame, method: str) -> pd.DataFrame:
+def fold_rows(panel: Panel, series_id: str, fold: int, y: pd.Series, origin: int, frame: pd.DataFrame, method: str) -> pd.DataFrame:
+    """One fold's forecast points: per period the actual, `yhat`, the first level's bounds (`lo`, `hi`;
+    NaN for a method without intervals) and the fold's MASE scale."""
     h = panel.settings.horizon
     actual = y.iloc[origin : origin + h]
     train = y.to_numpy(dtype=float)[:origin]
@@ -146,7 +148,7 @@ def statsforecast_points(
                 fit = fits[f"{series_id}|{origin}"]
                 # Sales are never negative: a Gaussian model's forecast is floored at 0 like any user would.
                 frame = pd.DataFrame({k: np.clip(fit[v], 0, None) for k, v in (("yhat", "mean"), ("yhat_lower", "lo"), ("yhat_upper", "hi"))})
-                rows.append(_fold_rows(panel, series_id, fold, y, origin, frame, model))
+                rows.append(fold_rows(panel, series_id, fold, y, origin, frame, model))
         out[model] = pd.concat(rows, ignore_index=True)
         seconds[model] = {"wall": float(np.mean([f["seconds"] for f in fits.values()])), "cpu": float(np.mean([f["cpu_seconds"] for f in fits.values()]))}
     return out, seconds, payload["versions"]
