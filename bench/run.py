@@ -211,7 +211,7 @@ def render(payload: dict[str, Any]) -> str:
         lines.append("")
     smart = payload["smart_retraining"]
     lines += [
-        f"Smart retraining ({smart['series']} series): warm-started refit after one new {smart.get('period', 'day')} {smart['warm_fit_s']:.3f} s vs cold {smart['cold_fit_s']:.3f} s "
+        f"Smart retraining ({smart['series']} series): warm-started refit after one new {smart['period']} {smart['warm_fit_s']:.3f} s vs cold {smart['cold_fit_s']:.3f} s "
         f"per series (ratio {smart['warm_over_cold']:.2f}, max relative forecast difference {smart['max_rel_forecast_diff_warm_vs_cold']:.1e}); "
         f"the DAG's train step, unchanged rerun {smart['train_step_unchanged_rerun_s']:.2f} s vs cold {smart['train_step_cold_s']:.2f} s "
         f"(ratio {smart['rerun_over_cold']:.3f}: no fit, no new version).",
