@@ -151,19 +151,20 @@ def trigger_hint() -> str:
     try:
         sys.path.insert(0, str(ROOT))
         from include.forecasting.config import load_config
-        from scripts.demo import last_data_date
+        from scripts.demo import last_data_date, logical_date_after
 
         config = load_config()
         if config.source.kind != "duckdb":
             return "Trigger dialog: pick the day after the newest sales in your source as the logical date."
         last = last_data_date(config)
+        first_run = logical_date_after(config, last, dt.date.today()) if last is not None else None
     except Exception as exc:  # noqa: BLE001 - a hint must not stop the UI from starting
         return f"(could not read the newest data date: {exc})"
     if last is None:
         return "The embedded source table is empty: run `make demo` (or load your CSV) first."
     stale = (dt.date.today() - last).days > 1
     return (
-        f"Newest data: {last}. Trigger dialog: logical date {last + dt.timedelta(days=1)} (the run uses data before it)."
+        f"Newest data: {last}. Trigger dialog: logical date {first_run} (the run uses data before it)."
         + (" This data is historical: pause sales_forecast again after your runs (toggle in the UI), or its daily 03:00 run fails as stale." if stale else "")
     )
 

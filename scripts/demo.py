@@ -50,16 +50,34 @@ def future_rows(config: Any, today: dt.date) -> list[tuple[str, dt.date]]:
         return [(str(series), day) for series, day in con.execute(query, [today]).fetchall()]
 
 
-def data_cadence(config: Any) -> str:
-    """The embedded source's cadence (`daily` / `weekly` / `monthly`), as validation will detect it."""
+def _cadence(config: Any) -> Any:
+    """The embedded source's `Cadence` as validation will detect it, or None where validation will
+    refuse the panel (and say why)."""
     from include.forecasting.frequency import CadenceError, detect_cadence
 
     with _source(config) as (con, table):
         frame = con.execute(f"SELECT DISTINCT CAST(date AS DATE) AS sales_date, item_description AS series_id FROM {table}").df()
     try:
-        return detect_cadence(frame, config.source.frequency).name
+        return detect_cadence(frame, config.source.frequency)
     except CadenceError:
-        return "daily"  # validation will refuse the panel and say why
+        return None
+
+
+def data_cadence(config: Any) -> str:
+    """The embedded source's cadence (`daily` / `weekly` / `monthly`), as validation will detect it."""
+    cadence = _cadence(config)
+    return cadence.name if cadence is not None else "daily"
+
+
+def logical_date_after(config: Any, last: dt.date, today: dt.date) -> dt.date:
+    """The logical date whose run covers the newest row dated `last`: the first day after its period
+    (the day after it; for a month dated on its first day, the next month's first day), but not after
+    tomorrow: a month still running is left out of the run and forecast (`Cadence.last_period_before`)."""
+    import pandas as pd
+
+    cadence = _cadence(config)
+    end = cadence.period_end(pd.Timestamp(last)).date() if cadence is not None else last + dt.timedelta(days=1)
+    return min(end, max(today, last) + dt.timedelta(days=1))
 
 
 def earlier_date(logical_date: dt.date, back: int, every: int | None, cadence: str) -> dt.date:
@@ -285,7 +303,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 1
-    logical_date = args.logical_date or last + dt.timedelta(days=1)
+    logical_date = args.logical_date or logical_date_after(config, last, dt.date.today())
     with scheduler_hands_off(("sales_forecast", "forecast_monitor")):
         return run_demo(config, logical_date, args.earlier_runs, args.every)
 

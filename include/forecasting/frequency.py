@@ -47,10 +47,28 @@ class Cadence:
         """Every period date from `first` through `last` (both on the grid)."""
         return pd.date_range(first, last, freq=self.pandas_freq, name="date")
 
+    def period_end(self, label: pd.Timestamp) -> pd.Timestamp:
+        """The first day after the period dated `label`. A day, a week (dated on its last day) and a
+        month dated on its last day end the day after their date; a month dated on its first day (MS)
+        runs to the next month's first day."""
+        label = pd.Timestamp(label).normalize()
+        return label + pd.offsets.MonthBegin(1) if self.pandas_freq == "MS" else label + pd.Timedelta(days=1)
+
     def last_period_before(self, end_exclusive: pd.Timestamp) -> pd.Timestamp:
-        """The newest grid date strictly before `end_exclusive`."""
+        """The newest grid date whose whole period lies before `end_exclusive`.
+
+        Only a month dated on its first day can be dated before `end_exclusive` and still be running: on
+        16 October, October's row (2025-10-01) holds half a month. Read as a month's sales it would pull
+        the forecast down by half, and each day's run would refit on a new partial total. So it is left
+        out until the month ends, and the run forecasts it instead.
+        """
         end = pd.Timestamp(end_exclusive) - pd.Timedelta(days=1)
-        return self.offset().rollback(end) if self.name != "daily" else end
+        if self.name == "daily":
+            return end
+        last = self.offset().rollback(end)
+        if self.period_end(last) > pd.Timestamp(end_exclusive):
+            last -= self.offset()
+        return last
 
     def future(self, last: pd.Timestamp, horizon: int) -> pd.DatetimeIndex:
         """The `horizon` period dates after `last`."""

@@ -29,7 +29,7 @@ import pandas as pd
 from include.forecasting.anomaly import spike_mask
 from include.forecasting.evaluation import mase_scale
 from include.forecasting.frequency import Cadence
-from include.forecasting.training import period_series
+from include.forecasting.training import period_label, period_series
 
 ACCURACY_COLUMNS = [
     "series_id", "logical_date", "forecast_date", "horizon", "yhat", "yhat_lower", "yhat_upper", "actual", "model_version",
@@ -65,7 +65,9 @@ def actual_series(history: pd.DataFrame, cadence: Cadence, end_exclusive: dt.dat
     arrived = arrived_through(history, end_exclusive)
     if arrived is None:
         return {}
-    end = arrived + pd.Timedelta(days=1)
+    # Through the end of the newest row's period, once it has ended: a month dated on its first day is
+    # an actual only after its last day (`Cadence.last_period_before`).
+    end = min(cadence.period_end(period_label(pd.DatetimeIndex([arrived]), cadence)[0]), pd.Timestamp(end_exclusive))
     return {
         str(series_id): period_series(rows, str(series_id), end, cadence)
         for series_id, rows in history.groupby("series_id", sort=True)
@@ -93,7 +95,10 @@ def accuracy_rows(forecasts: pd.DataFrame, actuals: dict[str, pd.Series], arrive
     frame["logical_date"] = pd.to_datetime(frame["logical_date"]).dt.date
     frame = frame.sort_values(["series_id", "logical_date", "forecast_date"])
     frame["horizon"] = frame.groupby(["series_id", "logical_date"]).cumcount() + 1
-    frame = frame[frame["forecast_date"] <= arrived]
+    # Through the newest period the actuals hold whole: a month still running (dated on its first day)
+    # has a row, but its sales so far are not the month's.
+    complete = [y.index.max() for y in actuals.values() if len(y)]
+    frame = frame[frame["forecast_date"] <= (min(arrived, max(complete)) if complete else arrived)]
     rows = []
     for series_id, part in frame.groupby("series_id", sort=True):
         y = actuals.get(str(series_id))

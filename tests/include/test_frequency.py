@@ -118,3 +118,20 @@ def test_series_off_the_panels_cadence_are_named_with_their_dates():
     found = panel_cadence(panel(a=fridays, b=fridays + pd.Timedelta(days=1), c=fridays + pd.Timedelta(days=1)), "weekly")
     assert found.cadence.pandas_freq == "W-SAT" and list(found.misfits) == ["a"]
     assert panel_cadence(panel(a=fridays, sundays=pd.date_range("2022-01-02", periods=50, freq="W-SUN")), "daily").misfits == {}
+
+
+def test_a_month_dated_on_its_first_day_counts_once_it_has_ended():
+    """Only a month dated on its first day can have a row while it is still running (2025-10-01 holds the
+    month so far on the 16th): the grid ends at the month before until the month is over. A day, a week
+    (dated on its last day) and a month dated on its last day are over the day after their date."""
+    starts, ends = from_name("monthly (MS)"), from_name("monthly (ME)")
+    assert starts.last_period_before(pd.Timestamp("2025-10-16")) == pd.Timestamp("2025-09-01")
+    assert starts.last_period_before(pd.Timestamp("2025-10-31")) == pd.Timestamp("2025-09-01")
+    assert starts.last_period_before(pd.Timestamp("2025-11-01")) == pd.Timestamp("2025-10-01")
+    assert starts.period_end(pd.Timestamp("2025-10-01")) == pd.Timestamp("2025-11-01")
+    assert ends.last_period_before(pd.Timestamp("2025-11-01")) == pd.Timestamp("2025-10-31")
+    assert ends.last_period_before(pd.Timestamp("2025-10-31")) == pd.Timestamp("2025-09-30")
+    week = from_name("weekly (W-SUN)")
+    assert week.last_period_before(pd.Timestamp("2025-10-13")) == pd.Timestamp("2025-10-12")
+    assert week.period_end(pd.Timestamp("2025-10-12")) == pd.Timestamp("2025-10-13")
+    assert DAILY.last_period_before(pd.Timestamp("2025-10-16")) == pd.Timestamp("2025-10-15")

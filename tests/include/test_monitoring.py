@@ -277,3 +277,30 @@ def test_the_realized_mase_scale_leaves_out_spikes_like_the_backtest(actuals, hi
     # Only the two differences with the typo at an end are left out of hundreds: the scale barely moves.
     assert mase(typo, rule) == pytest.approx(mase(actuals, ()), rel=0.01)
     assert mase(typo, ()) < mase(actuals, ()) / 5
+
+
+def test_a_month_still_running_is_not_an_actual(history):
+    """Monthly data dated on the month's first day: mid-May 2025 the panel has May's row, which holds half
+    the month. It is not May's actual yet (a forecast of May scored against it would read as a model
+    twice too high); on 1 June it is."""
+    from include.forecasting.frequency import from_name
+
+    months = from_name("monthly (MS)")
+    by_month = history.assign(sales_date=history["sales_date"].dt.to_period("M").dt.to_timestamp())
+    by_month = by_month.groupby(["sales_date", "series_id"], as_index=False)["value"].sum()
+    mid_may = by_month.assign(value=lambda f: f["value"].where(f["sales_date"] < "2025-05-01", f["value"] / 2))
+    forecast = pd.DataFrame(
+        {"series_id": "BLACK VELVET", "forecast_date": pd.to_datetime(["2025-04-01", "2025-05-01"]), "yhat": 1.0, "yhat_lower": 0.5,
+         "yhat_upper": 2.0, "model_name": "p.bv", "model_version": "1", "logical_date": dt.date(2025, 3, 10)}
+    )
+    running = dt.date(2025, 5, 16)
+    actuals = monitoring.actual_series(mid_may, months, running)
+    assert actuals["BLACK VELVET"].index.max() == pd.Timestamp("2025-04-01")
+    rows = monitoring.accuracy_rows(forecast, actuals, monitoring.arrived_through(mid_may, running))
+    assert rows["forecast_date"].tolist() == [dt.date(2025, 4, 1)]
+    ended = dt.date(2025, 6, 1)
+    actuals = monitoring.actual_series(by_month, months, ended)
+    rows = monitoring.accuracy_rows(forecast, actuals, monitoring.arrived_through(by_month, ended))
+    assert rows["forecast_date"].tolist() == [dt.date(2025, 4, 1), dt.date(2025, 5, 1)]
+    may = by_month[(by_month["series_id"] == "BLACK VELVET") & (by_month["sales_date"] == pd.Timestamp("2025-05-01"))]
+    assert rows["actual"].iloc[1] == may["value"].iloc[0] > 0

@@ -297,6 +297,29 @@ def test_a_store_by_product_export_labelled_by_iso_week_with_a_net_negative_week
     assert f"2 / {items[0]} {monday}: -3.5" in summary(config, day, run.run_id, str(run.state))
 
 
+def test_a_month_still_running_is_forecast_not_trained_on(airflow_db, config_factory, tmp_path):
+    """Monthly sales dated on the month's first day, exported on 11 July: July's row holds ten days. The
+    run for that day trains through June and forecasts July itself (a third of a month read as a month's
+    sales would pull every forecast down), as the run after the month ends would."""
+    raw = pd.read_csv(SEED.parent / "veg_supermarket_daily_kg.csv", parse_dates=["date"])
+    items = ["净藕(1)", "紫茄子(2)", "西兰花"]  # three vegetables sold in every one of the 36 months
+    months = raw[raw["series"].isin(items)].groupby(["series", pd.Grouper(key="date", freq="MS")], as_index=False)["value"].sum()
+    june = months[months["date"] == "2023-06-01"]
+    running = june.assign(date=pd.Timestamp("2023-07-01"), value=(june["value"] / 3).round(3))
+    seed = tmp_path / "months_to_date.csv"
+    pd.concat([months, running], ignore_index=True).assign(date=lambda f: f["date"].dt.strftime("%Y-%m-%d")).to_csv(seed, index=False)
+    config = config_factory(seed=seed, **{"source.columns": {"date": "date", "series": "series", "value": "value"}})
+    day = dt.date(2023, 7, 11)
+    run = run_dag("sales_forecast", day)
+    assert run.state == "success", task_states(run)
+    published = forecasts(config, day)
+    assert set(published["series_id"]) == set(items) and published.groupby("series_id").size().eq(HORIZON).all()
+    assert published["forecast_date"].min() == pd.Timestamp("2023-07-01") and (published["forecast_date"].dt.day == 1).all()
+    assert set(published["as_of_date"]) == {pd.Timestamp("2023-06-01")}
+    report = json.loads(next((config.storage_root / "validation").glob("*.json")).read_text())
+    assert report["cadence"] == "monthly (MS)" and not report["quarantined"], report
+
+
 def test_a_panel_of_young_series_publishes_every_fallback(airflow_db, config_factory, tmp_path, monkeypatch):
     """A weekly panel that began 40 weeks ago (the real vegetable panel's last 40 weeks, four items): no
     series has validation.min_rows_per_series (52 weeks). Every series is quarantined with that reason and

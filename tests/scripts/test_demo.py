@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from conftest import SEED, load_seeded, write_config
 
-from scripts.demo import data_cadence, earlier_date, future_rows
+from scripts.demo import data_cadence, earlier_date, future_rows, logical_date_after
 
 
 def test_earlier_runs_step_by_the_cadence():
@@ -27,7 +27,14 @@ def test_cadence_of_the_embedded_source(tmp_path):
     monthly = frame.groupby(["item_name", pd.Grouper(key="date", freq="MS")], as_index=False)["total_amount_sold"].sum()
     seed = tmp_path / "monthly.csv"
     monthly.assign(date=monthly["date"].dt.strftime("%Y-%m-%d")).to_csv(seed, index=False)
-    assert data_cadence(load_seeded(write_config(tmp_path / "m", seed=seed))) == "monthly"
+    months = load_seeded(write_config(tmp_path / "m", seed=seed))
+    assert data_cadence(months) == "monthly"
+    # The run that covers the newest month (May 2025, dated 2025-05-01) is the one after the month ends;
+    # with May still running (today the 16th) it is tomorrow's, which leaves May out and forecasts it.
+    assert logical_date_after(months, dt.date(2025, 5, 1), dt.date(2026, 1, 1)) == dt.date(2025, 6, 1)
+    assert logical_date_after(months, dt.date(2025, 5, 1), dt.date(2025, 5, 16)) == dt.date(2025, 5, 17)
+    days = load_seeded(write_config(tmp_path / "d"))
+    assert logical_date_after(days, dt.date(2025, 5, 30), dt.date(2026, 1, 1)) == dt.date(2025, 5, 31)
 
 
 def test_rows_dated_in_the_future_are_named_with_their_series(tmp_path):
