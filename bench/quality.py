@@ -53,7 +53,7 @@ def load_panel(name: str, path: Path, columns: dict[str, str], config: Config, f
     frame = read_sales_csv(path, columns)
     cadence = detect_cadence(frame, config.source.frequency)
     settings = training.settings_for(config.forecast, cadence, config.anomaly)
-    end = frame["sales_date"].max() + pd.Timedelta(days=1)
+    end = cadence.period_end(frame["sales_date"].max())  # the newest period whole (a month dated on its first day too)
     ys = {}
     for series_id in sorted(frame["series_id"].unique())[: max_series or None]:
         y = training.period_series(frame, series_id, end, cadence)

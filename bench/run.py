@@ -270,8 +270,8 @@ def main() -> int:
     first_path, first_columns = next(iter(panels.values()))
     frame = read_sales_csv(first_path, first_columns)
     series_ids = sorted(frame["series_id"].unique())[:2 if args.quick else 5]
-    end = frame["sales_date"].max() + pd.Timedelta(days=1)
     cadence = detect_cadence(frame)
+    end = cadence.period_end(frame["sales_date"].max())
     ys = {s: training.period_series(frame, s, end, cadence) for s in series_ids}
     smart = smart_retraining(config, frame, ys, end)
     print("smart retraining: done", file=sys.stderr, flush=True)
