@@ -358,6 +358,20 @@ def negatives_as_configured(frame: pd.DataFrame, config: Config) -> tuple[pd.Dat
     return negatives_as_no_sale(frame) if config.validation.negative_values == "zero" else (frame, [])
 
 
+def running_period_note(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence) -> str | None:
+    """The report's note on rows of a period still running at the run's date (a month dated on its first
+    day, mid-month), which the run leaves out and forecasts (`Cadence.last_period_before`); None if none."""
+    last = cadence.last_period_before(pd.Timestamp(window_end))
+    running = frame[pd.to_datetime(frame["sales_date"]) > last]
+    if running.empty:
+        return None
+    label = pd.Timestamp(running["sales_date"].min())
+    return (
+        f"{label:%Y-%m-%d} is a period still running on {window_end} (it ends {cadence.period_end(label):%Y-%m-%d}): "
+        f"its rows ({running['series_id'].nunique()} series) are left out of this run, which forecasts it"
+    )
+
+
 def _zeroed_note(rows: list[dict[str, Any]]) -> str:
     """The report's note on the negative values read as no sale: how many, in how many series, examples."""
     examples = "; ".join(f"{r['series_id']} {r['date']}: {r['value']:g}" for r in rows[:5])
@@ -452,6 +466,9 @@ def validate_frame(
     )
     if zeroed:
         report.notes.append(_zeroed_note(zeroed))
+    running = running_period_note(frame, window_end, cadence)
+    if running:
+        report.notes.append(running)
     log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
     for series_id, reason in quarantined.items():
         log.warning("series %r quarantined by validation: %s", series_id, reason)

@@ -318,6 +318,8 @@ def test_a_month_still_running_is_forecast_not_trained_on(airflow_db, config_fac
     assert set(published["as_of_date"]) == {pd.Timestamp("2023-06-01")}
     report = json.loads(next((config.storage_root / "validation").glob("*.json")).read_text())
     assert report["cadence"] == "monthly (MS)" and not report["quarantined"], report
+    running = "2023-07-01 is a period still running on 2023-07-11 (it ends 2023-08-01): its rows (3 series) are left out of this run, which forecasts it"
+    assert report["notes"] == [running] and running in summary(config, day, run.run_id, str(run.state))
 
 
 def test_a_panel_of_young_series_publishes_every_fallback(airflow_db, config_factory, tmp_path, monkeypatch):
