@@ -339,7 +339,8 @@ def parse_dates(raw: pd.Series, date_format: str | None = None) -> pd.Series:
 _ISO_WEEK = re.compile(r"^(?P<year>\d{4})-?W(?P<week>\d{2})(?:-?(?P<day>[1-7]))?$")
 
 
-_DAY_MONTH_YEAR = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4})\s*$")
+# Day and month in either order, then the year in four digits or two (05/02/10, as some exports write it).
+_DAY_MONTH_YEAR = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})\s*$")
 
 
 # Layouts that spell the month (May 30, 2025; 30-May-2025): no day/month ambiguity, so a layout that
@@ -363,8 +364,8 @@ def suggest_date_format(cells: pd.Series) -> str:
     found = text.str.extract(_DAY_MONTH_YEAR).dropna()
     if found.empty:
         return "a strftime format such as '%d/%m/%Y'"
-    sep = found[1].iloc[0]
-    day_first, month_first = f"%d{sep}%m{sep}%Y", f"%m{sep}%d{sep}%Y"
+    sep, year = found[1].iloc[0], "%Y" if len(found[3].iloc[0]) == 4 else "%y"
+    day_first, month_first = f"%d{sep}%m{sep}{year}", f"%m{sep}%d{sep}{year}"
     if (found[0].astype(int) > 12).any():
         return f"day first: {day_first!r}"
     if (found[2].astype(int) > 12).any():

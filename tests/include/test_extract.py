@@ -218,6 +218,11 @@ def test_date_format_reads_day_first_dates(tmp_path, loaded, caplog):
     config = load_config(write_config(tmp_path, path))
     source, con = _refused_then_loaded(config, r"date not YYYY-MM-DD.*set source\.date_format to the file's layout \(day first: '%d/%m/%Y'\)", date_format="%d/%m/%Y")
     pd.testing.assert_frame_equal(_source_rows(con, config), expected)
+    # Two-digit years (19/02/23): the refusal names the layout with %y, and it reads the same rows.
+    short = raw.assign(date=pd.to_datetime(raw["date"], format="%d/%m/%Y").dt.strftime("%d/%m/%y"))
+    short.to_csv(path, index=False)
+    _, short_con = _refused_then_loaded(config, r"set source\.date_format to the file's layout \(day first: '%d/%m/%y'\)", date_format="%d/%m/%y")
+    pd.testing.assert_frame_equal(_source_rows(short_con, config), expected)
     # A cell that does not match the configured format is named with the format it was read with (one
     # series: loaded without a date, so validation quarantines that series).
     raw.loc[4, "date"] = "2025-01-31"
@@ -231,6 +236,8 @@ def test_the_suggested_date_format_is_read_off_the_cells_never_guessed():
     assert suggest(pd.Series(["01.02.2025", "30.05.2025"])) == "day first: '%d.%m.%Y'"
     assert suggest(pd.Series(["05/30/2025"])) == "month first: '%m/%d/%Y'"
     assert suggest(pd.Series(["01-02-2025", "03-04-2025"])) == "'%d-%m-%Y' or '%m-%d-%Y': these rows do not tell which"
+    # Two-digit years, as one common copy of a public weekly store panel writes them (19/02/10).
+    assert suggest(pd.Series(["05/02/10", "19/02/10"])) == "day first: '%d/%m/%y'"
     # A spelled-out month leaves no day/month doubt: the layout that reads every cell is named.
     assert suggest(pd.Series(["May 30, 2025", "Jun 02, 2025"])) == "the month spelled out: '%b %d, %Y'"
     assert suggest(pd.Series(["30-May-2025"])) == "the month spelled out: '%d-%b-%Y'"
