@@ -82,7 +82,7 @@ def forecast_monitor() -> None:
         config = load_task_config()
         monitor_date: dt.date = _monitor_date(get_current_context())
         history = extract_daily_sales(config, history_window(monitor_date, config.forecast.history_days))
-        forecasts = read_forecasts_between(config, *lookback(config, monitor_date))
+        forecasts = read_forecasts_between(config, *lookback(config, monitor_date, history))
         backtest_of = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).recorded_backtest
         result = assess(config, forecasts, history, monitor_date, backtest_of)
         written = {role: replace_monitor_rows(config, role, rows) for role, rows in (("accuracy", result.accuracy), ("actuals", result.actuals), ("health", result.health))}

@@ -17,7 +17,7 @@ import pandas as pd
 
 from include.forecasting import charts, monitoring
 from include.forecasting.config import Config
-from include.forecasting.frequency import detect_cadence
+from include.forecasting.frequency import CadenceError, detect_cadence
 from include.forecasting.validation import negatives_as_configured
 
 
@@ -32,9 +32,21 @@ class MonitorResult:
     cadence: str
 
 
-def lookback(config: Config, monitor_date: dt.date) -> tuple[dt.date, dt.date]:
-    """Logical dates of the forecasts a monitor run scores: the last `monitor.lookback_days` days."""
-    return monitor_date - dt.timedelta(days=config.monitor.lookback_days), monitor_date
+def lookback(config: Config, monitor_date: dt.date, history: pd.DataFrame | None = None) -> tuple[dt.date, dt.date]:
+    """Logical dates of the forecasts a monitor run scores: the last `monitor.lookback_days` days, and at
+    least `monitor.min_scored` + 1 periods of the cadence of `history` (the actuals window).
+
+    Why: a verdict needs `min_scored` scored periods. Daily and weekly forecasts published over 60 days
+    hold that many; monthly ones published over 60 days hold two months, so no monthly series would
+    ever be judged. A panel whose cadence cannot be told keeps the configured days (`assess` says why).
+    """
+    days = config.monitor.lookback_days
+    if history is not None and not history.empty:
+        try:
+            days = max(days, (config.monitor.min_scored + 1) * detect_cadence(history, config.source.frequency).period_days)
+        except CadenceError:
+            pass
+    return monitor_date - dt.timedelta(days=days), monitor_date
 
 
 def assess(

@@ -304,3 +304,21 @@ def test_a_month_still_running_is_not_an_actual(history):
     assert rows["forecast_date"].tolist() == [dt.date(2025, 4, 1), dt.date(2025, 5, 1)]
     may = by_month[(by_month["series_id"] == "BLACK VELVET") & (by_month["sales_date"] == pd.Timestamp("2025-05-01"))]
     assert rows["actual"].iloc[1] == may["value"].iloc[0] > 0
+
+
+def test_the_lookback_holds_enough_periods_for_a_verdict(history, tmp_path):
+    """60 days of daily or weekly forecasts hold the 7 scored periods a verdict needs; 60 days of monthly
+    ones hold two months, so on monthly data the monitor reads forecasts published over (7 + 1) x 30 days."""
+    from conftest import write_config
+
+    from include.forecasting.config import load_config
+    from include.forecasting.monitor_pipeline import lookback
+
+    config = load_config(write_config(tmp_path))
+    assert lookback(config, MONITOR) == (MONITOR - dt.timedelta(days=60), MONITOR)
+    assert lookback(config, MONITOR, history) == (MONITOR - dt.timedelta(days=60), MONITOR)
+    weeks = history.assign(sales_date=history["sales_date"].dt.to_period("W-SUN").dt.end_time.dt.normalize())
+    assert lookback(config, MONITOR, weeks.groupby(["sales_date", "series_id"], as_index=False)["value"].sum())[0] == MONITOR - dt.timedelta(days=60)
+    months = history.assign(sales_date=history["sales_date"].dt.to_period("M").dt.to_timestamp())
+    months = months.groupby(["sales_date", "series_id"], as_index=False)["value"].sum()
+    assert lookback(config, MONITOR, months) == (MONITOR - dt.timedelta(days=240), MONITOR)
