@@ -68,7 +68,7 @@ def assess(
     cadence = detect_cadence(history, config.source.frequency)
     actuals = monitoring.actual_series(history, cadence, monitor_date)
     arrived = monitoring.arrived_through(history, monitor_date)
-    accuracy = monitoring.accuracy_rows(forecasts, actuals, arrived)
+    accuracy = monitoring.accuracy_rows(forecasts, actuals, monitoring.arrived_through(history, monitor_date, cadence))
     expectations: dict[tuple[str, str], dict[str, float | None]] = {}
     if not accuracy.empty:
         names = forecasts.drop_duplicates("series_id").set_index("series_id")["model_name"].to_dict()

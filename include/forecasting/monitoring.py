@@ -62,27 +62,32 @@ def actual_series(history: pd.DataFrame, cadence: Cadence, end_exclusive: dt.dat
     """Each series' sales on its cadence grid through the newest date the panel has before `end_exclusive`
     (gaps inside are 0). Periods after the panel's newest row have not arrived: they are not zeros, or a
     late delivery would read as every series collapsing."""
-    arrived = arrived_through(history, end_exclusive)
+    arrived = arrived_through(history, end_exclusive, cadence)
     if arrived is None:
         return {}
-    # Through the end of the newest row's period, once it has ended: a month dated on its first day is
-    # an actual only after its last day (`Cadence.last_period_before`).
-    end = min(cadence.period_end(period_label(pd.DatetimeIndex([arrived]), cadence)[0]), pd.Timestamp(end_exclusive))
+    end = cadence.period_end(arrived)
     return {
         str(series_id): period_series(rows, str(series_id), end, cadence)
         for series_id, rows in history.groupby("series_id", sort=True)
     }
 
 
-def arrived_through(history: pd.DataFrame, end_exclusive: dt.date) -> pd.Timestamp | None:
-    """The newest date with any row in the panel before `end_exclusive`: actuals up to it have arrived."""
+def arrived_through(history: pd.DataFrame, end_exclusive: dt.date, cadence: Cadence | None = None) -> pd.Timestamp | None:
+    """The newest date with any row in the panel before `end_exclusive`: actuals up to it have arrived.
+
+    With `cadence`, the newest period of it that has also ended by `end_exclusive`: a month dated on its
+    first day is an actual only after its last day (`Cadence.last_period_before`)."""
     dates = pd.to_datetime(history["sales_date"])
     dates = dates[dates < pd.Timestamp(end_exclusive)]
-    return None if dates.empty else dates.max()
+    if dates.empty or cadence is None:
+        return None if dates.empty else dates.max()
+    newest = period_label(pd.DatetimeIndex([dates.max()]), cadence)[0]
+    return cadence.last_period_before(min(cadence.period_end(newest), pd.Timestamp(end_exclusive)))
 
 
 def accuracy_rows(forecasts: pd.DataFrame, actuals: dict[str, pd.Series], arrived: pd.Timestamp | None) -> pd.DataFrame:
-    """Published forecast periods joined with their actuals, for the periods that have arrived.
+    """Published forecast periods joined with their actuals, for the periods that have arrived
+    (`arrived`: `arrived_through` with the panel's cadence, so a month still running is not scored).
 
     `horizon` is the period's position in its forecast (1 = the first period after the data it saw).
     A forecast of a series the panel no longer has is scored against 0 only if the panel arrived past it
@@ -95,10 +100,7 @@ def accuracy_rows(forecasts: pd.DataFrame, actuals: dict[str, pd.Series], arrive
     frame["logical_date"] = pd.to_datetime(frame["logical_date"]).dt.date
     frame = frame.sort_values(["series_id", "logical_date", "forecast_date"])
     frame["horizon"] = frame.groupby(["series_id", "logical_date"]).cumcount() + 1
-    # Through the newest period the actuals hold whole: a month still running (dated on its first day)
-    # has a row, but its sales so far are not the month's.
-    complete = [y.index.max() for y in actuals.values() if len(y)]
-    frame = frame[frame["forecast_date"] <= (min(arrived, max(complete)) if complete else arrived)]
+    frame = frame[frame["forecast_date"] <= arrived]
     rows = []
     for series_id, part in frame.groupby("series_id", sort=True):
         y = actuals.get(str(series_id))

@@ -296,11 +296,11 @@ def test_a_month_still_running_is_not_an_actual(history):
     running = dt.date(2025, 5, 16)
     actuals = monitoring.actual_series(mid_may, months, running)
     assert actuals["BLACK VELVET"].index.max() == pd.Timestamp("2025-04-01")
-    rows = monitoring.accuracy_rows(forecast, actuals, monitoring.arrived_through(mid_may, running))
+    rows = monitoring.accuracy_rows(forecast, actuals, monitoring.arrived_through(mid_may, running, months))
     assert rows["forecast_date"].tolist() == [dt.date(2025, 4, 1)]
     ended = dt.date(2025, 6, 1)
     actuals = monitoring.actual_series(by_month, months, ended)
-    rows = monitoring.accuracy_rows(forecast, actuals, monitoring.arrived_through(by_month, ended))
+    rows = monitoring.accuracy_rows(forecast, actuals, monitoring.arrived_through(by_month, ended, months))
     assert rows["forecast_date"].tolist() == [dt.date(2025, 4, 1), dt.date(2025, 5, 1)]
     may = by_month[(by_month["series_id"] == "BLACK VELVET") & (by_month["sales_date"] == pd.Timestamp("2025-05-01"))]
     assert rows["actual"].iloc[1] == may["value"].iloc[0] > 0
