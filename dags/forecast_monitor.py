@@ -77,14 +77,15 @@ def forecast_monitor() -> None:
         from forecast_ops.hooks.warehouse import extract_daily_sales, read_forecasts_between, replace_monitor_rows
 
         from include.forecasting.extract import history_window
-        from include.forecasting.monitor_pipeline import assess, flagged, lookback, write_report
+        from include.forecasting.monitor_pipeline import assess, flagged, history_cadence, lookback, write_report
 
         config = load_task_config()
         monitor_date: dt.date = _monitor_date(get_current_context())
         history = extract_daily_sales(config, history_window(monitor_date, config.forecast.history_days))
-        forecasts = read_forecasts_between(config, *lookback(config, monitor_date, history))
+        cadence = history_cadence(config, history)
+        forecasts = read_forecasts_between(config, *lookback(config, monitor_date, cadence))
         backtest_of = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).recorded_backtest
-        result = assess(config, forecasts, history, monitor_date, backtest_of)
+        result = assess(config, forecasts, history, monitor_date, backtest_of, cadence)
         written = {role: replace_monitor_rows(config, role, rows) for role, rows in (("accuracy", result.accuracy), ("actuals", result.actuals), ("health", result.health))}
         report = write_report(config.storage_root / "reports" / f"health_{monitor_date.isoformat()}.html", monitor_date, result, forecasts)
         return {

@@ -17,7 +17,7 @@ import pandas as pd
 
 from include.forecasting import charts, monitoring
 from include.forecasting.config import Config
-from include.forecasting.frequency import CadenceError, detect_cadence
+from include.forecasting.frequency import Cadence, CadenceError, detect_cadence
 from include.forecasting.validation import negatives_as_configured
 
 
@@ -32,20 +32,28 @@ class MonitorResult:
     cadence: str
 
 
-def lookback(config: Config, monitor_date: dt.date, history: pd.DataFrame | None = None) -> tuple[dt.date, dt.date]:
+def history_cadence(config: Config, history: pd.DataFrame) -> Cadence | None:
+    """The cadence of the actuals window (`history`), or None when it is empty or has none (`assess`
+    then says why). Detected once per monitor run: at 1,000 daily series it takes ~1 s."""
+    if history.empty:
+        return None
+    try:
+        return detect_cadence(history, config.source.frequency)
+    except CadenceError:
+        return None
+
+
+def lookback(config: Config, monitor_date: dt.date, cadence: Cadence | None = None) -> tuple[dt.date, dt.date]:
     """Logical dates of the forecasts a monitor run scores: the last `monitor.lookback_days` days, and at
-    least `monitor.min_scored` + 1 periods of the cadence of `history` (the actuals window).
+    least `monitor.min_scored` + 1 periods of the panel's `cadence` (`history_cadence`).
 
     Why: a verdict needs `min_scored` scored periods. Daily and weekly forecasts published over 60 days
     hold that many; monthly ones published over 60 days hold two months, so no monthly series would
-    ever be judged. A panel whose cadence cannot be told keeps the configured days (`assess` says why).
+    ever be judged. Without a cadence the configured days stand.
     """
     days = config.monitor.lookback_days
-    if history is not None and not history.empty:
-        try:
-            days = max(days, (config.monitor.min_scored + 1) * detect_cadence(history, config.source.frequency).period_days)
-        except CadenceError:
-            pass
+    if cadence is not None:
+        days = max(days, (config.monitor.min_scored + 1) * cadence.period_days)
     return monitor_date - dt.timedelta(days=days), monitor_date
 
 
@@ -55,17 +63,20 @@ def assess(
     history: pd.DataFrame,
     monitor_date: dt.date,
     backtest_of: Callable[[str, str], dict[str, Any] | None],
+    cadence: Cadence | None = None,
 ) -> MonitorResult:
     """Score published forecasts against arrived actuals, judge degradation and drift per series.
 
     `history` is the extract of the training window ending at `monitor_date` (sales_date, series_id,
-    value); `backtest_of(model_name, version)` returns the version's recorded backtest (or None).
+    value); `backtest_of(model_name, version)` returns the version's recorded backtest (or None);
+    `cadence` is `history_cadence` of it when the caller has it (detected here otherwise, which raises
+    naming the cadences found when there is none).
     """
     if history.empty:
         empty = monitoring.combine(pd.DataFrame(columns=["series_id", "degraded", "reasons", "scored_periods", "model_version"]), pd.DataFrame(columns=["series_id", "drift_statistic", "drift_p_value", "drifted", "drift_reason"]), monitor_date)
         return MonitorResult(pd.DataFrame(columns=monitoring.ACCURACY_COLUMNS), empty, pd.DataFrame(columns=monitoring.ACTUALS_COLUMNS), monitoring.summary(empty), "unknown")
     history = negatives_as_configured(history, config)[0]  # actuals as training saw them
-    cadence = detect_cadence(history, config.source.frequency)
+    cadence = cadence or detect_cadence(history, config.source.frequency)
     actuals = monitoring.actual_series(history, cadence, monitor_date)
     arrived = monitoring.arrived_through(history, monitor_date)
     accuracy = monitoring.accuracy_rows(forecasts, actuals, monitoring.arrived_through(history, monitor_date, cadence))

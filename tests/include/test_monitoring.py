@@ -312,13 +312,15 @@ def test_the_lookback_holds_enough_periods_for_a_verdict(history, tmp_path):
     from conftest import write_config
 
     from include.forecasting.config import load_config
-    from include.forecasting.monitor_pipeline import lookback
+    from include.forecasting.monitor_pipeline import history_cadence, lookback
 
     config = load_config(write_config(tmp_path))
     assert lookback(config, MONITOR) == (MONITOR - dt.timedelta(days=60), MONITOR)
-    assert lookback(config, MONITOR, history) == (MONITOR - dt.timedelta(days=60), MONITOR)
+    assert lookback(config, MONITOR, history_cadence(config, history)) == (MONITOR - dt.timedelta(days=60), MONITOR)
     weeks = history.assign(sales_date=history["sales_date"].dt.to_period("W-SUN").dt.end_time.dt.normalize())
-    assert lookback(config, MONITOR, weeks.groupby(["sales_date", "series_id"], as_index=False)["value"].sum())[0] == MONITOR - dt.timedelta(days=60)
+    weeks = weeks.groupby(["sales_date", "series_id"], as_index=False)["value"].sum()
+    assert lookback(config, MONITOR, history_cadence(config, weeks))[0] == MONITOR - dt.timedelta(days=60)
     months = history.assign(sales_date=history["sales_date"].dt.to_period("M").dt.to_timestamp())
     months = months.groupby(["sales_date", "series_id"], as_index=False)["value"].sum()
-    assert lookback(config, MONITOR, months) == (MONITOR - dt.timedelta(days=240), MONITOR)
+    assert lookback(config, MONITOR, history_cadence(config, months)) == (MONITOR - dt.timedelta(days=240), MONITOR)
+    assert history_cadence(config, history.iloc[:0]) is None
