@@ -3,6 +3,7 @@ AIRFLOW_HOME with a migrated SQLite DB, this project's dags/ and plugins/, 1 s r
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -21,6 +22,9 @@ LAST_DAY = "2025-05-30"  # newest date in the shipped panel
 RUN_DAY = "2025-05-31"  # the logical date whose run covers LAST_DAY
 
 _HOME = Path(tempfile.mkdtemp(prefix="airflow_test_home_"))
+# Importing airflow writes logs/ here even in a session that never migrates the DB (and so never reaches
+# the airflow_db fixture's cleanup): removed at exit either way.
+atexit.register(shutil.rmtree, _HOME, True)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME),
