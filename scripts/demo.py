@@ -149,7 +149,7 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
             lines += [f"  - {_failure_text(f)}" for f in report["failures"]]
         lines += [f"            {note}" for note in report.get("notes") or []]
     if outcome and outcome["quarantined"]:
-        lines.append(f"Quarantined ({len(outcome['quarantined'])}): champion and published rows kept; fallback forecast if no champion, none from bad rows")
+        lines.append(f"Quarantined ({len(outcome['quarantined'])}): champion and published rows kept; fallback forecast if no champion, none from bad or anomalous rows")
         lines += [f"  - {series}: {reason}" for series, reason in outcome["quarantined"].items()]
     if outcome and outcome.get("spikes_left_out"):
         spikes = outcome["spikes_left_out"]

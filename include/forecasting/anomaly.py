@@ -31,10 +31,11 @@ class Finding:
     series_id: str
     rule: str
     detail: str
+    config_key: str = "anomaly.*"
 
     def text(self) -> str:
-        """`rule: detail (config anomaly)`."""
-        return f"{self.rule}: {self.detail} (config anomaly.*)"
+        """`rule: detail (config key)`."""
+        return f"{self.rule}: {self.detail} (config {self.config_key})"
 
 
 def _groups(index: pd.DatetimeIndex, cadence: Cadence) -> np.ndarray:
@@ -61,7 +62,6 @@ def _spike(value: Any, logged: Any, median: Any, mad: Any, ratio: float, mad_k: 
 def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]:
     """Anomalies in the newest `rules.recent_days` (as periods) of one series (on its cadence's grid)."""
     r = max(1, -(-rules.recent_days // cadence.period_days))
-    zero_run = max(2, -(-rules.zero_run_days // cadence.period_days))
     series_id = str(y.name)
     recent, reference = y.iloc[-r:], y.iloc[:-r]
     reference = reference.iloc[-_typical_span(cadence) * (7 if cadence.name == "daily" else 1) :]
@@ -70,10 +70,6 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
     out: list[Finding] = []
     ref_groups, rec_groups = _groups(reference.index, cadence), _groups(recent.index, cadence)
     logged = np.log1p(reference.to_numpy(dtype=float))
-    open_share: dict[int, float] = {}
-    for g in np.unique(ref_groups):
-        values = logged[ref_groups == g]
-        open_share[int(g)] = float((values > 0).mean())
     for date, value, g in zip(recent.index, recent.to_numpy(dtype=float), rec_groups, strict=True):
         values = logged[(ref_groups == g) & (logged > 0)]
         if len(values) < 4:
@@ -88,17 +84,60 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
         ratio = float(positive_recent.median() / positive_ref.median())
         if ratio > rules.level_shift_ratio or ratio < 1 / rules.level_shift_ratio:
             out.append(Finding(series_id, "level shift", f"median of the last {r} periods {positive_recent.median():.4g} vs {positive_ref.median():.4g} before ({ratio:.2g}x)"))
-    # The trailing run of zeros: its length in periods, and how many of them the series normally sells on
-    # (weekdays it sells on in >= 80 % of weeks); closed days alone (a weekend) are no outage.
-    span = open_zeros = 0
-    for value, g in zip(y.to_numpy(dtype=float)[::-1], _groups(y.index, cadence)[::-1], strict=True):
-        if value != 0:
-            break
-        span += 1
-        open_zeros += open_share.get(int(g), 0.0) >= 0.8
-    if span >= zero_run and open_zeros >= 2:
-        out.append(Finding(series_id, "zero run", f"the last {span} periods are all 0 ({open_zeros} of them normally selling), through {y.index[-1]:%Y-%m-%d}"))
-    return out
+    run = zero_run_finding(y, cadence, rules)
+    return out + ([run] if run else [])
+
+
+def zero_run_finding(y: pd.Series, cadence: Cadence, rules: Any) -> Finding | None:
+    """The trailing run of zeros of `y`, if it is an anomaly: at least `zero_run_days` (as periods, 2 or
+    more) and at most `zero_run_max_days` long, with 2 or more of its periods ones the series normally
+    sells on (weekdays, or periods, it sold on in >= 80 % of the recent past); closed days alone (a
+    weekend) are no outage.
+
+    "Normally" is judged on the recent past before the run began: counted in, a run dilutes its own
+    reference (on weekly data three zero weeks in a 26-week reference took a series that sold in 85 % of
+    weeks below the bar). A run longer than `zero_run_max_days` is taken as what the series now does (a
+    product that stopped selling, or a stock-out that lasts): it is forecast again rather than kept in
+    quarantine, with forecasts that go stale, for as long as it lasts.
+    """
+    run = _zero_run(y, cadence, rules)
+    if run is None:
+        return None
+    span, open_zeros = run
+    return Finding(str(y.name), "zero run", f"the last {span} periods are all 0 ({open_zeros} of them normally selling), through {y.index[-1]:%Y-%m-%d}")
+
+
+def _zero_run(y: pd.Series, cadence: Cadence, rules: Any) -> tuple[int, int] | None:
+    """(length, periods normally selling) of the trailing zero run that `zero_run_finding` flags, or None."""
+    values = y.to_numpy(dtype=float)
+    selling = np.flatnonzero(values != 0)
+    span = len(values) - (int(selling[-1]) + 1 if len(selling) else 0)
+    shortest = max(2, -(-rules.zero_run_days // cadence.period_days))
+    longest = max(shortest, -(-rules.zero_run_max_days // cadence.period_days))
+    if not shortest <= span <= longest:
+        return None
+    before = y.iloc[: len(y) - span].iloc[-_typical_span(cadence) * (7 if cadence.name == "daily" else 1) :]
+    if (before > 0).sum() < 8:
+        return None  # too little selling before the run to call any period normal
+    groups = _groups(before.index, cadence)
+    sells = before.to_numpy(dtype=float) > 0
+    normally = [int(g) for g in np.unique(groups) if sells[groups == g].mean() >= 0.8]
+    open_zeros = int(np.isin(_groups(y.index[-span:], cadence), normally).sum())
+    return (span, open_zeros) if open_zeros >= 2 else None
+
+
+def panel_zero_run(totals: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]:
+    """The zero-run rule on the panel's total (`totals`, summed over the series on the cadence's grid):
+    every series at 0 over the newest periods of a panel that normally sells on them (a feed that
+    delivered zeros, an outage). On a panel where many series are often at 0 (seasonal or zero-heavy
+    items) too few series count as normally selling for the per-series findings to reach `panel_share`;
+    the total sells every period all the same. A panel-wide finding."""
+    run = _zero_run(totals, cadence, rules)
+    if run is None:
+        return []
+    span, open_zeros = run
+    detail = f"every series is 0 in the last {span} periods, through {totals.index[-1]:%Y-%m-%d} ({open_zeros} of them periods the panel normally sells on)"
+    return [Finding("(panel)", "zero run", detail, "anomaly.zero_run_days")]
 
 
 def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float) -> pd.DatetimeIndex:
@@ -183,7 +222,7 @@ def delivery_findings(
         if holidays is not None and date in holidays:
             continue
         if value > ratio * typical or 0 < value < typical / ratio:
-            out.append(Finding("(panel)", "delivery volume", f"source rows on {date:%Y-%m-%d}: {value:.0f} vs typical {typical:.0f} ({value / typical:.2g}x)"))
+            out.append(Finding("(panel)", "delivery volume", f"source rows on {date:%Y-%m-%d}: {value:.0f} vs typical {typical:.0f} ({value / typical:.2g}x)", "anomaly.volume_ratio"))
     return out
 
 
@@ -195,9 +234,9 @@ def is_panel_wide(n_flagged: int, n_series: int, panel_share: float) -> bool:
 
 def apply_policy(findings: list[Finding], n_series: int, rules: Any, panel: list[Finding] | None = None) -> tuple[dict[str, str], str | None]:
     """Turn findings into (series -> quarantine reason, run-blocking message or None) by the config policy.
-    `panel` findings (delivery volume) are panel-wide by nature."""
+    `panel` findings (delivery volume, the panel's zero run) are panel-wide by nature."""
     if panel and rules.on_panel == "block":
-        return {}, "anomalous delivery (panel-wide): " + "; ".join(f.detail for f in panel[:5]) + " (config anomaly.volume_ratio)"
+        return {}, "anomalous delivery (panel-wide): " + "; ".join(f.text() for f in panel[:5])
     if not findings or rules.on_series == "ignore":
         return {}, None
     reasons: dict[str, list[str]] = {}

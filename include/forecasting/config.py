@@ -246,6 +246,8 @@ class AnomalyConfig(_Section):
     spike_mad: float = Field(default=8.0, gt=0.0)
     level_shift_ratio: float = Field(default=10.0, gt=1.0)
     zero_run_days: int = Field(default=7, ge=2)
+    # A zero run longer than this is what the series now does (stopped selling): forecast again, not quarantined.
+    zero_run_max_days: int = Field(default=28, ge=2)
     # A delivery (rows per date of the raw source) with more than this many times its recent typical number
     # of rows, or present but less than 1/this, is a panel-wide anomaly.
     volume_ratio: float = Field(default=3.0, gt=1.0)

@@ -362,7 +362,7 @@ def champion_forecasts(
     `quarantined` (nothing new published; its earlier rows and its champion stay as they were).
     A series is quarantined by validation (`ref.quarantined`), by a failed fit or backtest (`errors`, from
     the gate decisions) or by a failed forecast here; with no champion it still gets the fallback, unless
-    validation found bad rows in it (`ref.bad_rows`).
+    validation found bad or anomalous rows in it (`ref.bad_rows`).
     `only` limits the work to these series (a republish after a rollback).
     """
     client = _client(config, tracking_uri)
@@ -381,8 +381,8 @@ def champion_forecasts(
             champion = None
             quarantined.setdefault(series_id, f"registered model {name} belongs to series {owner!r} (slug collision)")
         if series_id in quarantined and (champion is not None or series_id in (ref.bad_rows or ())):
-            # A champion keeps serving its published rows; a series whose rows are known bad gets no fallback
-            # either (it would be computed from those rows).
+            # A champion keeps serving its published rows; a series whose rows are known bad or flagged as
+            # anomalous gets no fallback either (it would be computed from those rows).
             outcomes[series_id] = {"status": "quarantined", "reason": quarantined[series_id], "version": str(champion.version) if champion else None}
             continue
         try:

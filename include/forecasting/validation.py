@@ -15,6 +15,9 @@ Three steps, each naming what failed:
    for pandas. A failing series is *quarantined* (not trained; its champion and
    published rows stay; a series with no champion gets a flagged fallback forecast), never the whole run,
    unless every series fails.
+4. The anomaly rules (include/forecasting/anomaly.py) judge the newest periods of each series, and of the
+   panel's total, against their own recent past. A flagged series is quarantined with no fallback (it
+   would copy the suspect rows); panel-wide findings block the run.
 Thresholds are GX suite parameters bound from the config, so the JSON suites hold rules and the YAML holds
 numbers. An expectation whose `meta.only_if` names a `validation` flag runs only when that flag is true.
 """
@@ -113,7 +116,7 @@ class ValidationReport:
     results: dict[str, Any] = field(repr=False, default_factory=dict)  # full GX results, JSON-ready
     cadence: str | None = None
     quarantined: dict[str, str] = field(default_factory=dict)  # series -> the per-series rule it failed
-    bad_rows: list[str] = field(default_factory=list)  # quarantined for rows breaking a row rule: no fallback
+    bad_rows: list[str] = field(default_factory=list)  # quarantined for rows breaking a row rule or flagged as anomalous: no fallback
     # Set when the panel has a hole longer than validation.max_gap_periods: the first period used (ISO date)
     # and why; the periods before it were left out of everything validated and trained.
     history_start: str | None = None
@@ -447,6 +450,9 @@ def validate_frame(
         flagged, blocking = _anomalies(frame, config, window_end, cadence, raw_duplicates or [], set(quarantined), delivery_rows or [])
         for series_id, reason in flagged.items():
             quarantined[series_id] = "; ".join(filter(None, [quarantined.get(series_id), reason]))
+            # Suspect rows, like bad ones, give no fallback: seasonal naive would copy the spike, the doubled
+            # delivery, the new unit or the outage's zeros into the published forecast.
+            bad_rows.setdefault(series_id, reason)
         if blocking:
             failures.append(FailedExpectation("anomaly", "anomaly_policy", None, blocking, rule="no anomalous delivery", config_key="anomaly.on_panel / anomaly.on_series"))
     # Every series quarantined is a broken delivery (stale data, a hole just before the end) and blocks,
@@ -492,16 +498,21 @@ def _anomalies(
     findings = anomaly.duplicate_findings(duplicates)
     end = pd.Timestamp(window_end)
     clean = frame.dropna(subset=["sales_date", "series_id", "value"])
+    totals = pd.Series(dtype=float)
     for series_id, rows in clean.groupby("series_id", sort=True):
         if str(series_id) in skip:
             continue
-        findings += anomaly.series_findings(period_series(rows, str(series_id), end, cadence), cadence, config.anomaly)
+        y = period_series(rows, str(series_id), end, cadence)
+        findings += anomaly.series_findings(y, cadence, config.anomaly)
+        totals = totals.add(y, fill_value=0.0)
     rows = pd.DataFrame(delivery_rows, columns=["sales_date", "n_rows"]).astype({"sales_date": "datetime64[ns]"})
     holidays = None
     if cadence.name == "daily" and config.forecast.holidays is not None:
         calendar = (config.forecast.holidays.country, config.forecast.holidays.subdivision or "")
         holidays = pd.DatetimeIndex(holiday_names(calendar, end - pd.Timedelta(days=120), end).index)
     panel = anomaly.delivery_findings(rows, cadence, config.anomaly, lambda d: period_label(d, cadence), holidays)
+    if len(totals):
+        panel += anomaly.panel_zero_run(totals.sort_index(), cadence, config.anomaly)
     for f in findings + panel:
         log.warning("anomaly in %r: %s", f.series_id, f.text())
     return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly, panel)

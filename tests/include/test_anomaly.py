@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from conftest import write_config
+from conftest import SEED, write_config
 
 from include.forecasting import anomaly, training
 from include.forecasting.config import load_config
@@ -14,6 +14,7 @@ from include.forecasting.frequency import DAILY
 from include.forecasting.validation import validate_frame
 
 END = dt.date(2025, 5, 31)
+SEED_DIR = SEED.parent
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,53 @@ def test_outage_of_the_whole_panel_blocks_the_run(iowa_frame, config):
     report = validate_frame(bad, config, END, "sha")
     assert not report.success
     [failure] = report.failures
-    assert failure.expectation == "anomaly_policy" and "panel-wide: 5 of 5 series" in str(failure.observed) and "zero run" in str(failure.observed)
+    assert failure.expectation == "anomaly_policy"
+    assert "anomalous delivery (panel-wide): zero run: every series is 0 in the last 7 periods, through 2025-05-30 (6 of them periods" in str(failure.observed)
+    assert "(config anomaly.zero_run_days)" in str(failure.observed)
+
+
+WEEKLY_END = dt.date(2023, 6, 26)
+
+
+@pytest.fixture(scope="module")
+def weekly_frame():
+    """The shipped vegetables panel, weekly (weeks ending Sunday): zero-heavy, half its items often at 0."""
+    from include.forecasting.extract import read_sales_csv
+
+    return read_sales_csv(SEED_DIR / "veg_supermarket_weekly_kg.csv", {"date": "date", "series": "series", "value": "value"})
+
+
+def test_weekly_outage_of_a_zero_heavy_panel_blocks_the_run(weekly_frame, config):
+    """Every item at 0 for the last 3 weeks: only the few items that sell nearly every week are flagged one
+    by one (too few for anomaly.panel_share), but the panel's total sells every week: panel-wide, blocked."""
+    assert validate_frame(weekly_frame, config, WEEKLY_END, "sha").success
+    bad = weekly_frame.copy()
+    bad.loc[bad.sales_date >= "2023-06-11", "value"] = 0.0
+    report = validate_frame(bad, config, WEEKLY_END, "sha")
+    assert not report.success
+    assert "every series is 0 in the last 3 periods, through 2023-06-25 (3 of them periods the panel normally sells on)" in str(report.failures[0].observed)
+
+
+def test_a_zero_run_is_judged_on_the_selling_before_it(weekly_frame, config):
+    """青茄子(1)'s last 3 weeks at 0 (the week before had no sale either: a run of 4). It sold in 21 of the
+    26 weeks before the run (81 %): a zero run. Judged on the 26 weeks before the newest one, which hold
+    3 of the run's own zeros, it sold in 19 of them (73 %), and the run would pass for normal."""
+    bad = weekly_frame.copy()
+    bad.loc[(bad.series_id == "青茄子(1)") & (bad.sales_date >= "2023-06-11"), "value"] = 0.0
+    report = validate_frame(bad, config, WEEKLY_END, "sha")
+    assert report.success and list(report.quarantined) == ["青茄子(1)"]
+    assert "zero run: the last 4 periods are all 0 (4 of them normally selling), through 2023-06-25" in report.quarantined["青茄子(1)"]
+
+
+def test_a_zero_run_longer_than_the_maximum_is_forecast_again(iowa_frame, config):
+    """A product at 0 for 3 weeks is quarantined; at 0 for 5 weeks (past anomaly.zero_run_max_days, 28) it
+    is taken to have stopped selling and is forecast again, not kept with forecasts gone stale."""
+    for days, flagged in ((21, True), (28, True), (35, False)):
+        bad = iowa_frame.copy()
+        since = pd.Timestamp(END) - pd.Timedelta(days=days)
+        bad.loc[(bad.series_id == "HAWKEYE VODKA") & (bad.sales_date >= since), "value"] = 0
+        report = validate_frame(bad, config, END, "sha")
+        assert report.success and ("HAWKEYE VODKA" in report.quarantined) is flagged, (days, report.quarantined)
 
 
 def test_one_series_outage_and_a_duplicated_delivery_are_quarantined(iowa_frame, config):
