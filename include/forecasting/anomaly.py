@@ -95,8 +95,8 @@ def zero_run_finding(y: pd.Series, cadence: Cadence, rules: Any) -> Finding | No
     weekend) are no outage.
 
     "Normally" is judged on the recent past before the run began: counted in, a run dilutes its own
-    reference (on weekly data three zero weeks in a 26-week reference took a series that sold in 85 % of
-    weeks below the bar). A run longer than `zero_run_max_days` is taken as what the series now does (a
+    reference (on weekly data a run's zeros in the 26-week reference took an item that sold in 21 of the
+    26 weeks before the run, 81 %, to 19 of 26, below the bar). A run longer than `zero_run_max_days` is taken as what the series now does (a
     product that stopped selling, or a stock-out that lasts): it is forecast again rather than kept in
     quarantine, with forecasts that go stale, for as long as it lasts.
     """

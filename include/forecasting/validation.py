@@ -498,21 +498,20 @@ def _anomalies(
     findings = anomaly.duplicate_findings(duplicates)
     end = pd.Timestamp(window_end)
     clean = frame.dropna(subset=["sales_date", "series_id", "value"])
-    totals = pd.Series(dtype=float)
+    judged = []
     for series_id, rows in clean.groupby("series_id", sort=True):
         if str(series_id) in skip:
             continue
-        y = period_series(rows, str(series_id), end, cadence)
-        findings += anomaly.series_findings(y, cadence, config.anomaly)
-        totals = totals.add(y, fill_value=0.0)
+        judged.append(period_series(rows, str(series_id), end, cadence))
+        findings += anomaly.series_findings(judged[-1], cadence, config.anomaly)
     rows = pd.DataFrame(delivery_rows, columns=["sales_date", "n_rows"]).astype({"sales_date": "datetime64[ns]"})
     holidays = None
     if cadence.name == "daily" and config.forecast.holidays is not None:
         calendar = (config.forecast.holidays.country, config.forecast.holidays.subdivision or "")
         holidays = pd.DatetimeIndex(holiday_names(calendar, end - pd.Timedelta(days=120), end).index)
     panel = anomaly.delivery_findings(rows, cadence, config.anomaly, lambda d: period_label(d, cadence), holidays)
-    if len(totals):
-        panel += anomaly.panel_zero_run(totals.sort_index(), cadence, config.anomaly)
+    if judged:  # the panel's total on the grid, each series counted from its first period
+        panel += anomaly.panel_zero_run(pd.concat(judged, axis=1).fillna(0.0).sum(axis=1).sort_index(), cadence, config.anomaly)
     for f in findings + panel:
         log.warning("anomaly in %r: %s", f.series_id, f.text())
     return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly, panel)
