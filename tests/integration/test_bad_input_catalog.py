@@ -85,18 +85,17 @@ def _dup_one_day(f: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([f, f[(f["item_name"] == "BLACK VELVET") & (f["date"] == "2025-05-28")]], ignore_index=True)
 
 
-def _times_1000(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    row = f.index[(f["item_name"] == "FIREBALL CINNAMON WHISKEY") & (f["date"] == "2025-05-29")][0]
-    f.loc[row, "total_amount_sold"] = str(int(f.loc[row, "total_amount_sold"]) * 1000)
-    return f
+def _times_1000(series: str, day: str, columns: tuple[str, str] = ("item_name", "total_amount_sold")) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A corruption that multiplies the series' value on `day` by 1,000 (`columns`: series and value)."""
 
+    def corrupt(f: pd.DataFrame) -> pd.DataFrame:
+        f = f.copy()
+        row = f.index[(f[columns[0]] == series) & (f["date"] == day)][0]
+        cell = f.loc[row, columns[1]]
+        f.loc[row, columns[1]] = str((int(cell) if cell.isdigit() else float(cell)) * 1000)
+        return f
 
-def _old_times_1000(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    row = f.index[(f["item_name"] == "TITOS HANDMADE VODKA") & (f["date"] == "2024-03-12")][0]
-    f.loc[row, "total_amount_sold"] = str(int(f.loc[row, "total_amount_sold"]) * 1000)
-    return f
+    return corrupt
 
 
 def _outage(f: pd.DataFrame) -> pd.DataFrame:
@@ -145,19 +144,12 @@ def _weekly_zero(series: str | None, since: str) -> Callable[[pd.DataFrame], pd.
     return corrupt
 
 
-def _weekly_times_1000(f: pd.DataFrame) -> pd.DataFrame:
-    f = f.copy()
-    row = f.index[(f["series"] == "娃娃菜") & (f["date"] == "2023-06-25")][0]
-    f.loc[row, "value"] = str(float(f.loc[row, "value"]) * 1000)
-    return f
-
-
 CASES = [
     Case("one day of one product delivered twice", _dup_one_day, "partial", ("BLACK VELVET",), ("BLACK VELVET", "duplicated source rows", "2025-05-28")),
     Case("the whole file delivered twice", lambda f: pd.concat([f, f], ignore_index=True), "blocked", (), ("anomalous data", "panel-wide", "duplicated source rows")),
-    Case("one value x1,000", _times_1000, "partial", ("FIREBALL CINNAMON WHISKEY",), ("FIREBALL CINNAMON WHISKEY", "spike", "2025-05-29")),
+    Case("one value x1,000", _times_1000("FIREBALL CINNAMON WHISKEY", "2025-05-29"), "partial", ("FIREBALL CINNAMON WHISKEY",), ("FIREBALL CINNAMON WHISKEY", "spike", "2025-05-29")),
     # Too old for validation's recent-days spike check: training leaves it out, and the run says so once.
-    Case("one value x1,000 a year back", _old_times_1000, "notice", (), ("TITOS HANDMADE VODKA", "spike left out of training", "4947000 on 2024-03-12")),
+    Case("one value x1,000 a year back", _times_1000("TITOS HANDMADE VODKA", "2024-03-12"), "notice", (), ("TITOS HANDMADE VODKA", "spike left out of training", "4947000 on 2024-03-12")),
     Case("the last 7 days zero for every product", _outage, "blocked", (), ("panel-wide", "zero run")),
     Case("one product's last 10 days zero", _one_series_zero, "partial", ("HAWKEYE VODKA",), ("HAWKEYE VODKA", "zero run")),
     Case("a new product with 20 days of history", _new_product, "partial", (), ("NEW GIN", "enough history")),
@@ -186,7 +178,7 @@ CASES = [
     Case("weekly: one item's last 3 weeks zero", _weekly_zero("青茄子(1)", "2023-06-11"), "partial", ("青茄子(1)",), ("青茄子(1)", "zero run"), VEG_WEEKLY),
     # 娃娃菜 has no champion (its candidates lose to naive): its published rows are the fallback's, which
     # must not be recomputed from the spike (seasonal naive would forecast 1,000 x its sales).
-    Case("weekly: one value x1,000", _weekly_times_1000, "partial", ("娃娃菜",), ("娃娃菜", "spike", "2023-06-25"), VEG_WEEKLY),
+    Case("weekly: one value x1,000", _times_1000("娃娃菜", "2023-06-25", ("series", "value")), "partial", ("娃娃菜",), ("娃娃菜", "spike", "2023-06-25"), VEG_WEEKLY),
 ]
 
 
