@@ -159,3 +159,15 @@ def test_delivery_volume_of_a_transaction_grain_source(iowa_frame, config):
     thin[-1]["n_rows"] = 1  # one product's row of five arrived
     assert not validate_frame(iowa_frame, config, END, "sha", delivery_rows=thin).success
 
+
+
+def test_level_shift_on_weekly_data_needs_two_recent_periods(weekly_frame, config, tmp_path):
+    """净藕(1)'s last 2 weeks in tonnes instead of kg (÷ 1,000): with recent_days 7 the rule sees one
+    week, too few for a median, and says nothing (README, Status); recent_days 14 catches it."""
+    bad = weekly_frame.copy()
+    recent = (bad.series_id == "净藕(1)") & (bad.sales_date >= "2023-06-18")
+    bad.loc[recent, "value"] = bad.loc[recent, "value"] / 1000
+    assert validate_frame(bad, config, WEEKLY_END, "sha").quarantined == {}
+    two_weeks = load_config(write_config(tmp_path, **{"anomaly.recent_days": 14}))
+    report = validate_frame(bad, two_weeks, WEEKLY_END, "sha")
+    assert list(report.quarantined) == ["净藕(1)"] and "level shift: median of the last 2 periods" in report.quarantined["净藕(1)"]
