@@ -153,7 +153,7 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
         lines += [f"  - {series}: {reason}" for series, reason in outcome["quarantined"].items()]
     if outcome and outcome.get("spikes_left_out"):
         spikes = outcome["spikes_left_out"]
-        lines.append(f"Spikes left out of training ({len(spikes)} series; published, check the source; rule: config anomaly.spike_ratio, anomaly.spike_mad)")
+        lines.append(f"Spikes left out of training ({len(spikes)} series; published, check the source; rule: config anomaly.spike_ratio, anomaly.spike_mad, anomaly.spike_ratio_always)")
         lines += [f"  - {series}: {alerts.spike_days(days)}" for series, days in spikes.items()]
     gate_path = config.storage_root / "gate" / f"{run_id.replace(':', '_')}.json"
     if gate_path.is_file():

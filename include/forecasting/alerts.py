@@ -214,7 +214,8 @@ def series_report(
     if spikes:
         parts.append(
             f"*{len(spikes)} series with a spike* far above their usual level (rule: config anomaly.spike_ratio x typical and "
-            "anomaly.spike_mad robust deviations): left out of training and published; check the source for a typo."
+            "anomaly.spike_mad robust deviations, or anomaly.spike_ratio_always x typical): left out of training and published; "
+            "check the source for a typo."
         )
     parts.append(f"{published} series published.")
     header = ":warning: Sales forecast: partial run" if quarantined or failures else ":mag: Sales forecast: data notice"

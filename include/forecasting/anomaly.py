@@ -53,10 +53,14 @@ def _robust_mad(logged: np.ndarray, median: Any, axis: int | None = None) -> Any
     return np.maximum(1.4826 * np.median(np.abs(logged - median), axis=axis), 0.1)
 
 
-def _spike(value: Any, logged: Any, median: Any, mad: Any, ratio: float, mad_k: float) -> Any:
+def _spike(value: Any, logged: Any, median: Any, mad: Any, ratio: float, mad_k: float, always: float = np.inf) -> Any:
     """The spike rule: `value` above `ratio` x the typical level (expm1 of the log median, at least 1) and
-    its log (`logged`) more than `mad_k` robust deviations above the median."""
-    return (value > ratio * np.maximum(np.expm1(median), 1.0)) & (logged - median > mad_k * mad)
+    either its log (`logged`) more than `mad_k` robust deviations above the median, or the value above
+    `always` x the typical level. The second arm is for series whose sales spread widely (zero-heavy
+    items, kilos of a vegetable: a robust deviation of ~1 on the log scale), where `mad_k` deviations
+    reach ~3,000 x the typical level and a x1,000 typo would pass."""
+    typical = np.maximum(np.expm1(median), 1.0)
+    return (value > ratio * typical) & ((logged - median > mad_k * mad) | (value > always * typical))
 
 
 def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]:
@@ -65,19 +69,34 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
     series_id = str(y.name)
     recent, reference = y.iloc[-r:], y.iloc[:-r]
     reference = reference.iloc[-_typical_span(cadence) * (7 if cadence.name == "daily" else 1) :]
-    if len(reference) < 2 * r or (reference > 0).sum() < max(8, r):
-        return []  # too little history to say what is typical: min_rows_per_series speaks for it
+    # Too little recent history to say what is typical (a young series: min_rows_per_series speaks for it;
+    # an item back from weeks without a sale): only the spike check below runs, on the series' older sales.
+    thin = len(reference) < 2 * r or (reference > 0).sum() < max(8, r)
     out: list[Finding] = []
     ref_groups, rec_groups = _groups(reference.index, cadence), _groups(recent.index, cadence)
     logged = np.log1p(reference.to_numpy(dtype=float))
-    for date, value, g in zip(recent.index, recent.to_numpy(dtype=float), rec_groups, strict=True):
+    history, history_groups = np.log1p(y.to_numpy(dtype=float)), _groups(y.index, cadence)
+    span = _typical_span(cadence)
+    for i, (date, value, g) in enumerate(zip(recent.index, recent.to_numpy(dtype=float), rec_groups, strict=True)):
         values = logged[(ref_groups == g) & (logged > 0)]
+        rule = rules.spike_rule()
         if len(values) < 4:
-            continue
+            # Too few recent sales of this weekday (or period) to say what is typical (a zero-heavy item, one
+            # back from a break): its last `span` sales before this date, however far back, as training's
+            # spike rule (`spike_periods`) judges them. That level may be stale (an item relaunched at 20-60x
+            # its old sales), so only the spike_ratio_always arm quarantines here: a x1,000 typo. A smaller
+            # surge is still left out of training and named in the run's data notice.
+            before, groups = history[: len(y) - r + i], history_groups[: len(y) - r + i]
+            values = before[(groups == g) & (before > 0)][-span:]
+            if len(values) < span:
+                continue
+            rule = (rules.spike_ratio_always, np.inf, rules.spike_ratio_always)
         median = float(np.median(values))
         typical = float(np.expm1(median))
-        if _spike(value, np.log1p(value), median, float(_robust_mad(values, median)), rules.spike_ratio, rules.spike_mad):
+        if _spike(value, np.log1p(value), median, float(_robust_mad(values, median)), *rule):
             out.append(Finding(series_id, "spike", f"{value:g} on {date:%Y-%m-%d}, typical {typical:.4g} ({value / max(typical, 1e-9):.0f}x)"))
+    if thin:
+        return out
     positive_recent = recent[recent > 0]
     positive_ref = reference[reference > 0]
     if len(positive_recent) >= max(2, r // 2) and len(positive_ref) >= 8:
@@ -140,11 +159,11 @@ def panel_zero_run(totals: pd.Series, cadence: Cadence, rules: Any) -> list[Find
     return [Finding("(panel)", "zero run", detail, "anomaly.zero_run_days")]
 
 
-def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float) -> pd.DatetimeIndex:
+def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float, always: float = np.inf) -> pd.DatetimeIndex:
     """Every period of the history that the spike rule would flag against the selling periods before it.
 
     The rule of `series_findings` (above `ratio` x its group's typical level and more than `mad_k` robust
-    deviations above it on the log scale), judged at each period against the last `span` selling periods of
+    deviations above it on the log scale, or above `always` x that level), judged at each period against the last `span` selling periods of
     its weekday (daily) or the last `span` selling periods (other cadences) before it, so that a spike
     older than `recent_days` is still found. Periods without that much history before them are not judged.
     Training leaves these periods out, as it does holidays.
@@ -161,15 +180,15 @@ def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float) ->
         windows = np.lib.stride_tricks.sliding_window_view(logged[:-1], span)  # row i: the span before i + span
         median = np.median(windows, axis=1)
         current = logged[span:]
-        hit = _spike(np.expm1(current), current, median, _robust_mad(windows, median[:, None], axis=1), ratio, mad_k)
+        hit = _spike(np.expm1(current), current, median, _robust_mad(windows, median[:, None], axis=1), ratio, mad_k, always)
         flagged.append(where[span:][hit])
     return y.index[np.sort(np.concatenate(flagged))] if flagged else y.index[:0]
 
 
 def spike_mask(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> np.ndarray | None:
-    """`spike_periods` of `y` under `rule` (ratio, robust deviations) as a boolean mask over `y`, for the
-    MASE scale; None without a rule."""
-    return np.asarray(y.index.isin(spike_periods(y, cadence, rule[0], rule[1]))) if rule else None
+    """`spike_periods` of `y` under `rule` (ratio, robust deviations[, ratio flagged whatever the spread]) as
+    a boolean mask over `y`, for the MASE scale; None without a rule."""
+    return np.asarray(y.index.isin(spike_periods(y, cadence, *rule))) if rule else None
 
 
 def duplicate_findings(duplicates: list[dict[str, Any]]) -> list[Finding]:

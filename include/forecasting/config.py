@@ -244,6 +244,8 @@ class AnomalyConfig(_Section):
     recent_days: int = Field(default=7, ge=1, le=366)
     spike_ratio: float = Field(default=10.0, gt=1.0)
     spike_mad: float = Field(default=8.0, gt=0.0)
+    # A period above this many times typical is a spike however widely the series' sales spread.
+    spike_ratio_always: float = Field(default=100.0, gt=1.0)
     level_shift_ratio: float = Field(default=10.0, gt=1.0)
     zero_run_days: int = Field(default=7, ge=2)
     # A zero run longer than this is what the series now does (stopped selling): forecast again, not quarantined.
@@ -254,6 +256,11 @@ class AnomalyConfig(_Section):
     on_series: Literal["quarantine", "block", "ignore"] = "quarantine"
     on_panel: Literal["block", "quarantine"] = "block"
     panel_share: float = Field(default=0.5, gt=0.0, le=1.0)
+
+    def spike_rule(self) -> tuple[float, float, float]:
+        """(spike_ratio, spike_mad, spike_ratio_always): the spike rule's thresholds, as training, the
+        MASE scale and the monitor use them."""
+        return (self.spike_ratio, self.spike_mad, self.spike_ratio_always)
 
 
 class MlflowConfig(_Section):

@@ -86,7 +86,7 @@ def assess(
         for series_id, version in accuracy[["series_id", "model_version"]].drop_duplicates().itertuples(index=False):
             expectations[(series_id, version)] = monitoring.expectation(backtest_of(str(names.get(series_id, "")), str(version)))
     settings = config.monitor.settings()
-    rule = (config.anomaly.spike_ratio, config.anomaly.spike_mad)
+    rule = config.anomaly.spike_rule()
     health = monitoring.series_health(accuracy, actuals, expectations, cadence, monitor_date, settings, rule)
     training_periods = max(len(cadence.grid(pd.Timestamp(monitor_date) - pd.Timedelta(days=config.forecast.history_days), pd.Timestamp(monitor_date))), settings.drift_recent_periods)
     drifted = monitoring.drift(actuals, training_periods, settings)

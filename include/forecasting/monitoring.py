@@ -186,7 +186,7 @@ def series_health(
 ) -> pd.DataFrame:
     """Per series: rolling realized metrics, expectation, degradation verdict and its reasons.
 
-    `spike_rule` (config anomaly.spike_ratio, spike_mad): the periods it flags are left out of the MASE
+    `spike_rule` (config anomaly.spike_ratio, spike_mad, spike_ratio_always): the periods it flags are left out of the MASE
     scale, as in the backtest that recorded the expectation, so the two MASEs are on one scale.
 
     `expectations` maps (series_id, model_version) -> expected metrics (see `expectation`); a fallback version has none

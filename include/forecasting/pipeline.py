@@ -420,8 +420,16 @@ def served_forecasts(
 
 
 def _fallback_forecast(y: pd.Series, model_settings: training.ModelSettings) -> pd.DataFrame:
-    """Seasonal naive with empirical intervals, on the series' own future period dates."""
+    """Seasonal naive with empirical intervals, on the series' own future period dates.
+
+    Periods the spike rule flags are left out, as training leaves them out: each takes the value of the
+    same period one season before it (0 if there is none). Copied as they are, a spike within the last
+    season would be forecast again, and any spike in the error window would widen every interval."""
     cadence = model_settings.cadence
+    spikes = spike_mask(y, model_settings)
+    if spikes is not None and spikes.any():
+        phase = np.arange(len(y)) % max(cadence.naive_lag, 1)
+        y = y.mask(spikes).groupby(phase).ffill().fillna(0.0)
     frame = evaluation.seasonal_naive(cadence.naive_lag, model_settings.interval_levels)(y, model_settings.horizon)
     return frame.assign(forecast_date=cadence.future(y.index.max(), model_settings.horizon))
 

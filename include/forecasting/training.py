@@ -119,9 +119,10 @@ class ModelSettings:
     closure_share: float = 0.9
     explosion_factor: float = 3.0
     holidays: tuple[str, str | None] | None = None  # (country, subdivision); daily data only
-    # The spike rule (config anomaly.spike_ratio, anomaly.spike_mad): periods it flags anywhere in the
-    # history are left out of training. () leaves every period in.
-    spike_rule: tuple[float, float] | tuple[()] = (10.0, 8.0)
+    # The spike rule (config anomaly.spike_ratio, spike_mad, spike_ratio_always): periods it flags anywhere
+    # in the history are left out of training. () leaves every period in; a spec stored with two values
+    # (before spike_ratio_always) is read with no third arm.
+    spike_rule: tuple[float, ...] = (10.0, 8.0, 100.0)
     # The mean a mean-reverting AR(1) with a constant reverts to: the mean of the observed log periods of
     # the last `mean_window_years` years (one whole seasonal cycle, so no season weighs more than another;
     # the whole history when shorter). 0: the whole history.
@@ -158,7 +159,7 @@ def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> 
         closure_share=forecast.closure_share,
         explosion_factor=forecast.explosion_factor,
         holidays=(holidays.country, holidays.subdivision) if holidays and cadence.name == "daily" else None,
-        **({"spike_rule": (anomaly_rules.spike_ratio, anomaly_rules.spike_mad)} if anomaly_rules is not None else {}),
+        **({"spike_rule": anomaly_rules.spike_rule()} if anomaly_rules is not None else {}),
     )
 
 
@@ -440,7 +441,7 @@ def _without_spikes(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> 
     forecast it."""
     if not rule:
         return y, y.index[:0]
-    spikes = anomaly.spike_periods(y, cadence, rule[0], rule[1])
+    spikes = anomaly.spike_periods(y, cadence, *rule)
     if len(spikes):
         log.info("%s: %d spike period(s) left out of training: %s", y.name, len(spikes), ", ".join(f"{d:%Y-%m-%d}" for d in spikes[:5]))
         y = y.where(~y.index.isin(spikes), 0.0)

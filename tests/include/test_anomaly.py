@@ -171,3 +171,21 @@ def test_level_shift_on_weekly_data_needs_two_recent_periods(weekly_frame, confi
     two_weeks = load_config(write_config(tmp_path, **{"anomaly.recent_days": 14}))
     report = validate_frame(bad, two_weeks, WEEKLY_END, "sha")
     assert list(report.quarantined) == ["净藕(1)"] and "level shift: median of the last 2 periods" in report.quarantined["净藕(1)"]
+
+
+def test_a_typo_in_a_widely_spread_series_is_a_spike(config):
+    """菠菜 (spinach, kg) sells 0.3-50 kg on a day: a robust deviation of ~0.95 on the log scale, so 8 of
+    them are ~3,000 x its typical 4.5 kg and a x1,000 typo passed the deviation arm. The
+    spike_ratio_always arm (100 x typical) flags it, in the history (what training leaves out) and on
+    the newest day (what validation quarantines), where its Fridays sold too seldom in the last 12 weeks
+    to judge by them alone. The clean series has no spike under either rule."""
+    raw = pd.read_csv(SEED_DIR / "veg_supermarket_daily_kg.csv", parse_dates=["date"])
+    y = raw[raw.series == "菠菜"].set_index("date")["value"].asfreq("D", fill_value=0.0).rename("菠菜")
+    rule = config.anomaly.spike_rule()
+    assert anomaly.spike_periods(y, DAILY, *rule).equals(anomaly.spike_periods(y, DAILY, *rule[:2]))
+    typo = y.copy()
+    typo["2023-06-30"] = 4.49 * 1000
+    assert anomaly.spike_periods(typo, DAILY, *rule[:2]).empty
+    assert list(anomaly.spike_periods(typo, DAILY, *rule)) == [pd.Timestamp("2023-06-30")]
+    [finding] = anomaly.series_findings(typo, DAILY, config.anomaly)
+    assert finding.rule == "spike" and finding.detail.startswith("4490 on 2023-06-30, typical 4.49")

@@ -87,7 +87,7 @@ def test_an_old_spike_is_left_out_of_training(velvet, settings):
     typo["2025-04-10"] *= 1000
     clean = training.fit_series(velvet, settings).forecast(7)
     fitted = training.fit_series(typo, settings)
-    assert fitted.spec.spike_rule == (10.0, 8.0) and fitted.history_max == velvet.max()
+    assert fitted.spec.spike_rule == (10.0, 8.0, 100.0) and fitted.history_max == velvet.max()
     # The spec names what was left out, with the value the data held (what the run report shows).
     assert fitted.spec.spikes_left_out == {"2025-04-10": float(typo["2025-04-10"])}
     assert training.ModelSpec.from_dict(fitted.spec.to_dict()).spikes_left_out == fitted.spec.spikes_left_out
@@ -97,8 +97,12 @@ def test_an_old_spike_is_left_out_of_training(velvet, settings):
     np.testing.assert_allclose(again["yhat"], fitted.forecast(7)["yhat"], rtol=1e-6)
     unguarded = training.fit_series(typo, dataclasses.replace(settings, spike_rule=())).forecast(7)
     assert np.max(np.abs(unguarded["yhat_upper"] / clean["yhat_upper"] - 1)) > 0.05
-    # A version recorded before the rule keeps its own view of the data: nothing left out.
+    # A version recorded before the rule keeps its own view of the data: nothing left out; one recorded
+    # before anomaly.spike_ratio_always keeps its two thresholds (the 1,000 x typo is past both anyway).
     assert training.ModelSpec.from_dict({**fitted.spec.to_dict(), "spike_rule": None}).spike_rule == ()
+    older = training.ModelSpec.from_dict({**fitted.spec.to_dict(), "spike_rule": [10.0, 8.0]})
+    assert older.spike_rule == (10.0, 8.0)
+    np.testing.assert_allclose(training.forecast_with_spec(typo, older, 7, settings.interval_levels)["yhat"], again["yhat"], rtol=1e-6)
 
 
 def test_warm_start_reaches_the_same_model(velvet, settings):
