@@ -76,10 +76,10 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
     ref_groups, rec_groups = _groups(reference.index, cadence), _groups(recent.index, cadence)
     logged = np.log1p(reference.to_numpy(dtype=float))
     history, history_groups = np.log1p(y.to_numpy(dtype=float)), _groups(y.index, cadence)
-    span = _typical_span(cadence)
+    span, full_rule, stale_rule = _typical_span(cadence), rules.spike_rule(), (rules.spike_ratio_always, np.inf, rules.spike_ratio_always)
     for i, (date, value, g) in enumerate(zip(recent.index, recent.to_numpy(dtype=float), rec_groups, strict=True)):
         values = logged[(ref_groups == g) & (logged > 0)]
-        rule = rules.spike_rule()
+        rule = full_rule
         if len(values) < 4:
             # Too few recent sales of this weekday (or period) to say what is typical (a zero-heavy item, one
             # back from a break): its last `span` sales before this date, however far back, as training's
@@ -90,7 +90,7 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
             values = before[(groups == g) & (before > 0)][-span:]
             if len(values) < span:
                 continue
-            rule = (rules.spike_ratio_always, np.inf, rules.spike_ratio_always)
+            rule = stale_rule
         median = float(np.median(values))
         typical = float(np.expm1(median))
         if _spike(value, np.log1p(value), median, float(_robust_mad(values, median)), *rule):
