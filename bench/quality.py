@@ -23,6 +23,7 @@ from include.forecasting import evaluation, training
 from include.forecasting.config import Config
 from include.forecasting.extract import read_sales_csv
 from include.forecasting.frequency import detect_cadence
+from include.forecasting.pipeline import fallback_forecast
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIO = ("AutoARIMA", "AutoETS", "AutoTheta")
@@ -65,14 +66,14 @@ def load_panel(name: str, path: Path, columns: dict[str, str], config: Config, f
 
 
 def project_forecaster(settings: training.ModelSettings) -> Callable[[pd.Series, int], pd.DataFrame]:
-    """The DAG's training step as a forecaster; a series it cannot fit gets the DAG's fallback (seasonal naive)."""
-    naive = evaluation.seasonal_naive(settings.cadence.naive_lag, settings.interval_levels)
+    """The DAG's training step as a forecaster; a series it cannot fit gets the DAG's fallback (seasonal
+    naive with the spikes training leaves out left out, `pipeline.fallback_forecast`)."""
 
     def forecast(train: pd.Series, horizon: int) -> pd.DataFrame:
         try:
             return training.fit_series(train, settings).forecast(horizon, settings.interval_levels)
         except training.ModelFitError:
-            return naive(train, horizon)
+            return fallback_forecast(train, dataclasses.replace(settings, horizon=horizon)).drop(columns="forecast_date")
 
     return forecast
 

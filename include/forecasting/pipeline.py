@@ -388,7 +388,7 @@ def champion_forecasts(
         try:
             y = _series(frames, series_id, ref)
             if champion is None:
-                forecast = _fallback_forecast(y, model_settings)
+                forecast = fallback_forecast(y, model_settings)
                 version, status = FALLBACK_VERSION, "fallback"
             else:
                 forecast = training.forecast_with_spec(y, registry.spec_of(champion), horizon, levels)
@@ -419,7 +419,7 @@ def served_forecasts(
     return champion_forecasts(config, ref, logical_date, run_id, tracking_uri, only=list(series_ids))
 
 
-def _fallback_forecast(y: pd.Series, model_settings: training.ModelSettings) -> pd.DataFrame:
+def fallback_forecast(y: pd.Series, model_settings: training.ModelSettings) -> pd.DataFrame:
     """Seasonal naive with empirical intervals, on the series' own future period dates.
 
     Periods the spike rule flags are left out, as training leaves them out: each takes the value of the

@@ -157,3 +157,25 @@ def test_calibration_tables_split_zero_and_selling_periods():
     assert zero["80 % coverage"] == 2 / 3 and zero["95 % coverage"] == 1.0
     # interval score: widths 2, 2, 2, 2, 0 plus 10 x misses (1 below, 2 above), over the mean actual 11 / 5
     assert np.isclose(everything["80 % interval score"], (8 + 10 * (1 + 2)) / 5 / (11 / 5))
+
+
+def test_a_series_the_project_cannot_fit_gets_the_dags_fallback(monkeypatch):
+    """Where every candidate order is rejected the bench scores what the DAG would publish: its fallback,
+    seasonal naive with the spikes training leaves out left out (a x1,000 day a week before the origin
+    is not forecast again)."""
+    from bench.quality import project_forecaster
+    from include.forecasting import training
+    from include.forecasting.frequency import DAILY
+
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", parse_dates=["date"])
+    y = raw[raw.item_name == "BLACK VELVET"].set_index("date")["total_amount_sold"].astype(float).asfreq("D", fill_value=0.0)
+    y.iloc[-3] *= 1000
+    settings = training.ModelSettings(cadence=DAILY, candidate_orders=((0, 1, 1),), seasonal_order=(0, 1, 1, 7), horizon=7)
+
+    def no_stable_fit(*_args, **_kwargs):
+        raise training.ModelFitError("no candidate order gave a stable fit")
+
+    monkeypatch.setattr(training, "fit_series", no_stable_fit)
+    out = project_forecaster(settings)(y, 7)
+    assert list(out.columns[:1]) == ["yhat"] and "forecast_date" not in out and len(out) == 7
+    assert out["yhat"].iloc[4] == y.iloc[-10] and out["yhat"].max() < 1000 * y.median()

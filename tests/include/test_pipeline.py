@@ -183,14 +183,14 @@ def test_the_fallback_leaves_a_spike_out_like_training():
     spike takes the value of the same weekday a week before, as if it had not been delivered."""
     from include.forecasting import training
     from include.forecasting.frequency import DAILY
-    from include.forecasting.pipeline import _fallback_forecast
+    from include.forecasting.pipeline import fallback_forecast
 
     raw = pd.read_csv(SEED.parent / "veg_supermarket_daily_kg.csv", parse_dates=["date"])
     y = raw[raw.series == "菠菜"].set_index("date")["value"].asfreq("D", fill_value=0.0).rename("菠菜")
     spiked = y.copy()
     spiked.iloc[-2] = 9000.0  # the day before the newest, still inside the last season
     settings = training.ModelSettings(cadence=DAILY, candidate_orders=((0, 1, 1),), seasonal_order=(0, 1, 1, 7), horizon=7)
-    clean, fallback = _fallback_forecast(y, settings), _fallback_forecast(spiked, settings)
+    clean, fallback = fallback_forecast(y, settings), fallback_forecast(spiked, settings)
     assert fallback["yhat"].iloc[5] == y.iloc[-9]  # the same weekday a week before the spike
     assert fallback["yhat"].max() < 100 and fallback.filter(like="yhat_upper").max().max() < 100
     pd.testing.assert_frame_equal(fallback.drop(columns="yhat").iloc[:, :0], clean.drop(columns="yhat").iloc[:, :0])
