@@ -25,12 +25,17 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, RUN_DAY, load_seeded, write_config
+from forecast_ops.metadata_db import SQLITE_BUSY_TIMEOUT_S
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS", ROOT / ".local" / "screenshots"))
 RUN_TIMEOUT = 600
+# A request that writes can wait SQLite's busy timeout (60 s) for the lock before it is answered, for
+# instance while the 03:00 scheduled run of the historical panel fails as stale beside the test's runs:
+# the test waits longer than that for a page or an answer (30 s did not, and failed the whole module).
+LOCK_WAIT_S = SQLITE_BUSY_TIMEOUT_S + 30
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +77,7 @@ def page(browser: Any, stack: Any) -> Iterator[Any]:
     """A logged-in page (Airflow's own login form)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(LOCK_WAIT_S * 1000)
     password = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
     page.goto(f"{stack.url}/")
     page.fill("input[name=username]", "admin")
@@ -111,12 +116,13 @@ def _set_datetime(page: Any, picker: Any, day: dt.date, time: str = "00:00") -> 
 UI_SENDS = 4
 
 
-def _submit(page: Any, fill: Callable[[], Any], api_path: str, tries: int = 2, settle_s: float = 30) -> Any:
+def _submit(page: Any, fill: Callable[[], Any], api_path: str, tries: int = 2, settle_s: float = LOCK_WAIT_S) -> Any:
     """Open and fill a dialog (`fill` returns its submit button), submit it, and return the API's final
     answer to the POST(s) it sends to `api_path`.
 
     On the SQLite metadata DB, Airflow can answer a backfill or trigger with a 503 ("database is
-    locked") or a 500 from its audit-log write (README, "Concurrency rules"). Nothing was created then
+    locked") or a 500 from its audit-log write (README, "Concurrency rules"), after waiting up to the
+    busy timeout for the lock: `settle_s` outlasts that wait. Nothing was created then
     (`_rolled_back`, the rule the stack's own API calls retry by), and the UI sends the form again itself
     while its button spins. Only when all its sends were refused like that does the test do what a user
     would: open the form again and resubmit. Any other error fails the test with the API's answer."""
