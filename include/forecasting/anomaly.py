@@ -48,6 +48,12 @@ def _typical_span(cadence: Cadence) -> int:
     return 12 if cadence.name == "daily" else 26
 
 
+def _recent_past(cadence: Cadence) -> int:
+    """Periods of the recent past a newest period is judged against: `_typical_span` of each weekday
+    (84 days) for daily data, 26 periods otherwise."""
+    return _typical_span(cadence) * (7 if cadence.name == "daily" else 1)
+
+
 def _robust_mad(logged: np.ndarray, median: Any, axis: int | None = None) -> Any:
     """Scaled median absolute deviation of log values around `median`, at least 0.1."""
     return np.maximum(1.4826 * np.median(np.abs(logged - median), axis=axis), 0.1)
@@ -68,7 +74,7 @@ def series_findings(y: pd.Series, cadence: Cadence, rules: Any) -> list[Finding]
     r = max(1, -(-rules.recent_days // cadence.period_days))
     series_id = str(y.name)
     recent, reference = y.iloc[-r:], y.iloc[:-r]
-    reference = reference.iloc[-_typical_span(cadence) * (7 if cadence.name == "daily" else 1) :]
+    reference = reference.iloc[-_recent_past(cadence) :]
     # Too little recent history to say what is typical (a young series: min_rows_per_series speaks for it;
     # an item back from weeks without a sale): only the spike check below runs, on the series' older sales.
     thin = len(reference) < 2 * r or (reference > 0).sum() < max(8, r)
@@ -115,9 +121,9 @@ def zero_run_finding(y: pd.Series, cadence: Cadence, rules: Any) -> Finding | No
 
     "Normally" is judged on the recent past before the run began: counted in, a run dilutes its own
     reference (on weekly data a run's zeros in the 26-week reference took an item that sold in 21 of the
-    26 weeks before the run, 81 %, to 19 of 26, below the bar). A run longer than `zero_run_max_days` is taken as what the series now does (a
-    product that stopped selling, or a stock-out that lasts): it is forecast again rather than kept in
-    quarantine, with forecasts that go stale, for as long as it lasts.
+    26 weeks before the run, 81 %, to 19 of 26, below the bar). A run longer than `zero_run_max_days` is
+    taken as what the series now does (a product that stopped selling, or a stock-out that lasts): it is
+    forecast again rather than kept in quarantine, with forecasts that go stale, for as long as it lasts.
     """
     run = _zero_run(y, cadence, rules)
     if run is None:
@@ -135,7 +141,7 @@ def _zero_run(y: pd.Series, cadence: Cadence, rules: Any) -> tuple[int, int] | N
     longest = max(shortest, -(-rules.zero_run_max_days // cadence.period_days))
     if not shortest <= span <= longest:
         return None
-    before = y.iloc[: len(y) - span].iloc[-_typical_span(cadence) * (7 if cadence.name == "daily" else 1) :]
+    before = y.iloc[: len(y) - span].iloc[-_recent_past(cadence) :]
     if (before > 0).sum() < 8:
         return None  # too little selling before the run to call any period normal
     groups = _groups(before.index, cadence)
@@ -210,7 +216,7 @@ def _recent_vs_reference(values: pd.Series, cadence: Cadence, r: int) -> list[tu
     (daily) or of all periods over the recent past, zeros left out. Weekdays or periods that are empty in
     more than a fifth of the recent past (a mostly closed Sunday) have no typical size and are skipped."""
     recent, reference = values.iloc[-r:], values.iloc[:-r]
-    reference = reference.iloc[-(12 * 7 if cadence.name == "daily" else 26):]
+    reference = reference.iloc[-_recent_past(cadence) :]
     out = []
     ref_groups = _groups(reference.index, cadence)
     for date, value, g in zip(recent.index, recent.to_numpy(dtype=float), _groups(recent.index, cadence), strict=True):
