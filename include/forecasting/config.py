@@ -99,6 +99,9 @@ class ModelOrders(_Section):
     seasonal_order: tuple[Annotated[int, Field(ge=0, le=2)], Annotated[int, Field(ge=0, le=1)], Annotated[int, Field(ge=0, le=2)]]
     # Forecast with the equal-weight mixture (linear pool) of the first `combine` stable candidates (1: one model).
     combine: int = Field(default=1, ge=1, le=3)
+    # Weekly data only: a year-ago term where a series' history shows a yearly pattern (README "Modelling").
+    # null: on for weekly data; false turns it off. Daily data have holidays, monthly a seasonal order.
+    year_ago: bool | None = None
 
 
 def _default_models() -> dict[str, ModelOrders]:
@@ -187,6 +190,17 @@ class ForecastConfig(_Section):
         """A file that sets only `daily` keeps the shipped weekly / monthly defaults."""
         if isinstance(value, dict):
             return {**{k: v.model_dump() for k, v in _default_models().items()}, **value}
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _year_ago_weekly_only(cls, value: dict[str, ModelOrders]) -> dict[str, ModelOrders]:
+        for frequency in ("daily", "monthly"):
+            if frequency in value and value[frequency].year_ago:
+                raise ValueError(
+                    f"models.{frequency}.year_ago: the year-ago term is for weekly data only (daily models have "
+                    "holidays and the weekday season, monthly ones a 12-month seasonal order); remove it or set false"
+                )
         return value
 
 

@@ -845,3 +845,76 @@ def test_a_mostly_closed_weekday_keeps_its_own_share(iowa_frame, settings):
     spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
     assert spec.zero_chain["weekday_gap"] == settings.chain_weekday_gap == 0.5
     pd.testing.assert_frame_equal(training.forecast_with_spec(y, spec, 7, (0.8,)), fc)
+
+
+@pytest.fixture(scope="module")
+def iowa_weeks(iowa_frame):
+    """The shipped Iowa panel summed to weeks ending Sunday, through 2024-11-24 (five weeks before
+    Christmas) and the six weeks after it."""
+    cadence = weekly("SUN")
+    weeks = iowa_frame.assign(sales_date=training.period_label(iowa_frame["sales_date"], cadence))
+    weeks = weeks.groupby(["sales_date", "series_id"], as_index=False)["value"].sum()
+    return {
+        sid: training.period_series(weeks, sid, pd.Timestamp("2025-05-26"), cadence)
+        for sid in ("BLACK VELVET", "FIREBALL CINNAMON WHISKEY")
+    }, cadence
+
+
+def test_a_weekly_series_with_a_yearly_peak_gets_the_year_ago_term(config, iowa_weeks):
+    """Black Velvet sells a third more in the weeks before Christmas every year: the term is found in its
+    history (the weeks a year apart move together), and the forecast made five weeks before Christmas 2024
+    rises for the holiday weeks and comes nearer what was sold than the level alone."""
+    ys, cadence = iowa_weeks
+    s = training.settings_for(config.forecast, cadence)
+    assert s.year_ago_lag == 52
+    y = ys["BLACK VELVET"]
+    train, actual = y[:"2024-11-24"], y["2024-11-25":].iloc[:6].to_numpy()
+    fit = training.fit_series(train, s)
+    assert fit.spec.year_ago["beta"] > 0.3 and fit.spec.year_ago["t"] >= 2 and fit.spec.year_ago["pairs"] >= 26
+    with_term = fit.forecast(6, (0.8,))["yhat"].to_numpy()
+    level_only = training.fit_series(train, dataclasses.replace(s, year_ago_lag=0)).forecast(6, (0.8,))["yhat"].to_numpy()
+    assert with_term[1] > 1.3 * with_term[0]  # the week before Christmas week, as a year before
+    assert np.ptp(level_only) < 0.05 * level_only.mean()  # the level alone is flat
+    assert np.abs(actual - with_term).mean() < 0.8 * np.abs(actual - level_only).mean()
+    # The champion forecasting from the same data (its recorded term, no refit) gives the same numbers.
+    again = training.forecast_with_spec(train, training.ModelSpec.from_dict(fit.spec.to_dict()), 6, (0.8,))
+    np.testing.assert_allclose(again["yhat"].to_numpy(), with_term, rtol=1e-9)
+
+
+def test_no_year_ago_term_without_a_yearly_pattern(config, iowa_weeks, veg_weekly):
+    """Fireball's weeks a year apart do not move together, nor do the vegetables' (one shop, seasons that
+    move): no term, the same forecast as with the term turned off."""
+    ys, cadence = iowa_weeks
+    s = training.settings_for(config.forecast, cadence)
+    train = ys["FIREBALL CINNAMON WHISKEY"][:"2024-11-24"]
+    fit = training.fit_series(train, s)
+    assert fit.spec.year_ago == {}
+    off = training.fit_series(train, dataclasses.replace(s, year_ago_lag=0))
+    np.testing.assert_array_equal(fit.forecast(6, (0.8,))["yhat"], off.forecast(6, (0.8,))["yhat"])
+    vegetables, _ = veg_weekly
+    assert all(training.year_ago_effect(v, 52) == {} for v in vegetables)
+
+
+def test_a_spike_a_year_back_is_not_forecast_again(config, iowa_weeks):
+    """A x1,000 typo 52 weeks before a forecast week is a spike training leaves out: its deviation is not
+    known, so the year-ago term adds nothing for that week, rather than forecasting the typo again."""
+    ys, cadence = iowa_weeks
+    s = training.settings_for(config.forecast, cadence)
+    train = ys["BLACK VELVET"][:"2024-11-24"].copy()
+    clean = training.fit_series(train, s).forecast(6, (0.8,))["yhat"].to_numpy()
+    typo = train.index[-52 + 2]  # a year before the third forecast week
+    train[typo] *= 1000
+    spiked = training.fit_series(train, s).forecast(6, (0.8,))["yhat"].to_numpy()
+    assert spiked[2] < 1.5 * clean[2]
+    assert spiked[2] < 2 * train.drop(typo).max()
+
+
+def test_year_ago_is_for_weekly_models_only(tmp_path):
+    """The config refuses the term on daily or monthly models, naming the key."""
+    from include.forecasting.config import ConfigError
+
+    path = write_config(tmp_path, **{"forecast.models": {"daily": {"candidate_orders": [[0, 1, 1]], "seasonal_order": [0, 1, 1], "year_ago": True}}})
+    with pytest.raises(ConfigError, match=r"models\.daily\.year_ago"):
+        load_config(path)
+    off = write_config(tmp_path, **{"forecast.models": {"weekly": {"candidate_orders": [[0, 1, 1]], "seasonal_order": [0, 0, 0], "year_ago": False}}})
+    assert training.settings_for(load_config(off).forecast, weekly("SUN")).year_ago_lag == 0
