@@ -67,11 +67,12 @@ _SAFE_ORDERS = ((0, 1, 1), (0, 1, 0))
 _CONSTANT_ORDER = (0, 1, 0)
 # Fewest periods with sales a series needs for any fit (a non-seasonal ARIMA of at most 3 parameters).
 _MIN_SELLING_PERIODS = 20
-_WEEKS_A_YEAR = 52
 # The year-ago term of weekly models (`year_ago_effect`): a period's deviation is its log sales minus the
-# median of the observed log periods within `_YEAR_AGO_HALF` periods either side; the term is fitted on at
-# least `_YEAR_AGO_MIN_PAIRS` pairs of deviations a year apart (half a year of overlap) and kept only where
-# its coefficient is significant at the usual 5 % (t >= 2). Chosen before any measurement, not tuned.
+# median of the observed log periods within `_YEAR_AGO_HALF` periods either side; the term pairs each
+# deviation with the one `_WEEKS_A_YEAR` periods before, is fitted on at least `_YEAR_AGO_MIN_PAIRS` such
+# pairs (half a year of overlap) and is kept only where its coefficient is significant at the usual 5 %
+# (t >= 2). Chosen before any measurement, not tuned.
+_WEEKS_A_YEAR = 52
 _YEAR_AGO_HALF = 4
 _YEAR_AGO_MIN_PAIRS = 26
 _YEAR_AGO_T = 2.0
