@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import read_seed, write_config
@@ -325,3 +326,8 @@ def test_a_weekly_series_registers_as_weekly(tmp_path):
     )
     assert client.get_registered_model(name).description == "Sales forecast for BLACK VELVET weekly, weekly (W-SUN) data"
     assert client.get_run(version.run_id).data.metrics["n_periods"] == len(y)
+    # Its year-ago term (Black Velvet's Decembers) is recorded on the version: the champion forecasting
+    # from the same data gives the fit's numbers.
+    spec = registry.spec_of(client.get_model_version(name, version.version))
+    assert spec.year_ago == fitted.spec.year_ago and spec.year_ago["beta"] > 0
+    np.testing.assert_allclose(training.forecast_with_spec(y, spec, 4, (0.8, 0.95))["yhat"], fitted.forecast(4)["yhat"], rtol=1e-9)
