@@ -487,22 +487,39 @@ def year_ago_deviations(y: pd.Series) -> np.ndarray:
     return (log_sales - level).to_numpy()
 
 
+def _years_before(deviation: np.ndarray, lag: int, length: int) -> np.ndarray:
+    """For each of `length` periods counted from the first of `deviation` (past its end: the periods
+    ahead): the mean of its known deviations one and two years (`lag` and 2 `lag` periods) before; NaN
+    where neither is known. Two years, where there are, halve what a one-off week of one year brings back."""
+    total, count = np.zeros(length), np.zeros(length)
+    for back in (lag, 2 * lag):
+        source = np.arange(length) - back
+        inside = (source >= 0) & (source < len(deviation))
+        value = np.full(length, np.nan)
+        value[inside] = deviation[source[inside]]
+        known = np.isfinite(value)
+        total[known] += value[known]
+        count[known] += 1
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def year_ago_effect(y: pd.Series, lag: int) -> dict[str, float]:
     """The year-ago term of a weekly series, or {} where the history shows no yearly pattern.
 
     The weekly models follow the level and have no yearly season (three years of weeks are too short for a
     52-week seasonal difference), so a peak that comes back every year at the same week (Thanksgiving,
     Christmas, a season's start) is missed every year. Here each period's deviation from its local level
-    (`year_ago_deviations`) is regressed, through the origin, on the deviation `lag` periods before, over
-    every pair where both are known: the coefficient `beta` says how much of last year's deviation comes
-    back. It is kept only on at least `_YEAR_AGO_MIN_PAIRS` pairs and where it is significant (t >= 2), and
-    capped at 1 (no more than all of it comes back); a series whose weeks move at random keeps no term.
-    Returns {"beta", "lag", "t", "pairs"}.
+    (`year_ago_deviations`) is regressed, through the origin, on the mean of its deviations one and two
+    years before (`_years_before`: `lag` and 2 `lag` periods; the one known where only one is), over every
+    period where both sides are known: the coefficient `beta` says how much of the past years' deviation
+    comes back. It is kept only on at least `_YEAR_AGO_MIN_PAIRS` pairs and where it is significant
+    (t >= 2), and capped at 1 (no more than all of it comes back); a series whose weeks move at random
+    keeps no term. Returns {"beta", "lag", "t", "pairs"}.
     """
     if lag <= 0 or len(y) <= lag:
         return {}
-    deviation = year_ago_deviations(y)
-    before, now = deviation[:-lag], deviation[lag:]
+    now = year_ago_deviations(y)
+    before = _years_before(now, lag, len(now))
     known = np.isfinite(before) & np.isfinite(now)
     pairs = int(known.sum())
     if pairs < _YEAR_AGO_MIN_PAIRS:
@@ -522,19 +539,13 @@ def year_ago_effect(y: pd.Series, lag: int) -> dict[str, float]:
 
 def year_ago_offsets(y: pd.Series, effect: dict[str, float], horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """The year-ago term on the log scale for every period of `y` and for the `horizon` periods after it:
-    `beta` x the deviation `lag` periods before (0 where that period has none: no sale, or before the
-    history). All zeros when `effect` is empty."""
+    `beta` x the mean of the deviations one and two years before (`_years_before`; 0 where neither is
+    known: no sale, or before the history). All zeros when `effect` is empty."""
     n = len(y)
     if not effect:
         return np.zeros(n), np.zeros(horizon)
-    lag = int(effect["lag"])
-    term = effect["beta"] * np.nan_to_num(year_ago_deviations(y), nan=0.0)
-    past = np.zeros(n)
-    if n > lag:
-        past[lag:] = term[: n - lag]
-    source = n + np.arange(horizon) - lag
-    ahead = np.where((source >= 0) & (source < n), term[np.clip(source, 0, max(n - 1, 0))], 0.0) if n else np.zeros(horizon)
-    return past, ahead
+    term = effect["beta"] * np.nan_to_num(_years_before(year_ago_deviations(y), int(effect["lag"]), n + horizon), nan=0.0)
+    return term[:n], term[n:]
 
 
 def _plus_year_ago(moments: tuple[np.ndarray, np.ndarray], ahead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

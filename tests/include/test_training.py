@@ -918,3 +918,14 @@ def test_year_ago_is_for_weekly_models_only(tmp_path):
         load_config(path)
     off = write_config(tmp_path, **{"forecast.models": {"weekly": {"candidate_orders": [[0, 1, 1]], "seasonal_order": [0, 0, 0], "year_ago": False}}})
     assert training.settings_for(load_config(off).forecast, weekly("SUN")).year_ago_lag == 0
+
+
+def test_the_year_ago_term_pairs_a_week_with_the_mean_of_its_two_years_before():
+    """Where both are known, a week is paired with the mean of its deviations one and two years before
+    (a one-off week in one year comes back at half its size); with one of them, that one; with none, NaN.
+    Past the history's end (the weeks ahead) the same."""
+    lag = 3  # three periods a "year", to write the case out
+    deviation = np.array([0.4, np.nan, 0.1, 0.2, 0.3, np.nan, 0.8])
+    before = training._years_before(deviation, lag, len(deviation) + 2)
+    # Period 6: periods 3 and 0 (both known); 7: period 4 (period 1 sold nothing); 8 (ahead): period 2.
+    np.testing.assert_allclose(before, [np.nan, np.nan, np.nan, 0.4, np.nan, 0.1, 0.3, 0.3, 0.1], equal_nan=True)
