@@ -503,7 +503,7 @@ def _years_before(deviation: np.ndarray, lag: int, length: int) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def year_ago_effect(y: pd.Series, lag: int) -> dict[str, float]:
+def year_ago_effect(deviation: np.ndarray, lag: int) -> dict[str, float]:
     """The year-ago term of a weekly series, or {} where the history shows no yearly pattern.
 
     The weekly models follow the level and have no yearly season (three years of weeks are too short for a
@@ -514,11 +514,11 @@ def year_ago_effect(y: pd.Series, lag: int) -> dict[str, float]:
     period where both sides are known: the coefficient `beta` says how much of the past years' deviation
     comes back. It is kept only on at least `_YEAR_AGO_MIN_PAIRS` pairs and where it is significant
     (t >= 2), and capped at 1 (no more than all of it comes back); a series whose weeks move at random
-    keeps no term. Returns {"beta", "lag", "t", "pairs"}.
+    keeps no term. `deviation` is the series' `year_ago_deviations`. Returns {"beta", "lag", "t", "pairs"}.
     """
-    if lag <= 0 or len(y) <= lag:
+    now = deviation
+    if lag <= 0 or len(now) <= lag:
         return {}
-    now = year_ago_deviations(y)
     before = _years_before(now, lag, len(now))
     known = np.isfinite(before) & np.isfinite(now)
     pairs = int(known.sum())
@@ -537,14 +537,15 @@ def year_ago_effect(y: pd.Series, lag: int) -> dict[str, float]:
     return {"beta": min(beta, 1.0), "lag": float(lag), "t": float(min(t, 1e6)), "pairs": float(pairs)}
 
 
-def year_ago_offsets(y: pd.Series, effect: dict[str, float], horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """The year-ago term on the log scale for every period of `y` and for the `horizon` periods after it:
-    `beta` x the mean of the deviations one and two years before (`_years_before`; 0 where neither is
-    known: no sale, or before the history). All zeros when `effect` is empty."""
-    n = len(y)
+def year_ago_offsets(deviation: np.ndarray, effect: dict[str, float], horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """The year-ago term on the log scale for every period of a series and for the `horizon` periods after
+    it: `beta` x the mean of its deviations (`year_ago_deviations`) one and two years before
+    (`_years_before`; 0 where neither is known: no sale, or before the history). All zeros when `effect`
+    is empty."""
+    n = len(deviation)
     if not effect:
         return np.zeros(n), np.zeros(horizon)
-    term = effect["beta"] * np.nan_to_num(_years_before(year_ago_deviations(y), int(effect["lag"]), n + horizon), nan=0.0)
+    term = effect["beta"] * np.nan_to_num(_years_before(deviation, int(effect["lag"]), n + horizon), nan=0.0)
     return term[:n], term[n:]
 
 
@@ -1064,10 +1065,14 @@ def fit_series(
         log.info("%s: %d selling periods, too few for the seasonal part %s: fitting without it", series_id, selling, seasonal)
         seasonal = (0, 0, 0, 0)
     endog = to_model_scale(y)
-    year_ago = year_ago_effect(y, settings.year_ago_lag)
-    # The term for up to a year ahead (FittedModel.forecast may be asked for more than `horizon` periods).
-    past, ahead = year_ago_offsets(y, year_ago, max(settings.horizon, settings.year_ago_lag))
-    endog = endog - past
+    year_ago: dict[str, float] = {}
+    ahead = np.zeros(0)
+    if settings.year_ago_lag:
+        deviation = year_ago_deviations(y)
+        year_ago = year_ago_effect(deviation, settings.year_ago_lag)
+        # The term for up to a year ahead (FittedModel.forecast may be asked for more than `horizon` periods).
+        past, ahead = year_ago_offsets(deviation, year_ago, max(settings.horizon, settings.year_ago_lag))
+        endog = endog - past
     mean_window = round(settings.mean_window_years * 365.25 / cadence.period_days)
     history_max = float(y.max())
     # Accepted fits, each (aic, results, order, seasonal order, h-step moments).
@@ -1174,11 +1179,26 @@ def _model_view(y: pd.Series, spec: ModelSpec) -> pd.Series:
     return _without_spikes(y, spec.frequency, spec.spike_rule)[0]
 
 
-@single_threaded_blas
+def _model_endog(y: pd.Series, spec: ModelSpec, horizon: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """What the spec's model filters (`_model_view` on the log scale, its year-ago term taken out), and the
+    term for the `horizon` periods after `y` (zeros without one). The same for every member of a
+    combination: they share the calendar, the spike rule and the term."""
+    view = _model_view(y, spec)
+    endog = to_model_scale(view)
+    if not spec.year_ago:
+        return endog, np.zeros(horizon)
+    past, ahead = year_ago_offsets(year_ago_deviations(view), spec.year_ago, horizon)
+    return endog - past, ahead
+
+
 def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
     """Run a recorded model's fixed parameters over `y` (no re-estimation); returns statsmodels results."""
-    y = _model_view(y, spec)
-    endog = to_model_scale(y) - year_ago_offsets(y, spec.year_ago, 0)[0]
+    return _filter_endog(_model_endog(y, spec)[0], spec)
+
+
+@single_threaded_blas
+def _filter_endog(endog: np.ndarray, spec: ModelSpec) -> Any:
+    """`filter_with_spec` on the model-scale series `_model_endog` gives."""
     if _is_ar1_with_constant(spec.order, spec.seasonal_order, spec.trend) and set(spec.params) == {"intercept", "ar.L1"}:
         closed = ar1_filter(endog, np.array([spec.params["intercept"], spec.params["ar.L1"]]))
         if closed is not None:
@@ -1200,8 +1220,8 @@ def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tupl
     This is how the champion forecasts new periods: its fixed parameters filter the latest data (each
     member's, for a combination, pooled as in `FittedModel.forecast`).
     """
-    ahead = year_ago_offsets(_model_view(y, spec), spec.year_ago, horizon)[1] if spec.year_ago else np.zeros(horizon)
-    moments = [_plus_year_ago(_log_moments(filter_with_spec(y, m), horizon), ahead) for m in spec.member_specs()]
+    endog, ahead = _model_endog(y, spec, horizon)  # once: every member sees the same data
+    moments = [_plus_year_ago(_log_moments(_filter_endog(endog, m), horizon), ahead) for m in spec.member_specs()]
     last_zero = None
     if spec.zero_chain:
         # The chain starts from the state of the data forecast from (newer than training's for a

@@ -892,7 +892,7 @@ def test_no_year_ago_term_without_a_yearly_pattern(config, iowa_weeks, veg_weekl
     off = training.fit_series(train, dataclasses.replace(s, year_ago_lag=0))
     np.testing.assert_array_equal(fit.forecast(6, (0.8,))["yhat"], off.forecast(6, (0.8,))["yhat"])
     vegetables, _ = veg_weekly
-    assert all(training.year_ago_effect(v, 52) == {} for v in vegetables)
+    assert all(training.year_ago_effect(training.year_ago_deviations(v), 52) == {} for v in vegetables)
 
 
 def test_a_spike_a_year_back_is_not_forecast_again(config, iowa_weeks):
