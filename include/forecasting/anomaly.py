@@ -7,7 +7,9 @@ Rules (each robust: log scale, medians and MADs, per weekday for daily data), ch
 - zero run: the newest periods all zero where the series normally sells (an upstream outage, or a
   product that stopped selling: someone should look before it is forecast again);
 - duplicated source rows: the source's own grain repeated (`source.unique_key`; found by extract);
-- delivery volume (transaction-grain sources): rows per date far above or below recent deliveries.
+- delivery volume (transaction-grain sources): rows per date far above or below recent deliveries;
+- ragged end: most series' rows end on one period while a few series' rows go on well past it (a date
+  typed a year or two ahead, a delivery of only some series).
 A config policy decides what a finding does: quarantine that series (default) or block the run. When at
 least `panel_share` of the series are flagged at once it is a panel-wide problem (an outage, a file
 delivered twice), which blocks the run by default.
@@ -163,6 +165,51 @@ def panel_zero_run(totals: pd.Series, cadence: Cadence, rules: Any) -> list[Find
     span, open_zeros = run
     detail = f"every series is 0 in the last {span} periods, through {totals.index[-1]:%Y-%m-%d} ({open_zeros} of them periods the panel normally sells on)"
     return [Finding("(panel)", "zero run", detail, "anomaly.zero_run_days")]
+
+
+def ragged_end(newest: pd.Series, row_periods: pd.DatetimeIndex, cadence: Cadence, rules: Any, staleness: int) -> list[Finding]:
+    """Rows dated ahead of the rest of the panel: most series' rows end on one period while a few series'
+    rows go on past it by more than `staleness` periods (`validation.max_staleness_periods`).
+
+    `newest` maps each series to the grid date of its newest row (any value, 0 included); `row_periods`
+    are the grid dates holding any row. The run judges freshness by the panel's newest row, and a series
+    without rows after its last one has a run of zeros: one row whose year was mistyped forward (2025 for
+    2023), or a delivery of only some series, made every other series look as if it had stopped selling.
+    The zero-run rule quarantines only the series that normally sell on those periods, and none after
+    `anomaly.zero_run_max_days`, so a zero-heavy panel was published as zeros. Here the end most series
+    share is the evidence: the period that most series' rows end on (the newest such period on a tie),
+    held by at least `panel_share` of the series that still had rows within the recent past before it
+    (`_recent_past`; series that stopped long before do not count). Rows a few series go on delivering
+    for longer than `zero_run_max_days`, on most periods, are what the panel now is (the other stores
+    closed) and pass, as the zero-run rule lets such a run pass; sparse rows far ahead (a typo) never do.
+    A panel-wide finding."""
+    if len(newest) < 2:
+        return []
+    end = newest.max()
+    counts = newest.value_counts()
+    top = int(counts.max())
+    bulk = max(counts.index[counts == top])
+    if bulk == end:
+        return []
+    grid = cadence.grid(newest.min(), end)
+    position = pd.Series(grid.get_indexer(pd.DatetimeIndex(newest.to_numpy())), index=newest.index)
+    at_bulk = int(grid.get_loc(bulk))
+    gap = len(grid) - 1 - at_bulk
+    active = position >= at_bulk - _recent_past(cadence)
+    if gap <= staleness or top < max(2, rules.panel_share * int(active.sum())):
+        return []
+    rows_after = int((grid.get_indexer(row_periods) > at_bulk).sum())
+    longest = -(-rules.zero_run_max_days // cadence.period_days)
+    if gap > longest and rows_after > gap / 2:
+        return []
+    ahead = newest[position > at_bulk + staleness].sort_values(ascending=False)
+    shown = ", ".join(f"{s!r} to {d:%Y-%m-%d}" for s, d in list(ahead.items())[:3]) + (", ..." if len(ahead) > 3 else "")
+    detail = (
+        f"{top} of {int(active.sum())} series' rows end on {bulk:%Y-%m-%d}, but {len(ahead)} series have rows after it "
+        f"({shown}; {rows_after} of the {gap} periods after it hold a row): rows dated ahead of the rest of the panel "
+        "(a mistyped date, or a delivery of only some series)"
+    )
+    return [Finding("(panel)", "ragged end", detail, "validation.max_staleness_periods")]
 
 
 def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float, always: float = np.inf) -> pd.DatetimeIndex:

@@ -412,6 +412,9 @@ def validate_frame(
     cadence = found.cadence
     # A misfit's rows cannot be laid on the panel's grid: the rules below judge the others.
     frame = frame[~frame["series_id"].isin(list(misfits))].reset_index(drop=True) if misfits else frame
+    # Judged before `history_start`: a date typed years ahead leaves a hole before it, and the real rows
+    # would be cut off as the history before that hole.
+    ragged = _ragged_end(frame, window_end, cadence, config)
     start, note = history_start(frame, window_end, cadence, config.validation.max_gap_periods)
     if start is not None:
         log.warning("validation of %s: %s", snapshot_sha256[:12], note)
@@ -427,6 +430,8 @@ def validate_frame(
     bad_rows, failures = _bad_row_quarantines(failures, int(frame["series_id"].nunique()), config)
     twins, twin_failure = _name_twins(frame, config)
     failures += [twin_failure] if twin_failure else []
+    if ragged:
+        failures.append(FailedExpectation("anomaly", "anomaly_policy", None, ragged, rule="no anomalous delivery", config_key="validation.max_staleness_periods / anomaly.on_panel"))
     profile = series_profile(frame, window_end, cadence)
     quarantined: dict[str, str] = {}
     young: set[str] = set()  # series whose only fault is too little history
@@ -515,6 +520,25 @@ def _anomalies(
     for f in findings + panel:
         log.warning("anomaly in %r: %s", f.series_id, f.text())
     return anomaly.apply_policy(findings, int(clean["series_id"].nunique()), config.anomaly, panel)
+
+
+def _ragged_end(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence, config: Config) -> str | None:
+    """The run-blocking message of `anomaly.ragged_end` on the extracted rows (rows dated ahead of the rest
+    of the panel), or None: none found, or `anomaly.on_panel` is "quarantine" (the per-series rules judge
+    each series' zeros instead)."""
+    from include.forecasting import anomaly
+    from include.forecasting.training import period_label
+
+    clean = frame.dropna(subset=["sales_date", "series_id"])
+    if clean.empty:
+        return None
+    labels = pd.Series(period_label(clean["sales_date"], cadence), index=clean.index)
+    inside = labels <= cadence.last_period_before(pd.Timestamp(window_end))
+    newest = labels[inside].groupby(clean.loc[inside, "series_id"].astype(str).to_numpy()).max()
+    found = anomaly.ragged_end(newest, pd.DatetimeIndex(labels[inside].unique()), cadence, config.anomaly, config.validation.max_staleness_periods)
+    for f in found:
+        log.warning("anomaly in %r: %s", f.series_id, f.text())
+    return anomaly.apply_policy([], int(clean["series_id"].nunique()), config.anomaly, found)[1]
 
 
 def _some_names(series: Any) -> str:

@@ -189,3 +189,47 @@ def test_a_typo_in_a_widely_spread_series_is_a_spike(config):
     assert list(anomaly.spike_periods(typo, DAILY, *rule)) == [pd.Timestamp("2023-06-30")]
     [finding] = anomaly.series_findings(typo, DAILY, config.anomaly)
     assert finding.rule == "spike" and finding.detail.startswith("4490 on 2023-06-30, typical 4.49")
+
+
+def _moved(frame, series_id: str, day: str, to: str):
+    """`frame` with the series' row of `day` dated `to` instead (a mistyped date)."""
+    bad = frame.copy()
+    bad.loc[(bad.series_id == series_id) & (bad.sales_date == day), "sales_date"] = pd.Timestamp(to)
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("to", "gap"),
+    [("2025-06-20", 21), ("2026-05-30", 365)],  # three weeks ahead; a year typed one too high
+)
+def test_a_row_dated_ahead_of_the_panel_blocks_the_run(iowa_frame, config, to, gap):
+    """One row dated after the day every other series' rows end on: judged by the panel's newest row, the
+    others would look stale-free with a run of zeros each (quarantined only while it is short and on days
+    they normally sell; a year on, forecast as stopped). Blocked, naming the end they share and the row."""
+    day = pd.Timestamp(to).date() + dt.timedelta(days=1)
+    report = validate_frame(_moved(iowa_frame, "TITOS HANDMADE VODKA", "2025-05-30", to), config, day, "sha")
+    assert not report.success
+    [failure] = report.failures
+    assert failure.expectation == "anomaly_policy" and failure.config_key == "validation.max_staleness_periods / anomaly.on_panel"
+    assert (
+        f"ragged end: 4 of 5 series' rows end on 2025-05-30, but 1 series have rows after it ('TITOS HANDMADE VODKA' to {to}; "
+        f"1 of the {gap} periods after it hold a row): rows dated ahead of the rest of the panel"
+    ) in str(failure.observed)
+
+
+def test_a_ragged_end_within_the_staleness_allowance_or_lasting_passes(iowa_frame, config, tmp_path):
+    """Not a ragged end: rows of one series a few days ahead (within validation.max_staleness_periods, a
+    store that delivers a day early); the rows of three products ending six weeks before the others' (past
+    anomaly.zero_run_max_days, with rows on most days since: what the panel now is); and with
+    anomaly.on_panel "quarantine" the per-series rules judge each series instead."""
+    few_days = iowa_frame[~((iowa_frame.series_id != "TITOS HANDMADE VODKA") & (iowa_frame.sales_date > "2025-05-27"))]
+    assert validate_frame(few_days, config, END, "sha").success
+    stopped = iowa_frame[~(iowa_frame.series_id.isin(["TITOS HANDMADE VODKA", "HAWKEYE VODKA", "BLACK VELVET"]) & (iowa_frame.sales_date > "2025-04-18"))]
+    assert validate_frame(stopped, config, END, "sha").success
+    # The same three stopping three weeks before: a ragged end (the zero runs alone would quarantine them).
+    recent = iowa_frame[~(iowa_frame.series_id.isin(["TITOS HANDMADE VODKA", "HAWKEYE VODKA", "BLACK VELVET"]) & (iowa_frame.sales_date > "2025-05-09"))]
+    assert "ragged end: 3 of 5 series' rows end on 2025-05-09" in str(validate_frame(recent, config, END, "sha").failures[0].observed)
+    lax = load_config(write_config(tmp_path, **{"anomaly.on_panel": "quarantine"}))
+    report = validate_frame(recent, lax, END, "sha")
+    assert report.success and sorted(report.quarantined) == ["BLACK VELVET", "HAWKEYE VODKA", "TITOS HANDMADE VODKA"]
+    assert all("zero run" in r for r in report.quarantined.values())

@@ -151,6 +151,11 @@ def _weekly_zero(series: str | None, since: str) -> Callable[[pd.DataFrame], pd.
     return corrupt
 
 
+def _partial_delivery(f: pd.DataFrame) -> pd.DataFrame:
+    """Only one item's rows for the last three weeks (the other 19 items' rows stop on 2023-06-09)."""
+    return f[~((f["series"] != "上海青") & (f["date"] > "2023-06-09"))].reset_index(drop=True)
+
+
 CASES = [
     Case("one day of one product delivered twice", _dup_one_day, "partial", ("BLACK VELVET",), ("BLACK VELVET", "duplicated source rows", "2025-05-28")),
     Case("the whole file delivered twice", lambda f: pd.concat([f, f], ignore_index=True), "blocked", (), ("anomalous data", "panel-wide", "duplicated source rows")),
@@ -189,6 +194,10 @@ CASES = [
     # 菠菜 (spinach) sells 0.3-50 kg a day, and sold nothing in the 12 weeks before its last week: no recent
     # typical, and 8 robust deviations of its spread are ~3,000 x its typical 4.49 kg. Caught by
     # anomaly.spike_ratio_always on its older sales; no champion, and no fallback copied from the typo.
+    # Judged by the panel's newest row the data is fresh, and each other item has a run of zeros: the
+    # zero-run rule flags only those that sell nearly every day (too few for panel_share), so the others
+    # would be published as zeros. Most items' rows ending on one day is the evidence.
+    Case("daily: a delivery of only one item for three weeks", _partial_delivery, "blocked", (), ("ragged end", "19 of 20 series' rows end on 2023-06-09", "'上海青' to 2023-06-30"), VEG_DAILY),
     Case("daily: x1,000 typical in an item with widely spread sales", _times_1000("菠菜", "2023-06-30", ("series", "value"), 4.49), "partial", ("菠菜",), ("菠菜", "spike", "2023-06-30", "typical 4.49"), VEG_DAILY),
 ]
 
