@@ -205,8 +205,8 @@ def ragged_end(newest: pd.Series, row_periods: pd.DatetimeIndex, cadence: Cadenc
     ahead = newest[position > at_bulk + staleness].sort_values(ascending=False)
     shown = ", ".join(f"{s!r} to {d:%Y-%m-%d}" for s, d in list(ahead.items())[:3]) + (", ..." if len(ahead) > 3 else "")
     detail = (
-        f"{top} of {int(active.sum())} series' rows end on {bulk:%Y-%m-%d}, but {len(ahead)} series have rows after it "
-        f"({shown}; {rows_after} of the {gap} periods after it hold a row): rows dated ahead of the rest of the panel "
+        f"{top} of {int(active.sum())} series' rows end on {bulk:%Y-%m-%d}, but {len(ahead)} series {'has' if len(ahead) == 1 else 'have'} rows after it "
+        f"({shown}; {rows_after} of the {gap} periods after it {'holds' if rows_after == 1 else 'hold'} a row): rows dated ahead of the rest of the panel "
         "(a mistyped date, or a delivery of only some series)"
     )
     return [Finding("(panel)", "ragged end", detail, "validation.max_staleness_periods")]

@@ -212,8 +212,8 @@ def test_a_row_dated_ahead_of_the_panel_blocks_the_run(iowa_frame, config, to, g
     [failure] = report.failures
     assert failure.expectation == "anomaly_policy" and failure.config_key == "validation.max_staleness_periods / anomaly.on_panel"
     assert (
-        f"ragged end: 4 of 5 series' rows end on 2025-05-30, but 1 series have rows after it ('TITOS HANDMADE VODKA' to {to}; "
-        f"1 of the {gap} periods after it hold a row): rows dated ahead of the rest of the panel"
+        f"ragged end: 4 of 5 series' rows end on 2025-05-30, but 1 series has rows after it ('TITOS HANDMADE VODKA' to {to}; "
+        f"1 of the {gap} periods after it holds a row): rows dated ahead of the rest of the panel"
     ) in str(failure.observed)
 
 
