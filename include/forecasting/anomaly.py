@@ -183,25 +183,49 @@ def ragged_end(newest: pd.Series, row_periods: pd.DatetimeIndex, cadence: Cadenc
     for longer than `zero_run_max_days`, on most periods, are what the panel now is (the other stores
     closed) and pass, as the zero-run rule lets such a run pass; sparse rows far ahead (a typo) never do.
     A panel-wide finding."""
+    found = _ragged(newest, row_periods, cadence, rules, staleness)
+    return [] if found is None else [Finding("(panel)", "ragged end", found[1], "validation.max_staleness_periods")]
+
+
+def newest_rows(dates: pd.Series, series: pd.Series, cadence: Cadence, last_period: pd.Timestamp) -> tuple[pd.Series, pd.DatetimeIndex]:
+    """`ragged_end`'s inputs from rows (`dates` and `series` aligned): each series' newest row as a grid
+    date of `cadence`, up to `last_period`, and the grid dates holding any row."""
+    from include.forecasting.training import period_label  # training imports statsmodels: only when used
+
+    labels = pd.Series(period_label(dates, cadence), index=dates.index)
+    inside = labels <= last_period
+    newest = labels[inside].groupby(series[inside].astype(str).to_numpy()).max()
+    return newest, pd.DatetimeIndex(labels[inside].unique())
+
+
+def shared_end(newest: pd.Series, row_periods: pd.DatetimeIndex, cadence: Cadence, rules: Any, staleness: int) -> pd.Timestamp | None:
+    """The period most series' rows end on where `ragged_end` finds rows dated ahead of it (None where it
+    finds none): the panel's data has arrived through that period, not through its newest row."""
+    found = _ragged(newest, row_periods, cadence, rules, staleness)
+    return None if found is None else found[0]
+
+
+def _ragged(newest: pd.Series, row_periods: pd.DatetimeIndex, cadence: Cadence, rules: Any, staleness: int) -> tuple[pd.Timestamp, str] | None:
+    """(the period most series' rows end on, the finding's text) for `ragged_end`, or None."""
     if len(newest) < 2:
-        return []
+        return None
     end = newest.max()
     counts = newest.value_counts()
     top = int(counts.max())
     bulk = max(counts.index[counts == top])
     if bulk == end:
-        return []
+        return None
     grid = cadence.grid(newest.min(), end)
     position = pd.Series(grid.get_indexer(pd.DatetimeIndex(newest.to_numpy())), index=newest.index)
     at_bulk = int(grid.get_loc(bulk))
     gap = len(grid) - 1 - at_bulk
     active = position >= at_bulk - _recent_past(cadence)
     if gap <= staleness or top < max(2, rules.panel_share * int(active.sum())):
-        return []
+        return None
     rows_after = int((grid.get_indexer(row_periods) > at_bulk).sum())
     longest = -(-rules.zero_run_max_days // cadence.period_days)
     if gap > longest and rows_after > gap / 2:
-        return []
+        return None
     ahead = newest[position > at_bulk + staleness].sort_values(ascending=False)
     shown = ", ".join(f"{s!r} to {d:%Y-%m-%d}" for s, d in list(ahead.items())[:3]) + (", ..." if len(ahead) > 3 else "")
     detail = (
@@ -209,7 +233,7 @@ def ragged_end(newest: pd.Series, row_periods: pd.DatetimeIndex, cadence: Cadenc
         f"({shown}; {rows_after} of the {gap} periods after it {'holds' if rows_after == 1 else 'hold'} a row): rows dated ahead of the rest of the panel "
         "(a mistyped date, or a delivery of only some series)"
     )
-    return [Finding("(panel)", "ragged end", detail, "validation.max_staleness_periods")]
+    return bulk, detail
 
 
 def spike_periods(y: pd.Series, cadence: Cadence, ratio: float, mad_k: float, always: float = np.inf) -> pd.DatetimeIndex:

@@ -77,9 +77,14 @@ def assess(
         return MonitorResult(pd.DataFrame(columns=monitoring.ACCURACY_COLUMNS), empty, pd.DataFrame(columns=monitoring.ACTUALS_COLUMNS), monitoring.summary(empty), "unknown")
     history = negatives_as_configured(history, config)[0]  # actuals as training saw them
     cadence = cadence or detect_cadence(history, config.source.frequency)
-    actuals = monitoring.actual_series(history, cadence, monitor_date)
-    arrived = monitoring.arrived_through(history, monitor_date)
-    accuracy = monitoring.accuracy_rows(forecasts, actuals, monitoring.arrived_through(history, monitor_date, cadence))
+    # Where a few series' rows run ahead of the day most series' rows end on (validation's ragged end), the
+    # others' actuals have arrived only through that day.
+    ragged = (config.anomaly, config.validation.max_staleness_periods)
+    actuals = monitoring.actual_series(history, cadence, monitor_date, *ragged)
+    shared = monitoring.arrived_through(history, monitor_date, cadence, *ragged)
+    raw = monitoring.arrived_through(history, monitor_date, cadence)
+    arrived = monitoring.arrived_through(history, monitor_date) if shared == raw else shared
+    accuracy = monitoring.accuracy_rows(forecasts, actuals, shared)
     expectations: dict[tuple[str, str], dict[str, float | None]] = {}
     if not accuracy.empty:
         names = forecasts.drop_duplicates("series_id").set_index("series_id")["model_name"].to_dict()

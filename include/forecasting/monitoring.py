@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.forecasting.anomaly import spike_mask
+from include.forecasting.anomaly import newest_rows, shared_end, spike_mask
 from include.forecasting.evaluation import mase_scale
 from include.forecasting.frequency import Cadence
 from include.forecasting.training import period_label, period_series
@@ -58,11 +58,11 @@ class MonitorSettings:
     drift_min_statistic: float = 0.3
 
 
-def actual_series(history: pd.DataFrame, cadence: Cadence, end_exclusive: dt.date) -> dict[str, pd.Series]:
+def actual_series(history: pd.DataFrame, cadence: Cadence, end_exclusive: dt.date, rules: Any = None, staleness: int = 0) -> dict[str, pd.Series]:
     """Each series' sales on its cadence grid through the newest date the panel has before `end_exclusive`
     (gaps inside are 0). Periods after the panel's newest row have not arrived: they are not zeros, or a
-    late delivery would read as every series collapsing."""
-    arrived = arrived_through(history, end_exclusive, cadence)
+    late delivery would read as every series collapsing. `rules` / `staleness`: as `arrived_through`."""
+    arrived = arrived_through(history, end_exclusive, cadence, rules, staleness)
     if arrived is None:
         return {}
     end = cadence.period_end(arrived)
@@ -72,17 +72,30 @@ def actual_series(history: pd.DataFrame, cadence: Cadence, end_exclusive: dt.dat
     }
 
 
-def arrived_through(history: pd.DataFrame, end_exclusive: dt.date, cadence: Cadence | None = None) -> pd.Timestamp | None:
+def arrived_through(
+    history: pd.DataFrame, end_exclusive: dt.date, cadence: Cadence | None = None, rules: Any = None, staleness: int = 0
+) -> pd.Timestamp | None:
     """The newest date with any row in the panel before `end_exclusive`: actuals up to it have arrived.
 
     With `cadence`, the newest period of it that has also ended by `end_exclusive`: a month dated on its
-    first day is an actual only after its last day (`Cadence.last_period_before`)."""
+    first day is an actual only after its last day (`Cadence.last_period_before`). With `rules` (the
+    `anomaly` config) too, where most series' rows end on an earlier period and a few series' rows run
+    ahead of it (`anomaly.ragged_end`, `staleness` = `validation.max_staleness_periods`: a date typed
+    ahead, a delivery of only some series), that period: the others' periods after it have not arrived,
+    and scored as zeros they would read as every series collapsing."""
     dates = pd.to_datetime(history["sales_date"])
     dates = dates[dates < pd.Timestamp(end_exclusive)]
     if dates.empty or cadence is None:
         return None if dates.empty else dates.max()
     newest = period_label(pd.DatetimeIndex([dates.max()]), cadence)[0]
-    return cadence.last_period_before(min(cadence.period_end(newest), pd.Timestamp(end_exclusive)))
+    arrived = cadence.last_period_before(min(cadence.period_end(newest), pd.Timestamp(end_exclusive)))
+    if rules is not None:
+        inside = pd.to_datetime(history["sales_date"]) < pd.Timestamp(end_exclusive)
+        rows = history[inside]
+        ends, periods = newest_rows(pd.to_datetime(rows["sales_date"]), rows["series_id"], cadence, arrived)
+        shared = shared_end(ends, periods, cadence, rules, staleness)
+        arrived = shared if shared is not None else arrived
+    return arrived
 
 
 def accuracy_rows(forecasts: pd.DataFrame, actuals: dict[str, pd.Series], arrived: pd.Timestamp | None) -> pd.DataFrame:

@@ -527,15 +527,12 @@ def _ragged_end(frame: pd.DataFrame, window_end: dt.date, cadence: Cadence, conf
     of the panel), or None: none found, or `anomaly.on_panel` is "quarantine" (the per-series rules judge
     each series' zeros instead)."""
     from include.forecasting import anomaly
-    from include.forecasting.training import period_label
 
     clean = frame.dropna(subset=["sales_date", "series_id"])
     if clean.empty:
         return None
-    labels = pd.Series(period_label(clean["sales_date"], cadence), index=clean.index)
-    inside = labels <= cadence.last_period_before(pd.Timestamp(window_end))
-    newest = labels[inside].groupby(clean.loc[inside, "series_id"].astype(str).to_numpy()).max()
-    found = anomaly.ragged_end(newest, pd.DatetimeIndex(labels[inside].unique()), cadence, config.anomaly, config.validation.max_staleness_periods)
+    newest, periods = anomaly.newest_rows(clean["sales_date"], clean["series_id"], cadence, cadence.last_period_before(pd.Timestamp(window_end)))
+    found = anomaly.ragged_end(newest, periods, cadence, config.anomaly, config.validation.max_staleness_periods)
     for f in found:
         log.warning("anomaly in %r: %s", f.series_id, f.text())
     return anomaly.apply_policy([], int(clean["series_id"].nunique()), config.anomaly, found)[1]

@@ -324,3 +324,32 @@ def test_the_lookback_holds_enough_periods_for_a_verdict(history, tmp_path):
     months = months.groupby(["sales_date", "series_id"], as_index=False)["value"].sum()
     assert lookback(config, MONITOR, history_cadence(config, months)) == (MONITOR - dt.timedelta(days=240), MONITOR)
     assert history_cadence(config, history.iloc[:0]) is None
+
+
+def test_rows_dated_ahead_of_the_panel_do_not_make_the_others_arrive(history, actuals):
+    """Only TITOS's rows for the last three weeks (the other four products' rows stop on 2025-05-09, a
+    delivery of one product): judged by the newest row, the others' three weeks would be scored as zeros
+    and every perfect forecast of them would look broken. With validation's ragged-end rule the panel has
+    arrived through 2025-05-09: their forecasts after it wait for their rows; on a clean panel nothing moves."""
+    from include.forecasting.config import load_config
+
+    config = load_config()
+    rules = (config.anomaly, config.validation.max_staleness_periods)
+    late = history[~((history.series_id != "TITOS HANDMADE VODKA") & (history.sales_date > "2025-05-09"))]
+    assert monitoring.arrived_through(late, MONITOR, DAILY) == pd.Timestamp("2025-05-30")
+    assert monitoring.arrived_through(late, MONITOR, DAILY, *rules) == pd.Timestamp("2025-05-09")
+    assert monitoring.arrived_through(history, MONITOR, DAILY, *rules) == pd.Timestamp("2025-05-30")
+    seen = monitoring.actual_series(late, DAILY, MONITOR, *rules)
+    assert seen["BLACK VELVET"].index.max() == pd.Timestamp("2025-05-09")
+    perfect = published(actuals, "BLACK VELVET", origins=4)  # the truth, published at each of the last 4 weeks
+    rows = monitoring.accuracy_rows(perfect, seen, monitoring.arrived_through(late, MONITOR, DAILY, *rules))
+    assert len(rows) and pd.to_datetime(rows["forecast_date"]).max() <= pd.Timestamp("2025-05-09")
+    np.testing.assert_allclose(rows["actual"].to_numpy(), rows["yhat"].to_numpy())
+    naive = monitoring.accuracy_rows(perfect, monitoring.actual_series(late, DAILY, MONITOR), monitoring.arrived_through(late, MONITOR, DAILY))
+    assert (naive.loc[pd.to_datetime(naive["forecast_date"]) > pd.Timestamp("2025-05-09"), "actual"] == 0).all()
+    # The monitor DAG's step: the same, and the perfect forecast stays healthy.
+    from include.forecasting import monitor_pipeline
+
+    result = monitor_pipeline.assess(config, perfect, late, MONITOR, lambda name, version: None)
+    assert pd.to_datetime(result.accuracy["forecast_date"]).max() <= pd.Timestamp("2025-05-09")
+    assert not result.health.set_index("series_id").loc["BLACK VELVET", "degraded"]
