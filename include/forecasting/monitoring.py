@@ -90,9 +90,7 @@ def arrived_through(
     newest = period_label(pd.DatetimeIndex([dates.max()]), cadence)[0]
     arrived = cadence.last_period_before(min(cadence.period_end(newest), pd.Timestamp(end_exclusive)))
     if rules is not None:
-        inside = pd.to_datetime(history["sales_date"]) < pd.Timestamp(end_exclusive)
-        rows = history[inside]
-        ends, periods = newest_rows(pd.to_datetime(rows["sales_date"]), rows["series_id"], cadence, arrived)
+        ends, periods = newest_rows(dates, history.loc[dates.index, "series_id"], cadence, arrived)
         shared = shared_end(ends, periods, cadence, rules, staleness)
         arrived = shared if shared is not None else arrived
     return arrived
