@@ -231,7 +231,8 @@ def _ragged(newest: pd.Series, row_periods: pd.DatetimeIndex, cadence: Cadence, 
     detail = (
         f"{top} of {int(active.sum())} series' rows end on {bulk:%Y-%m-%d}, but {len(ahead)} series {'has' if len(ahead) == 1 else 'have'} rows after it "
         f"({shown}; {rows_after} of the {gap} periods after it {'holds' if rows_after == 1 else 'hold'} a row): rows dated ahead of the rest of the panel "
-        "(a mistyped date, or a delivery of only some series)"
+        "(a mistyped date, or a delivery of only some series). Fix those rows, or run for logical date "
+        f"{cadence.period_end(bulk):%Y-%m-%d} to forecast from the rows through {bulk:%Y-%m-%d}"
     )
     return bulk, detail
 

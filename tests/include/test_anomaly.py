@@ -215,6 +215,10 @@ def test_a_row_dated_ahead_of_the_panel_blocks_the_run(iowa_frame, config, to, g
         f"ragged end: 4 of 5 series' rows end on 2025-05-30, but 1 series has rows after it ('TITOS HANDMADE VODKA' to {to}; "
         f"1 of the {gap} periods after it holds a row): rows dated ahead of the rest of the panel"
     ) in str(failure.observed)
+    assert "Fix those rows, or run for logical date 2025-05-31 to forecast from the rows through 2025-05-30" in str(failure.observed)
+    # The suggested run passes: its extraction window ends before that date, so the rows ahead are not read.
+    bad = _moved(iowa_frame, "TITOS HANDMADE VODKA", "2025-05-30", to)
+    assert validate_frame(bad[bad.sales_date < pd.Timestamp("2025-05-31")], config, dt.date(2025, 5, 31), "sha").success
 
 
 def test_a_ragged_end_within_the_staleness_allowance_or_lasting_passes(iowa_frame, config, tmp_path):
