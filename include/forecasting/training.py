@@ -147,6 +147,10 @@ class ModelSettings:
     chain_weekday_gap: float = 0.5
     # Weekly data: periods in a year (52) for the year-ago term (`year_ago_effect`); 0: none.
     year_ago_lag: int = 0
+    # Daily data: an open weekday's share of zeros is the share over all open days of the recent past
+    # (recency-weighted, this half-life in days) moved by that weekday's log-odds offset over the whole
+    # `zero_window` (`pooled_zero_shares`). 0: each weekday's own recency-weighted share (`zero_halflife`).
+    zero_recent_days: float = 7.0
 
 
 def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> ModelSettings:
@@ -389,6 +393,40 @@ def chain_zero_probability(chain: dict[str, float], steps: np.ndarray, last_zero
     stationary = a / (a + b)
     decay = (1.0 - a - b) ** steps
     return stationary + (1.0 - stationary) * decay if last_zero else stationary * (1.0 - decay)
+
+
+def pooled_zero_shares(
+    y: pd.Series, window: int, closed: tuple[str, ...], exclude: pd.DatetimeIndex | None, halflife_days: float, own: dict[str, float]
+) -> dict[str, float]:
+    """A daily series' probability of no sale per open weekday: how often it went without a sale lately
+    (the share of zeros over all open days of the last `window` weeks, recency-weighted with a half-life
+    of `halflife_days` days), moved by how often that weekday goes without one compared with all open
+    days over the whole window (the difference of their log-odds; the all-days share with half a day of
+    prior, each weekday's with one day at the all-days share, so a weekday seen without a zero sits below
+    the rest, never above). Closed weekdays, and every weekday of a series with fewer than 14 open days,
+    keep `own`.
+
+    Why: a weekday's own recency-weighted share rests on a handful of its days (half-life two weeks),
+    so it is noisy and trails a stock-out or a restart by weeks. Whether a product is in stock is shared
+    by all its open days (seven times the observations); how a weekday differs (a quiet Sunday) changes
+    slowly and is better estimated over the whole window.
+    """
+    days = _open_days(y.iloc[-window * 7 :], closed, exclude)
+    if len(days) < 14:
+        return own
+    zero = days.to_numpy(dtype=float) == 0
+    # Bounded away from 0 and 1, where the log-odds are infinite (a product that never missed a day).
+    recent = float(np.clip(_recency_weighted(zero.astype(float), halflife_days), 0.01, 0.99))
+
+    def log_odds(p: float) -> float:
+        return float(np.log(p / (1.0 - p)))
+
+    share = (zero.sum() + 0.5) / (len(zero) + 1.0)
+    shares = dict(own)
+    for day, flags in pd.Series(zero, index=days.index).groupby(days.index.day_of_week):
+        offset = log_odds((flags.sum() + share) / (len(flags) + 1.0)) - log_odds(share)
+        shares[WEEKDAYS[day]] = float(special.expit(log_odds(recent) + offset))
+    return shares
 
 
 def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
@@ -1045,6 +1083,8 @@ def fit_series(
     effect = holiday_effect(y, names) if len(names) else {}
     zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
     closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
+    if cadence.name == "daily" and settings.zero_recent_days > 0:
+        zero = pooled_zero_shares(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_recent_days, zero)
     chain = (
         zero_chain(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_chain_weight, settings.chain_weekday_gap)
         if cadence.name == "daily"

@@ -827,6 +827,38 @@ def test_a_legacy_spec_without_a_zero_chain_forecasts_from_weekday_shares(restar
     pd.testing.assert_frame_equal(training.forecast_with_spec(y, legacy, 7, (0.8,)), plain.forecast(7, (0.8,)))
 
 
+def test_zero_shares_follow_a_restart_and_keep_the_weekday_pattern(settings):
+    """奶白菜 (a leafy vegetable, kg) was out of stock for three weeks, then sold on each of the 7 days to
+    2023-05-17 (and on 6 of the next 7). Each weekday's own recency-weighted share still says no sale
+    is more likely than not on every weekday, so the week ahead was forecast 0 throughout. Pooled over
+    all open days of the recent past, every weekday's share is lower, the forecast sells on some days,
+    and the weekday that went without a sale least often over the window (Saturday) stays the lowest."""
+    y = veg_daily("奶白菜", "2020-07-01", "2023-05-17")
+    assert (y.iloc[-7:] > 0).all() and (y.iloc[-28:-7] == 0).sum() >= 18
+    pooled = training.fit_series(y, settings)
+    own = training.fit_series(y, dataclasses.replace(settings, zero_recent_days=0.0))
+    assert min(own.spec.zero_share.values()) > 0.5
+    assert all(pooled.spec.zero_share[d] < own.spec.zero_share[d] for d in training.WEEKDAYS)
+    assert np.mean([own.spec.zero_share[d] - pooled.spec.zero_share[d] for d in training.WEEKDAYS]) > 0.1
+    window = y.iloc[-settings.zero_window * 7 :]
+    long_run = (window == 0).groupby(window.index.day_of_week).mean()
+    assert min(pooled.spec.zero_share, key=pooled.spec.zero_share.get) == training.WEEKDAYS[long_run.idxmin()] == "sat"
+    assert (own.forecast(7, (0.8,))["yhat"] > 0).sum() == 0 < (pooled.forecast(7, (0.8,))["yhat"] > 0).sum()
+
+
+def test_pooled_zero_shares_leave_closed_weekdays_and_young_series_alone(velvet):
+    """Iowa's closed Saturday keeps its own share (exactly). BLACK VELVET sold on every open weekday but one
+    Sunday of the last 12 weeks: one recent zero must not lift the weekdays that never missed a sale (a
+    weekday's share is shrunk towards the all-days share, so one seen without a zero sits below it).
+    Under 14 open days there is too little to pool."""
+    own = training.zero_share(velvet, 12, DAILY)
+    holidays = training.holiday_names(("US", "IA"), velvet.index.min(), velvet.index.max())
+    pooled = training.pooled_zero_shares(velvet, 12, ("sat",), pd.DatetimeIndex(holidays.index), 7.0, own)
+    assert pooled["sat"] == own["sat"] > 0.9
+    assert all(0 < pooled[d] <= 0.01 for d in training.WEEKDAYS if d not in ("sat", "sun"))  # Sundays: one zero
+    assert training.pooled_zero_shares(velvet.iloc[-15:], 12, ("sat",), None, 7.0, own) == own
+
+
 def test_a_mostly_closed_weekday_keeps_its_own_share(iowa_frame, settings):
     """Iowa's Saturdays are closed, but BLACK VELVET sold on Saturdays 21 and 28 December 2024 (around
     Christmas). Forecasting from 11 January 2025 the Saturday share of no sale is between 0.5 and the
