@@ -417,15 +417,11 @@ def pooled_zero_shares(
     zero = days.to_numpy(dtype=float) == 0
     # Bounded away from 0 and 1, where the log-odds are infinite (a product that never missed a day).
     recent = float(np.clip(_recency_weighted(zero.astype(float), halflife_days), 0.01, 0.99))
-
-    def log_odds(p: float) -> float:
-        return float(np.log(p / (1.0 - p)))
-
     share = (zero.sum() + 0.5) / (len(zero) + 1.0)
     shares = dict(own)
     for day, flags in pd.Series(zero, index=days.index).groupby(days.index.day_of_week):
-        offset = log_odds((flags.sum() + share) / (len(flags) + 1.0)) - log_odds(share)
-        shares[WEEKDAYS[day]] = float(special.expit(log_odds(recent) + offset))
+        offset = special.logit((flags.sum() + share) / (len(flags) + 1.0)) - special.logit(share)
+        shares[WEEKDAYS[day]] = float(special.expit(special.logit(recent) + offset))
     return shares
 
 
