@@ -68,10 +68,11 @@ _CONSTANT_ORDER = (0, 1, 0)
 # Fewest periods with sales a series needs for any fit (a non-seasonal ARIMA of at most 3 parameters).
 _MIN_SELLING_PERIODS = 20
 # The year-ago term of weekly models (`year_ago_effect`): a period's deviation is its log sales minus the
-# median of the observed log periods within `_YEAR_AGO_HALF` periods either side; the term pairs each
-# deviation with the one `_WEEKS_A_YEAR` periods before, is fitted on at least `_YEAR_AGO_MIN_PAIRS` such
-# pairs (half a year of overlap) and is kept only where its coefficient is significant at the usual 5 %
-# (t >= 2). Chosen before any measurement, not tuned.
+# mean of the observed log periods of the year around it (`ModelSettings.year_ago_window` periods, centred;
+# versions from before it: the median of those within `_YEAR_AGO_HALF` periods either side); the term pairs
+# each deviation with the one `_WEEKS_A_YEAR` periods before, is fitted on at least `_YEAR_AGO_MIN_PAIRS`
+# such pairs (half a year of overlap) and is kept only where its coefficient is significant at the usual
+# 5 % (t >= 2). Chosen before any measurement, not tuned.
 _WEEKS_A_YEAR = 52
 _YEAR_AGO_HALF = 4
 _YEAR_AGO_MIN_PAIRS = 26
@@ -147,6 +148,10 @@ class ModelSettings:
     chain_weekday_gap: float = 0.5
     # Weekly data: periods in a year (52) for the year-ago term (`year_ago_effect`); 0: none.
     year_ago_lag: int = 0
+    # ... and the centred window (periods) whose mean log sales a period's deviation is taken from
+    # (`year_ago_deviations`): a year (53), so a season-long high or low counts, not only a peak week.
+    # 0: the local level (the median of the 9 periods around it), as versions before it.
+    year_ago_window: int = 53
     # Daily data: an open weekday's share of zeros is the share over all open days of the recent past
     # (recency-weighted, this half-life in days) moved by that weekday's log-odds offset over the whole
     # `zero_window` (`pooled_zero_shares`). 0: each weekday's own recency-weighted share (`zero_halflife`).
@@ -212,9 +217,11 @@ class ModelSpec:
     # {"to_zero", "to_sale" (transition probabilities), "weight", "last_zero" (the state training ended
     # in)}; see `zero_chain`. Empty: the weekday's share alone (other cadences, older versions).
     zero_chain: dict[str, float] = field(default_factory=dict)
-    # Weekly data: the year-ago term, {"beta", "lag", "t", "pairs"} (see `year_ago_effect`): the model is
-    # fitted on log sales minus beta x the deviation of the period `lag` periods before, and its forecast
-    # gets the same term back. Empty: none (other cadences, no significant yearly pattern, older versions).
+    # Weekly data: the year-ago term, {"beta", "lag", "t", "pairs", "window"} (see `year_ago_effect`): the
+    # model is fitted on log sales minus beta x the deviation of the period `lag` periods before, and its
+    # forecast gets the same term back; "window": the deviations' yearly window (`year_ago_deviations`;
+    # absent in versions from before it: from the local level). Empty: none (other cadences, no significant
+    # yearly pattern, older versions).
     year_ago: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -512,12 +519,23 @@ def to_model_scale(y: pd.Series) -> np.ndarray:
         return np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
 
 
-def year_ago_deviations(y: pd.Series) -> np.ndarray:
-    """How far each period stood from its local level: log sales minus the median of the observed log
-    periods within `_YEAR_AGO_HALF` periods either side (NaN for a period without a sale, or with fewer
-    than `_YEAR_AGO_HALF` + 1 observed periods around it)."""
+def year_ago_deviations(y: pd.Series, window: int = 0) -> np.ndarray:
+    """How far each period stood from its year: log sales minus the mean of the observed log periods in the
+    `window` periods centred on it (NaN for a period without a sale, or with fewer than half the window
+    observed around it; near the end of the history the window is the part of it the history holds).
+    `window` 0: from its local level instead, the median of the observed log periods within
+    `_YEAR_AGO_HALF` either side (versions from before the yearly window).
+
+    Why the year: a produce in season sells for months above its year's mean and a term on the local level
+    sees nothing of it (each week is level with its neighbours), while the mean-reverting member pulls the
+    in-season forecast down towards the year's mean. A peak week stands out from its year as it did from
+    its neighbours, and a centred window leaves a steady trend at 0.
+    """
     log_sales = pd.Series(to_model_scale(y))
-    level = log_sales.rolling(2 * _YEAR_AGO_HALF + 1, center=True, min_periods=_YEAR_AGO_HALF + 1).median()
+    if window > 0:
+        level = log_sales.rolling(window, center=True, min_periods=window // 2).mean()
+    else:
+        level = log_sales.rolling(2 * _YEAR_AGO_HALF + 1, center=True, min_periods=_YEAR_AGO_HALF + 1).median()
     return (log_sales - level).to_numpy()
 
 
@@ -542,7 +560,7 @@ def year_ago_effect(deviation: np.ndarray, lag: int) -> dict[str, float]:
 
     The weekly models follow the level and have no yearly season (three years of weeks are too short for a
     52-week seasonal difference), so a peak that comes back every year at the same week (Thanksgiving,
-    Christmas, a season's start) is missed every year. Here each period's deviation from its local level
+    Christmas, a season's start) is missed every year. Here each period's deviation from its year
     (`year_ago_deviations`) is regressed, through the origin, on the mean of its deviations one and two
     years before (`_years_before`: `lag` and 2 `lag` periods; the one known where only one is), over every
     period where both sides are known: the coefficient `beta` says how much of the past years' deviation
@@ -1104,8 +1122,10 @@ def fit_series(
     year_ago: dict[str, float] = {}
     ahead = np.zeros(0)
     if settings.year_ago_lag:
-        deviation = year_ago_deviations(y)
+        deviation = year_ago_deviations(y, settings.year_ago_window)
         year_ago = year_ago_effect(deviation, settings.year_ago_lag)
+        if year_ago and settings.year_ago_window:
+            year_ago["window"] = float(settings.year_ago_window)  # how a reload recomputes the deviations
         # The term for up to a year ahead (FittedModel.forecast may be asked for more than `horizon` periods).
         past, ahead = year_ago_offsets(deviation, year_ago, max(settings.horizon, settings.year_ago_lag))
         endog = endog - past
@@ -1223,7 +1243,7 @@ def _model_endog(y: pd.Series, spec: ModelSpec, horizon: int = 0) -> tuple[np.nd
     endog = to_model_scale(view)
     if not spec.year_ago:
         return endog, np.zeros(horizon)
-    past, ahead = year_ago_offsets(year_ago_deviations(view), spec.year_ago, horizon)
+    past, ahead = year_ago_offsets(year_ago_deviations(view, int(spec.year_ago.get("window", 0))), spec.year_ago, horizon)
     return endog - past, ahead
 
 

@@ -486,7 +486,9 @@ def test_the_mean_reverting_level_is_the_last_years_mean(config, veg_weekly):
     ys, cadence = veg_weekly
     y = ys[0].copy()
     y.iloc[:-52] *= 0.2  # the level moved up fivefold a year ago
-    s = training.settings_for(config.forecast, cadence)
+    # Without the year-ago term, which the step a year ago would feed (deviations from a year's mean
+    # around it), so the member's mean is the plain mean of what the fit sees.
+    s = dataclasses.replace(training.settings_for(config.forecast, cadence), year_ago_lag=0)
     endog = training.to_model_scale(training._without_spikes(y, cadence, s.spike_rule)[0])  # what the fit sees
     recent = float(np.nanmean(endog[-52:]))
     assert recent > float(np.nanmean(endog)) + 0.3
@@ -924,7 +926,45 @@ def test_no_year_ago_term_without_a_yearly_pattern(config, iowa_weeks, veg_weekl
     off = training.fit_series(train, dataclasses.replace(s, year_ago_lag=0))
     np.testing.assert_array_equal(fit.forecast(6, (0.8,))["yhat"], off.forecast(6, (0.8,))["yhat"])
     vegetables, _ = veg_weekly
-    assert all(training.year_ago_effect(training.year_ago_deviations(v), 52) == {} for v in vegetables)
+    assert all(training.year_ago_effect(training.year_ago_deviations(v, s.year_ago_window), 52) == {} for v in vegetables)
+
+
+def test_a_season_that_ends_every_spring_gets_the_year_ago_term(config):
+    """Lotus root (净藕) sells 150-300 kg a week from August to February and 30-80 from April to July, every
+    year. Seen from 5 March 2023 each week stands level with its neighbours, so deviations from the local
+    level show nothing (no term, a flat forecast); from the year's mean they show the season, which the two
+    years before bring back: the forecast falls through March and April as the sales did. A version records
+    the window, and the champion forecasting from the same data gives the same numbers."""
+    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_weekly_kg.csv", parse_dates=["date"])
+    frame = frame.rename(columns={"date": "sales_date", "series": "series_id"})
+    cadence = weekly("SUN")
+    y = training.period_series(frame, "净藕(1)", frame["sales_date"].max() + pd.Timedelta(days=1), cadence)
+    train, actual = y[:"2023-03-05"], y["2023-03-06":].iloc[:8].to_numpy()
+    s = training.settings_for(config.forecast, cadence)
+    assert s.year_ago_window == 53
+    fit = training.fit_series(train, s)
+    assert fit.spec.year_ago["t"] >= 2 and fit.spec.year_ago["beta"] > 0.5 and fit.spec.year_ago["window"] == 53
+    local = training.fit_series(train, dataclasses.replace(s, year_ago_window=0))
+    assert local.spec.year_ago == {}
+    with_term, flat = fit.forecast(8, (0.8,))["yhat"].to_numpy(), local.forecast(8, (0.8,))["yhat"].to_numpy()
+    assert with_term[-1] < 0.6 * with_term[0] and np.ptp(flat) < 0.05 * flat.mean()
+    assert np.abs(actual - with_term).mean() < 0.5 * np.abs(actual - flat).mean()
+    again = training.forecast_with_spec(train, training.ModelSpec.from_dict(fit.spec.to_dict()), 8, (0.8,))
+    np.testing.assert_allclose(again["yhat"].to_numpy(), with_term, rtol=1e-9)
+
+
+def test_a_version_from_before_the_yearly_window_reloads_as_it_was_fitted(config, iowa_weeks):
+    """A version whose year-ago term records no window took its deviations from the local level: reloaded,
+    it recomputes them that way (not from the year's mean), so its forecast is the one it was fitted
+    with."""
+    ys, cadence = iowa_weeks
+    s = dataclasses.replace(training.settings_for(config.forecast, cadence), year_ago_window=0)
+    train = ys["BLACK VELVET"][:"2024-11-24"]
+    fit = training.fit_series(train, s)
+    stored = fit.spec.to_dict()
+    assert fit.spec.year_ago and "window" not in stored["year_ago"]
+    reloaded = training.forecast_with_spec(train, training.ModelSpec.from_dict(stored), 6, (0.8,))
+    np.testing.assert_allclose(reloaded["yhat"].to_numpy(), fit.forecast(6, (0.8,))["yhat"].to_numpy(), rtol=1e-9)
 
 
 def test_a_spike_a_year_back_is_not_forecast_again(config, iowa_weeks):
