@@ -429,6 +429,44 @@ def test_the_ar1_filter_in_closed_form_is_statsmodels_filter(veg_weekly):
     assert training.ar1_filter(np.full(10, np.nan), np.array([0.3, 0.5])) is None
 
 
+
+def test_the_local_level_filter_is_statsmodels_filter(veg_weekly):
+    """The local-level member's filter in plain floats (`local_level_filter`) gives what statsmodels'
+    SARIMAX (0,1,1) filter gives at the same coefficient (its approximate diffuse start and first-period
+    burn included): likelihood, AIC, standardised one-step errors, interval z, forecast moments and MA
+    root, on real weekly series, also with periods missing at the start, inside and at the end; the fit's
+    bounded search lands on statsmodels' own estimate; a fit and the recorded spec's reload both use it,
+    and a series with nothing observed after its first period is left to statsmodels."""
+    from scipy import optimize
+
+    ys, _ = veg_weekly
+    for y in ys:
+        for holes in ([], [0, 1, 5, 6, 7, 50, len(y) - 2, len(y) - 1]):
+            endog = training.to_model_scale(y)
+            endog[holes] = np.nan
+            fitted = training._fit_one(endog, (0, 1, 1), (0, 0, 0, 0), 50, None)
+            assert isinstance(fitted, training.LocalLevelResults)
+            model = training.sarimax(endog, (0, 1, 1), (0, 0, 0, 0))
+            found = optimize.minimize_scalar(
+                lambda v, model=model: -float(model.loglike(np.array([v]))), bounds=(-0.9999, 0.9999), method="bounded", options={"xatol": 1e-4}
+            )
+            assert fitted.params[0] == pytest.approx(found.x, abs=1e-6)
+            for theta in (float(fitted.params[0]), -0.9, 0.0, 0.5):
+                ours = training.local_level_filter(endog, theta)
+                full = model.filter(np.array([theta]), cov_type="none")
+                # statsmodels' diffuse variance of 1e6 costs it ~6 of its 16 digits: equal to ~1e-9 relative.
+                assert ours.llf == pytest.approx(full.llf, rel=1e-9) and ours.aic == pytest.approx(full.aic, rel=1e-9)
+                np.testing.assert_allclose(ours.standardized_forecasts_error, full.standardized_forecasts_error, atol=1e-7)
+                assert training._interval_z(ours, (0.8, 0.95)) == pytest.approx(training._interval_z(full, (0.8, 0.95)), abs=1e-7)
+                for got, want in zip(training._log_moments(ours, 9), training._log_moments(full, 9), strict=True):
+                    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+                np.testing.assert_allclose(ours.maroots, full.maroots, rtol=1e-12)
+                assert list(ours.param_names) == list(full.param_names)
+                assert training._stable(ours, (0, 1, 1), (0, 0, 0, 0)) == training._stable(full, (0, 1, 1), (0, 0, 0, 0))
+    spec = training.ModelSpec((0, 1, 1), (0, 0, 0, 0), (), {}, {"ma.L1": -0.6}, 0.0, cadence="weekly (W-SUN)", trend="n")
+    assert isinstance(training.filter_with_spec(ys[0], spec), training.LocalLevelResults)
+    assert training.local_level_filter(np.r_[1.0, np.full(9, np.nan)], -0.5) is None  # nothing after the burn
+
 def test_the_lean_filter_keeps_what_the_model_reads(velvet, veg_weekly):
     """`lean_filter` stores fewer arrays than statsmodels' default filter; the likelihood, the standardised
     one-step errors (interval calibration) and the forecast moments are the same: a daily airline model on
@@ -642,7 +680,7 @@ def test_a_pool_of_one_model_is_that_model():
 def test_the_scalar_search_likelihood_does_not_need_the_symmetry_step(veg_weekly):
     """`_fit_one` searches a one-coefficient model with statsmodels' per-period re-symmetrising of the
     state covariance switched off (it is cheaper). On real weekly series with missing weeks, for both
-    weekly members, the likelihood is the same either way across the whole search interval, and the
+    weekly orders, the likelihood is the same either way across the whole search interval, and the
     model is back on statsmodels' default afterwards."""
     ys, _ = veg_weekly
     for y in ys[:3]:
@@ -653,8 +691,12 @@ def test_the_scalar_search_likelihood_does_not_need_the_symmetry_step(veg_weekly
             for v in np.linspace(-0.99, 0.99, 9):
                 params = np.array([*[e * (1 - v) for e in extra], v])
                 assert lean.loglike(params) == pytest.approx(default.loglike(params), rel=1e-12, abs=1e-9)
-        fitted = training._fit_one(endog, (0, 1, 1), (0, 0, 0, 0), 50, None)
-        assert fitted.model.ssm.stability_method == training.sarimax(endog, (0, 1, 1), (0, 0, 0, 0)).ssm.stability_method != 0
+        # The search runs on statsmodels' filter for the AR(1) that least squares cannot take (no two
+        # selling weeks in a row); the local level has a filter of its own (`local_level_filter`).
+        sparse = endog.copy()
+        sparse[::2] = np.nan
+        fitted = training._fit_one(sparse, (1, 0, 0), (0, 0, 0, 0), 50, None)
+        assert fitted.model.ssm.stability_method == training.sarimax(sparse, (1, 0, 0), (0, 0, 0, 0)).ssm.stability_method != 0
 
 
 def test_the_pooled_quantile_solves_the_mixture_cdf_even_between_far_apart_members():
