@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -402,6 +404,26 @@ def test_log_moments_are_statsmodels_forecast(velvet, settings, veg_weekly):
         np.testing.assert_allclose(se, np.sqrt(reference.var_pred_mean), rtol=1e-10)
 
 
+def _logs_with_holes(ys: list[pd.Series]) -> Iterator[np.ndarray]:
+    """Each series on the model's log scale as it is, then with periods missing at the start, inside and
+    at the end."""
+    for y in ys:
+        for holes in ([], [0, 1, 5, 6, 7, 50, len(y) - 2, len(y) - 1]):
+            endog = training.to_model_scale(y)
+            endog[holes] = np.nan
+            yield endog
+
+def _assert_filters_agree(ours: Any, full: Any, llf: dict[str, float], errors: float, moments: float) -> None:
+    """A filter of the project's own (`ours`) reads as statsmodels' results (`full`) at the same parameters:
+    likelihood and AIC (within the `pytest.approx` tolerance `llf`), standardised one-step errors and
+    interval z (within `errors`), 9-step forecast moments (within `moments`) and parameter names."""
+    assert ours.llf == pytest.approx(full.llf, **llf) and ours.aic == pytest.approx(full.aic, **llf)
+    np.testing.assert_allclose(ours.standardized_forecasts_error, full.standardized_forecasts_error, atol=errors)
+    assert training._interval_z(ours, (0.8, 0.95)) == pytest.approx(training._interval_z(full, (0.8, 0.95)), abs=errors)
+    for got, want in zip(training._log_moments(ours, 9), training._log_moments(full, 9), strict=True):
+        np.testing.assert_allclose(got, want, rtol=moments, atol=moments)
+    assert list(ours.param_names) == list(full.param_names)
+
 def test_the_ar1_filter_in_closed_form_is_statsmodels_filter(veg_weekly):
     """The mean-reverting member's filter in closed form (`ar1_filter`) gives what statsmodels' SARIMAX
     filter gives at the same parameters: likelihood, AIC, standardised one-step errors (0 where a period
@@ -409,25 +431,17 @@ def test_the_ar1_filter_in_closed_form_is_statsmodels_filter(veg_weekly):
     periods missing at the start, inside and at the end. A fit and the recorded spec's reload both use it;
     a coefficient outside the stationary range is left to statsmodels."""
     ys, _ = veg_weekly
-    for y in ys:
-        for holes in ([], [0, 1, 5, 6, 7, 50, len(y) - 2, len(y) - 1]):
-            endog = training.to_model_scale(y)
-            endog[holes] = np.nan
-            closed = training._fit_one(endog, (1, 0, 0), (0, 0, 0, 0), 50, None)
-            assert isinstance(closed, training.AR1Results)
-            full = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0)).filter(closed.params, cov_type="none")
-            assert closed.llf == pytest.approx(full.llf, abs=1e-9) and closed.aic == pytest.approx(full.aic, abs=1e-9)
-            np.testing.assert_allclose(closed.standardized_forecasts_error, full.standardized_forecasts_error, atol=1e-12)
-            assert training._interval_z(closed, (0.8, 0.95)) == pytest.approx(training._interval_z(full, (0.8, 0.95)), abs=1e-12)
-            for got, want in zip(training._log_moments(closed, 9), training._log_moments(full, 9), strict=True):
-                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-            np.testing.assert_allclose(closed.arroots, full.arroots, rtol=1e-12)
-            assert list(closed.param_names) == list(full.param_names) and training._stable(closed, (1, 0, 0), (0, 0, 0, 0)) is None
+    for endog in _logs_with_holes(ys):
+        closed = training._fit_one(endog, (1, 0, 0), (0, 0, 0, 0), 50, None)
+        assert isinstance(closed, training.AR1Results)
+        full = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0)).filter(closed.params, cov_type="none")
+        _assert_filters_agree(closed, full, {"abs": 1e-9}, errors=1e-12, moments=1e-12)
+        np.testing.assert_allclose(closed.arroots, full.arroots, rtol=1e-12)
+        assert training._stable(closed, (1, 0, 0), (0, 0, 0, 0)) is None
     spec = training.ModelSpec((1, 0, 0), (0, 0, 0, 0), (), {}, {"intercept": 0.3, "ar.L1": 0.9}, 0.0, cadence="weekly (W-SUN)", trend="c")
     assert isinstance(training.filter_with_spec(ys[0], spec), training.AR1Results)
     assert training.ar1_filter(training.to_model_scale(ys[0]), np.array([0.0, 1.0])) is None
     assert training.ar1_filter(np.full(10, np.nan), np.array([0.3, 0.5])) is None
-
 
 
 def test_the_local_level_filter_is_statsmodels_filter(veg_weekly):
@@ -440,32 +454,25 @@ def test_the_local_level_filter_is_statsmodels_filter(veg_weekly):
     from scipy import optimize
 
     ys, _ = veg_weekly
-    for y in ys:
-        for holes in ([], [0, 1, 5, 6, 7, 50, len(y) - 2, len(y) - 1]):
-            endog = training.to_model_scale(y)
-            endog[holes] = np.nan
-            fitted = training._fit_one(endog, (0, 1, 1), (0, 0, 0, 0), 50, None)
-            assert isinstance(fitted, training.LocalLevelResults)
-            model = training.sarimax(endog, (0, 1, 1), (0, 0, 0, 0))
-            found = optimize.minimize_scalar(
-                lambda v, model=model: -float(model.loglike(np.array([v]))), bounds=(-0.9999, 0.9999), method="bounded", options={"xatol": 1e-4}
-            )
-            assert fitted.params[0] == pytest.approx(found.x, abs=1e-6)
-            for theta in (float(fitted.params[0]), -0.9, 0.0, 0.5):
-                ours = training.local_level_filter(endog, theta)
-                full = model.filter(np.array([theta]), cov_type="none")
-                # statsmodels' diffuse variance of 1e6 costs it ~6 of its 16 digits: equal to ~1e-9 relative.
-                assert ours.llf == pytest.approx(full.llf, rel=1e-9) and ours.aic == pytest.approx(full.aic, rel=1e-9)
-                np.testing.assert_allclose(ours.standardized_forecasts_error, full.standardized_forecasts_error, atol=1e-7)
-                assert training._interval_z(ours, (0.8, 0.95)) == pytest.approx(training._interval_z(full, (0.8, 0.95)), abs=1e-7)
-                for got, want in zip(training._log_moments(ours, 9), training._log_moments(full, 9), strict=True):
-                    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
-                np.testing.assert_allclose(ours.maroots, full.maroots, rtol=1e-12)
-                assert list(ours.param_names) == list(full.param_names)
-                assert training._stable(ours, (0, 1, 1), (0, 0, 0, 0)) == training._stable(full, (0, 1, 1), (0, 0, 0, 0))
+    for endog in _logs_with_holes(ys):
+        fitted = training._fit_one(endog, (0, 1, 1), (0, 0, 0, 0), 50, None)
+        assert isinstance(fitted, training.LocalLevelResults)
+        model = training.sarimax(endog, (0, 1, 1), (0, 0, 0, 0))
+        found = optimize.minimize_scalar(
+            lambda v, model=model: -float(model.loglike(np.array([v]))), bounds=(-0.9999, 0.9999), method="bounded", options={"xatol": 1e-4}
+        )
+        assert fitted.params[0] == pytest.approx(found.x, abs=1e-6)
+        for theta in (float(fitted.params[0]), -0.9, 0.0, 0.5):
+            ours = training.local_level_filter(endog, theta)
+            full = model.filter(np.array([theta]), cov_type="none")
+            # A diffuse variance of 1e6 costs a covariance recursion ~6 of its 16 digits: ~1e-9 relative.
+            _assert_filters_agree(ours, full, {"rel": 1e-9}, errors=1e-7, moments=1e-9)
+            np.testing.assert_allclose(ours.maroots, full.maroots, rtol=1e-12)
+            assert training._stable(ours, (0, 1, 1), (0, 0, 0, 0)) == training._stable(full, (0, 1, 1), (0, 0, 0, 0))
     spec = training.ModelSpec((0, 1, 1), (0, 0, 0, 0), (), {}, {"ma.L1": -0.6}, 0.0, cadence="weekly (W-SUN)", trend="n")
     assert isinstance(training.filter_with_spec(ys[0], spec), training.LocalLevelResults)
     assert training.local_level_filter(np.r_[1.0, np.full(9, np.nan)], -0.5) is None  # nothing after the burn
+
 
 def test_the_lean_filter_keeps_what_the_model_reads(velvet, veg_weekly):
     """`lean_filter` stores fewer arrays than statsmodels' default filter; the likelihood, the standardised
