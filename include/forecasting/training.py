@@ -24,7 +24,7 @@ Modelling choices (see README "Modelling"):
   of the last year, `ModelSettings.mean_window_years`) is fitted by a bounded scalar search of that
   likelihood (`_fit_one`); the AR(1) with a constant by least squares, its filter in closed form
   (`ar1_filter`); the local level (0,1,1) with its one-state filter in plain floats
-  (`local_level_filter`), both equal to statsmodels' SARIMAX to rounding and ~4 x faster than building it.
+  (`local_level_filter`): both equal to statsmodels' SARIMAX to rounding, without building one.
 - Combination (`combine` > 1, the weekly default): the first `combine` stable candidates are all kept and
   the forecast distribution is their equal-weight mixture (a linear pool, `quantile_frame`); the spec
   lists every member.
@@ -680,7 +680,7 @@ def _fit_one(
             return closed
     if _is_local_level(order, seasonal, trend_for(order, seasonal)):
         # The local level: the same bounded search of the same likelihood as below, from the filter in
-        # plain floats (`local_level_filter`: a weekly fit ~2.4 -> ~0.6 ms, equal to statsmodels to rounding).
+        # plain floats (`local_level_filter`: this member's fit ~2.4 -> ~0.6 ms, equal to statsmodels to rounding).
         values = endog.tolist()
         if np.isfinite(local_level_loglike(values, 0.0)):
             found = optimize.minimize_scalar(
