@@ -18,6 +18,8 @@ Usage:
       whether the forecast's parts are calibrated: its probability of no sale against the zero share
       observed (by probability bucket), and where the actuals fall around the median and the 80 % bounds,
       on zero and on selling periods apart (80 % coverage over all periods mixes the two)
+  --panel: a shipped panel, or a weekly development set built from one (WEEKLY_SETS: iowa_weeks_sun,
+      iowa_weeks_fri, veg_weeks_wed); none: all of them
   make dev-folds DEV_ARGS="project --panel veg_daily_kg --detail"   (builds both venvs first)
 See docs/DEVELOPING.md for the loop a modelling change goes through.
 """
@@ -40,8 +42,20 @@ from bench import quality  # noqa: E402
 from bench.run import BENCH_PYTHON, HOLIDAYS, PANELS, with_holidays  # noqa: E402
 from include.forecasting import evaluation, pipeline, training  # noqa: E402
 from include.forecasting.config import load_config  # noqa: E402
+from include.forecasting.extract import read_sales_csv  # noqa: E402
 
 CACHE = ROOT / ".cache" / "dev_folds"
+# Weekly development sets that no bench run reports (README "Modelling" and docs/DEVELOPING.md quote them):
+# a shipped daily panel summed to weeks ending on another weekday, so a weekly choice is seen on more than
+# one shop and one week-end. name -> (daily panel, pandas week anchor, folds): "last" scores their newest
+# `--folds` folds (nothing reports them, and Iowa's ~125 weeks cannot hold twice as many folds of 7 weeks
+# besides the history), "before" the `--folds` folds before those, as for the shipped panels.
+WEEKLY_SETS = {
+    "iowa_weeks_sun": ("iowa_daily", "W-SUN", "last"),
+    "iowa_weeks_fri": ("iowa_daily", "W-FRI", "last"),
+    "veg_weeks_wed": ("veg_daily_kg", "W-WED", "before"),
+}
+SET_COLUMNS = {"date": "date", "series": "series", "value": "value"}
 
 
 class DevPanel(quality.Panel):
@@ -52,15 +66,35 @@ class DevPanel(quality.Panel):
         return evaluation.fold_origins(len(y), 2 * self.folds, self.settings.horizon, self.m + 1)[: self.folds]
 
 
-def dev_panel(name: str, settings_update: dict | None, folds: int, holidays: str | None) -> DevPanel:
-    """Load a shipped panel as a DevPanel, with settings overrides applied."""
-    path, columns = PANELS[name]
+def weekly_set_csv(name: str) -> Path:
+    """The CSV (date,series,value) of a `WEEKLY_SETS` panel, written once under the cache: each series'
+    sales summed per week (dated on the week's last day), the week still running at the panel's newest
+    day left out."""
+    target = CACHE / f"{name}.csv"
+    if not target.exists():
+        daily, anchor, _ = WEEKLY_SETS[name]
+        frame = read_sales_csv(*PANELS[daily])
+        week_end = frame["sales_date"].dt.to_period(anchor).dt.end_time.dt.normalize()
+        weeks = frame.assign(date=week_end).groupby(["date", "series_id"], as_index=False)["value"].sum()
+        weeks = weeks[weeks["date"] <= frame["sales_date"].max()]
+        CACHE.mkdir(parents=True, exist_ok=True)
+        weeks.rename(columns={"series_id": "series"}).to_csv(target, index=False, date_format="%Y-%m-%d")
+    return target
+
+
+def dev_panel(name: str, settings_update: dict | None, folds: int, holidays: str | None) -> quality.Panel:
+    """Load a development panel, with settings overrides applied: a shipped panel as a DevPanel (the folds
+    before the reported ones), a `WEEKLY_SETS` panel on the folds its entry names."""
+    if name in WEEKLY_SETS:
+        path, columns, newest = weekly_set_csv(name), SET_COLUMNS, WEEKLY_SETS[name][2] == "last"
+    else:
+        (path, columns), newest = PANELS[name], False
     config = with_holidays(load_config(), holidays if holidays is not None else HOLIDAYS.get(name))
-    base = quality.load_panel(name, path, columns, config, 2 * folds)
+    base = quality.load_panel(name, path, columns, config, folds if newest else 2 * folds)
     settings = base.settings
     if settings_update:
         settings = training.ModelSettings(**{**settings.__dict__, **settings_update})
-    return DevPanel(base.name, base.path, base.ys, settings, folds)
+    return (quality.Panel if newest else DevPanel)(base.name, base.path, base.ys, settings, folds)
 
 
 def reference(names: list[str], folds: int) -> None:
@@ -71,7 +105,7 @@ def reference(names: list[str], folds: int) -> None:
         if target.exists():
             continue
         panel = dev_panel(name, None, folds, None)
-        # The bench's own statsforecast step: DevPanel's origins make it fit the development folds.
+        # The bench's own statsforecast step: the panel's origins make it fit the development folds.
         fits, _, _ = quality.statsforecast_points(panel, BENCH_PYTHON, panel.settings.candidate_orders[0])
         rows = [fits[model] for model in quality.TRIO]
         pd.concat(rows, ignore_index=True).to_parquet(target)
@@ -250,14 +284,14 @@ def main() -> int:
     """CLI."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["reference", "project", "gate", "calibration"])
-    parser.add_argument("--panel", action="append", choices=list(PANELS))
+    parser.add_argument("--panel", action="append", choices=[*PANELS, *WEEKLY_SETS])
     parser.add_argument("--folds", type=int, default=8)
     parser.add_argument("--set", action="append", default=[], help="ModelSettings field=value (JSON value)")
     parser.add_argument("--holidays", default=None, help="COUNTRY[-SUBDIVISION] or none (default: the bench's calendar for the panel)")
     parser.add_argument("--detail", action="store_true", help="also MASE per series and per fold beside the trio's")
     parser.add_argument("--gate-folds", type=int, default=4, help="gate: the backtest folds the gate judges on (config backtest.folds)")
     args = parser.parse_args()
-    names = args.panel or list(PANELS)
+    names = args.panel or [*PANELS, *WEEKLY_SETS]
     if args.what == "reference":
         reference(names, args.folds)
     elif args.what == "gate":

@@ -80,6 +80,33 @@ def test_development_folds_end_where_the_reported_folds_begin():
     assert reported[-1] + 7 == len(y)
 
 
+
+def test_weekly_development_sets_sum_the_shipped_days_to_whole_weeks(tmp_path, monkeypatch):
+    """A `WEEKLY_SETS` panel is its daily panel summed per week ending on its weekday, dated on that day;
+    the week still running at the newest day is left out (Iowa's rows end on a Friday: weeks ending Sunday
+    stop the Sunday before, weeks ending Friday on it). A "last" set is scored on its newest folds, a
+    "before" set on the folds before those, as the shipped panels."""
+    from bench import dev_folds
+    from bench.quality import Panel
+    from include.forecasting.extract import read_sales_csv
+
+    monkeypatch.setattr(dev_folds, "CACHE", tmp_path)
+    daily = read_sales_csv(*dev_folds.PANELS["iowa_daily"])
+    newest = daily["sales_date"].max()
+    assert newest.day_name() == "Friday"
+    for name, last_week in (("iowa_weeks_sun", newest - pd.Timedelta(days=5)), ("iowa_weeks_fri", newest)):
+        weeks = pd.read_csv(dev_folds.weekly_set_csv(name), parse_dates=["date"])
+        assert weeks["date"].max() == last_week
+        assert set(weeks["date"].dt.day_name()) == {last_week.day_name()}
+        one = weeks[(weeks["date"] == last_week) & (weeks["series"] == "TITOS HANDMADE VODKA")]["value"].item()
+        days = daily[(daily["series_id"] == "TITOS HANDMADE VODKA") & daily["sales_date"].between(last_week - pd.Timedelta(days=6), last_week)]
+        assert one == days["value"].sum() > 0
+    last = dev_folds.dev_panel("iowa_weeks_fri", None, 8, None)
+    before = dev_folds.dev_panel("veg_weeks_wed", None, 8, None)
+    assert type(last) is Panel and isinstance(before, dev_folds.DevPanel)
+    y = next(iter(last.ys.values()))
+    assert last.origins(y)[-1] + last.settings.horizon == len(y) and last.settings.cadence.name == "weekly"
+
 def test_development_detail_scores_each_series_and_fold_like_the_summary():
     """`dev_folds.mase_table` is the summary's MASE split by series or by fold: their means agree with
     `quality.summarise`, and a series the project forecasts perfectly scores 0."""
