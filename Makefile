@@ -79,7 +79,8 @@ bench: $(VENV)/.installed $(BENCH_VENV)/.installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## make dev-folds DEV_ARGS="project --panel veg_daily_kg --detail": a modelling change on the development folds
-## (the folds before the reported ones; docs/DEVELOPING.md). DEV_ARGS=reference caches the trio's fits first (~30 min).
+## (the folds before the reported ones; docs/DEVELOPING.md), on the shipped panels and the weekly sets built from them
+## (--panel iowa_weeks_sun / iowa_weeks_fri / veg_weeks_wed). DEV_ARGS=reference caches the trio's fits first (~30 min).
 dev-folds: $(VENV)/.installed $(BENCH_VENV)/.installed
 	$(BIN)/python bench/dev_folds.py $(or $(DEV_ARGS),project)
 
