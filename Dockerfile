@@ -10,8 +10,9 @@ ENV AIRFLOW_HOME=/opt/airflow \
     OMP_NUM_THREADS=1
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential curl && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/airflow
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt psycopg2-binary==2.9.13 asyncpg==0.32.0
+# constraints.txt (`make lock`): the exact package set the tests passed with, transitive packages included.
+COPY requirements.txt constraints.txt .
+RUN pip install --no-cache-dir -r requirements.txt psycopg2-binary==2.9.13 asyncpg==0.32.0 -c constraints.txt
 COPY dags dags
 COPY plugins plugins
 COPY include include

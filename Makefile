@@ -20,32 +20,54 @@ export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install install-dev install-browser demo test test-integration test-catalog test-browser bench dev-folds bench-quick airflow mlflow-ui models rollback lint clean
+.PHONY: install install-dev install-browser lock demo test test-integration test-catalog test-browser bench dev-folds bench-quick airflow mlflow-ui models rollback lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Stamp files make re-runs fast: pip runs again only when the requirement files change.
-$(VENV)/.installed: requirements.txt | $(BIN)/python
-	$(BIN)/pip install -q -r requirements.txt
+# Stamp files make re-runs fast: pip runs again only when the requirement or constraint files change.
+# requirements*.txt pin the direct dependencies (each with its reason); constraints*.txt (`make lock`) pin
+# every package of the venv to the set the tests last passed with, so a clone installs the same set later.
+$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
 	$(BIN)/python scripts/install_path.py
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
-	$(BIN)/pip install -q -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements-dev.txt constraints.txt $(VENV)/.installed
+	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 # AutoARIMA (statsforecast 2.1) needs pandas<3, the project pins pandas 3: it gets its own venv.
 BENCH_VENV := $(ROOT)/.venv-bench
-$(BENCH_VENV)/.installed: requirements-bench.txt
+$(BENCH_VENV)/.installed: requirements-bench.txt constraints-bench.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/pip install -q -r requirements-bench.txt
+	$(BENCH_VENV)/bin/pip install -q -r requirements-bench.txt -c constraints-bench.txt
 	touch $@
+
+# `make lock`: each constraints file from a scratch venv with an unconstrained install of its requirements
+# (what resolves today), checked by `pip check`, then frozen. Run it after changing a pin, then `make test`.
+LOCK_VENV := $(ROOT)/.cache/lock-venv
+define lock_file
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q -r $(1)
+	$(LOCK_VENV)/bin/pip check
+	{ printf '%s\n' "# Every package of the venv that $(1) makes, at the versions it resolved to when \`make lock\` ran" \
+	    "# (a scratch venv, an unconstrained install, pip check, pip freeze). Installs use it as pip's -c file." \
+	    "# Do not edit by hand: change a pin in $(1) (or the file it includes), then \`make lock\` and \`make test\`."; \
+	  $(LOCK_VENV)/bin/pip freeze; } > $(2).tmp && mv $(2).tmp $(2)
+	rm -rf $(LOCK_VENV)
+endef
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+
+## make lock: re-pin constraints.txt and constraints-bench.txt from fresh installs (after changing a pin in requirements*.txt)
+lock:
+	$(call lock_file,requirements-dev.txt,constraints.txt)
+	$(call lock_file,requirements-bench.txt,constraints-bench.txt)
 
 ## make demo: set up everything and run sales_forecast end to end on the embedded default
 demo: install

@@ -57,4 +57,4 @@ def test_compose_config_is_valid_and_uses_the_shared_volume():
     config = load_config(ROOT / "include" / "config" / "forecast.compose.yaml")
     assert str(config.storage_root).startswith("/shared") and config.mlflow.tracking_uri == "http://mlflow:5000"
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "requirements.txt" in dockerfile and "FROM python:3.11" in dockerfile
+    assert "-r requirements.txt" in dockerfile and "-c constraints.txt" in dockerfile and "FROM python:3.11" in dockerfile
