@@ -167,7 +167,7 @@ class ForecastConfig(_Section):
     closure_share: float = Field(ge=0.0, le=1.0)
     explosion_factor: float = Field(ge=1.0, le=1e6)
     warm_start: bool
-    # null or {} = no holiday handling.
+    # null or {} = no holiday handling; a bare country code (`holidays: DE`) is {country: DE}.
     holidays: HolidayConfig | None = None
     series_per_task: int = Field(ge=1)
     max_chunks: int = Field(default=8, ge=1, le=1024)
@@ -182,6 +182,8 @@ class ForecastConfig(_Section):
     @field_validator("holidays", mode="before")
     @classmethod
     def _empty_holidays(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            return {"country": value}  # `holidays: DE`, what a user with no subdivision writes
         return None if value in ({}, [], "", None) else value
 
     @field_validator("models", mode="before")

@@ -67,6 +67,12 @@ def test_holiday_codes_are_read_whatever_their_case():
     assert parse_config(raw).forecast.holidays.model_dump() == {"country": "DE", "subdivision": "Augsburg"}
     raw["forecast"]["holidays"] = {"country": "us", "subdivision": "ia"}
     assert parse_config(raw).forecast.holidays.model_dump() == {"country": "US", "subdivision": "IA"}
+    # A bare code is the country alone; a wrong one still names the rule.
+    raw["forecast"]["holidays"] = "de"
+    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "DE", "subdivision": None}
+    raw["forecast"]["holidays"] = "Germany"
+    with pytest.raises(ConfigError, match=r"forecast.holidays.country: .*'GERMANY'"):
+        parse_config(raw)
 
 
 def test_unknown_and_missing_keys_are_errors():
