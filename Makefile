@@ -20,7 +20,8 @@ export OMP_NUM_THREADS ?= 1
 export MLFLOW_ENABLE_ASYNC_LOGGING := false
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install install-dev install-browser lock demo test test-integration test-catalog test-browser bench dev-folds bench-quick airflow mlflow-ui models rollback lint clean
+.DEFAULT_GOAL := help
+.PHONY: help install install-dev install-browser lock demo test test-integration test-catalog test-browser bench dev-folds bench-quick airflow mlflow-ui models rollback lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,11 +65,6 @@ endef
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-## make lock: re-pin constraints.txt and constraints-bench.txt from fresh installs (after changing a pin in requirements*.txt)
-lock:
-	$(call lock_file,requirements-dev.txt,constraints.txt)
-	$(call lock_file,requirements-bench.txt,constraints-bench.txt)
-
 ## make demo: set up everything and run sales_forecast end to end on the embedded default
 demo: install
 	$(BIN)/python scripts/airflow_local.py setup
@@ -82,7 +78,7 @@ test: install-dev
 test-integration: install-dev
 	$(BIN)/python -m pytest -m integration tests/integration --run-integration
 
-## make test-catalog: the bad-input catalog, one real DAG run per corruption or fault (~10 min)
+## make test-catalog: the bad-input catalog, one real DAG run per corruption or fault (~3 min)
 test-catalog: install-dev
 	$(BIN)/python -m pytest -m catalog tests/integration/test_bad_input_catalog.py --run-catalog
 
@@ -127,8 +123,19 @@ models: install
 rollback: install
 	$(BIN)/python scripts/models.py rollback --series "$(or $(SERIES),all)" --to "$(or $(VERSION),previous)" --reason "$(or $(REASON),manual rollback)"
 
+## make lock: re-pin constraints.txt and constraints-bench.txt from fresh installs (after changing a pin in requirements*.txt)
+lock:
+	$(call lock_file,requirements-dev.txt,constraints.txt)
+	$(call lock_file,requirements-bench.txt,constraints-bench.txt)
+
+## make lint: ruff over dags, plugins, include, tests, scripts and bench
 lint: install-dev
 	$(BIN)/ruff check dags plugins include tests scripts bench
 
+## make clean: remove .local (the embedded Airflow DB, MLflow store, warehouse and snapshots); the venvs stay
 clean:
 	rm -rf $(LOCAL)
+
+## make help (or plain `make`): this list
+help:
+	@sed -n 's/^## //p' $(firstword $(MAKEFILE_LIST))
