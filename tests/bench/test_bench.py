@@ -80,7 +80,6 @@ def test_development_folds_end_where_the_reported_folds_begin():
     assert reported[-1] + 7 == len(y)
 
 
-
 def test_weekly_development_sets_sum_the_shipped_days_to_whole_weeks(tmp_path, monkeypatch):
     """A `WEEKLY_SETS` panel is its daily panel summed per week ending on its weekday, dated on that day;
     the week still running at the newest day is left out (Iowa's rows end on a Friday: weeks ending Sunday
@@ -106,6 +105,7 @@ def test_weekly_development_sets_sum_the_shipped_days_to_whole_weeks(tmp_path, m
     assert type(last) is Panel and isinstance(before, dev_folds.DevPanel)
     y = next(iter(last.ys.values()))
     assert last.origins(y)[-1] + last.settings.horizon == len(y) and last.settings.cadence.name == "weekly"
+
 
 def test_development_detail_scores_each_series_and_fold_like_the_summary():
     """`dev_folds.mase_table` is the summary's MASE split by series or by fold: their means agree with

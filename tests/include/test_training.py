@@ -413,6 +413,7 @@ def _logs_with_holes(ys: list[pd.Series]) -> Iterator[np.ndarray]:
             endog[holes] = np.nan
             yield endog
 
+
 def _assert_filters_agree(ours: Any, full: Any, llf: dict[str, float], errors: float, moments: float) -> None:
     """A filter of the project's own (`ours`) reads as statsmodels' results (`full`) at the same parameters:
     likelihood and AIC (within the `pytest.approx` tolerance `llf`), standardised one-step errors and
@@ -423,6 +424,7 @@ def _assert_filters_agree(ours: Any, full: Any, llf: dict[str, float], errors: f
     for got, want in zip(training._log_moments(ours, 9), training._log_moments(full, 9), strict=True):
         np.testing.assert_allclose(got, want, rtol=moments, atol=moments)
     assert list(ours.param_names) == list(full.param_names)
+
 
 def test_the_ar1_filter_in_closed_form_is_statsmodels_filter(veg_weekly):
     """The mean-reverting member's filter in closed form (`ar1_filter`) gives what statsmodels' SARIMAX
