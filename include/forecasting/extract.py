@@ -6,6 +6,7 @@ small and every task can prove it reads exactly the data that was validated.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import functools
@@ -236,25 +237,29 @@ def read_seed_text(path: Path) -> pd.DataFrame:
     """Every cell of the seed CSV as text (nothing parsed or dropped yet).
 
     UTF-8, with or without the byte-order mark a spreadsheet writes (it would otherwise glue itself to the
-    first column's name); a file that is not UTF-8 is read as Windows-1252 (a legacy spreadsheet export,
-    `Café`), with a warning. A workbook is refused: it has to be saved as CSV first. The field separator
-    is read off the header line.
+    first column's name); UTF-16 where the file starts with its byte-order mark (Excel's "Unicode Text"
+    export, tab-separated; read as UTF-8 its headers are NUL-interleaved noise that matches no configured
+    column); a file that is not UTF-8 is read as Windows-1252 (a legacy spreadsheet export, `Café`), with
+    a warning. A workbook is refused: it has to be saved as CSV first. The field separator is read off the
+    header line.
     """
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head.startswith(_WORKBOOK_MAGIC):
         raise ValueError(f"seed CSV {path} is a spreadsheet workbook, not a CSV file: save it as CSV (UTF-8) and point source.seed_csv at that")
-    for encoding in ("utf-8-sig", "cp1252"):
+    encodings = ("utf-16",) if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else ("utf-8-sig", "cp1252")
+    for encoding in encodings:
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, sep=_delimiter(path, encoding))
         except UnicodeDecodeError:
             continue
         except pd.errors.EmptyDataError:
             raise ValueError(f"seed CSV {path} is empty: not even a header line") from None
-        if encoding != "utf-8-sig":
+        if encoding == "cp1252":
             log.warning("seed CSV %s is not UTF-8: read as %s (check the series names; save it as CSV UTF-8 to be sure)", path, encoding)
         return frame
-    raise ValueError(f"seed CSV {path} is neither UTF-8 nor Windows-1252 text: save it as CSV (UTF-8)")
+    what = "not UTF-16 text, though it starts with UTF-16's byte-order mark" if encodings == ("utf-16",) else "neither UTF-8 nor Windows-1252 text"
+    raise ValueError(f"seed CSV {path} is {what}: save it as CSV (UTF-8)")
 
 
 def _named_as_configured(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:

@@ -402,6 +402,28 @@ def test_a_legacy_encoded_file_loads_and_a_workbook_is_refused(tmp_path, caplog)
         extract.read_seed_text(workbook)
 
 
+def test_a_utf16_unicode_text_export_loads_as_written(tmp_path, caplog):
+    """Excel's "Unicode Text" export (UTF-16 with its byte-order mark, tab-separated) reads with every name
+    intact and no warning; read as UTF-8 / Windows-1252 its headers were NUL-interleaved and matched no
+    configured column. A file that starts with the mark but is not UTF-16 is refused by name."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw["item_name"] = raw["item_name"].replace({"BLACK VELVET": "青茄子 Café"})
+    for codec in ("utf-16", "utf-16-be"):
+        path = tmp_path / f"unicode_{codec}.txt"
+        text = raw.to_csv(index=False, sep="\t")
+        # "utf-16" writes the byte-order mark itself (little-endian here); "utf-16-be" does not, so add it.
+        path.write_bytes(text.encode(codec) if codec == "utf-16" else b"\xfe\xff" + text.encode(codec))
+        with caplog.at_level("WARNING", logger=extract.__name__):
+            frame = extract.read_seed_text(path)
+        assert list(frame.columns) == ["date", "item_name", "total_amount_sold"], codec
+        pd.testing.assert_frame_equal(frame, raw)
+        assert "is not UTF-8" not in caplog.text
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes(b"\xff\xfe" + "date\titem\n".encode("utf-16-le") + b"\x00\xd8")  # a lone surrogate half
+    with pytest.raises(ValueError, match="is not UTF-16 text, though it starts with UTF-16's byte-order mark: save it as CSV"):
+        extract.read_seed_text(broken)
+
+
 def test_missing_seed_column_is_a_clear_error(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("day,item,qty\n2025-01-01,A,1\n")
