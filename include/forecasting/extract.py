@@ -6,17 +6,22 @@ small and every task can prove it reads exactly the data that was validated.
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
 import datetime as dt
 import functools
+import gzip
 import hashlib
+import io
 import json
 import logging
+import lzma
 import os
 import re
 import tempfile
 import unicodedata
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -229,8 +234,53 @@ def _hint_finer_grain(frame: pd.DataFrame, columns: dict[str, str], dates: pd.Se
         )
 
 
-# The first bytes of spreadsheet workbooks (xlsx/ods are zip files; xls is an OLE2 compound file).
-_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+# The first bytes of spreadsheet workbooks: xlsx and ods are zip archives (told from a zipped CSV by the
+# manifest they hold), xls is an OLE2 compound file.
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0"
+_WORKBOOK_MEMBERS = ("[Content_Types].xml", "mimetype")
+# Compressed files by their first bytes, read through the decompression: portals (Kaggle among them) hand
+# a CSV out zipped, and a long history is often kept gzipped.
+_COMPRESSED_MAGIC: dict[bytes, Any] = {b"\x1f\x8b": gzip.open, b"BZh": bz2.open, b"\xfd7zXZ\x00": lzma.open}
+
+
+def _seed_bytes(path: Path) -> bytes:
+    """The seed file's bytes, decompressed where it is gzip, bzip2 or xz (by its first bytes, whatever its
+    name) or a zip archive of one file. A workbook is refused (it has to be saved as CSV first), and so is
+    a zip of several files (which one is meant is the user's to say)."""
+    workbook = f"seed CSV {path} is a spreadsheet workbook, not a CSV file: save it as CSV (UTF-8) and point source.seed_csv at that"
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    try:
+        raw = _decompressed(path, head, workbook)
+    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:  # a truncated or damaged archive
+        if not head.startswith((_ZIP_MAGIC, *_COMPRESSED_MAGIC)):
+            raise  # reading a plain file failed: not the archive's fault
+        raise ValueError(f"seed CSV {path} is compressed (or a workbook) but cannot be read as such: {exc}") from None
+    if raw.startswith((_ZIP_MAGIC, _OLE2_MAGIC)):  # also a workbook inside an archive
+        raise ValueError(workbook)
+    return raw
+
+
+def _decompressed(path: Path, head: bytes, workbook: str) -> bytes:
+    """`_seed_bytes` past its checks: the file's bytes through the decompression its first bytes `head` name."""
+    if head.startswith(_OLE2_MAGIC):
+        raise ValueError(workbook)
+    if head.startswith(_ZIP_MAGIC):
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")]
+            if any(n in _WORKBOOK_MEMBERS for n in names):
+                raise ValueError(workbook)
+            if len(names) != 1:
+                listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                raise ValueError(
+                    f"seed CSV {path} is a zip archive of {len(names)} files ({listed}): a zip is read when it holds one "
+                    "CSV file; unpack the one you mean and point source.seed_csv at it"
+                )
+            return archive.read(names[0])
+    opener = next((o for magic, o in _COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
+    with opener(path, "rb") if opener else open(path, "rb") as handle:
+        return handle.read()
 
 
 def read_seed_text(path: Path) -> pd.DataFrame:
@@ -240,19 +290,18 @@ def read_seed_text(path: Path) -> pd.DataFrame:
     first column's name); UTF-16 where the file starts with its byte-order mark (Excel's "Unicode Text"
     export, tab-separated; read as UTF-8 its headers are NUL-interleaved noise that matches no configured
     column); a file that is not UTF-8 is read as Windows-1252 (a legacy spreadsheet export, `Café`), with
-    a warning. A workbook is refused: it has to be saved as CSV first. The field separator is read off the
-    header line.
+    a warning. Compressed (gzip, bzip2, xz, a zip of one file) it is read through the decompression
+    (`_seed_bytes`); a workbook is refused. The field separator is read off the header line.
     """
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head.startswith(_WORKBOOK_MAGIC):
-        raise ValueError(f"seed CSV {path} is a spreadsheet workbook, not a CSV file: save it as CSV (UTF-8) and point source.seed_csv at that")
-    encodings = ("utf-16",) if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else ("utf-8-sig", "cp1252")
+    raw = _seed_bytes(path)
+    encodings = ("utf-16",) if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else ("utf-8-sig", "cp1252")
     for encoding in encodings:
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding, sep=_delimiter(path, encoding))
+            text = raw.decode(encoding)
         except UnicodeDecodeError:
             continue
+        try:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=_delimiter(text))
         except pd.errors.EmptyDataError:
             raise ValueError(f"seed CSV {path} is empty: not even a header line") from None
         if encoding == "cp1252":
@@ -297,11 +346,10 @@ def _data_rows(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFr
     return frame[~(empty | repeated)].reset_index(drop=True)
 
 
-def _delimiter(path: Path, encoding: str) -> str:
+def _delimiter(text: str) -> str:
     """The seed CSV's field separator, read off its header line: a comma, or the semicolon, tab or pipe
     of exports from spreadsheets set to a locale whose decimal mark is the comma."""
-    with open(path, encoding=encoding, newline="") as handle:
-        header = handle.readline()
+    header = text.partition("\n")[0]
     try:
         return csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
     except csv.Error:  # one column, or nothing to tell: the column check names what was found

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
+import gzip
+import lzma
+import zipfile
 from typing import Any
 
 import duckdb
@@ -397,9 +401,44 @@ def test_a_legacy_encoded_file_loads_and_a_workbook_is_refused(tmp_path, caplog)
     assert "is not UTF-8: read as cp1252" in caplog.text
     assert (frame["item_name"] == "Café Crème").sum() == (raw["item_name"] == "Café Crème").sum() > 0
     workbook = tmp_path / "sales.xlsx"
-    workbook.write_bytes(b"PK\x03\x04" + bytes(64))
+    with zipfile.ZipFile(workbook, "w") as archive:  # what an xlsx is: a zip with a manifest and the sheets
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/worksheets/sheet1.xml", "<worksheet/>")
     with pytest.raises(ValueError, match="is a spreadsheet workbook, not a CSV file: save it as CSV"):
         extract.read_seed_text(workbook)
+    legacy_xls = tmp_path / "sales.xls"
+    legacy_xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))  # an OLE2 compound file's header
+    with pytest.raises(ValueError, match="is a spreadsheet workbook, not a CSV file"):
+        extract.read_seed_text(legacy_xls)
+
+
+def test_a_compressed_seed_file_reads_as_the_csv_inside(tmp_path):
+    """gzip, bzip2, xz (by their first bytes, whatever the file's name) and a zip of one CSV (as portals hand
+    data out) read as the CSV they hold, byte-order mark and semicolons included; a zip of several files, a
+    damaged archive and a workbook inside an archive are refused by name."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    raw["item_name"] = raw["item_name"].replace({"BLACK VELVET": "青茄子"})
+    data = raw.to_csv(index=False, sep=";").encode("utf-8-sig")
+    written = {"sales.csv.gz": gzip.compress(data), "sales.csv.bz2": bz2.compress(data), "sales.xz": lzma.compress(data), "sales.dat": gzip.compress(data)}
+    for name, blob in written.items():
+        (tmp_path / name).write_bytes(blob)
+    with zipfile.ZipFile(tmp_path / "sales.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("export/", "")  # a folder entry and macOS's resource forks are not files
+        archive.writestr("__MACOSX/export/._sales.csv", b"\x00\x05\x16\x07")
+        archive.writestr("export/sales.csv", data)
+    for name in [*written, "sales.zip"]:
+        pd.testing.assert_frame_equal(extract.read_seed_text(tmp_path / name), raw, obj=name)
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as archive:
+        archive.writestr("2024.csv", data)
+        archive.writestr("2025.csv", data)
+    with pytest.raises(ValueError, match=r"is a zip archive of 2 files \(2024.csv, 2025.csv\): a zip is read when it holds one CSV file"):
+        extract.read_seed_text(tmp_path / "two.zip")
+    (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(data)[:200])
+    with pytest.raises(ValueError, match="is compressed \\(or a workbook\\) but cannot be read as such"):
+        extract.read_seed_text(tmp_path / "cut.csv.gz")
+    (tmp_path / "book.xls.gz").write_bytes(gzip.compress(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)))
+    with pytest.raises(ValueError, match="is a spreadsheet workbook, not a CSV file"):
+        extract.read_seed_text(tmp_path / "book.xls.gz")
 
 
 def test_a_utf16_unicode_text_export_loads_as_written(tmp_path, caplog):
