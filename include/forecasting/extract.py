@@ -266,6 +266,8 @@ def _decompressed(path: Path, head: bytes, workbook: str) -> bytes:
     """`_seed_bytes` past its checks: the file's bytes through the decompression its first bytes `head` name."""
     if head.startswith(_OLE2_MAGIC):
         raise ValueError(workbook)
+    if head.startswith(b"PAR1"):
+        raise ValueError(f"seed CSV {path} is a Parquet file, not CSV text: write it out as CSV (UTF-8) and point source.seed_csv at that")
     if head.startswith(_ZIP_MAGIC):
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")]

@@ -410,6 +410,10 @@ def test_a_legacy_encoded_file_loads_and_a_workbook_is_refused(tmp_path, caplog)
     legacy_xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))  # an OLE2 compound file's header
     with pytest.raises(ValueError, match="is a spreadsheet workbook, not a CSV file"):
         extract.read_seed_text(legacy_xls)
+    parquet = tmp_path / "sales.parquet"
+    raw.to_parquet(parquet)
+    with pytest.raises(ValueError, match="is a Parquet file, not CSV text: write it out as CSV"):
+        extract.read_seed_text(parquet)
 
 
 def test_a_compressed_seed_file_reads_as_the_csv_inside(tmp_path):
