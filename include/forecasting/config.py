@@ -59,6 +59,10 @@ class SourceConfig(_Section):
     # The seed CSV's thousands separator: null (none; with decimal "," a "." groups thousands), "," (1,234.5),
     # "." (1.234,5), " " (1 234,5; also the no-break spaces spreadsheets write) or "'" (1'234.50).
     thousands: Literal[",", ".", " ", "'"] | None = None
+    # The seed CSV's empty value cells (empty, NA, null, nan): "refuse" loads them empty, for validation to
+    # name as bad rows; "zero" reads them as no sale (a pivot table's export leaves a cell without a sale
+    # empty), with a warning that counts them. A cell of other text is refused either way.
+    empty_values: Literal["refuse", "zero"] = "refuse"
     # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
     frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
     # The source table's own grain: columns that identify one source row. A repeated key is a duplicated

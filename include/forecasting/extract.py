@@ -175,6 +175,8 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     bad_values = _check_cells(frame, c, source.seed_csv, dates, source.date_format, values, misread, panel_share, source.decimal, source.thousands)
     # NULL (an unreadable date is NaT already): validation names series, date and rule.
     values = values.mask(frame.index.isin(bad_values), "")
+    if source.empty_values == "zero":
+        values = _empty_as_no_sale(frame, c, values, bad_values, source.seed_csv)
     staged = pd.DataFrame(
         {
             "date": dates.dt.strftime("%Y-%m-%d"),
@@ -198,6 +200,21 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
         )
         con.unregister("seed_frame")
     return len(staged)
+
+
+def _empty_as_no_sale(frame: pd.DataFrame, columns: dict[str, str], values: pd.Series, bad_values: pd.Index, path: Path) -> pd.Series:
+    """`values` with the empty cells (`_MISSING_VALUES`: empty, NA, null, nan) read as 0, no sale, and a
+    warning counting them with examples (`source.empty_values: zero`). Cells of other text (`bad_values`)
+    stay refused: "12kg" is not an empty cell."""
+    empty = frame[columns["value"]].str.lower().isin(_MISSING_VALUES).to_numpy() & ~frame.index.isin(bad_values)
+    if empty.any():
+        rows = frame.index[empty]
+        examples = "; ".join(f"line {i + 2}: {frame.at[i, columns['series']]!r} {frame.at[i, columns['date']]}" for i in rows[:3])
+        log.warning(
+            "seed CSV %s: %d empty value(s) in %d series read as no sale (source.empty_values: zero), e.g. %s",
+            path, len(rows), frame.loc[empty, columns["series"]].nunique(), examples,
+        )
+    return values.mask(empty, "0")
 
 
 def _joined_series(frame: pd.DataFrame, parts: list[str]) -> tuple[pd.DataFrame, str]:

@@ -467,6 +467,37 @@ def test_a_utf16_unicode_text_export_loads_as_written(tmp_path, caplog):
         extract.read_seed_text(broken)
 
 
+def test_empty_values_load_empty_or_as_no_sale_as_configured(tmp_path, caplog):
+    """Empty, NA, null and nan cells load empty for validation to name (the default), or as 0 with
+    `source.empty_values: zero` (a pivot table's export), with a warning counting them; a cell of other
+    text stays refused either way."""
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    last = raw["date"].max()
+    cells = {"TITOS HANDMADE VODKA": "", "HAWKEYE VODKA": "NA", "BLACK VELVET": "null", "FIREBALL CINNAMON WHISKEY": "nan", "FIVE O'CLOCK VODKA": "12kg"}
+    for series, cell in cells.items():
+        raw.loc[(raw["date"] == last) & (raw["item_name"] == series), "total_amount_sold"] = cell
+    path = tmp_path / "pivot_export.csv"
+    raw.to_csv(path, index=False)
+
+    def last_day(**overrides: Any) -> dict[str, float]:
+        config = load_config(write_config(tmp_path, path, **overrides))
+        con = duckdb.connect()
+        extract.load_seed_csv(con, config.source)
+        rows = _source_rows(con, config)
+        day = rows[rows["date"] == pd.Timestamp(last)]
+        return dict(zip(day["item_description"], day["bottles_sold"], strict=True))
+
+    refused = last_day()
+    assert all(pd.isna(refused[s]) for s in cells)
+    with caplog.at_level("WARNING", logger=extract.__name__):
+        zeroed = last_day(**{"source.empty_values": "zero"})
+    assert [zeroed[s] for s in cells if s != "FIVE O'CLOCK VODKA"] == [0.0, 0.0, 0.0, 0.0]
+    assert pd.isna(zeroed["FIVE O'CLOCK VODKA"])  # "12kg" is text, not an empty cell
+    assert "4 empty value(s) in 4 series read as no sale (source.empty_values: zero), e.g. line" in caplog.text
+    with pytest.raises(ValueError, match="source.empty_values"):
+        load_config(write_config(tmp_path, path, **{"source.empty_values": "drop"}))
+
+
 def test_missing_seed_column_is_a_clear_error(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("day,item,qty\n2025-01-01,A,1\n")
