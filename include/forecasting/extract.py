@@ -148,15 +148,18 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     """
     if source.seed_csv is None or not source.seed_csv.is_file():
         raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
-    frame = _named_as_configured(read_seed_text(source.seed_csv), [*source.csv_columns(), *source.unique_key])
-    missing = [c for c in source.csv_columns() if c not in frame.columns]
+    frame = _named_as_configured(read_seed_text(source.seed_csv), [*source.file_columns(), *source.unique_key])
+    missing = [c for c in source.file_columns() if c not in frame.columns]
     if missing:
         # Name the config key of each missing column: the fix is there, not in the file.
         keys = [f"source.columns.{role} = {name!r}" for role, value in source.columns.items() for name in (value if isinstance(value, list) else [value]) if name in missing]
+        keys += [f"source.wide: {name!r}" for name in source.wide or () if name in missing]
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing} ({', '.join(keys)}); has {list(frame.columns)}: map source.columns to its headers")
-    frame = _data_rows(frame, source.csv_columns(), source.seed_csv)
+    frame = _data_rows(frame, source.file_columns(), source.seed_csv)
     if frame.empty:  # refused here: loaded, it would replace the table's history with nothing
         raise ValueError(f"seed CSV {source.seed_csv} has a header but no rows (source.seed_csv in the config)")
+    if source.wide:
+        frame = _long_from_wide(frame, source)
     c = dict(source.columns)
     if isinstance(c["series"], list):
         frame, c["series"] = _joined_series(frame, c["series"])
@@ -200,6 +203,24 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
         )
         con.unregister("seed_frame")
     return len(staged)
+
+
+def _long_from_wide(frame: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
+    """A wide seed CSV (a date column, one column per series: `source.wide`) as the long table the rest of
+    the load reads: one row per date and series column, the header its series id, the cell its value.
+
+    An empty cell (empty, NA, null, nan) is a period without a row, so no sale, as in a long file without
+    that row: a wide table has a cell for every date and series, and a product launched later or a day
+    without a sale leaves it empty. Line numbers in later messages count the rows of the long table.
+    """
+    date, series, value = source.columns["date"], str(source.columns["series"]), str(source.columns["value"])
+    long = frame.melt(id_vars=[date], value_vars=list(source.wide or ()), var_name=series, value_name=value)
+    empty = long[value].str.lower().isin(_MISSING_VALUES)
+    log.info(
+        "seed CSV %s: a wide table of %d dates x %d series read long (%d rows; %d empty cells are periods without a row; "
+        "line numbers below count the long table's rows)", source.seed_csv, len(frame), len(source.wide or ()), int((~empty).sum()), int(empty.sum()),
+    )
+    return long[~empty].reset_index(drop=True)
 
 
 def _empty_as_no_sale(frame: pd.DataFrame, columns: dict[str, str], values: pd.Series, bad_values: pd.Index, path: Path) -> pd.Series:

@@ -6,6 +6,7 @@ import bz2
 import datetime as dt
 import gzip
 import lzma
+import re
 import zipfile
 from typing import Any
 
@@ -496,6 +497,40 @@ def test_empty_values_load_empty_or_as_no_sale_as_configured(tmp_path, caplog):
     assert "4 empty value(s) in 4 series read as no sale (source.empty_values: zero), e.g. line" in caplog.text
     with pytest.raises(ValueError, match="source.empty_values"):
         load_config(write_config(tmp_path, path, **{"source.empty_values": "drop"}))
+
+
+def test_a_wide_seed_csv_loads_as_the_long_table_it_pivots(tmp_path, loaded):
+    """A pivot table's export (a date column, one column per series, other columns beside them) with
+    `source.wide` listing the series' columns loads the same source rows as the long file: a cell left
+    empty (a day without that product's row) is a period without a row. A wide mapping that cannot be read
+    is refused by key."""
+    config, con = loaded()
+    expected = _source_rows(con, config)
+    raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
+    wide = raw.pivot(index="date", columns="item_name", values="total_amount_sold").reset_index()
+    assert wide.isna().to_numpy().any()  # some products miss some days: empty cells
+    wide.insert(1, "Weekday Name", pd.to_datetime(wide["date"]).dt.day_name())  # a column that is no series
+    wide = wide.rename(columns={"date": "Datum"})  # and headers in another case than configured
+    path = tmp_path / "wide.csv"
+    wide.fillna("").to_csv(path, index=False)
+    products = sorted(raw["item_name"].unique())
+    overrides = {"source.wide": products, "source.columns": {"date": "datum", "series": "product", "value": "bottles"}}
+    config = load_config(write_config(tmp_path, path, **overrides))
+    con = duckdb.connect()
+    assert extract.load_seed_csv(con, config.source) == len(raw)
+    pd.testing.assert_frame_equal(_source_rows(con, config), expected)
+    refused = [
+        ({"source.wide": ["datum", *products]}, "wide lists the date column 'datum'"),
+        ({"source.columns": {"date": "datum", "series": ["a", "b"], "value": "v"}}, "columns.series names the one column"),
+        ({"source.wide": [products[0], products[0]]}, "wide lists each series' column once"),
+        ({"source.columns": {"date": "datum", "series": "datum", "value": "v"}}, "three different names"),
+    ]
+    for changes, message in refused:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_config(write_config(tmp_path, path, **{**overrides, **changes}))
+    absent = load_config(write_config(tmp_path, path, **{**overrides, "source.wide": [*products, "GIN"]}))
+    with pytest.raises(KeyError, match=r"lacks column\(s\) \[.+GIN.+\] \(source\.wide: .+GIN"):
+        extract.load_seed_csv(duckdb.connect(), absent.source)
 
 
 def test_missing_seed_column_is_a_clear_error(tmp_path):
