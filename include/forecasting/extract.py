@@ -21,6 +21,7 @@ import os
 import re
 import tempfile
 import unicodedata
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,7 +149,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     """
     if source.seed_csv is None or not source.seed_csv.is_file():
         raise FileNotFoundError(f"seed CSV not found: {source.seed_csv} (source.seed_csv in the config)")
-    frame = _named_as_configured(read_seed_text(source.seed_csv), [*source.file_columns(), *source.unique_key])
+    frame = _named_as_configured(read_seed_text(source.seed_csv, source.file_columns()), [*source.file_columns(), *source.unique_key])
     missing = [c for c in source.file_columns() if c not in frame.columns]
     if missing:
         # Name the config key of each missing column: the fix is there, not in the file.
@@ -323,7 +324,7 @@ def _decompressed(path: Path, head: bytes, workbook: str) -> bytes:
         return handle.read()
 
 
-def read_seed_text(path: Path) -> pd.DataFrame:
+def read_seed_text(path: Path, header: list[str] | None = None) -> pd.DataFrame:
     """Every cell of the seed CSV as text (nothing parsed or dropped yet).
 
     UTF-8, with or without the byte-order mark a spreadsheet writes (it would otherwise glue itself to the
@@ -332,6 +333,9 @@ def read_seed_text(path: Path) -> pd.DataFrame:
     column); a file that is not UTF-8 is read as Windows-1252 (a legacy spreadsheet export, `Café`), with
     a warning. Compressed (gzip, bzip2, xz, a zip of one file) it is read through the decompression
     (`_seed_bytes`); a workbook is refused. The field separator is read off the header line.
+    `header`: the configured columns; where they are not on the first line but on one of the next
+    `_HEADER_SEARCH` (a report's title and notes above the table), the lines above it are skipped with a
+    warning. A row of another field count than the header is refused naming its line.
     """
     raw = _seed_bytes(path)
     encodings = ("utf-16",) if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else ("utf-8-sig", "cp1252")
@@ -340,15 +344,67 @@ def read_seed_text(path: Path) -> pd.DataFrame:
             text = raw.decode(encoding)
         except UnicodeDecodeError:
             continue
+        above, text = _from_header_line(text, header or [])
+        if above:
+            shown = " | ".join(line.strip() for line in above if line.strip())[:200]
+            log.warning("seed CSV %s: the header is on line %d; the %d line(s) above it skipped (a title or notes?): %s", path, len(above) + 1, len(above), shown)
         try:
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=_delimiter(text))
+            sep = _delimiter(text)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep)
+            if not isinstance(frame.index, pd.RangeIndex):
+                # pandas took the fields beyond the header's count for an index: rows wider than the header
+                frame = _without_trailing_fields(text, sep, len(frame.columns), len(above), path)
         except pd.errors.EmptyDataError:
             raise ValueError(f"seed CSV {path} is empty: not even a header line") from None
+        except pd.errors.ParserError as exc:  # pandas counts the lines read, the header included
+            raise ValueError(
+                f"seed CSV {path} cannot be read as a table: {str(exc).strip()} (a title or notes above the header line that do not hold "
+                "the configured source.columns? a field separator inside an unquoted value?)"
+            ) from None
+        frame.index += len(above)  # row i is on line i + 2 of the file, as the messages count lines
         if encoding == "cp1252":
             log.warning("seed CSV %s is not UTF-8: read as %s (check the series names; save it as CSV UTF-8 to be sure)", path, encoding)
         return frame
     what = "not UTF-16 text, though it starts with UTF-16's byte-order mark" if encodings == ("utf-16",) else "neither UTF-8 nor Windows-1252 text"
     raise ValueError(f"seed CSV {path} is {what}: save it as CSV (UTF-8)")
+
+
+def _without_trailing_fields(text: str, sep: str, width: int, above: int, path: Path) -> pd.DataFrame:
+    """The table of a CSV whose rows are wider than its header line of `width` fields: read without the
+    extra fields where every one of them is empty (a trailing separator some tools write on each data
+    row), else refused naming the first line whose extra fields hold data (`above` lines were skipped
+    above the header)."""
+    rows = csv.reader(io.StringIO(text), delimiter=sep)
+    for number, row in enumerate(rows):
+        if any(cell.strip() for cell in row[width:]):
+            raise ValueError(
+                f"seed CSV {path}: line {number + 1 + above} has {len(row)} fields where the header line has {width} "
+                f"({row[:width + 2]}): a title or notes above the header line? a field separator inside an unquoted value?"
+            )
+    log.info("seed CSV %s: data rows end with an empty field beyond the header's %d (a trailing separator); read without it", path, width)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)  # the fields dropped are the empty ones checked above
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep, index_col=False)
+
+
+# How many lines from the top the header line is looked for (`read_seed_text`).
+_HEADER_SEARCH = 20
+
+
+def _from_header_line(text: str, header: list[str]) -> tuple[list[str], str]:
+    """The lines above the header line (none where it is the first), blank ones too, and the text from it: the header line
+    is the first of the top `_HEADER_SEARCH` whose cells hold every configured column (`header`; blanks
+    and case aside). Nothing is skipped without `header`, or where no line holds it (the column check names
+    what the first line has)."""
+    wanted = {name.strip().casefold() for name in header}
+    lines = text.splitlines(keepends=True)[:_HEADER_SEARCH]
+    offset = 0
+    for number, line in enumerate(lines):
+        cells = next(csv.reader([line], delimiter=_delimiter(line)), [])
+        if wanted and wanted <= {c.strip().casefold() for c in cells}:
+            return lines[:number], text[offset:]
+        offset += len(line)
+    return [], text
 
 
 def _named_as_configured(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -383,7 +439,7 @@ def _data_rows(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFr
     if repeated.any():
         lines = ", ".join(str(i + 2) for i in frame.index[repeated][:5]) + (", ..." if repeated.sum() > 5 else "")
         log.warning("seed CSV %s: %d row(s) repeat the header line (files concatenated?), dropped: line(s) %s", path, int(repeated.sum()), lines)
-    return frame[~(empty | repeated)].reset_index(drop=True)
+    return frame[~(empty | repeated)]  # the index is the line's (`read_seed_text`): messages name the file's lines
 
 
 def _delimiter(text: str) -> str:

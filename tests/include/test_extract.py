@@ -533,6 +533,43 @@ def test_a_wide_seed_csv_loads_as_the_long_table_it_pivots(tmp_path, loaded):
         extract.load_seed_csv(duckdb.connect(), absent.source)
 
 
+def test_a_title_above_the_header_is_skipped_and_lines_keep_their_numbers(tmp_path, loaded, caplog):
+    """A report's title and notes above the table (the configured headers on line 4) are skipped with a
+    warning, the rows load as without them, and a bad cell is named by its line in the file, past the
+    skipped lines and a repeated header line; a file that cannot be split into a table is refused naming
+    the line, not with pandas' tokenizer error alone."""
+    config, con = loaded()
+    expected = _source_rows(con, config)
+    lines = (ROOT / "include" / "data" / "iowa_sales.csv").read_text().splitlines()
+    body = [lines[0], *lines[1:11], lines[0], *lines[11:]]  # a header line repeated as line 15 of the file
+    bad = body.index(lines[20])
+    body[bad] = body[bad].rsplit(",", 1)[0] + ",n/a"
+    path = tmp_path / "report.csv"
+    path.write_text("Iowa liquor sales, daily\nExported 2025-06-01 by the BI tool\n\n" + "\n".join(body) + "\n")
+    config = load_config(write_config(tmp_path, path))
+    con = duckdb.connect()
+    with caplog.at_level("WARNING", logger=extract.__name__):
+        extract.load_seed_csv(con, config.source)
+    assert "the header is on line 4; the 3 line(s) above it skipped (a title or notes?): Iowa liquor sales, daily | Exported" in caplog.text
+    assert f"line {bad + 4}: total_amount_sold='n/a'" in caplog.text  # 3 lines above the header, the header itself
+    loaded_rows = _source_rows(con, config)
+    assert len(loaded_rows) == len(expected) and loaded_rows["bottles_sold"].isna().sum() == 1
+    misnamed = {"source.columns": {"date": "day", "series": "item_name", "value": "total_amount_sold"}}  # no line holds it
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("Sales\n" + "\n".join(lines[:5]) + "\n")  # a title, one field wide, taken for the header
+    with pytest.raises(ValueError, match=re.escape("line 2 has 3 fields where the header line has 1 (['date', 'item_name', 'total_amount_sold']): a title")):
+        extract.load_seed_csv(duckdb.connect(), load_config(write_config(tmp_path, ragged, **misnamed)).source)
+    longer = tmp_path / "longer.csv"
+    longer.write_text("\n".join([*lines[:5], lines[5] + ",7,8"]) + "\n")  # one row wider than the header
+    with pytest.raises(ValueError, match="cannot be read as a table: .*line 6, saw 5 .a title or notes above the header line"):
+        extract.load_seed_csv(duckdb.connect(), load_config(write_config(tmp_path, longer)).source)
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text("\n".join([lines[0], *(line + "," for line in lines[1:])]) + "\n")  # a separator ending each row
+    con = duckdb.connect()
+    extract.load_seed_csv(con, load_config(write_config(tmp_path, trailing)).source)
+    pd.testing.assert_frame_equal(_source_rows(con, config), expected)
+
+
 def test_missing_seed_column_is_a_clear_error(tmp_path):
     path = tmp_path / "x.csv"
     path.write_text("day,item,qty\n2025-01-01,A,1\n")
