@@ -356,10 +356,11 @@ def read_seed_text(path: Path, header: list[str] | None = None) -> pd.DataFrame:
                 frame = _without_trailing_fields(text, sep, len(frame.columns), len(above), path)
         except pd.errors.EmptyDataError:
             raise ValueError(f"seed CSV {path} is empty: not even a header line") from None
-        except pd.errors.ParserError as exc:  # pandas counts the lines read, the header included
+        except pd.errors.ParserError as exc:  # pandas counts the lines it read, from the header line
+            counted = f" (counting from the header, line {len(above) + 1} of the file)" if above else ""
             raise ValueError(
-                f"seed CSV {path} cannot be read as a table: {str(exc).strip()} (a title or notes above the header line that do not hold "
-                "the configured source.columns? a field separator inside an unquoted value?)"
+                f"seed CSV {path} cannot be read as a table: {str(exc).strip()}{counted} (a title or notes above the header line that do "
+                "not hold the configured source.columns? a field separator inside an unquoted value?)"
             ) from None
         frame.index += len(above)  # row i is on line i + 2 of the file, as the messages count lines
         if encoding == "cp1252":
@@ -397,12 +398,17 @@ def _from_header_line(text: str, header: list[str]) -> tuple[list[str], str]:
     and case aside). Nothing is skipped without `header`, or where no line holds it (the column check names
     what the first line has)."""
     wanted = {name.strip().casefold() for name in header}
-    lines = text.splitlines(keepends=True)[:_HEADER_SEARCH]
-    offset = 0
-    for number, line in enumerate(lines):
+    if not wanted:
+        return [], text
+    reader, lines, offset = io.StringIO(text), [], 0  # line by line: the top of a large file, not all of it
+    for _ in range(_HEADER_SEARCH):
+        line = reader.readline()
+        if not line:
+            break
         cells = next(csv.reader([line], delimiter=_delimiter(line)), [])
-        if wanted and wanted <= {c.strip().casefold() for c in cells}:
-            return lines[:number], text[offset:]
+        if wanted <= {c.strip().casefold() for c in cells}:
+            return lines, text[offset:]
+        lines.append(line)
         offset += len(line)
     return [], text
 
