@@ -451,7 +451,8 @@ def _data_rows(frame: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFr
 def _delimiter(text: str) -> str:
     """The seed CSV's field separator, read off its header line: a comma, or the semicolon, tab or pipe
     of exports from spreadsheets set to a locale whose decimal mark is the comma."""
-    header = text.partition("\n")[0]
+    end = text.find("\n")
+    header = text if end < 0 else text[:end]  # not partition(): it would copy the rest of a large file
     try:
         return csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
     except csv.Error:  # one column, or nothing to tell: the column check names what was found
