@@ -341,19 +341,23 @@ def read_seed_text(path: Path, header: list[str] | None = None) -> pd.DataFrame:
     encodings = ("utf-16",) if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else ("utf-8-sig", "cp1252")
     for encoding in encodings:
         try:
-            text = raw.decode(encoding)
+            # The top of the file for the header line and separator; pandas decodes the rest itself (a large
+            # file is not held as text besides its bytes and the table).
+            top = codecs.getincrementaldecoder(encoding)().decode(raw[:_TOP_BYTES], final=len(raw) <= _TOP_BYTES)
         except UnicodeDecodeError:
             continue
-        above, text = _from_header_line(text, header or [])
+        above, header_on = _from_header_line(top, header or [])
         if above:
             shown = " | ".join(line.strip() for line in above if line.strip())[:200]
             log.warning("seed CSV %s: the header is on line %d; the %d line(s) above it skipped (a title or notes?): %s", path, len(above) + 1, len(above), shown)
+        sep = _delimiter(header_on)
         try:
-            sep = _delimiter(text)
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep)
+            frame = pd.read_csv(io.BytesIO(raw), encoding=encoding, dtype=str, keep_default_na=False, sep=sep, skiprows=len(above))
             if not isinstance(frame.index, pd.RangeIndex):
                 # pandas took the fields beyond the header's count for an index: rows wider than the header
-                frame = _without_trailing_fields(text, sep, len(frame.columns), len(above), path)
+                frame = _without_trailing_fields(raw.decode(encoding), sep, len(frame.columns), len(above), path)
+        except UnicodeDecodeError:
+            continue
         except pd.errors.EmptyDataError:
             raise ValueError(f"seed CSV {path} is empty: not even a header line") from None
         except pd.errors.ParserError as exc:  # pandas counts the lines it read, from the header line
@@ -376,6 +380,8 @@ def _without_trailing_fields(text: str, sep: str, width: int, above: int, path: 
     row), else refused naming the first line whose extra fields hold data (`above` lines were skipped
     above the header)."""
     rows = csv.reader(io.StringIO(text), delimiter=sep)
+    for _ in range(above):
+        next(rows, None)  # the title lines skipped above the header
     for number, row in enumerate(rows):
         if any(cell.strip() for cell in row[width:]):
             raise ValueError(
@@ -385,15 +391,17 @@ def _without_trailing_fields(text: str, sep: str, width: int, above: int, path: 
     log.info("seed CSV %s: data rows end with an empty field beyond the header's %d (a trailing separator); read without it", path, width)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pd.errors.ParserWarning)  # the fields dropped are the empty ones checked above
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep, index_col=False)
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=sep, index_col=False, skiprows=above)
 
 
-# How many lines from the top the header line is looked for (`read_seed_text`).
+# How many lines from the top the header line is looked for (`read_seed_text`), within its first bytes.
 _HEADER_SEARCH = 20
+_TOP_BYTES = 1 << 16
 
 
 def _from_header_line(text: str, header: list[str]) -> tuple[list[str], str]:
-    """The lines above the header line (none where it is the first), blank ones too, and the text from it: the header line
+    """The lines above the header line (none where it is the first), blank ones too, and the text from the
+    header line on: the header line
     is the first of the top `_HEADER_SEARCH` whose cells hold every configured column (`header`; blanks
     and case aside). Nothing is skipped without `header`, or where no line holds it (the column check names
     what the first line has)."""
