@@ -64,9 +64,10 @@ class SourceConfig(_Section):
     # empty), with a warning that counts them. A cell of other text is refused either way.
     empty_values: Literal["refuse", "zero"] = "refuse"
     # A wide seed CSV (a date column, then one column per series: a pivot table's export) lists its series'
-    # columns here; each becomes a series named by its header, read into `columns.series` and
-    # `columns.value` (names for the long table, not headers of the file). null: the file is long already.
-    wide: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    # columns here, or "all" (every column but the date); each becomes a series named by its header, read
+    # into `columns.series` and `columns.value` (names for the long table, not headers of the file).
+    # null: the file is long already.
+    wide: Literal["all"] | list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
     # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
     frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
     # The source table's own grain: columns that identify one source row. A repeated key is a duplicated
@@ -89,8 +90,11 @@ class SourceConfig(_Section):
         return [name for value in self.columns.values() for name in (value if isinstance(value, list) else [value])]
 
     def file_columns(self) -> list[str]:
-        """The seed CSV's headers the config names: `csv_columns`, or for a wide file its date and series columns."""
-        return [str(self.columns["date"]), *self.wide] if self.wide else self.csv_columns()
+        """The seed CSV's headers the config names: `csv_columns`, or for a wide file its date and series
+        columns (its date column alone for `wide: all`)."""
+        if not self.wide:
+            return self.csv_columns()
+        return [str(self.columns["date"]), *([] if self.wide == "all" else self.wide)]
 
     @model_validator(mode="after")
     def _wide_names_its_long_columns(self) -> SourceConfig:
@@ -99,9 +103,9 @@ class SourceConfig(_Section):
         date, series, value = (self.columns.get(k) for k in ("date", "series", "value"))
         if isinstance(series, list):
             raise ValueError(f"wide: columns.series names the one column the series' headers are read into (got {series})")
-        if len(set(self.wide)) != len(self.wide):
+        if self.wide != "all" and len(set(self.wide)) != len(self.wide):
             raise ValueError(f"wide lists each series' column once (got {self.wide})")
-        if date in self.wide:
+        if self.wide != "all" and date in self.wide:
             raise ValueError(f"wide lists the date column {date!r}; list only the series' columns")
         if len({date, series, value}) < 3:
             raise ValueError(f"wide: columns.date, columns.series and columns.value are three different names (got {date!r}, {series!r}, {value!r})")

@@ -154,7 +154,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
     if missing:
         # Name the config key of each missing column: the fix is there, not in the file.
         keys = [f"source.columns.{role} = {name!r}" for role, value in source.columns.items() for name in (value if isinstance(value, list) else [value]) if name in missing]
-        keys += [f"source.wide: {name!r}" for name in source.wide or () if name in missing]
+        keys += [f"source.wide: {name!r}" for name in source.file_columns()[1:] if source.wide and name in missing]
         raise KeyError(f"seed CSV {source.seed_csv} lacks column(s) {missing} ({', '.join(keys)}); has {list(frame.columns)}: map source.columns to its headers")
     frame = _data_rows(frame, source.file_columns(), source.seed_csv)
     if frame.empty:  # refused here: loaded, it would replace the table's history with nothing
@@ -207,7 +207,8 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
 
 
 def _long_from_wide(frame: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
-    """A wide seed CSV (a date column, one column per series: `source.wide`) as the long table the rest of
+    """A wide seed CSV (a date column, one column per series: `source.wide`, or every other column for
+    "all") as the long table the rest of
     the load reads: one row per date and series column, the header its series id, the cell its value.
 
     An empty cell (empty, NA, null, nan) is a period without a row, so no sale, as in a long file without
@@ -215,11 +216,12 @@ def _long_from_wide(frame: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
     without a sale leaves it empty. Line numbers in later messages count the rows of the long table.
     """
     date, series, value = source.columns["date"], str(source.columns["series"]), str(source.columns["value"])
-    long = frame.melt(id_vars=[date], value_vars=list(source.wide or ()), var_name=series, value_name=value)
+    columns = [c for c in frame.columns if c != date] if source.wide == "all" else list(source.wide or ())
+    long = frame.melt(id_vars=[date], value_vars=columns, var_name=series, value_name=value)
     empty = long[value].str.lower().isin(_MISSING_VALUES)
     log.info(
         "seed CSV %s: a wide table of %d dates x %d series read long (%d rows; %d empty cells are periods without a row; "
-        "line numbers below count the long table's rows)", source.seed_csv, len(frame), len(source.wide or ()), int((~empty).sum()), int(empty.sum()),
+        "line numbers below count the long table's rows)", source.seed_csv, len(frame), len(columns), int((~empty).sum()), int(empty.sum()),
     )
     return long[~empty].reset_index(drop=True)
 

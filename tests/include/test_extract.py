@@ -528,6 +528,11 @@ def test_a_wide_seed_csv_loads_as_the_long_table_it_pivots(tmp_path, loaded):
     for changes, message in refused:
         with pytest.raises(ValueError, match=re.escape(message)):
             load_config(write_config(tmp_path, path, **{**overrides, **changes}))
+    plain = tmp_path / "pivot.csv"  # a plain pivot: the date, then the products only
+    wide.drop(columns="Weekday Name").fillna("").to_csv(plain, index=False)
+    con = duckdb.connect()
+    extract.load_seed_csv(con, load_config(write_config(tmp_path, plain, **{**overrides, "source.wide": "all"})).source)
+    pd.testing.assert_frame_equal(_source_rows(con, config), expected)
     absent = load_config(write_config(tmp_path, path, **{**overrides, "source.wide": [*products, "GIN"]}))
     with pytest.raises(KeyError, match=r"lacks column\(s\) \[.+GIN.+\] \(source\.wide: .+GIN"):
         extract.load_seed_csv(duckdb.connect(), absent.source)
