@@ -58,7 +58,7 @@ def _cadence(config: Any) -> Any:
     with _source(config) as (con, table):
         frame = con.execute(f"SELECT DISTINCT CAST(date AS DATE) AS sales_date, item_description AS series_id FROM {table}").df()
     try:
-        return detect_cadence(frame, config.source.frequency)
+        return detect_cadence(frame, config.source.frequency, config.source.week_dated_on)
     except CadenceError:
         return None
 

@@ -70,6 +70,10 @@ class SourceConfig(_Section):
     wide: Literal["all"] | list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
     # "auto" detects daily / weekly (any weekday) / monthly from the dates; a mixed panel is refused.
     frequency: Literal["auto", "daily", "weekly", "monthly"] = "auto"
+    # Weekly data: the day of its week a row's date is, "end" (its last day: a week ending Sunday is dated
+    # on the Sunday) or "start" (its first: ISO week labels, 2025-W05 read as its Monday; SQL's
+    # DATE_TRUNC(..., WEEK)). A week dated on its start is whole only 7 days after its date.
+    week_dated_on: Literal["end", "start"] = "end"
     # The source table's own grain: columns that identify one source row. A repeated key is a duplicated
     # delivery (the seed CSV: one row per date and series; BigQuery Iowa: invoice_and_item_number).
     unique_key: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=lambda: ["date", "item_description"], min_length=1)
@@ -439,6 +443,7 @@ class Config(_Section):
         """
         relevant = {
             "frequency": self.source.frequency,
+            "week_dated_on": self.source.week_dated_on,
             "forecast": self.forecast.model_dump(mode="json", exclude={"series_per_task", "max_chunks", "history_days"}),
             "backtest": self.backtest.model_dump(mode="json"),
             "gate": self.gate.model_dump(mode="json"),

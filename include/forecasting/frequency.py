@@ -6,7 +6,7 @@ the horizon and fold length (in periods), the naive benchmark and MASE scale, ze
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -33,11 +33,16 @@ class Cadence:
     season: int
     naive_lag: int
     period_days: int
+    # Weekly only: each week is dated on its first day (`source.week_dated_on: start`: an ISO week label,
+    # SQL's DATE_TRUNC(..., WEEK)) instead of its last, so it is whole only 7 days after its date.
+    dated_on_start: bool = False
 
     @property
     def label(self) -> str:
-        """Human name, e.g. `weekly (W-FRI)`."""
-        return self.name if self.name == "daily" else f"{self.name} ({self.pandas_freq})"
+        """Human name, e.g. `weekly (W-FRI)`, `weekly (W-MON, dated on the start)`."""
+        if self.name == "daily":
+            return self.name
+        return f"{self.name} ({self.pandas_freq}{_START_LABEL if self.dated_on_start else ''})"
 
     def offset(self) -> pd.DateOffset:
         """One period as a pandas offset."""
@@ -48,19 +53,22 @@ class Cadence:
         return pd.date_range(first, last, freq=self.pandas_freq, name="date")
 
     def period_end(self, label: pd.Timestamp) -> pd.Timestamp:
-        """The first day after the period dated `label`. A day, a week (dated on its last day) and a
-        month dated on its last day end the day after their date; a month dated on its first day (MS)
-        runs to the next month's first day."""
+        """The first day after the period dated `label`. A day, a week dated on its last day and a month
+        dated on its last day end the day after their date; a week dated on its first day runs 7 days
+        from it, a month dated on its first day (MS) to the next month's first day."""
         label = pd.Timestamp(label).normalize()
-        return label + pd.offsets.MonthBegin(1) if self.pandas_freq == "MS" else label + pd.Timedelta(days=1)
+        if self.pandas_freq == "MS":
+            return label + pd.offsets.MonthBegin(1)
+        return label + pd.Timedelta(days=7 if self.dated_on_start else 1)
 
     def last_period_before(self, end_exclusive: pd.Timestamp) -> pd.Timestamp:
         """The newest grid date whose whole period lies before `end_exclusive`.
 
-        Only a month dated on its first day can be dated before `end_exclusive` and still be running: on
-        16 October, October's row (2025-10-01) holds half a month. Read as a month's sales it would pull
-        the forecast down by half, and each day's run would refit on a new partial total. So it is left
-        out until the month ends, and the run forecasts it instead.
+        Only a period dated on its first day (a month on the 1st, a week under `week_dated_on: start`)
+        can be dated before `end_exclusive` and still be running: on 16 October, October's row
+        (2025-10-01) holds half a month. Read as a month's sales it would pull the forecast down by half,
+        and each day's run would refit on a new partial total. So it is left out until it ends, and the
+        run forecasts it instead.
         """
         end = pd.Timestamp(end_exclusive) - pd.Timedelta(days=1)
         if self.name == "daily":
@@ -76,11 +84,20 @@ class Cadence:
 
 
 DAILY = Cadence("daily", "D", 7, 7, 1)
+_START_LABEL = ", dated on the start"
 
 
-def weekly(anchor: str) -> Cadence:
-    """Weekly cadence anchored on a weekday code (MON..SUN)."""
-    return Cadence("weekly", f"W-{anchor}", 0, 1, 7)
+def weekly(anchor: str, dated_on_start: bool = False) -> Cadence:
+    """Weekly cadence anchored on a weekday code (MON..SUN), each week dated on its last day or its first."""
+    return Cadence("weekly", f"W-{anchor}", 0, 1, 7, dated_on_start)
+
+
+def as_dated(cadence: Cadence, week_dated_on: str) -> Cadence:
+    """`cadence` with its weeks dated as configured (`source.week_dated_on`: "end" or "start"); other
+    cadences as they are (a month's date already says which: the 1st or the last day)."""
+    if cadence.name != "weekly":
+        return cadence
+    return replace(cadence, dated_on_start=week_dated_on == "start")
 
 
 def monthly(end: bool) -> Cadence:
@@ -144,7 +161,7 @@ class PanelCadence:
         return _mixed_message(self.groups, lead)
 
 
-def panel_cadence(frame: pd.DataFrame, override: str = "auto") -> PanelCadence:
+def panel_cadence(frame: pd.DataFrame, override: str = "auto", week_dated_on: str = "end") -> PanelCadence:
     """The panel's cadence from its dates (`sales_date`, `series_id` columns), or the configured override,
     and the series off it.
 
@@ -154,6 +171,7 @@ def panel_cadence(frame: pd.DataFrame, override: str = "auto") -> PanelCadence:
     policy. Raises CadenceError naming the series and the cadences found when there is no panel cadence
     to speak of: two cadences shown by equally many series, or no series showing any. Series with fewer
     than 3 dates take the panel's cadence. `override` "daily" takes every series as daily.
+    `week_dated_on` ("end" or "start") says which day of its week a weekly panel's date is (`as_dated`).
     """
     found: dict[str, list[str]] = {}
     cadences: dict[str, Cadence] = {}
@@ -192,7 +210,7 @@ def panel_cadence(frame: pd.DataFrame, override: str = "auto") -> PanelCadence:
     misfits = {s: _misfit(own, days, panel) for s, (own, days) in shown.items() if _is_misfit(own, days, panel)}
     if override != "auto" and len(misfits) == len(shown) and shown:
         raise CadenceError(_mixed_message(found, lead))  # not one series on the configured cadence
-    return PanelCadence(panel, misfits, found)
+    return PanelCadence(as_dated(panel, week_dated_on), misfits, found)
 
 
 def _shared_grid(dates: list[pd.DatetimeIndex]) -> Cadence | None:
@@ -219,10 +237,10 @@ def _shared_grid(dates: list[pd.DatetimeIndex]) -> Cadence | None:
     return grid if len(gaps) and gaps.min() <= consecutive else None
 
 
-def detect_cadence(frame: pd.DataFrame, override: str = "auto") -> Cadence:
+def detect_cadence(frame: pd.DataFrame, override: str = "auto", week_dated_on: str = "end") -> Cadence:
     """The panel's cadence (`panel_cadence`), whatever its misfits: for readers of a panel that validation
     has already judged (the monitor, a rollback's republish, the benchmark)."""
-    return panel_cadence(frame, override).cadence
+    return panel_cadence(frame, override, week_dated_on).cadence
 
 
 def _is_misfit(own: Cadence | str, days: pd.DatetimeIndex, panel: Cadence) -> bool:
@@ -267,11 +285,14 @@ def _mixed_message(found: dict[str, list[str]], lead: str) -> str:
 
 
 def from_name(name: str, anchor: str = "SUN") -> Cadence:
-    """A cadence from its config / tag name (`daily`, `weekly (W-FRI)`, `monthly (MS)`)."""
+    """A cadence from its config / tag name (`daily`, `weekly (W-FRI)`, `weekly (W-MON, dated on the
+    start)`, `monthly (MS)`)."""
     if name == "daily":
         return DAILY
     if name.startswith("weekly"):
-        return weekly(name.split("W-")[-1].rstrip(")") if "W-" in name else anchor)
+        start = name.endswith(f"{_START_LABEL})")
+        name = name.replace(_START_LABEL, "")
+        return weekly(name.split("W-")[-1].rstrip(")") if "W-" in name else anchor, start)
     if name.startswith("monthly"):
         return monthly("ME" in name)
     raise ValueError(f"unknown cadence {name!r}")

@@ -38,7 +38,7 @@ def history_cadence(config: Config, history: pd.DataFrame) -> Cadence | None:
     if history.empty:
         return None
     try:
-        return detect_cadence(history, config.source.frequency)
+        return detect_cadence(history, config.source.frequency, config.source.week_dated_on)
     except CadenceError:
         return None
 
@@ -76,7 +76,7 @@ def assess(
         empty = monitoring.combine(pd.DataFrame(columns=["series_id", "degraded", "reasons", "scored_periods", "model_version"]), pd.DataFrame(columns=["series_id", "drift_statistic", "drift_p_value", "drifted", "drift_reason"]), monitor_date)
         return MonitorResult(pd.DataFrame(columns=monitoring.ACCURACY_COLUMNS), empty, pd.DataFrame(columns=monitoring.ACTUALS_COLUMNS), monitoring.summary(empty), "unknown")
     history = negatives_as_configured(history, config)[0]  # actuals as training saw them
-    cadence = cadence or detect_cadence(history, config.source.frequency)
+    cadence = cadence or detect_cadence(history, config.source.frequency, config.source.week_dated_on)
     # Where a few series' rows run ahead of the day most series' rows end on (validation's ragged end), the
     # others' actuals have arrived only through that day.
     ragged = (config.anomaly, config.validation.max_staleness_periods)

@@ -415,7 +415,7 @@ def served_forecasts(
     frame = normalise(frame)
     window = history_window(logical_date, config.forecast.history_days)
     ref = write_snapshot(frame, config.storage_root, window, config.run_sha256)
-    ref = SnapshotRef.from_dict({**ref.to_dict(), "cadence": detect_cadence(frame, config.source.frequency).label})
+    ref = SnapshotRef.from_dict({**ref.to_dict(), "cadence": detect_cadence(frame, config.source.frequency, config.source.week_dated_on).label})
     return champion_forecasts(config, ref, logical_date, run_id, tracking_uri, only=list(series_ids))
 
 

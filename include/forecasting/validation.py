@@ -402,7 +402,7 @@ def validate_frame(
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     frame, zeroed = negatives_as_configured(frame, config)
     try:
-        found = panel_cadence(frame, config.source.frequency)
+        found = panel_cadence(frame, config.source.frequency, config.source.week_dated_on)
         misfits = _cadence_misfits(found, int(frame["series_id"].nunique()), config)
     except CadenceError as exc:
         failure = FailedExpectation("cadence", "single_cadence", None, str(exc), rule="one cadence per panel", config_key="source.frequency")

@@ -135,3 +135,22 @@ def test_a_month_dated_on_its_first_day_counts_once_it_has_ended():
     assert week.last_period_before(pd.Timestamp("2025-10-13")) == pd.Timestamp("2025-10-12")
     assert week.period_end(pd.Timestamp("2025-10-12")) == pd.Timestamp("2025-10-13")
     assert DAILY.last_period_before(pd.Timestamp("2025-10-16")) == pd.Timestamp("2025-10-15")
+
+
+def test_a_week_dated_on_its_start_counts_once_it_has_ended():
+    """`source.week_dated_on: start` (ISO week labels, SQL's DATE_TRUNC weeks): the week dated Monday
+    2025-06-02 runs to Sunday 06-08 and is whole from 06-09; dated on its end, the same date would be whole
+    from 06-03. The panel's series are not misfits for it (their own cadence is the same grid)."""
+    start = from_name("weekly (W-MON, dated on the start)")
+    assert start.label == "weekly (W-MON, dated on the start)" and start.pandas_freq == "W-MON" and start.dated_on_start
+    assert from_name(start.label) == start and not from_name("weekly (W-MON)").dated_on_start
+    assert start.period_end(pd.Timestamp("2025-06-02")) == pd.Timestamp("2025-06-09")
+    assert start.last_period_before(pd.Timestamp("2025-06-05")) == pd.Timestamp("2025-05-26")
+    assert start.last_period_before(pd.Timestamp("2025-06-09")) == pd.Timestamp("2025-06-02")
+    assert from_name("weekly (W-MON)").last_period_before(pd.Timestamp("2025-06-05")) == pd.Timestamp("2025-06-02")
+    mondays = pd.date_range("2024-01-01", periods=60, freq="W-MON")
+    found = panel_cadence(panel(a=mondays, b=mondays[5:]), week_dated_on="start")
+    assert found.cadence == start and found.misfits == {}
+    assert detect_cadence(panel(a=mondays), week_dated_on="start") == start
+    assert detect_cadence(panel(a=mondays)).label == "weekly (W-MON)"
+    assert detect_cadence(panel(a=pd.date_range("2024-01-01", periods=60)), week_dated_on="start") == DAILY  # weeks only

@@ -259,6 +259,26 @@ def test_min_rows_follow_the_cadence(iowa_frame, tmp_path):
     assert all("enough history: n_periods 29" in reason for reason in report.quarantined.values()), report.quarantined
 
 
+def test_a_week_dated_on_its_start_is_left_out_while_it_runs(iowa_frame, tmp_path):
+    """The real panel summed to ISO weeks dated on their Monday, through the week of Monday 2025-05-26
+    (whose rows hold Monday to Friday). Run on Thursday 2025-05-29 with `source.week_dated_on: start`,
+    that week is still running: the report says it is left out and forecast; dated on its end (the
+    default), the same date would read as a week that ended on 05-26."""
+    days = pd.to_datetime(iowa_frame.sales_date)
+    weekly = (
+        iowa_frame.assign(sales_date=(days - pd.to_timedelta(days.dt.dayofweek, unit="D")).dt.normalize())
+        .groupby(["sales_date", "series_id"], as_index=False)["value"].sum()
+    )
+    weekly = weekly[weekly.sales_date <= "2025-05-26"].reset_index(drop=True)
+    run_end = dt.date(2025, 5, 29)
+    overrides = {"validation.min_rows_per_series": {"daily": 60, "weekly": 52}}
+    started = validate_frame(weekly, load_config(write_config(tmp_path, **overrides, **{"source.week_dated_on": "start"})), run_end, "sha")
+    assert started.success and started.cadence == "weekly (W-MON, dated on the start)", started.message()
+    assert "2025-05-26 is a period still running on 2025-05-29 (it ends 2025-06-02)" in started.message()
+    ended = validate_frame(weekly, load_config(write_config(tmp_path, **overrides)), run_end, "sha")
+    assert ended.cadence == "weekly (W-MON)" and "still running" not in ended.message()
+
+
 def test_profile_of_real_series(iowa_frame):
     profile = series_profile(iowa_frame, END, DAILY).set_index("series_id")
     assert profile.loc["BLACK VELVET", "n_periods"] == len(pd.date_range("2023-01-02", "2025-05-30"))

@@ -322,6 +322,35 @@ def test_a_month_still_running_is_forecast_not_trained_on(airflow_db, config_fac
     assert report["notes"] == [running] and running in summary(config, day, run.run_id, str(run.state))
 
 
+def test_an_iso_week_still_running_is_forecast_not_trained_on(airflow_db, config_factory, tmp_path):
+    """Weekly sales labelled by ISO week (`2023-W26`, read as its Monday) with `source.week_dated_on:
+    start`, exported on Thursday 29 June: week 26's rows hold Monday to Wednesday. The run for that day
+    trains through week 25 and forecasts week 26 itself, as it does a month still running."""
+    raw = pd.read_csv(SEED.parent / "veg_supermarket_weekly_kg.csv", parse_dates=["date"])  # weeks ending Sunday
+    items = sorted(raw["series"].unique())[:3]
+    weeks = raw[raw["series"].isin(items)].assign(date=lambda f: f["date"] - pd.Timedelta(days=6))  # their Mondays
+    last = weeks[weeks["date"] == weeks["date"].max()]
+    running = last.assign(date=last["date"] + pd.Timedelta(days=7), value=(last["value"] * 3 / 7).round(3))
+    labelled = pd.concat([weeks, running], ignore_index=True)
+    iso = labelled["date"].dt.isocalendar()
+    seed = tmp_path / "iso_weeks_to_date.csv"
+    labelled.assign(date=iso["year"].astype(str) + "-W" + iso["week"].astype(str).str.zfill(2)).to_csv(seed, index=False)
+    config = config_factory(seed=seed, **{"source.columns": {"date": "date", "series": "series", "value": "value"}, "source.week_dated_on": "start"})
+    day = dt.date(2023, 6, 29)
+    running_monday = pd.Timestamp("2023-06-26")
+    assert running["date"].eq(running_monday).all()
+    run = run_dag("sales_forecast", day)
+    assert run.state == "success", task_states(run)
+    published = forecasts(config, day)
+    assert set(published["series_id"]) == set(items) and published.groupby("series_id").size().eq(HORIZON).all()
+    assert published["forecast_date"].min() == running_monday and (published["forecast_date"].dt.day_of_week == 0).all()
+    assert set(published["as_of_date"]) == {running_monday - pd.Timedelta(days=7)}
+    report = json.loads(next((config.storage_root / "validation").glob("*.json")).read_text())
+    assert report["cadence"] == "weekly (W-MON, dated on the start)", report
+    note = "2023-06-26 is a period still running on 2023-06-29 (it ends 2023-07-03): its rows (3 series) are left out of this run, which forecasts it"
+    assert note in report["notes"], report["notes"]
+
+
 def test_a_panel_of_young_series_publishes_every_fallback(airflow_db, config_factory, tmp_path, monkeypatch):
     """A weekly panel that began 40 weeks ago (the real vegetable panel's last 40 weeks, four items): no
     series has validation.min_rows_per_series (52 weeks). Every series is quarantined with that reason and
