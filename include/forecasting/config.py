@@ -111,6 +111,8 @@ class SourceConfig(_Section):
             raise ValueError(f"wide lists each series' column once (got {self.wide})")
         if self.wide != "all" and date in self.wide:
             raise ValueError(f"wide lists the date column {date!r}; list only the series' columns")
+        if self.wide != "all" and (clash := [c for c in (series, value) if c in self.wide]):
+            raise ValueError(f"wide: columns.series and columns.value name the long table's columns, not series' columns (got {clash} in both)")
         if len({date, series, value}) < 3:
             raise ValueError(f"wide: columns.date, columns.series and columns.value are three different names (got {date!r}, {series!r}, {value!r})")
         return self

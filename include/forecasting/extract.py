@@ -217,6 +217,8 @@ def _long_from_wide(frame: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
     """
     date, series, value = source.columns["date"], str(source.columns["series"]), str(source.columns["value"])
     columns = [c for c in frame.columns if c != date] if source.wide == "all" else list(source.wide or ())
+    if clash := [c for c in (series, value) if c in columns]:
+        raise ValueError(f"seed CSV {source.seed_csv}: {clash} is a series' column of the wide table and a name in source.columns: name the long table's series and value columns otherwise")
     long = frame.melt(id_vars=[date], value_vars=columns, var_name=series, value_name=value)
     empty = long[value].str.lower().isin(_MISSING_VALUES)
     log.info(

@@ -524,6 +524,7 @@ def test_a_wide_seed_csv_loads_as_the_long_table_it_pivots(tmp_path, loaded):
         ({"source.columns": {"date": "datum", "series": ["a", "b"], "value": "v"}}, "columns.series names the one column"),
         ({"source.wide": [products[0], products[0]]}, "wide lists each series' column once"),
         ({"source.columns": {"date": "datum", "series": "datum", "value": "v"}}, "three different names"),
+        ({"source.columns": {"date": "datum", "series": "product", "value": products[0]}}, "name the long table's columns, not series' columns"),
     ]
     for changes, message in refused:
         with pytest.raises(ValueError, match=re.escape(message)):
@@ -533,6 +534,9 @@ def test_a_wide_seed_csv_loads_as_the_long_table_it_pivots(tmp_path, loaded):
     con = duckdb.connect()
     extract.load_seed_csv(con, load_config(write_config(tmp_path, plain, **{**overrides, "source.wide": "all"})).source)
     pd.testing.assert_frame_equal(_source_rows(con, config), expected)
+    clashing = load_config(write_config(tmp_path, plain, **{"source.wide": "all", "source.columns": {"date": "datum", "series": "product", "value": products[0]}}))
+    with pytest.raises(ValueError, match="is a series' column of the wide table and a name in source.columns"):
+        extract.load_seed_csv(duckdb.connect(), clashing.source)
     absent = load_config(write_config(tmp_path, path, **{**overrides, "source.wide": [*products, "GIN"]}))
     with pytest.raises(KeyError, match=r"lacks column\(s\) \[.+GIN.+\] \(source\.wide: .+GIN"):
         extract.load_seed_csv(duckdb.connect(), absent.source)
