@@ -384,13 +384,14 @@ class AirflowStack:
         """Base URL of the API server."""
         return f"http://127.0.0.1:{self.port}"
 
-    def airflow(self, *args: str, check: bool = True, attempts: int = 3) -> subprocess.CompletedProcess[str]:
+    def airflow(self, *args: str, check: bool = True, attempts: int = 6) -> subprocess.CompletedProcess[str]:
         """Run an `airflow` CLI command against this stack.
 
         On SQLite a command whose transaction reads and then writes can fail at once with "database is
         locked" when a service wrote in between (the busy timeout does not apply to that upgrade): seen
         with `backfill create` while the scheduler and dag-processor were busy. Its transaction rolled
-        back, so the command is tried again, up to `attempts` times."""
+        back, so the command is tried again, up to `attempts` times (2, 4, 6, ... s apart: ~30 s in all,
+        the length of a run's burst of task writes; three tries, ~6 s, once all met the same run)."""
         for attempt in range(1, attempts + 1):
             result = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, cwd=str(ROOT))
             if result.returncode == 0 or "database is locked" not in result.stderr + result.stdout or attempt == attempts:
