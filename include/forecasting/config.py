@@ -105,13 +105,14 @@ class SourceConfig(_Section):
         if not self.wide:
             return self
         date, series, value = (self.columns.get(k) for k in ("date", "series", "value"))
+        listed = [] if self.wide == "all" else self.wide  # "all" names no column to check here
         if isinstance(series, list):
             raise ValueError(f"wide: columns.series names the one column the series' headers are read into (got {series})")
-        if self.wide != "all" and len(set(self.wide)) != len(self.wide):
+        if len(set(listed)) != len(listed):
             raise ValueError(f"wide lists each series' column once (got {self.wide})")
-        if self.wide != "all" and date in self.wide:
+        if date in listed:
             raise ValueError(f"wide lists the date column {date!r}; list only the series' columns")
-        if self.wide != "all" and (clash := [c for c in (series, value) if c in self.wide]):
+        if clash := [c for c in (series, value) if c in listed]:
             raise ValueError(f"wide: columns.series and columns.value name the long table's columns, not series' columns (got {clash} in both)")
         if len({date, series, value}) < 3:
             raise ValueError(f"wide: columns.date, columns.series and columns.value are three different names (got {date!r}, {series!r}, {value!r})")
