@@ -300,15 +300,14 @@ def _seed_bytes(path: Path) -> bytes:
         if not head.startswith((_ZIP_MAGIC, *_COMPRESSED_MAGIC)):
             raise  # reading a plain file failed: not the archive's fault
         raise ValueError(f"seed CSV {path} is compressed (or a workbook) but cannot be read as such: {exc}") from None
-    if raw.startswith((_ZIP_MAGIC, _OLE2_MAGIC)):  # also a workbook inside an archive
+    if raw.startswith((_ZIP_MAGIC, _OLE2_MAGIC)):  # an xls, plain or inside an archive; an xlsx inside one
         raise ValueError(workbook)
     return raw
 
 
 def _decompressed(path: Path, head: bytes, workbook: str) -> bytes:
-    """`_seed_bytes` past its checks: the file's bytes through the decompression its first bytes `head` name."""
-    if head.startswith(_OLE2_MAGIC):
-        raise ValueError(workbook)
+    """`_seed_bytes` past its checks: the file's bytes through the decompression its first bytes `head` name
+    (an xls is refused by `_seed_bytes` on the bytes returned, as one inside an archive is)."""
     if head.startswith(b"PAR1"):
         raise ValueError(f"seed CSV {path} is a Parquet file, not CSV text: write it out as CSV (UTF-8) and point source.seed_csv at that")
     if head.startswith(_ZIP_MAGIC):
