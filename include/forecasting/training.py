@@ -1166,7 +1166,14 @@ def _z_scale(spec: ModelSpec, level: float) -> float:
 
 
 def apply_holiday_effect(out: pd.DataFrame, effect: dict[str, Any], calendar: tuple[str, ...]) -> pd.DataFrame:
-    """Scale a forecast frame's holiday rows: point x median ratio, lower x lowest, upper x highest."""
+    """Scale a forecast frame's holiday rows: point x median ratio, lower x lowest, upper x highest.
+
+    A holiday whose ratio does not hold (`holiday_effect_holds`: seen once, or both ways) keeps the
+    ordinary day's point, but its interval reaches halfway (on the log scale) towards the ratios seen:
+    lower x sqrt(lowest) where that is below 1, upper x sqrt(highest) where above. One sighting is not
+    evidence enough to move the point (docs/DEVELOPING.md), but it is a warning that the day may be far
+    from an ordinary one: with the ordinary day's interval, a once-seen Christmas closure fell outside it.
+    """
     if not effect or out.empty:
         return out
     dates = pd.DatetimeIndex(out["forecast_date"])
@@ -1180,8 +1187,14 @@ def apply_holiday_effect(out: pd.DataFrame, effect: dict[str, Any], calendar: tu
         key = "low" if "lower" in column else "high" if "upper" in column else "factor"
         values = out[column].to_numpy(dtype=float, copy=True)
         for day, name in names.items():
-            if name in effect and holiday_effect_holds(effect[name]):
+            if name not in effect:
+                continue
+            if holiday_effect_holds(effect[name]):
                 values[dates == day] *= effect[name][key]
+            elif key == "low":
+                values[dates == day] *= math.sqrt(min(effect[name]["low"], 1.0))
+            elif key == "high":
+                values[dates == day] *= math.sqrt(max(effect[name]["high"], 1.0))
         out[column] = values
     return out
 

@@ -191,7 +191,8 @@ def test_holiday_effect_needs_usable_neighbours():
 
 
 def test_a_holiday_effect_needs_two_sightings_in_one_direction():
-    """One odd day is not a holiday effect; a ratio that went both ways has no direction to apply."""
+    """One odd day is not a holiday effect; a ratio that went both ways has no direction to apply. Such a
+    holiday keeps the ordinary day's point, its interval reaching halfway (log scale) to the ratios seen."""
     day = pd.Timestamp("2025-05-26")
     frame = pd.DataFrame({"forecast_date": pd.date_range("2025-05-24", periods=7), "yhat": 100.0, "yhat_lower": 80.0, "yhat_upper": 120.0})
 
@@ -204,9 +205,30 @@ def test_a_holiday_effect_needs_two_sightings_in_one_direction():
     twice_low = {"factor": 0.2, "low": 0.1, "high": 0.3, "n": 2.0}
     assert not training.holiday_effect_holds(once) and not training.holiday_effect_holds(both_ways)
     assert training.holiday_effect_holds(twice_low) and training.holiday_effect_holds({"factor": 2, "low": 1.5, "high": 2.5, "n": 3.0})
-    assert on_the_day(once).tolist() == [100.0, 80.0, 120.0]
-    assert on_the_day(both_ways).tolist() == [100.0, 80.0, 120.0]
+    assert on_the_day(once).tolist() == pytest.approx([100.0, 80.0 * 0.1**0.5, 120.0])
+    assert on_the_day(both_ways).tolist() == pytest.approx([100.0, 80.0 * 0.5**0.5, 120.0 * 1.5**0.5])
     assert on_the_day(twice_low).tolist() == pytest.approx([20.0, 8.0, 36.0])
+    surge_once = {"factor": 2.25, "low": 2.25, "high": 2.25, "n": 1.0}
+    assert on_the_day(surge_once).tolist() == pytest.approx([100.0, 80.0, 180.0])
+    other_days = training.apply_holiday_effect(frame, {"Memorial Day": once}, ("US", "IA"))
+    pd.testing.assert_frame_equal(other_days[other_days.forecast_date != day], frame[frame.forecast_date != day])
+
+
+def test_a_closure_seen_once_widens_the_interval_not_the_point(velvet, settings):
+    """Black Velvet's stores closed on Christmas Day 2023, the only Christmas in a history from 2023: one
+    sighting does not move the forecast of Christmas 2024, but its 80 % interval must reach down towards
+    a closure (it held the ordinary Wednesday's sales only, and the day sold nothing)."""
+    christmas = pd.Timestamp("2024-12-25")
+    history = velvet[: pd.Timestamp("2024-12-21")]
+    effect = training.fit_series(history, settings).spec.holiday_effect["Christmas Day"]
+    assert effect["n"] == 1.0 and effect["low"] < 0.05
+    wide = training.fit_series(history, settings).forecast(7, (0.8,)).set_index("forecast_date").loc[christmas]
+    fitted = training.fit_series(history, settings)
+    del fitted.spec.holiday_effect["Christmas Day"]  # as if never seen: the ordinary Wednesday
+    ordinary = fitted.forecast(7, (0.8,)).set_index("forecast_date").loc[christmas]
+    assert wide["yhat"] == pytest.approx(ordinary["yhat"]) and wide["yhat_upper"] == pytest.approx(ordinary["yhat_upper"])
+    assert wide["yhat_lower"] == pytest.approx(ordinary["yhat_lower"] * effect["low"] ** 0.5)
+    assert wide["yhat_lower"] <= velvet[christmas] <= wide["yhat_upper"] and not ordinary["yhat_lower"] <= velvet[christmas]
 
 
 def test_fits_run_with_one_blas_thread(velvet, settings, monkeypatch):
