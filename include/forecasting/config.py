@@ -151,10 +151,13 @@ def _default_models() -> dict[str, ModelOrders]:
 
 
 class HolidayConfig(_Section):
-    """Holiday calendar from the `holidays` package (country code, optional subdivision)."""
+    """Holiday calendar from the `holidays` package (country code, optional subdivision and categories)."""
 
     country: str = Field(pattern=r"^[A-Z]{2,3}$")
     subdivision: str | None = None
+    # The package's holiday categories: public (the default) and, per country, e.g. unofficial (US:
+    # Christmas Eve, New Year's Eve, Halloween, Mother's Day), half_day, optional, bank.
+    categories: tuple[str, ...] = ("public",)
 
     @field_validator("country", mode="before")
     @classmethod
@@ -185,6 +188,35 @@ class HolidayConfig(_Section):
         if value.strip().casefold() not in spelled:
             raise ValueError(f"subdivision {value!r} is not one of {country}'s: {supported}")
         return spelled[value.strip().casefold()]
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _category_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # `categories: unofficial` for one; "public" is not implied
+            value = [value]
+        return tuple(str(v).strip().lower() for v in value) if isinstance(value, (list, tuple)) else value
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        import holidays
+
+        country = info.data.get("country")
+        if country is None:  # the country already failed
+            return value
+        if not value:
+            raise ValueError("categories: list at least one (public is the default); `holidays: null` turns holidays off")
+        supported = holidays.country_holidays(country).supported_categories
+        unknown = [c for c in value if c not in supported]
+        if unknown:
+            raise ValueError(f"categories {unknown} are not {country}'s: {sorted(supported)}")
+        return tuple(dict.fromkeys(value))  # listed twice counts once, in the order given
+
+    def calendar(self) -> tuple[str, ...]:
+        """The calendar key training records: (country, subdivision or ""), and the categories joined by
+        "," when they are not the default public holidays alone (so default keys stay as they were)."""
+        key = (self.country, self.subdivision or "")
+        return key if self.categories == ("public",) else (*key, ",".join(self.categories))
 
 
 class ForecastConfig(_Section):

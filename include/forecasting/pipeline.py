@@ -282,14 +282,14 @@ def _backtest_spec(
     re-estimated on each fold's history. No parameter ever saw a fold's test periods: the first fold
     starts cold and each later fold warm-starts from the fold before it (whose history it contains).
     A fold where that order is rejected falls back through the guarded candidate search."""
-    calendar = tuple(spec.holidays) if len(spec.holidays) == 2 and spec.holidays[0].isupper() else None
+    calendar = tuple(spec.holidays) if training.is_package_calendar(tuple(spec.holidays)) else None
     members = spec.member_specs()
     orders = tuple(tuple(m.order) for m in members)
     own = dataclasses.replace(
         model_settings,
         seasonal_order=tuple(spec.seasonal_order),
         combine=len(members),
-        holidays=(calendar[0], calendar[1] or None) if calendar else (model_settings.holidays if spec.holiday_effect else None),
+        holidays=(calendar[0], calendar[1] or None, *calendar[2:]) if calendar else (model_settings.holidays if spec.holiday_effect else None),
     )
     previous: dict[str, Any] = {}
 

@@ -130,7 +130,8 @@ class ModelSettings:
     zero_halflife: float = 2.0
     closure_share: float = 0.9
     explosion_factor: float = 3.0
-    holidays: tuple[str, str | None] | None = None  # (country, subdivision); daily data only
+    # (country, subdivision[, categories joined by ","]): `HolidayConfig.calendar`; daily data only.
+    holidays: tuple[str, ...] | None = None
     # The spike rule (config anomaly.spike_ratio, spike_mad, spike_ratio_always): periods it flags anywhere
     # in the history are left out of training. () leaves every period in; a spec stored with two values
     # (before spike_ratio_always) is read with no third arm.
@@ -180,7 +181,8 @@ def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> 
         zero_halflife=forecast.zero_halflife,
         closure_share=forecast.closure_share,
         explosion_factor=forecast.explosion_factor,
-        holidays=(holidays.country, holidays.subdivision) if holidays and cadence.name == "daily" else None,
+        # (country, subdivision) as before categories existed, so a default calendar's training keys stay.
+        holidays=(holidays.country, holidays.subdivision, *holidays.calendar()[2:]) if holidays and cadence.name == "daily" else None,
         year_ago_lag=_WEEKS_A_YEAR if orders.year_ago is not False and cadence.name == "weekly" else 0,
         **({"spike_rule": anomaly_rules.spike_rule()} if anomaly_rules is not None else {}),
     )
@@ -200,8 +202,8 @@ class ModelSpec:
     # Per holiday name: {"factor", "low", "high", "n"} (median, lowest, highest ratio, how many seen).
     # Versions written before per-name effects hold one flat {"factor", ...} for the names in `holidays`.
     holiday_effect: dict[str, Any] = field(default_factory=dict)
-    # (country, subdivision or "") of the calendar training left out (whether or not any holiday got a
-    # ratio); legacy: holiday names. Versions written before recorded it only with a learned ratio.
+    # (country, subdivision or ""[, categories]) of the calendar training left out (whether or not any
+    # holiday got a ratio); legacy: holiday names. Versions written before recorded it only with a learned ratio.
     holidays: tuple[str, ...] = ()
     cadence: str = "daily"
     zero_share: dict[str, float] = field(default_factory=dict)  # weekday (daily) or "all" -> P(no sale)
@@ -441,25 +443,34 @@ def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=16)
-def _calendar(country: str, subdivision: str | None, first_year: int, last_year: int) -> dict[pd.Timestamp, str]:
-    """Date -> holiday name from the `holidays` package, built once per process and range."""
+def _calendar(country: str, subdivision: str | None, first_year: int, last_year: int, categories: str = "public") -> dict[pd.Timestamp, str]:
+    """Date -> holiday name from the `holidays` package, built once per process and range (`categories`:
+    the package's categories joined by ","; a day in two of them keeps the package's joined name)."""
     import holidays
 
-    found = holidays.country_holidays(country, subdiv=subdivision or None, years=range(first_year, last_year + 1))
+    found = holidays.country_holidays(
+        country, subdiv=subdivision or None, years=range(first_year, last_year + 1), categories=tuple(categories.split(","))
+    )
     return {pd.Timestamp(d): name for d, name in sorted(found.items())}
+
+
+def is_package_calendar(calendar: tuple[str, ...]) -> bool:
+    """Whether a recorded calendar key is the `holidays` package's (country, subdivision[, categories]),
+    not a legacy tuple of US federal holiday names."""
+    return len(calendar) in (2, 3) and len(calendar[0]) in (2, 3) and calendar[0].isupper()
 
 
 def holiday_names(calendar: tuple[str, ...], start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
     """Holiday dates between start and end (inclusive) -> name, for a spec's calendar.
 
-    `calendar` is (country, subdivision); a legacy spec holds US federal holiday names instead, served
-    from pandas' calendar under one name ("holiday") to match its flat effect.
+    `calendar` is (country, subdivision[, categories]); a legacy spec holds US federal holiday names
+    instead, served from pandas' calendar under one name ("holiday") to match its flat effect.
     """
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     if not calendar:
         return pd.Series(dtype=object)
-    if len(calendar) == 2 and len(calendar[0]) in (2, 3) and calendar[0].isupper():
-        found = _calendar(calendar[0], calendar[1] or None, start.year, end.year)
+    if is_package_calendar(calendar):
+        found = _calendar(calendar[0], calendar[1] or None, start.year, end.year, *calendar[2:])
         return pd.Series({d: n for d, n in found.items() if start <= d <= end}, dtype=object)
     from pandas.tseries.holiday import USFederalHolidayCalendar
 
@@ -1200,7 +1211,7 @@ def apply_holiday_effect(out: pd.DataFrame, effect: dict[str, Any], calendar: tu
 
 
 def _calendar_key(settings: ModelSettings) -> tuple[str, ...]:
-    return (settings.holidays[0], settings.holidays[1] or "") if settings.holidays else ()
+    return (settings.holidays[0], settings.holidays[1] or "", *settings.holidays[2:]) if settings.holidays else ()
 
 
 @single_threaded_blas

@@ -512,7 +512,7 @@ def _anomalies(
     rows = pd.DataFrame(delivery_rows, columns=["sales_date", "n_rows"]).astype({"sales_date": "datetime64[ns]"})
     holidays = None
     if cadence.name == "daily" and config.forecast.holidays is not None:
-        calendar = (config.forecast.holidays.country, config.forecast.holidays.subdivision or "")
+        calendar = config.forecast.holidays.calendar()
         holidays = pd.DatetimeIndex(holiday_names(calendar, end - pd.Timedelta(days=120), end).index)
     panel = anomaly.delivery_findings(rows, cadence, config.anomaly, lambda d: period_label(d, cadence), holidays)
     if judged:  # the panel's total on the grid, each series counted from its first period

@@ -64,14 +64,33 @@ def test_holiday_codes_are_read_whatever_their_case():
     mixed case, e.g. Germany's Augsburg)."""
     raw = _raw()
     raw["forecast"]["holidays"] = {"country": " de ", "subdivision": "augsburg"}
-    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "DE", "subdivision": "Augsburg"}
+    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "DE", "subdivision": "Augsburg", "categories": ("public",)}
     raw["forecast"]["holidays"] = {"country": "us", "subdivision": "ia"}
-    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "US", "subdivision": "IA"}
+    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "US", "subdivision": "IA", "categories": ("public",)}
     # A bare code is the country alone; a wrong one still names the rule.
     raw["forecast"]["holidays"] = "de"
-    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "DE", "subdivision": None}
+    assert parse_config(raw).forecast.holidays.model_dump() == {"country": "DE", "subdivision": None, "categories": ("public",)}
     raw["forecast"]["holidays"] = "Germany"
     with pytest.raises(ConfigError, match=r"forecast.holidays.country: .*'GERMANY'"):
+        parse_config(raw)
+
+
+def test_holiday_categories_are_the_packages_own():
+    """`categories` adds the holidays package's other categories; the default key is the one training
+    always recorded, so existing models keep their training keys."""
+    raw = _raw()
+    raw["forecast"]["holidays"] = {"country": "US", "subdivision": "IA", "categories": ["Public", "unofficial", "public"]}
+    holidays = parse_config(raw).forecast.holidays
+    assert holidays.categories == ("public", "unofficial") and holidays.calendar() == ("US", "IA", "public,unofficial")
+    raw["forecast"]["holidays"] = {"country": "CN", "categories": "half_day"}
+    assert parse_config(raw).forecast.holidays.calendar() == ("CN", "", "half_day")
+    raw["forecast"]["holidays"] = {"country": "US", "subdivision": "IA"}
+    assert parse_config(raw).forecast.holidays.calendar() == ("US", "IA")
+    raw["forecast"]["holidays"] = {"country": "DE", "categories": ["public", "unofficial"]}
+    with pytest.raises(ConfigError, match=r"forecast.holidays.categories: .*\['unofficial'\] are not DE's: \['catholic', 'public', 'school'\]"):
+        parse_config(raw)
+    raw["forecast"]["holidays"] = {"country": "US", "categories": []}
+    with pytest.raises(ConfigError, match=r"forecast.holidays.categories: .*at least one"):
         parse_config(raw)
 
 

@@ -3,6 +3,8 @@ the gate over every series."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 from conftest import SEED, write_config
@@ -122,6 +124,33 @@ def test_a_backtest_fold_that_rejects_the_models_order_falls_back_like_training(
     assert metrics.folds == 4 and 0 < metrics.mase < 5
     rejected_warm = [c for f in fits for c in f.candidates if c.get("warm_start") and c["rejected"]]
     assert rejected_warm and all(f.spec.order == (0, 1, 1) and f.spec.seasonal_order == (0, 1, 1, 7) for f in fits)
+
+
+def test_a_backtest_refits_on_the_calendar_the_model_was_trained_on(tmp_path, monkeypatch):
+    """A model trained with extra holiday categories (US unofficial: Christmas Eve, New Year's Eve) is
+    backtested on its own calendar, categories included, whatever the run's settings say: its folds leave
+    out the days its training left out."""
+    from conftest import ROOT
+
+    from include.forecasting import training
+    from include.forecasting.frequency import DAILY
+    from include.forecasting.pipeline import _backtest_spec
+
+    frame = pd.read_csv(ROOT / "include/data/iowa_sales.csv", parse_dates=["date"])
+    y = frame[frame["item_name"] == "BLACK VELVET"].set_index("date")["total_amount_sold"].asfreq("D").fillna(0.0).rename("BLACK VELVET")
+    settings = training.settings_for(load_config(write_config(tmp_path)).forecast, DAILY)
+    wider = dataclasses.replace(settings, holidays=("US", "IA", "public,unofficial"))
+    spec = training.fit_series(y, wider).spec
+    calendars: list[tuple] = []
+    real_fit = training.fit_series
+
+    def recording(y, settings, *args, **kwargs):
+        calendars.append(settings.holidays)
+        return real_fit(y, settings, *args, **kwargs)
+
+    monkeypatch.setattr(training, "fit_series", recording)  # the fits are real; only their settings are read
+    assert _backtest_spec(y, spec, settings, folds=2).folds == 2
+    assert calendars and set(calendars) == {("US", "IA", "public,unofficial")}
 
 
 def test_a_spike_is_reported_by_the_first_fit_that_leaves_it_out():

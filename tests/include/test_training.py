@@ -181,6 +181,25 @@ def test_a_reload_leaves_out_the_holidays_training_left_out(velvet, settings):
     pd.testing.assert_frame_equal(training.forecast_with_spec(y, spec, 7, (0.8, 0.95)), fitted.forecast(7, (0.8, 0.95)), rtol=1e-9)
 
 
+def test_holiday_categories_widen_the_calendar(velvet, settings, config):
+    """A calendar with the US `unofficial` category holds Christmas Eve and New Year's Eve; training leaves
+    them out too, records the categories in its key, and a reloaded version refilters the same days."""
+    assert settings.holidays == ("US", "IA")  # the default calendar's settings (and training keys) as before
+    unofficial = config.forecast.model_copy(update={"holidays": config.forecast.holidays.model_copy(update={"categories": ("public", "unofficial")})})
+    assert training.settings_for(unofficial, DAILY).holidays == ("US", "IA", "public,unofficial")
+    names = training.holiday_names(("US", "IA", "public,unofficial"), pd.Timestamp("2024-12-20"), pd.Timestamp("2025-01-02"))
+    assert {names[pd.Timestamp("2024-12-24")], names[pd.Timestamp("2024-12-31")]} == {"Christmas Eve", "New Year's Eve"}
+    assert pd.Timestamp("2024-12-24") not in training.holiday_names(("US", "IA"), pd.Timestamp("2024-12-20"), pd.Timestamp("2025-01-02")).index
+    assert training.is_package_calendar(("US", "IA", "public,unofficial")) and training.is_package_calendar(("CN", ""))
+    assert not training.is_package_calendar(("Memorial Day", "Christmas Day"))
+    wider = dataclasses.replace(settings, holidays=("US", "IA", "public,unofficial"))
+    fitted = training.fit_series(velvet, wider)
+    assert fitted.spec.holidays == ("US", "IA", "public,unofficial") and "Christmas Eve" in fitted.spec.holiday_effect
+    spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
+    pd.testing.assert_frame_equal(training.forecast_with_spec(velvet, spec, 7, (0.8,)), fitted.forecast(7, (0.8,)), rtol=1e-9)
+    assert fitted.spec.params != training.fit_series(velvet, settings).spec.params  # more days left out
+
+
 def test_holiday_effect_needs_usable_neighbours():
     days = pd.date_range("2025-05-12", "2025-06-08", freq="D")
     y = pd.Series(100.0, index=days)
