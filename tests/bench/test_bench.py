@@ -58,8 +58,8 @@ def test_a_panel_gets_the_calendar_of_its_country(tmp_path):
 
     config = load_config(write_config(tmp_path))
     assert with_holidays(config, None) is config
-    assert with_holidays(config, "CN").forecast.holidays.model_dump() == {"country": "CN", "subdivision": None}
-    assert with_holidays(config, "US-IA").forecast.holidays.model_dump() == {"country": "US", "subdivision": "IA"}
+    assert with_holidays(config, "CN").forecast.holidays.model_dump() == {"country": "CN", "subdivision": None, "categories": ("public",)}
+    assert with_holidays(config, "US-IA").forecast.holidays.model_dump() == {"country": "US", "subdivision": "IA", "categories": ("public",)}
     assert with_holidays(config, "none").forecast.holidays is None
     assert HOLIDAYS["veg_daily_kg"] == "CN" and "iowa_daily" not in HOLIDAYS  # Iowa: the config's US/IA
 
