@@ -1198,16 +1198,23 @@ def apply_holiday_effect(out: pd.DataFrame, effect: dict[str, Any], calendar: tu
         key = "low" if "lower" in column else "high" if "upper" in column else "factor"
         values = out[column].to_numpy(dtype=float, copy=True)
         for day, name in names.items():
-            if name not in effect:
-                continue
-            if holiday_effect_holds(effect[name]):
-                values[dates == day] *= effect[name][key]
-            elif key == "low":
-                values[dates == day] *= math.sqrt(min(effect[name]["low"], 1.0))
-            elif key == "high":
-                values[dates == day] *= math.sqrt(max(effect[name]["high"], 1.0))
+            if name in effect:
+                values[dates == day] *= _holiday_scale(effect[name], key)
         out[column] = values
     return out
+
+
+def _holiday_scale(effect: dict[str, float], key: str) -> float:
+    """What a holiday multiplies its forecast's `key` column by ("factor" the point, "low" / "high" the
+    bounds): the learned ratio where it holds; else 1 for the point and, for a bound, halfway on the log
+    scale to the ratio seen beyond it (see `apply_holiday_effect`)."""
+    if holiday_effect_holds(effect):
+        return effect[key]
+    if key == "low":
+        return math.sqrt(min(effect["low"], 1.0))
+    if key == "high":
+        return math.sqrt(max(effect["high"], 1.0))
+    return 1.0
 
 
 def _calendar_key(settings: ModelSettings) -> tuple[str, ...]:
