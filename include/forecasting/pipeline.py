@@ -289,7 +289,7 @@ def _backtest_spec(
         model_settings,
         seasonal_order=tuple(spec.seasonal_order),
         combine=len(members),
-        holidays=(calendar[0], calendar[1] or None, *calendar[2:]) if calendar else (model_settings.holidays if spec.holiday_effect else None),
+        holidays=calendar or (model_settings.holidays if spec.holiday_effect else None),
     )
     previous: dict[str, Any] = {}
 

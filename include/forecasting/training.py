@@ -181,8 +181,7 @@ def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> 
         zero_halflife=forecast.zero_halflife,
         closure_share=forecast.closure_share,
         explosion_factor=forecast.explosion_factor,
-        # (country, subdivision) as before categories existed, so a default calendar's training keys stay.
-        holidays=(holidays.country, holidays.subdivision, *holidays.calendar()[2:]) if holidays and cadence.name == "daily" else None,
+        holidays=holidays.calendar() if holidays and cadence.name == "daily" else None,
         year_ago_lag=_WEEKS_A_YEAR if orders.year_ago is not False and cadence.name == "weekly" else 0,
         **({"spike_rule": anomaly_rules.spike_rule()} if anomaly_rules is not None else {}),
     )

@@ -184,7 +184,7 @@ def test_a_reload_leaves_out_the_holidays_training_left_out(velvet, settings):
 def test_holiday_categories_widen_the_calendar(velvet, settings, config):
     """A calendar with the US `unofficial` category holds Christmas Eve and New Year's Eve; training leaves
     them out too, records the categories in its key, and a reloaded version refilters the same days."""
-    assert settings.holidays == ("US", "IA")  # the default calendar's settings (and training keys) as before
+    assert settings.holidays == ("US", "IA")  # the default calendar as before categories existed
     unofficial = config.forecast.model_copy(update={"holidays": config.forecast.holidays.model_copy(update={"categories": ("public", "unofficial")})})
     assert training.settings_for(unofficial, DAILY).holidays == ("US", "IA", "public,unofficial")
     names = training.holiday_names(("US", "IA", "public,unofficial"), pd.Timestamp("2024-12-20"), pd.Timestamp("2025-01-02"))
