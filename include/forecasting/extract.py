@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from include.forecasting.anomaly import is_panel_wide
@@ -188,7 +189,7 @@ def load_seed_csv(con: Any, source: SourceConfig, panel_share: float = 0.5) -> i
             "bottles_sold": values,
             **{k: frame[k] for k in extra_keys},
         }
-    )
+    ).reset_index(drop=True)  # a wide table's index is (row, column): DuckDB reads the columns only
     schema, table = source.table.split(".")
     with duckdb_transaction(con):
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -213,29 +214,45 @@ def _long_from_wide(frame: pd.DataFrame, source: SourceConfig) -> pd.DataFrame:
 
     An empty cell (empty, NA, null, nan) is a period without a row, so no sale, as in a long file without
     that row: a wide table has a cell for every date and series, and a product launched later or a day
-    without a sale leaves it empty. Line numbers in later messages count the rows of the long table.
+    without a sale leaves it empty. The long table's index is (the row's index in the file, the cell's
+    column), so later messages name a cell by its line and column in the file (`_cell_at`).
     """
     date, series, value = source.columns["date"], str(source.columns["series"]), str(source.columns["value"])
     columns = [c for c in frame.columns if c != date] if source.wide == "all" else list(source.wide or ())
     if clash := [c for c in (series, value) if c in columns]:
         raise ValueError(f"seed CSV {source.seed_csv}: {clash} is a series' column of the wide table and a name in source.columns: name the long table's series and value columns otherwise")
     long = frame.melt(id_vars=[date], value_vars=columns, var_name=series, value_name=value)
-    empty = long[value].str.lower().isin(_MISSING_VALUES)
+    # melt stacks the columns one after the other, each over every row of the file
+    long.index = pd.MultiIndex.from_arrays([np.tile(frame.index.to_numpy(), len(columns)), np.repeat(columns, len(frame))], names=["row", "column"])
+    empty = _is_missing(long[value])
     log.info(
-        "seed CSV %s: a wide table of %d dates x %d series read long (%d rows; %d empty cells are periods without a row; "
-        "line numbers below count the long table's rows)", source.seed_csv, len(frame), len(columns), int((~empty).sum()), int(empty.sum()),
+        "seed CSV %s: a wide table of %d dates x %d series read long (%d rows; %d empty cells are periods without a row)",
+        source.seed_csv, len(frame), len(columns), int((~empty).sum()), int(empty.sum()),
     )
-    return long[~empty].reset_index(drop=True)
+    return long[~empty]
+
+
+def _cell_at(row: Any) -> str:
+    """Where a row of the loaded table is in the seed CSV: "line 7" (a row's index `i` is on line i + 2,
+    `read_seed_text`), or "line 7, column 'casual'" for a cell of a wide table (`_long_from_wide`)."""
+    if isinstance(row, tuple):
+        return f"line {row[0] + 2}, column {row[1]!r}"
+    return f"line {row + 2}"
+
+
+def _is_missing(cells: pd.Series) -> pd.Series:
+    """Which (trimmed) value cells mean "no value" (`_MISSING_VALUES`: empty, NA, null, nan; any case)."""
+    return cells.str.lower().isin(_MISSING_VALUES)
 
 
 def _empty_as_no_sale(frame: pd.DataFrame, columns: dict[str, str], values: pd.Series, bad_values: pd.Index, path: Path) -> pd.Series:
     """`values` with the empty cells (`_MISSING_VALUES`: empty, NA, null, nan) read as 0, no sale, and a
     warning counting them with examples (`source.empty_values: zero`). Cells of other text (`bad_values`)
     stay refused: "12kg" is not an empty cell."""
-    empty = frame[columns["value"]].str.lower().isin(_MISSING_VALUES).to_numpy() & ~frame.index.isin(bad_values)
+    empty = _is_missing(frame[columns["value"]]).to_numpy() & ~frame.index.isin(bad_values)
     if empty.any():
         rows = frame.index[empty]
-        examples = "; ".join(f"line {i + 2}: {frame.at[i, columns['series']]!r} {frame.at[i, columns['date']]}" for i in rows[:3])
+        examples = "; ".join(f"{_cell_at(i)}: {frame.at[i, columns['series']]!r} {frame.at[i, columns['date']]}" for i in rows[:3])
         log.warning(
             "seed CSV %s: %d empty value(s) in %d series read as no sale (source.empty_values: zero), e.g. %s",
             path, len(rows), frame.loc[empty, columns["series"]].nunique(), examples,
@@ -603,7 +620,7 @@ def decimal_point_values(raw: pd.Series, decimal: str = ".", thousands: str | No
     sep = f"[{_SPACES}]" if group == " " else re.escape(group or "")
     integer = rf"(?:\d{{1,3}}(?:{sep}\d{{3}})+|\d+)" if group else r"\d+"
     ok = text.str.fullmatch(rf"-?{integer}(?:{re.escape(decimal)}\d+)?")
-    missing = text.str.lower().isin(_MISSING_VALUES)
+    missing = _is_missing(text)
     converted = text.str.replace(sep, "", regex=True) if group else text
     converted = converted.str.replace(decimal, ".", regex=False)
     return converted.where(ok, text), ~ok & ~missing
@@ -630,7 +647,7 @@ def _check_cells(
     timed = frame.index[dates.notna() & (dates != dates.dt.normalize())]
     raw = frame[columns["value"]]  # cells are trimmed already (`_named_as_configured`)
     numbers = pd.to_numeric(values, errors="coerce")
-    bad_values = frame.index[(numbers.isna() & ~raw.str.lower().isin(_MISSING_VALUES)) | misread.to_numpy()]
+    bad_values = frame.index[(numbers.isna() & ~_is_missing(raw)) | misread.to_numpy()]
     problems = []
     wanted = "YYYY-MM-DD" if date_format is None else f"in source.date_format {date_format!r}"
     checks = (
@@ -640,7 +657,7 @@ def _check_cells(
     )
     for label, rows, column in checks:
         if len(rows):
-            examples = "; ".join(f"line {i + 2}: {column}={frame.at[i, column]!r} ({columns['series']}={frame.at[i, columns['series']]!r})" for i in rows[:5])
+            examples = "; ".join(f"{_cell_at(i)}: {column}={frame.at[i, column]!r} ({columns['series']}={frame.at[i, columns['series']]!r})" for i in rows[:5])
             problems.append(f"{len(rows)} row(s) with {label}, e.g. {examples}")
     series = frame[columns["series"]]
     unreadable = bad_dates.union(bad_values)

@@ -499,11 +499,11 @@ def test_empty_values_load_empty_or_as_no_sale_as_configured(tmp_path, caplog):
         load_config(write_config(tmp_path, path, **{"source.empty_values": "drop"}))
 
 
-def test_a_wide_seed_csv_loads_as_the_long_table_it_pivots(tmp_path, loaded):
+def test_a_wide_seed_csv_loads_as_the_long_table_it_pivots(tmp_path, loaded, caplog):
     """A pivot table's export (a date column, one column per series, other columns beside them) with
     `source.wide` listing the series' columns loads the same source rows as the long file: a cell left
     empty (a day without that product's row) is a period without a row. A wide mapping that cannot be read
-    is refused by key."""
+    is refused by key, and a cell that is not a number is named by its line and column in the file."""
     config, con = loaded()
     expected = _source_rows(con, config)
     raw = pd.read_csv(ROOT / "include" / "data" / "iowa_sales.csv", dtype=str)
@@ -540,6 +540,12 @@ def test_a_wide_seed_csv_loads_as_the_long_table_it_pivots(tmp_path, loaded):
     absent = load_config(write_config(tmp_path, path, **{**overrides, "source.wide": [*products, "GIN"]}))
     with pytest.raises(KeyError, match=r"lacks column\(s\) \[.+GIN.+\] \(source\.wide: .+GIN"):
         extract.load_seed_csv(duckdb.connect(), absent.source)
+    typo = wide.drop(columns="Weekday Name").fillna("")
+    typo.loc[40, products[3]] = "n/a"  # row 40 of the table: line 42 of the file, below the header line
+    typo.to_csv(plain, index=False)
+    with caplog.at_level("WARNING", logger=extract.__name__):
+        extract.load_seed_csv(duckdb.connect(), load_config(write_config(tmp_path, plain, **{**overrides, "source.wide": "all"})).source)
+    assert f"line 42, column {products[3]!r}: bottles='n/a'" in caplog.text
 
 
 def test_a_title_above_the_header_is_skipped_and_lines_keep_their_numbers(tmp_path, loaded, caplog):
