@@ -72,6 +72,16 @@ def bigquery_replace_sql(table: str, role: str) -> str:
     )
 
 
+def bigquery_types(role: str) -> dict[str, str]:
+    """Column -> BigQuery type of one monitor table as include/sql/monitor_tables.sql declares it, in the
+    table's column order: the types the BigQuery replace script binds each row's fields as."""
+    from include.forecasting.bigquery_rows import column_types
+
+    placeholders = {"accuracy": "accuracy_table", "health": "health_table", "actuals": "actuals_table"}
+    declared = column_types(render_sql("monitor_tables", "bigquery", **{key: role_name for role_name, key in placeholders.items()}))
+    return {column: declared[role][column] for column in TABLES[role][0]}
+
+
 def read_table(con: Any, table: str, where: str = "", params: dict[str, Any] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """Rows of one table (empty frame with `columns` if the table does not exist yet); `where` filters and
     orders with series_id as text, whatever its type in the table (the forecasts table may key series by

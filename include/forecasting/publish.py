@@ -35,6 +35,16 @@ _INTEGER_ID = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 TEXT_IDS = "* REPLACE (CAST(series_id AS STRING) AS series_id)"
 
 
+def bigquery_forecast_types() -> dict[str, str]:
+    """Column -> BigQuery type of the forecasts table as include/sql/create_forecasts.sql declares it (with
+    `series_id STRING`, as README "BigQuery in production" asks), in FORECAST_COLUMNS order: the types the
+    BigQuery publish script binds each row's fields as."""
+    from include.forecasting.bigquery_rows import column_types
+
+    declared = next(iter(column_types(render_sql("create_forecasts", "bigquery", forecasts_table="forecasts", series_type="STRING")).values()))
+    return {column: declared[column] for column in FORECAST_COLUMNS}
+
+
 def series_id_type(series: Iterable[str], setting: str = "auto") -> str:
     """The SQL type (BigQuery's names) of series_id in a forecasts table created for these series.
 

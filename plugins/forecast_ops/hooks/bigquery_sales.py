@@ -79,50 +79,43 @@ class BigQuerySalesHook(BaseHook):
         self.log.info("BigQuery job %s", job.job_id)
         return job.result().to_dataframe(create_bqstorage_client=False)
 
-    def replace_forecasts(self, sql: str, rows: Any, logical_date: dt.date) -> int:
-        """Run the transactional replace script with the rows bound as an ARRAY<STRUCT> parameter."""
+    def replace_forecasts(self, sql: str, rows: Any, logical_date: dt.date, types: dict[str, str]) -> int:
+        """Run the transactional replace script (include/sql/publish_forecasts.bigquery.sql) with the rows
+        bound as an ARRAY<STRUCT> parameter, each field typed as the table declares it (`types`:
+        `publish.bigquery_forecast_types`), and this date and these series as DATE and ARRAY<STRING>."""
         from google.cloud import bigquery
 
-        struct_rows = []
-        for record in rows.to_dict("records"):
-            fields = []
-            for name, value in record.items():
-                if name in ("forecast_date", "logical_date"):
-                    fields.append(bigquery.ScalarQueryParameter(name, "DATE", value))
-                elif name == "published_at":
-                    fields.append(bigquery.ScalarQueryParameter(name, "TIMESTAMP", value.to_pydatetime() if hasattr(value, "to_pydatetime") else value))
-                elif isinstance(value, float):
-                    fields.append(bigquery.ScalarQueryParameter(name, "FLOAT64", None if value != value else value))
-                else:
-                    fields.append(bigquery.ScalarQueryParameter(name, "STRING", None if value is None else str(value)))
-            struct_rows.append(bigquery.StructQueryParameter(None, *fields))
+        if rows.empty:
+            return 0  # nothing to replace; an empty STRUCT array has no type to bind
         params = [
             bigquery.ScalarQueryParameter("logical_date", "DATE", logical_date),
-            bigquery.ArrayQueryParameter("series", "STRING", sorted(rows["series_id"].unique().tolist())),
-            bigquery.ArrayQueryParameter("rows", "STRUCT", struct_rows),
+            bigquery.ArrayQueryParameter("series", "STRING", sorted(str(s) for s in rows["series_id"].unique())),
+            self._rows_parameter(rows, types),
         ]
         self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
         return len(rows)
 
-    def replace_rows(self, sql: str, rows: Any) -> int:
+    def replace_rows(self, sql: str, rows: Any, types: dict[str, str]) -> int:
         """Run a replace-by-key script (include/sql/replace_rows.bigquery.sql) with the rows bound as an
-        ARRAY<STRUCT> parameter typed from the frame's columns."""
-        import datetime as dt
-
+        ARRAY<STRUCT> parameter, each field typed as the table declares it (`types`:
+        `monitor_tables.bigquery_types`)."""
         from google.cloud import bigquery
 
-        def typed(name: str, value: Any) -> Any:
-            if isinstance(value, bool):
-                return bigquery.ScalarQueryParameter(name, "BOOL", value)
-            if isinstance(value, int):
-                return bigquery.ScalarQueryParameter(name, "INT64", value)
-            if isinstance(value, float):
-                return bigquery.ScalarQueryParameter(name, "FLOAT64", None if value != value else value)
-            if isinstance(value, dt.date):
-                return bigquery.ScalarQueryParameter(name, "DATE", value if not isinstance(value, dt.datetime) else value.date())
-            return bigquery.ScalarQueryParameter(name, "STRING", None if value is None else str(value))
-
-        struct_rows = [bigquery.StructQueryParameter(None, *(typed(k, v) for k, v in record.items())) for record in rows.to_dict("records")]
-        params = [bigquery.ArrayQueryParameter("rows", "STRUCT", struct_rows)]
+        if rows.empty:
+            return 0
+        params = [self._rows_parameter(rows, types)]
         self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).result()
         return len(rows)
+
+    @staticmethod
+    def _rows_parameter(rows: Any, types: dict[str, str]) -> Any:
+        """@rows: one STRUCT per row, its fields typed by the table's DDL (`bigquery_rows.typed_rows`)."""
+        from google.cloud import bigquery
+
+        from include.forecasting.bigquery_rows import typed_rows
+
+        structs = [
+            bigquery.StructQueryParameter(None, *(bigquery.ScalarQueryParameter(name, kind, value) for name, kind, value in fields))
+            for fields in typed_rows(rows, types)
+        ]
+        return bigquery.ArrayQueryParameter("rows", "STRUCT", structs)

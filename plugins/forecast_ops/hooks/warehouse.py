@@ -51,7 +51,7 @@ def publish_forecasts(config: Any, rows: Any, logical_date: dt.date) -> int:
         with DuckDBWarehouseHook(path=config.warehouse.path).connection() as con:
             return publish.publish_duckdb(con, config.warehouse.forecasts_table, rows, logical_date, config.warehouse.series_id_type)
     sql = extract.render_sql("publish_forecasts.bigquery", "bigquery", forecasts_table=config.warehouse.forecasts_table)
-    return BigQuerySalesHook(billing_project=config.source.billing_project).replace_forecasts(sql, rows, logical_date)
+    return BigQuerySalesHook(billing_project=config.source.billing_project).replace_forecasts(sql, rows, logical_date, publish.bigquery_forecast_types())
 
 
 def latest_published(config: Any, series: list[str]) -> Any:
@@ -120,18 +120,22 @@ def replace_monitor_rows(config: Any, role: str, rows: Any) -> int:
         with DuckDBWarehouseHook(path=config.warehouse.path).connection() as con:
             return monitor_tables.replace_duckdb(con, names, role, rows)
     sql = monitor_tables.bigquery_replace_sql(names[role], role)
-    return BigQuerySalesHook(billing_project=config.source.billing_project).replace_rows(sql, rows)
+    return BigQuerySalesHook(billing_project=config.source.billing_project).replace_rows(sql, rows, monitor_tables.bigquery_types(role))
 
 
 def read_monitor_table(config: Any, role: str, where: str = "", params: dict[str, Any] | None = None, lock_timeout: float = 120.0) -> Any:
     """Rows of one monitor table, or of the forecasts table (role "forecasts"); `where` is code-defined
-    SQL with named parameters."""
+    SQL with named parameters ($name) that names the project's tables by role in braces ({forecasts},
+    {health}, {accuracy}, {actuals}): each is filled in quoted as the warehouse quotes a name (DuckDB
+    "dataset"."table", BigQuery `dataset.table`; to BigQuery a double-quoted name is a string)."""
     from include.forecasting import monitor_tables, publish
 
     names = {**monitor_tables.table_names(config.warehouse), "forecasts": config.warehouse.forecasts_table}
     columns = publish.FORECAST_COLUMNS if role == "forecasts" else monitor_tables.TABLES[role][0]
     if config.warehouse.kind == "duckdb":
+        quoted = {r: ".".join(f'"{part}"' for part in name.split(".")) for r, name in names.items()}
         with DuckDBWarehouseHook(path=config.warehouse.path, lock_timeout=lock_timeout).connection(read_only=True) as con:
-            return monitor_tables.read_table(con, names[role], where, params, columns)
-    sql = f"SELECT * FROM (SELECT {publish.TEXT_IDS} FROM `{names[role]}`) {where.replace('$', '@')}"
+            return monitor_tables.read_table(con, names[role], where.format(**quoted), params, columns)
+    where = where.format(**{r: f"`{name}`" for r, name in names.items()}).replace("$", "@")
+    sql = f"SELECT * FROM (SELECT {publish.TEXT_IDS} FROM `{names[role]}`) {where}"
     return BigQuerySalesHook(billing_project=config.source.billing_project).query_frame(sql, params or {})

@@ -70,17 +70,12 @@ def _rows(run_id: str | None) -> tuple[Any, list[dict[str, Any]], str | None]:
     from include.forecasting import forecasts_page
 
     config = _config()
-    published = read_monitor_table(config, "forecasts", "WHERE logical_date = (SELECT max(logical_date) FROM {table})".replace("{table}", _quoted(config.warehouse.forecasts_table)), lock_timeout=10)
-    table = _quoted(config.warehouse.health_table)
-    newest = f"coalesce((SELECT max(monitor_date) FROM {table} WHERE scored_periods > 0), (SELECT max(monitor_date) FROM {table}))"
+    published = read_monitor_table(config, "forecasts", "WHERE logical_date = (SELECT max(logical_date) FROM {forecasts})", lock_timeout=10)
+    newest = "coalesce((SELECT max(monitor_date) FROM {health} WHERE scored_periods > 0), (SELECT max(monitor_date) FROM {health}))"
     health = read_monitor_table(config, "health", f"WHERE monitor_date >= {newest}", lock_timeout=10)
     gate_run, gate = forecasts_page.latest_gate(config.storage_root / "gate", run_id)
     series = sorted(set(published.get("series_id", [])) | set(health.get("series_id", [])) | set(gate))
     return config, forecasts_page.series_rows(published, health, gate, _champions(config, series)), gate_run
-
-
-def _quoted(table: str) -> str:
-    return ".".join(f'"{p}"' for p in table.split("."))
 
 
 def _chart(config: Any, series_id: str) -> dict[str, Any]:
