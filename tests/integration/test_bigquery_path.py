@@ -54,6 +54,7 @@ def standin_warehouse(bq: BigQueryStandIn) -> None:
     bq.con.execute('INSERT INTO "bigquery-public-data".iowa_liquor_sales.sales SELECT * FROM seed_rows')
     bq.con.unregister("seed_rows")
     bq.create(extract.render_sql("create_forecasts", "bigquery", forecasts_table=TABLES["warehouse.forecasts_table"], series_type="STRING"))
+    bq.create(extract.render_sql("create_forecasts_current", "bigquery", forecasts_table=TABLES["warehouse.forecasts_table"]))
     bq.create(extract.render_sql(
         "monitor_tables", "bigquery", accuracy_table=TABLES["warehouse.accuracy_table"],
         health_table=TABLES["warehouse.health_table"], actuals_table=TABLES["warehouse.actuals_table"],
@@ -94,6 +95,9 @@ def test_forecast_and_monitor_runs_on_bigquery(bigquery: Any) -> None:
     assert rows["forecast_date"].min() == pd.Timestamp(DAY) and set(rows["as_of_date"]) == {pd.Timestamp(DAY - dt.timedelta(days=1))}
     assert rows.groupby("series_id")["model_version"].first().to_dict() == champions(config)
     assert (rows["yhat_lower"] <= rows["yhat"]).all() and (rows["yhat"] <= rows["yhat_upper"]).all()
+
+    current = bq.con.execute("SELECT logical_date, count(*) FROM forecasting.forecasts_current GROUP BY ALL").fetchall()
+    assert current == [(DAY, 5 * config.forecast.horizon)]  # the view: each series' newest date only
 
     before = published(bq)
     assert run_dag("sales_forecast", DAY).state == "success"  # a rerun: the same rows, replaced by key
