@@ -83,3 +83,20 @@ def test_a_field_typed_otherwise_than_its_column_is_refused_and_nothing_is_half_
     with pytest.raises(BadRequest, match="No matching signature"):
         hook.query_frame("SELECT * FROM `m.actuals` WHERE date = @d", {"d": 20250501})  # an INT64 against a DATE
     assert publish.bigquery_forecast_types()["as_of_date"] == "DATE"
+
+
+def test_a_source_row_delivered_twice_is_found_on_bigquery(stand_in: Any) -> None:
+    """The duplicates query of the source's own grain (`source.unique_key`: the invoice line) on BigQuery:
+    an invoice line loaded twice is named with its series and date; the per-delivery volume runs too
+    (a transaction-grain source)."""
+    from forecast_ops.hooks.warehouse import source_checks
+
+    bq, _, _, config = stand_in
+    assert source_checks(config, WINDOW)[0] == []
+    bq.con.execute(
+        'INSERT INTO "bigquery-public-data".iowa_liquor_sales.sales SELECT * FROM "bigquery-public-data".iowa_liquor_sales.sales '
+        "WHERE item_description = 'HAWKEYE VODKA' AND date = DATE '2025-02-03'"
+    )
+    duplicates, volume = source_checks(config, WINDOW)
+    assert duplicates == [{"series_id": "HAWKEYE VODKA", "n_keys": 1, "max_rows": 2, "first_date": "2025-02-03", "last_date": "2025-02-03"}]
+    assert {v["sales_date"] for v in volume} >= {"2025-02-03"}
