@@ -122,7 +122,10 @@ def query_parameters(window: tuple[dt.date, dt.date], series: tuple[str, ...] | 
 
 
 def bigquery_query_parameters(params: dict[str, Any]) -> list[Any]:
-    """Turn the named parameters into typed BigQuery query parameters (bound, never formatted)."""
+    """Turn the named parameters into typed BigQuery query parameters (bound, never formatted), each typed
+    by its Python value: a date DATE (a datetime or Timestamp too, by its date: every date parameter of
+    the project's SQL is a DATE, and a datetime sent as DATE would be "2025-06-01T00:00:00", which BigQuery
+    refuses), bool BOOL, int INT64, float FLOAT64, anything else STRING; a list an ARRAY<STRING>."""
     from google.cloud import bigquery
 
     out: list[Any] = []
@@ -130,9 +133,13 @@ def bigquery_query_parameters(params: dict[str, Any]) -> list[Any]:
         if isinstance(value, list):
             out.append(bigquery.ArrayQueryParameter(name, "STRING", [str(v) for v in value]))
         elif isinstance(value, dt.date):
-            out.append(bigquery.ScalarQueryParameter(name, "DATE", value))
+            out.append(bigquery.ScalarQueryParameter(name, "DATE", value.date() if isinstance(value, dt.datetime) else value))
+        elif isinstance(value, bool):
+            out.append(bigquery.ScalarQueryParameter(name, "BOOL", value))
         elif isinstance(value, int):
             out.append(bigquery.ScalarQueryParameter(name, "INT64", value))
+        elif isinstance(value, float):
+            out.append(bigquery.ScalarQueryParameter(name, "FLOAT64", value))
         else:
             out.append(bigquery.ScalarQueryParameter(name, "STRING", str(value)))
     return out

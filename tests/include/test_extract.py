@@ -61,6 +61,11 @@ def test_bigquery_parameters_are_typed():
     api = {p.name: p.to_api_repr()["parameterType"] for p in params}
     assert api["window_start"] == {"type": "DATE"}
     assert api["series"] == {"type": "ARRAY", "arrayType": {"type": "STRING"}}
+    # A Timestamp for a DATE parameter goes out as its date: "2025-06-01", not "2025-06-01T00:00:00".
+    others = extract.bigquery_query_parameters({"d": pd.Timestamp("2025-06-01"), "b": True, "n": 3, "x": 0.5, "s": "A"})
+    api = {p.name: p.to_api_repr() for p in others}
+    assert api["d"]["parameterValue"] == {"value": "2025-06-01"} and api["d"]["parameterType"] == {"type": "DATE"}
+    assert [api[k]["parameterType"]["type"] for k in "bnxs"] == ["BOOL", "INT64", "FLOAT64", "STRING"]
 
 
 def test_unsorted_source_gives_the_same_snapshot(loaded, tmp_path):
