@@ -69,16 +69,6 @@ class Job:
     statement_type: str = "SELECT"
 
 
-def _type_name(descriptor: dict[str, Any]) -> str:
-    """A parameter type descriptor as a type name: DATE, ARRAY<STRING>, ARRAY<STRUCT<a DATE, ...>>."""
-    kind = descriptor["type"]
-    if kind == "ARRAY":
-        return f"ARRAY<{_type_name(descriptor['arrayType'])}>"
-    if kind == "STRUCT":
-        return "STRUCT<" + ", ".join(f"{f.get('name')} {_type_name(f['type'])}" for f in descriptor["structTypes"]) + ">"
-    return kind
-
-
 def _scalar(kind: str, value: Any, name: str) -> Any:
     """A scalar parameter value decoded from the wire, refused unless in its type's canonical form."""
     if value is None:
