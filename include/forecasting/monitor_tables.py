@@ -14,7 +14,7 @@ import pandas as pd
 
 from include.forecasting.extract import duckdb_transaction, render_sql
 from include.forecasting.monitoring import ACCURACY_COLUMNS, ACTUALS_COLUMNS, HEALTH_COLUMNS
-from include.forecasting.publish import TEXT_IDS, table_exists
+from include.forecasting.publish import TEXT_IDS, duckdb_name, table_exists
 
 # table role -> (columns, key columns)
 TABLES: dict[str, tuple[list[str], list[str]]] = {
@@ -27,10 +27,6 @@ TABLES: dict[str, tuple[list[str], list[str]]] = {
 def table_names(warehouse: Any) -> dict[str, str]:
     """Role -> table name from the config's warehouse section."""
     return {"accuracy": warehouse.accuracy_table, "health": warehouse.health_table, "actuals": warehouse.actuals_table}
-
-
-def _quoted(table: str) -> str:
-    return ".".join(f'"{p}"' for p in table.split("."))
 
 
 def ensure_tables(con: Any, names: dict[str, str]) -> None:
@@ -48,7 +44,7 @@ def replace_duckdb(con: Any, names: dict[str, str], role: str, rows: pd.DataFram
     columns, keys = TABLES[role]
     if rows.empty:
         return 0
-    table = _quoted(names[role])
+    table = duckdb_name(names[role])
     with duckdb_transaction(con):
         ensure_tables(con, names)
         con.register("replace_rows", rows[columns])
@@ -88,7 +84,7 @@ def read_table(con: Any, table: str, where: str = "", params: dict[str, Any] | N
     integers, see publish.series_id_type)."""
     if not table_exists(con, table):
         return pd.DataFrame(columns=columns or [])
-    return con.execute(f"SELECT * FROM (SELECT {TEXT_IDS} FROM {_quoted(table)}) {where}", params or {}).df()
+    return con.execute(f"SELECT * FROM (SELECT {TEXT_IDS} FROM {duckdb_name(table)}) {where}", params or {}).df()
 
 
 def forecasts_between(con: Any, table: str, first: dt.date, last: dt.date) -> pd.DataFrame:

@@ -35,6 +35,11 @@ _INTEGER_ID = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 TEXT_IDS = "* REPLACE (CAST(series_id AS STRING) AS series_id)"
 
 
+def duckdb_name(table: str) -> str:
+    """A `table` or `schema.table` name quoted for DuckDB's SQL: "schema"."table"."""
+    return ".".join(f'"{part}"' for part in table.split("."))
+
+
 def bigquery_forecast_types() -> dict[str, str]:
     """Column -> BigQuery type of the forecasts table as include/sql/create_forecasts.sql declares it (with
     `series_id STRING`, as README "BigQuery in production" asks), in FORECAST_COLUMNS order: the types the
@@ -120,7 +125,7 @@ def publish_duckdb(con: Any, table: str, rows: pd.DataFrame, logical_date: dt.da
                     f"{table} keys series by integers (it was created for whole-number series ids) but these ids are not "
                     f"whole numbers: {odd[:5]}; publish to another table (warehouse.forecasts_table) or rename this one"
                 )
-        quoted = ".".join(f'"{p}"' for p in schema_table)
+        quoted = duckdb_name(table)
         con.execute(
             f"DELETE FROM {quoted} WHERE logical_date = $logical_date AND list_contains($series, CAST(series_id AS VARCHAR))",
             {"logical_date": logical_date, "series": series},
@@ -143,7 +148,7 @@ def table_exists(con: Any, table: str) -> bool:
 
 def read_forecasts(con: Any, table: str, logical_date: dt.date | None = None) -> pd.DataFrame:
     """Read published forecasts (optionally for one logical date), ordered by series and date."""
-    quoted = ".".join(f'"{p}"' for p in table.split("."))
+    quoted = duckdb_name(table)
     if not table_exists(con, table):
         return pd.DataFrame(columns=FORECAST_COLUMNS)
     where, params = ("WHERE logical_date = $d", {"d": logical_date}) if logical_date else ("", {})

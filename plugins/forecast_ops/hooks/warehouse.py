@@ -133,7 +133,7 @@ def read_monitor_table(config: Any, role: str, where: str = "", params: dict[str
     names = {**monitor_tables.table_names(config.warehouse), "forecasts": config.warehouse.forecasts_table}
     columns = publish.FORECAST_COLUMNS if role == "forecasts" else monitor_tables.TABLES[role][0]
     if config.warehouse.kind == "duckdb":
-        quoted = {r: ".".join(f'"{part}"' for part in name.split(".")) for r, name in names.items()}
+        quoted = {r: publish.duckdb_name(name) for r, name in names.items()}
         with DuckDBWarehouseHook(path=config.warehouse.path, lock_timeout=lock_timeout).connection(read_only=True) as con:
             return monitor_tables.read_table(con, names[role], where.format(**quoted), params, columns)
     where = where.format(**{r: f"`{name}`" for r, name in names.items()}).replace("$", "@")
