@@ -10,7 +10,6 @@ asks a user to."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import duckdb
 import pandas as pd
 import pytest
 from conftest import RUN_DAY, SEED, write_config
-from support.bigquery_standin import BigQueryStandIn
+from support.bigquery_standin import PUBLIC_SALES, BigQueryStandIn, load_public_sales
 from support.stores import champions, task_states
 
 from include.forecasting import extract
@@ -27,7 +26,6 @@ from scripts.demo import run_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 DAY = dt.date.fromisoformat(RUN_DAY)
-SOURCE = "bigquery-public-data.iowa_liquor_sales.sales"
 TABLES = {
     "warehouse.kind": "bigquery",
     "warehouse.forecasts_table": "forecasting.forecasts",
@@ -40,19 +38,8 @@ TABLES = {
 def standin_warehouse(bq: BigQueryStandIn) -> None:
     """The public source table (the columns the project reads, with BigQuery's types, one row per invoice
     line: here one per day and product of the shipped panel) and the project's tables from its DDL."""
-    bq.create(f"CREATE TABLE `{SOURCE}` (invoice_and_item_number STRING, date DATE, item_description STRING, bottles_sold INT64)")
     seed = pd.read_csv(SEED)
-    rows = pd.DataFrame(
-        {
-            "invoice_and_item_number": [f"INV-{i:06d}" for i in range(len(seed))],
-            "date": pd.to_datetime(seed["date"]).dt.date,
-            "item_description": seed["item_name"],
-            "bottles_sold": seed["total_amount_sold"].astype("int64"),
-        }
-    )
-    bq.con.register("seed_rows", rows)
-    bq.con.execute('INSERT INTO "bigquery-public-data".iowa_liquor_sales.sales SELECT * FROM seed_rows')
-    bq.con.unregister("seed_rows")
+    load_public_sales(bq, seed.rename(columns={"item_name": "item_description", "total_amount_sold": "bottles_sold"}))
     bq.create(extract.render_sql("create_forecasts", "bigquery", forecasts_table=TABLES["warehouse.forecasts_table"], series_type="STRING"))
     bq.create(extract.render_sql("create_forecasts_current", "bigquery", forecasts_table=TABLES["warehouse.forecasts_table"]))
     bq.create(extract.render_sql(
@@ -66,10 +53,8 @@ def bigquery(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     """The stand-in serving the Iowa panel, the connection pointing at it and a BigQuery config."""
     with BigQueryStandIn(duckdb.connect()) as bq:
         standin_warehouse(bq)
-        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
-            {"conn_type": "google_cloud_platform", "extra": {"project": bq.project, "api_endpoint": bq.endpoint, "anonymous": True}}
-        ))
-        path = write_config(tmp_path, **{"source.kind": "bigquery", "source.table": SOURCE, "source.unique_key": ["invoice_and_item_number"], **TABLES})
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", bq.connection())
+        path = write_config(tmp_path, **{"source.kind": "bigquery", "source.table": PUBLIC_SALES, "source.unique_key": ["invoice_and_item_number"], **TABLES})
         monkeypatch.setenv("FORECAST_CONFIG", str(path))
         yield bq, load_config(path)
 

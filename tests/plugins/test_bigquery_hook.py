@@ -6,7 +6,6 @@ half-written."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,11 @@ import pandas as pd
 import pytest
 from conftest import write_config
 from google.api_core.exceptions import BadRequest
-from support.bigquery_standin import BigQueryStandIn
+from support.bigquery_standin import PUBLIC_SALES, BigQueryStandIn, load_public_sales
 
 from include.forecasting import extract, monitor_tables, publish
 from include.forecasting.config import load_config
 
-SOURCE = "bigquery-public-data.iowa_liquor_sales.sales"
 WINDOW = (dt.date(2025, 1, 1), dt.date(2025, 3, 1))
 
 
@@ -32,15 +30,10 @@ def stand_in(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     con = duckdb.connect()
     extract.load_seed_csv(con, embedded.source)
     with BigQueryStandIn(duckdb.connect()) as bq:
-        bq.create(f"CREATE TABLE `{SOURCE}` (invoice_and_item_number STRING, date DATE, item_description STRING, bottles_sold INT64)")
-        rows = con.execute(f"SELECT 'INV-' || row_number() OVER () AS n, date, item_description, CAST(bottles_sold AS BIGINT) FROM {embedded.source.table}").df()
-        bq.con.register("rows", rows)
-        bq.con.execute('INSERT INTO "bigquery-public-data".iowa_liquor_sales.sales SELECT * FROM rows')
+        load_public_sales(bq, con.execute(f"SELECT date, item_description, bottles_sold FROM {embedded.source.table}").df())
         bq.create(extract.render_sql("monitor_tables", "bigquery", accuracy_table="m.accuracy", health_table="m.health", actuals_table="m.actuals"))
-        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(
-            {"conn_type": "google_cloud_platform", "extra": {"project": bq.project, "api_endpoint": bq.endpoint, "anonymous": True}}
-        ))
-        overrides = {"source.kind": "bigquery", "source.table": SOURCE, "source.unique_key": ["invoice_and_item_number"], "warehouse.kind": "bigquery",
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", bq.connection())
+        overrides = {"source.kind": "bigquery", "source.table": PUBLIC_SALES, "source.unique_key": ["invoice_and_item_number"], "warehouse.kind": "bigquery",
                      "warehouse.accuracy_table": "m.accuracy", "warehouse.health_table": "m.health", "warehouse.actuals_table": "m.actuals"}
         (tmp_path / "bq").mkdir()
         yield bq, con, embedded, load_config(write_config(tmp_path / "bq", **overrides))

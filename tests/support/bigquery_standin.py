@@ -33,8 +33,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pandas as pd
 import sqlglot
 from sqlglot import exp
+
+# The production source (README "BigQuery in production"), as `load_public_sales` builds it.
+PUBLIC_SALES = "bigquery-public-data.iowa_liquor_sales.sales"
 
 # DuckDB's column types as BigQuery names them (the tables are created from BigQuery DDL, transpiled).
 _BQ_TYPES = {
@@ -179,6 +183,11 @@ class BigQueryStandIn:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def connection(self) -> str:
+        """The `google_cloud_default` connection (AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT) that points
+        `BigQuerySalesHook` at the stand-in: extras `project`, `api_endpoint`, `anonymous`."""
+        return json.dumps({"conn_type": "google_cloud_platform", "extra": {"project": self.project, "api_endpoint": self.endpoint, "anonymous": True}})
 
     def create(self, ddl: str) -> None:
         """Run BigQuery DDL (CREATE TABLE ...) on the DuckDB connection, creating the schema (dataset) and,
@@ -383,3 +392,20 @@ def _cell(value: Any, kind: str) -> str | None:
 def _error(code: int, message: str) -> dict[str, Any]:
     reason = "notFound" if code == 404 else "invalidQuery"
     return {"error": {"code": code, "message": message, "errors": [{"reason": reason, "message": message, "domain": "global"}], "status": "INVALID_ARGUMENT"}}
+
+
+def load_public_sales(bq: BigQueryStandIn, rows: pd.DataFrame) -> None:
+    """`PUBLIC_SALES` in the columns the project reads, with BigQuery's types, one row per invoice line
+    (numbered INV-000000, ...), holding `rows` (date, item_description, bottles_sold)."""
+    bq.create(f"CREATE TABLE `{PUBLIC_SALES}` (invoice_and_item_number STRING, date DATE, item_description STRING, bottles_sold INT64)")
+    numbered = pd.DataFrame(
+        {
+            "invoice_and_item_number": [f"INV-{i:06d}" for i in range(len(rows))],
+            "date": pd.to_datetime(rows["date"]).dt.date.to_numpy(),
+            "item_description": rows["item_description"].to_numpy(),
+            "bottles_sold": rows["bottles_sold"].astype("int64").to_numpy(),
+        }
+    )
+    bq.con.register("public_sales_rows", numbered)
+    bq.con.execute('INSERT INTO "bigquery-public-data".iowa_liquor_sales.sales SELECT * FROM public_sales_rows')
+    bq.con.unregister("public_sales_rows")
