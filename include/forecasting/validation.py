@@ -634,10 +634,15 @@ def _bad_row_quarantines(failures: list[FailedExpectation], n_series: int, confi
 
 def _bad_row_text(row: dict[str, Any], column: str | None) -> str:
     """One offending row in a quarantine reason: its date and the offending cell, or "a row without a
-    date" (a seed CSV's unreadable date: the load's warning names its line)."""
+    date" (a seed CSV's unreadable date: the load's warning names its line). An empty cell says so rather
+    than showing the NaN it was loaded as: a seed CSV's text that is not a number ('12 kg') is loaded
+    empty too, and the load's warning names its line and text."""
     if column == "sales_date":
         return "a row without a date"
-    return str(row.get("sales_date", "?"))[:10] + (f" {column} {row.get(column)!r}" if column else "")
+    if not column:
+        return str(row.get("sales_date", "?"))[:10]
+    cell = row.get(column)
+    return str(row.get("sales_date", "?"))[:10] + (f" {column} {cell!r}" if _present(cell) else f" {column} empty or not a number")
 
 
 def _quarantine(failures: list[FailedExpectation], profile: pd.DataFrame, params: dict[str, Any]) -> tuple[dict[str, str], list[FailedExpectation]]:
