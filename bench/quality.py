@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.forecasting import evaluation, training
+from include.forecasting import evaluation, holiday_effects, training
 from include.forecasting.config import Config
 from include.forecasting.extract import read_sales_csv
 from include.forecasting.frequency import detect_cadence
@@ -182,5 +182,5 @@ def holiday_mask(panel: Panel, p: pd.DataFrame) -> pd.Series:
     calendar = training._calendar_key(panel.settings)
     if not calendar or p.empty:
         return pd.Series(False, index=p.index)
-    names = training.holiday_names(calendar, p["date"].min(), p["date"].max())
+    names = holiday_effects.holiday_names(calendar, p["date"].min(), p["date"].max())
     return p["date"].isin(names.index)

@@ -18,6 +18,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "include" / "data" / "iowa_sales.csv"
+# Fixtures of real series (velvet, veg_weekly) for the modelling modules' tests in tests/include.
+pytest_plugins = ["support.series"]
 LAST_DAY = "2025-05-30"  # newest date in the shipped panel
 RUN_DAY = "2025-05-31"  # the logical date whose run covers LAST_DAY
 

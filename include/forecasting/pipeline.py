@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.forecasting import anomaly, evaluation, gate, registry, training
+from include.forecasting import anomaly, evaluation, gate, holiday_effects, registry, training
 from include.forecasting.config import Config
 from include.forecasting.extract import SnapshotRef, history_window, normalise, read_snapshot, write_snapshot
 from include.forecasting.frequency import Cadence, detect_cadence, from_name
@@ -282,7 +282,7 @@ def _backtest_spec(
     re-estimated on each fold's history. No parameter ever saw a fold's test periods: the first fold
     starts cold and each later fold warm-starts from the fold before it (whose history it contains).
     A fold where that order is rejected falls back through the guarded candidate search."""
-    calendar = tuple(spec.holidays) if training.is_package_calendar(tuple(spec.holidays)) else None
+    calendar = tuple(spec.holidays) if holiday_effects.is_package_calendar(tuple(spec.holidays)) else None
     members = spec.member_specs()
     orders = tuple(tuple(m.order) for m in members)
     own = dataclasses.replace(

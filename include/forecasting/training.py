@@ -1,5 +1,10 @@
 """Fit one SARIMA model per series with statsmodels, and forecast with calibrated intervals.
 
+This module searches the orders, estimates, calibrates and forecasts; its parts live next to it:
+`state_space` (the log scale, SARIMAX, the filters that stand in for it, the h-step moments), `zeros`
+(the probability of no sale), `holiday_effects` (the calendar and each series' learned holiday ratios) and
+`year_ago` (the weekly year-ago term).
+
 Modelling choices (see README "Modelling"):
 - A series is laid on its panel's calendar grid (daily, weekly on its own weekday, monthly: see
   `frequency`); periods with no row are zero sales.
@@ -42,11 +47,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -56,10 +59,24 @@ from scipy import optimize, special
 from include.forecasting import anomaly
 from include.forecasting.evaluation import interval_suffix
 from include.forecasting.frequency import DAILY, Cadence, from_name
+from include.forecasting.holiday_effects import apply_holiday_effect, holiday_effect, holiday_names
+from include.forecasting.state_space import (
+    ar1_filter,
+    is_ar1_with_constant,
+    is_local_level,
+    lean_filter,
+    local_level_filter,
+    local_level_loglike,
+    log_moments,
+    sarimax,
+    to_model_scale,
+    trend_for,
+)
+from include.forecasting.year_ago import WEEKS_A_YEAR, plus_year_ago, year_ago_deviations, year_ago_effect, year_ago_offsets
+from include.forecasting.zeros import WEEKDAYS, chain_zero_probability, open_days, pooled_zero_shares, zero_chain, zero_share
 
 log = logging.getLogger(__name__)
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The first residuals of a seasonally differenced model are dominated by the diffuse start.
 _BURN_IN = 21
 # Tried after every configured candidate was rejected: simple orders that are stable on most sales data
@@ -69,16 +86,6 @@ _SAFE_ORDERS = ((0, 1, 1), (0, 1, 0))
 _CONSTANT_ORDER = (0, 1, 0)
 # Fewest periods with sales a series needs for any fit (a non-seasonal ARIMA of at most 3 parameters).
 _MIN_SELLING_PERIODS = 20
-# The year-ago term of weekly models (`year_ago_effect`): a period's deviation is its log sales minus the
-# mean of the observed log periods of the year around it (`ModelSettings.year_ago_window` periods, centred;
-# versions from before it: the median of those within `_YEAR_AGO_HALF` periods either side); the term pairs
-# each deviation with the one `_WEEKS_A_YEAR` periods before, is fitted on at least `_YEAR_AGO_MIN_PAIRS`
-# such pairs (half a year of overlap) and is kept only where its coefficient is significant at the usual
-# 5 % (t >= 2). Chosen before any measurement, not tuned.
-_WEEKS_A_YEAR = 52
-_YEAR_AGO_HALF = 4
-_YEAR_AGO_MIN_PAIRS = 26
-_YEAR_AGO_T = 2.0
 # Fewest periods a backtest fold trains on: a fold with less could not be fitted even if every period sold.
 MIN_FIT_PERIODS = _MIN_SELLING_PERIODS
 
@@ -182,7 +189,7 @@ def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> 
         closure_share=forecast.closure_share,
         explosion_factor=forecast.explosion_factor,
         holidays=holidays.calendar() if holidays and cadence.name == "daily" else None,
-        year_ago_lag=_WEEKS_A_YEAR if orders.year_ago is not False and cadence.name == "weekly" else 0,
+        year_ago_lag=WEEKS_A_YEAR if orders.year_ago is not False and cadence.name == "weekly" else 0,
         **({"spike_rule": anomaly_rules.spike_rule()} if anomaly_rules is not None else {}),
     )
 
@@ -302,7 +309,7 @@ class FittedModel:
         """Forecast `horizon` periods after the last training period (see `quantile_frame`)."""
         parts = [(self.results, self.moments), *self.others]
         moments = [
-            m if m is not None and len(m[0]) >= horizon else _plus_year_ago(_log_moments(r, horizon), self.year_ago_ahead)
+            m if m is not None and len(m[0]) >= horizon else plus_year_ago(log_moments(r, horizon), self.year_ago_ahead)
             for r, m in parts
         ]
         return quantile_frame(self.spec, self.last_date, horizon, levels, moments)
@@ -338,174 +345,6 @@ def daily_series(frame: pd.DataFrame, series_id: str, end_exclusive: pd.Timestam
     return period_series(frame, series_id, end_exclusive, DAILY)
 
 
-def _recency_weighted(zero: np.ndarray, halflife: float) -> float:
-    """Share of zeros, each observation weighted 2^(-age / halflife) (the newest has age 0)."""
-    weights = 0.5 ** (np.arange(len(zero))[::-1] / halflife)
-    return float(np.sum(weights * zero) / np.sum(weights))
-
-
-def zero_share(
-    y: pd.Series, window: int, cadence: Cadence, exclude: pd.DatetimeIndex | None = None, halflife: float = 2.0
-) -> dict[str, float]:
-    """P(no sale) per weekday (daily data: over the last `window` of each weekday) or overall ("all").
-
-    Recency-weighted (half-life `halflife` observations of the same weekday or period): a product that
-    starts selling again after weeks out of stock is a seller again within a couple of weeks, not after
-    the whole window has forgotten the gap; a weekday that is always closed stays closed.
-    """
-    if exclude is not None and len(exclude):
-        y = y[~y.index.isin(exclude)]
-    if cadence.name == "daily":
-        recent = y.iloc[-window * 7 :]
-        return {WEEKDAYS[d]: _recency_weighted(g.to_numpy(dtype=float), halflife) for d, g in (recent == 0).groupby(recent.index.day_of_week)}
-    recent = y.iloc[-window:]
-    return {"all": _recency_weighted((recent == 0).to_numpy(dtype=float), halflife)} if len(recent) else {}
-
-
-def _open_days(y: pd.Series, closed: tuple[str, ...], exclude: pd.DatetimeIndex | None) -> pd.Series:
-    """The days of a daily series that can tell sold from not sold: not a closed weekday, not a holiday."""
-    keep = ~np.isin([WEEKDAYS[d] for d in y.index.day_of_week], closed)
-    if exclude is not None and len(exclude):
-        keep &= ~y.index.isin(exclude)
-    return y[keep]
-
-
-def zero_chain(
-    y: pd.Series, window: int, closed: tuple[str, ...], exclude: pd.DatetimeIndex | None, weight: float, weekday_gap: float = 0.0
-) -> dict[str, float]:
-    """The two-state (sold / no sale) Markov chain of a daily series' open days over the last `window`
-    weeks: P(no sale after a sale) and P(a sale after a day without), each with half a transition of
-    prior (so neither is 0 or 1), and the state of the last open day. Empty without `weight` or with
-    fewer than 14 open days. With `weekday_gap` > 0 the chain records it: a forecast leaves the chain off
-    the weekdays that are mostly closed (`zero_probability`).
-
-    Why: no sale mostly comes in runs (a product out of stock for days or weeks), so whether the product
-    sold on its last open day says more about the next few days than the weekday's share of the last
-    weeks, which trails a restart by weeks; further ahead the chain forgets the state.
-    """
-    if weight <= 0:
-        return {}
-    days = _open_days(y.iloc[-window * 7 :], closed, exclude)
-    if len(days) < 14:
-        return {}
-    zero = days.to_numpy(dtype=float) == 0
-    before, after = zero[:-1], zero[1:]
-    to_zero = (np.sum(~before & after) + 0.5) / (np.sum(~before) + 1.0)
-    to_sale = (np.sum(before & ~after) + 0.5) / (np.sum(before) + 1.0)
-    chain = {"to_zero": float(to_zero), "to_sale": float(to_sale), "weight": float(weight), "last_zero": float(zero[-1])}
-    return {**chain, "weekday_gap": float(weekday_gap)} if weekday_gap > 0 else chain
-
-
-def chain_zero_probability(chain: dict[str, float], steps: np.ndarray, last_zero: bool) -> np.ndarray:
-    """P(no sale) `steps` open days after the chain's state: the stationary share plus the state's
-    excess over it, which decays by (1 - to_zero - to_sale) per step."""
-    a, b = chain["to_zero"], chain["to_sale"]
-    stationary = a / (a + b)
-    decay = (1.0 - a - b) ** steps
-    return stationary + (1.0 - stationary) * decay if last_zero else stationary * (1.0 - decay)
-
-
-def pooled_zero_shares(
-    y: pd.Series, window: int, closed: tuple[str, ...], exclude: pd.DatetimeIndex | None, halflife_days: float, own: dict[str, float]
-) -> dict[str, float]:
-    """A daily series' probability of no sale per open weekday: how often it went without a sale lately
-    (the share of zeros over all open days of the last `window` weeks, recency-weighted with a half-life
-    of `halflife_days` days), moved by how often that weekday goes without one compared with all open
-    days over the whole window (the difference of their log-odds; the all-days share with half a day of
-    prior, each weekday's with one day at the all-days share, so a weekday seen without a zero sits below
-    the rest, never above). Closed weekdays, and every weekday of a series with fewer than 14 open days,
-    keep `own`.
-
-    Why: a weekday's own recency-weighted share rests on a handful of its days (half-life two weeks),
-    so it is noisy and trails a stock-out or a restart by weeks. Whether a product is in stock is shared
-    by all its open days (seven times the observations); how a weekday differs (a quiet Sunday) changes
-    slowly and is better estimated over the whole window.
-    """
-    days = _open_days(y.iloc[-window * 7 :], closed, exclude)
-    if len(days) < 14:
-        return own
-    zero = days.to_numpy(dtype=float) == 0
-    # Bounded away from 0 and 1, where the log-odds are infinite (a product that never missed a day).
-    recent = float(np.clip(_recency_weighted(zero.astype(float), halflife_days), 0.01, 0.99))
-    share = (zero.sum() + 0.5) / (len(zero) + 1.0)
-    shares = dict(own)
-    for day, flags in pd.Series(zero, index=days.index).groupby(days.index.day_of_week):
-        offset = special.logit((flags.sum() + share) / (len(flags) + 1.0)) - special.logit(share)
-        shares[WEEKDAYS[day]] = float(special.expit(special.logit(recent) + offset))
-    return shares
-
-
-def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
-    """Weekdays whose share of zero-sales days over the last `weeks` weeks is at least `share`."""
-    shares = zero_share(y, weeks, DAILY)
-    return tuple(d for d in WEEKDAYS if d in shares and share > 0 and shares[d] >= share)
-
-
-@functools.lru_cache(maxsize=16)
-def _calendar(country: str, subdivision: str | None, first_year: int, last_year: int, categories: str = "public") -> dict[pd.Timestamp, str]:
-    """Date -> holiday name from the `holidays` package, built once per process and range (`categories`:
-    the package's categories joined by ","; a day in two of them keeps the package's joined name)."""
-    import holidays
-
-    found = holidays.country_holidays(
-        country, subdiv=subdivision or None, years=range(first_year, last_year + 1), categories=tuple(categories.split(","))
-    )
-    return {pd.Timestamp(d): name for d, name in sorted(found.items())}
-
-
-def is_package_calendar(calendar: tuple[str, ...]) -> bool:
-    """Whether a recorded calendar key is the `holidays` package's (country, subdivision[, categories]),
-    not a legacy tuple of US federal holiday names."""
-    return len(calendar) in (2, 3) and len(calendar[0]) in (2, 3) and calendar[0].isupper()
-
-
-def holiday_names(calendar: tuple[str, ...], start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
-    """Holiday dates between start and end (inclusive) -> name, for a spec's calendar.
-
-    `calendar` is (country, subdivision[, categories]); a legacy spec holds US federal holiday names
-    instead, served from pandas' calendar under one name ("holiday") to match its flat effect.
-    """
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
-    if not calendar:
-        return pd.Series(dtype=object)
-    if is_package_calendar(calendar):
-        found = _calendar(calendar[0], calendar[1] or None, start.year, end.year, *calendar[2:])
-        return pd.Series({d: n for d, n in found.items() if start <= d <= end}, dtype=object)
-    from pandas.tseries.holiday import USFederalHolidayCalendar
-
-    legacy = USFederalHolidayCalendar().holidays(start, end, return_name=True)
-    return pd.Series({d: "holiday" for d, n in legacy.items() if n in calendar}, dtype=object)
-
-
-def holiday_effect(y: pd.Series, names: pd.Series) -> dict[str, dict[str, float]]:
-    """Per holiday name: median, lowest and highest ratio of its sales to the same weekday a week
-    before and after (neighbours that are holidays or zero are skipped). Holidays never seen -> absent."""
-    week = pd.Timedelta(days=7)
-    ratios: dict[str, list[float]] = {}
-    for day, name in names.items():
-        if day not in y.index:
-            continue
-        neighbours = [y[d] for d in (day - week, day + week) if d in y.index and d not in names.index and y[d] > 0]
-        if neighbours:
-            ratios.setdefault(str(name), []).append(float(y[day]) / float(np.mean(neighbours)))
-    out = {}
-    for name, values in ratios.items():
-        clipped = np.clip(values, 0.0, 3.0)  # one odd day must not triple a forecast
-        out[name] = {"factor": float(np.median(clipped)), "low": float(clipped.min()), "high": float(clipped.max()), "n": float(len(values))}
-    return out
-
-
-def holiday_effect_holds(effect: dict[str, float]) -> bool:
-    """Whether a learned holiday ratio is evidence enough to scale a forecast: seen at least twice, every
-    time on the same side of 1 (all lower or all higher than the neighbouring weeks).
-
-    One observation cannot tell a holiday effect from an odd day, and a ratio that went both ways has no
-    direction to apply. Such a holiday is forecast like any other day (it is still left out of training).
-    """
-    n = effect.get("n", 2.0)  # a legacy flat effect has no count: it was always applied
-    return n >= 2 and (effect["high"] < 1.0 or effect["low"] > 1.0)
-
-
 def _without_spikes(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> tuple[pd.Series, pd.DatetimeIndex]:
     """`y` with the periods the spike rule flags anywhere in its history set to 0 (missing for the model),
     and those periods.
@@ -522,122 +361,6 @@ def _without_spikes(y: pd.Series, cadence: Cadence, rule: tuple[float, ...]) -> 
         log.info("%s: %d spike period(s) left out of training: %s", y.name, len(spikes), ", ".join(f"{d:%Y-%m-%d}" for d in spikes[:5]))
         y = y.where(~y.index.isin(spikes), 0.0)
     return y, spikes
-
-
-def to_model_scale(y: pd.Series) -> np.ndarray:
-    """log(sales) with zero periods as NaN (missing for the Kalman filter)."""
-    values = y.to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(values > 0, np.log(np.where(values > 0, values, 1.0)), np.nan)
-
-
-def year_ago_deviations(y: pd.Series, window: int = 0) -> np.ndarray:
-    """How far each period stood from its year: log sales minus the mean of the observed log periods in the
-    `window` periods centred on it (NaN for a period without a sale, or with fewer than half the window
-    observed around it; near the end of the history the window is the part of it the history holds).
-    `window` 0: from its local level instead, the median of the observed log periods within
-    `_YEAR_AGO_HALF` either side (versions from before the yearly window).
-
-    Why the year: a produce in season sells for months above its year's mean and a term on the local level
-    sees nothing of it (each week is level with its neighbours), while the mean-reverting member pulls the
-    in-season forecast down towards the year's mean. A peak week stands out from its year as it did from
-    its neighbours, and a centred window leaves a steady trend at 0.
-    """
-    log_sales = pd.Series(to_model_scale(y))
-    if window > 0:
-        level = log_sales.rolling(window, center=True, min_periods=window // 2).mean()
-    else:
-        level = log_sales.rolling(2 * _YEAR_AGO_HALF + 1, center=True, min_periods=_YEAR_AGO_HALF + 1).median()
-    return (log_sales - level).to_numpy()
-
-
-def _years_before(deviation: np.ndarray, lag: int, length: int) -> np.ndarray:
-    """For each of `length` periods counted from the first of `deviation` (past its end: the periods
-    ahead): the mean of its known deviations one and two years (`lag` and 2 `lag` periods) before; NaN
-    where neither is known. Two years, where there are, halve what a one-off week of one year brings back."""
-    total, count = np.zeros(length), np.zeros(length)
-    for back in (lag, 2 * lag):
-        source = np.arange(length) - back
-        inside = (source >= 0) & (source < len(deviation))
-        value = np.full(length, np.nan)
-        value[inside] = deviation[source[inside]]
-        known = np.isfinite(value)
-        total[known] += value[known]
-        count[known] += 1
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def year_ago_effect(deviation: np.ndarray, lag: int) -> dict[str, float]:
-    """The year-ago term of a weekly series, or {} where the history shows no yearly pattern.
-
-    The weekly models follow the level and have no yearly season (three years of weeks are too short for a
-    52-week seasonal difference), so a peak that comes back every year at the same week (Thanksgiving,
-    Christmas, a season's start) is missed every year. Here each period's deviation from its year
-    (`year_ago_deviations`) is regressed, through the origin, on the mean of its deviations one and two
-    years before (`_years_before`: `lag` and 2 `lag` periods; the one known where only one is), over every
-    period where both sides are known: the coefficient `beta` says how much of the past years' deviation
-    comes back. It is kept only on at least `_YEAR_AGO_MIN_PAIRS` pairs and where it is significant
-    (t >= 2), and capped at 1 (no more than all of it comes back); a series whose weeks move at random
-    keeps no term. `deviation` is the series' `year_ago_deviations`. Returns {"beta", "lag", "t", "pairs"}.
-    """
-    now = deviation
-    if lag <= 0 or len(now) <= lag:
-        return {}
-    before = _years_before(now, lag, len(now))
-    known = np.isfinite(before) & np.isfinite(now)
-    pairs = int(known.sum())
-    if pairs < _YEAR_AGO_MIN_PAIRS:
-        return {}
-    x, z = before[known], now[known]
-    sxx = float(x @ x)
-    if sxx <= 0.0:
-        return {}
-    beta = float(x @ z) / sxx
-    residual = z - beta * x
-    se = float(np.sqrt(float(residual @ residual) / (pairs - 1) / sxx))
-    t = beta / se if se > 0.0 else np.inf
-    if not t >= _YEAR_AGO_T:
-        return {}
-    return {"beta": min(beta, 1.0), "lag": float(lag), "t": float(min(t, 1e6)), "pairs": float(pairs)}
-
-
-def year_ago_offsets(deviation: np.ndarray, effect: dict[str, float], horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """The year-ago term on the log scale for every period of a series and for the `horizon` periods after
-    it: `beta` x the mean of its deviations (`year_ago_deviations`) one and two years before
-    (`_years_before`; 0 where neither is known: no sale, or before the history). All zeros when `effect`
-    is empty."""
-    n = len(deviation)
-    if not effect:
-        return np.zeros(n), np.zeros(horizon)
-    term = effect["beta"] * np.nan_to_num(_years_before(deviation, int(effect["lag"]), n + horizon), nan=0.0)
-    return term[:n], term[n:]
-
-
-def _plus_year_ago(moments: tuple[np.ndarray, np.ndarray], ahead: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """h-step log-scale moments with the year-ago term added to the mean (0 past the term's length)."""
-    mean, se = moments
-    shift = np.zeros(len(mean))
-    k = min(len(mean), len(ahead))
-    shift[:k] = ahead[:k]
-    return mean + shift, se
-
-
-def trend_for(order: tuple[int, ...], seasonal: tuple[int, ...]) -> str:
-    """"c" (a constant) for an order without any differencing, else "n".
-
-    Without a difference a model reverts to its mean, and on log sales a model without a constant has mean
-    log 1: a mean-reverting model forecasts towards one unit unless it estimates the series' own level.
-    """
-    return "c" if order[1] == 0 and (len(seasonal) < 2 or seasonal[1] == 0) else "n"
-
-
-def sarimax(endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...], trend: str | None = None) -> Any:
-    """The statsmodels SARIMAX the project fits and filters with (one definition for both); `trend`
-    defaults to `trend_for` the orders."""
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
-
-    trend = trend_for(order, seasonal) if trend is None else trend
-    return SARIMAX(endog, order=order, seasonal_order=seasonal, trend=None if trend == "n" else trend, concentrate_scale=True)
 
 
 # L-BFGS stops when the log-likelihood gains less than ~2e-6 relative per step (scipy's default asks for
@@ -682,13 +405,13 @@ def _fit_one(
     # around that mean (None with too few consecutive selling periods: the likelihood search below), its
     # filter in closed form.
     least_squares = None
-    if _is_ar1_with_constant(order, seasonal, trend_for(order, seasonal)):
+    if is_ar1_with_constant(order, seasonal, trend_for(order, seasonal)):
         mean = _recent_mean(endog, mean_window)
         least_squares = _ar1_least_squares(endog - mean)
         closed = ar1_filter(endog, np.array([mean * (1.0 - least_squares), least_squares])) if least_squares is not None else None
         if closed is not None:
             return closed
-    if _is_local_level(order, seasonal, trend_for(order, seasonal)):
+    if is_local_level(order, seasonal, trend_for(order, seasonal)):
         # The local level: the same bounded search of the same likelihood as below, from the filter in
         # plain floats (`local_level_filter`: this member's fit ~2.4 -> ~0.6 ms, equal to statsmodels to rounding).
         # Where the likelihood is undefined (nothing observed after the first period) the search meets only
@@ -765,193 +488,6 @@ def _ar1_least_squares(x: np.ndarray) -> float | None:
     if denominator <= 0.0:
         return None
     return float(np.clip(np.sum(now[pairs] * before[pairs]) / denominator, -_SCALAR_BOUND, _SCALAR_BOUND))
-
-
-def _is_ar1_with_constant(order: tuple[int, ...], seasonal: tuple[int, ...], trend: str) -> bool:
-    """True for (1,0,0) with a constant and no seasonal part: the weekly pool's mean-reverting member (or
-    that candidate fitted without its season on a short history)."""
-    return tuple(order) == (1, 0, 0) and not any(tuple(seasonal)[:3]) and trend == "c"
-
-
-@dataclass
-class AR1Results:
-    """statsmodels' filter results of SARIMAX (1,0,0) with a constant (scale concentrated out, stationary
-    start) at fixed parameters, computed in closed form: the fields the project reads, with the same
-    names and shapes (`filter_results` holds the last one-step prediction and the system matrices that
-    `_log_moments` runs forward).
-
-    With one state the Kalman filter has a closed form even across missing periods: the prediction of an
-    observation g periods after the previous one is mu + phi^g (x_prev - mu) with variance (1 - phi^2g) /
-    (1 - phi^2) scale units; the first one has the stationary mean and variance. So no model object is
-    built and no filter runs: ~0.05 ms where statsmodels' model construction and filter pass took ~1.7 ms
-    of a ~5.3 ms weekly fit. Equal to statsmodels to ~1e-12 (tested).
-    """
-
-    params: np.ndarray
-    llf: float
-    aic: float
-    standardized_forecasts_error: np.ndarray  # (1, nobs); 0 for a period without an observation
-    filter_results: Any  # SimpleNamespace of the (k, k, 1) system matrices and the last prediction
-    param_names: list[str] = field(default_factory=lambda: ["intercept", "ar.L1"])
-    maroots: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    @property
-    def arroots(self) -> np.ndarray:
-        """Roots of the AR polynomial 1 - phi L (none for phi = 0), as statsmodels reports them."""
-        phi = float(self.params[1])
-        return np.array([1.0 / phi]) if phi else np.empty(0)
-
-
-def ar1_filter(endog: np.ndarray, params: np.ndarray) -> AR1Results | None:
-    """`AR1Results` of (1,0,0) with a constant at `params` (intercept, ar.L1) over the log series `endog`
-    (NaN = no observation); None where the closed form does not apply (a coefficient outside the
-    stationary range, no observation, no variation), for statsmodels' own filter to handle."""
-    intercept, phi = (float(v) for v in params)
-    observed = np.flatnonzero(np.isfinite(endog))
-    if not abs(phi) < 1.0 or not len(observed):
-        return None
-    mean = intercept / (1.0 - phi)
-    x = endog[observed]
-    gaps = np.diff(observed)
-    predicted = np.r_[mean, mean + phi**gaps * (x[:-1] - mean)]
-    variance = np.r_[1.0, 1.0 - phi ** (2 * gaps)] / (1.0 - phi**2)  # in units of the scale
-    errors = x - predicted
-    scale = float(np.mean(errors**2 / variance))
-    if not (np.isfinite(scale) and scale > 0.0):
-        return None
-    llf = -0.5 * len(x) * (np.log(2 * np.pi) + np.log(scale) + 1.0) - 0.5 * float(np.sum(np.log(variance)))
-    standardized = np.zeros((1, len(endog)))
-    standardized[0, observed] = errors / np.sqrt(variance * scale)
-    ahead = len(endog) - observed[-1]  # periods from the last observation to the first forecast period
-    one = np.ones((1, 1, 1))
-    last = SimpleNamespace(
-        design=one, obs_intercept=np.zeros((1, 1)), obs_cov=np.zeros((1, 1, 1)), selection=one,
-        transition=np.full((1, 1, 1), phi), state_intercept=np.full((1, 1), intercept), state_cov=np.full((1, 1, 1), scale),
-        predicted_state=np.full((1, 1), mean + phi**ahead * (x[-1] - mean)),
-        predicted_state_cov=np.full((1, 1, 1), scale * (1.0 - phi ** (2 * ahead)) / (1.0 - phi**2)),
-    )
-    # statsmodels counts the concentrated scale as a parameter: 3 degrees of freedom.
-    return AR1Results(np.array([intercept, phi]), llf, -2.0 * llf + 6.0, standardized, last)
-
-
-def _is_local_level(order: tuple[int, ...], seasonal: tuple[int, ...], trend: str) -> bool:
-    """True for (0,1,1) without a constant or seasonal part: the weekly pool's local-level member (and the
-    safe order of any cadence fitted without its season)."""
-    return tuple(order) == (0, 1, 1) and not any(tuple(seasonal)[:3]) and trend == "n"
-
-
-# statsmodels' SARIMAX starts an integrated state "approximate diffuse": mean 0, this variance (in units
-# of the concentrated scale), and leaves the first `d` periods out of the likelihood (its
-# `loglikelihood_burn`). `local_level_filter` does the same, so the two agree to rounding (tested).
-_APPROXIMATE_DIFFUSE = 1e6
-_LOCAL_LEVEL_BURN = 1
-
-
-def _local_level_pass(values: list[float], theta: float, keep: list[tuple[int, float, float]] | None = None) -> tuple[float, float, int, float, float]:
-    """One Kalman filter pass of ARIMA(0,1,1) over `values` (log sales, NaN = no observation), scale 1,
-    written as its one-state innovations form: y_t = L_t + e_t, L_t+1 = L_t + (1 + theta) e_t.
-
-    Returns (sum of v^2 / F, sum of log F, observations counted, last predicted level, its variance)
-    over the periods after the burn; `keep` collects (period, v, F) of every observed period. Plain
-    floats in a Python loop: ~0.05 ms a weekly pass where statsmodels' `loglike` takes ~0.16 ms, and no
-    model object (~0.5 ms to build)."""
-    a = 1.0 + theta
-    a2, t2 = a * a, theta * theta
-    level, p = 0.0, _APPROXIMATE_DIFFUSE + t2  # L_0 = y_-1 + theta e_-1: diffuse y_-1, stationary e_-1
-    squares = logs = 0.0
-    counted = 0
-    log = math.log
-    for t, x in enumerate(values):
-        if x != x:  # no observation: the level carries on, its variance grows by one shock
-            p += a2
-            continue
-        f = p + 1.0
-        v = x - level
-        if t >= _LOCAL_LEVEL_BURN:
-            squares += v * v / f
-            logs += log(f)
-            counted += 1
-        if keep is not None:
-            keep.append((t, v, f))
-        level += (p + a) / f * v  # gain Cov(L_t+1, y_t) / F = (P + 1 + theta) / F
-        p = t2 * p / f  # P + a^2 - (P + a)^2 / F, without the cancellation of a diffuse P
-    return squares, logs, counted, level, p
-
-
-def _concentrated_llf(squares: float, logs: float, counted: int) -> float:
-    """The Gaussian log-likelihood with the scale concentrated out (statsmodels' `concentrate_scale`)."""
-    scale = squares / counted
-    return -0.5 * counted * (math.log(2.0 * math.pi) + math.log(scale) + 1.0) - 0.5 * logs
-
-
-def local_level_loglike(values: list[float], theta: float) -> float:
-    """statsmodels' concentrated log-likelihood of SARIMAX (0,1,1) at `theta` (-inf where undefined)."""
-    squares, logs, counted, _, _ = _local_level_pass(values, theta)
-    return _concentrated_llf(squares, logs, counted) if counted and squares > 0.0 else -math.inf
-
-
-@dataclass
-class LocalLevelResults:
-    """statsmodels' filter results of SARIMAX (0,1,1) (no constant, scale concentrated out, approximate
-    diffuse start) at a fixed MA coefficient, from `_local_level_pass`: the fields the project reads, with
-    the same names and shapes. `filter_results` holds the last one-step prediction in the two-state form
-    (level, shock): y = level + shock, level' = level + (1 + theta) shock, which `_log_moments` runs
-    forward to the same moments as statsmodels' three states."""
-
-    params: np.ndarray
-    llf: float
-    aic: float
-    standardized_forecasts_error: np.ndarray  # (1, nobs); 0 for a period without an observation
-    filter_results: Any
-    param_names: list[str] = field(default_factory=lambda: ["ma.L1"])
-    arroots: np.ndarray = field(default_factory=lambda: np.empty(0))
-
-    @property
-    def maroots(self) -> np.ndarray:
-        """Root of the MA polynomial 1 + theta L, as statsmodels reports it (inf for theta = 0)."""
-        theta = float(self.params[0])
-        return np.array([-1.0 / theta if theta else np.inf])
-
-
-def local_level_filter(endog: np.ndarray, theta: float) -> LocalLevelResults | None:
-    """`LocalLevelResults` of (0,1,1) at `theta` over the log series `endog` (NaN = no observation); None
-    where the likelihood is undefined (nothing observed after the first period, every error exactly 0),
-    for statsmodels' own filter to handle."""
-    kept: list[tuple[int, float, float]] = []
-    squares, logs, counted, level, p = _local_level_pass(endog.tolist(), float(theta), kept)
-    if not counted or not (np.isfinite(squares) and squares > 0.0):
-        return None
-    scale = squares / counted
-    llf = _concentrated_llf(squares, logs, counted)
-    standardized = np.zeros((1, len(endog)))
-    at, v, f = (np.array(c) for c in zip(*kept, strict=True))
-    standardized[0, at.astype(int)] = v / np.sqrt(f * scale)
-    a = 1.0 + float(theta)
-    last = SimpleNamespace(
-        design=np.ones((1, 2, 1)), obs_intercept=np.zeros((1, 1)), obs_cov=np.zeros((1, 1, 1)),
-        selection=np.array([[0.0], [1.0]])[:, :, None], transition=np.array([[1.0, a], [0.0, 0.0]])[:, :, None],
-        state_intercept=np.zeros((2, 1)), state_cov=np.full((1, 1, 1), scale),
-        predicted_state=np.array([[level], [0.0]]), predicted_state_cov=np.diag([p * scale, scale])[:, :, None],
-    )
-    # statsmodels counts the concentrated scale as a parameter: 2 degrees of freedom.
-    return LocalLevelResults(np.array([float(theta)]), llf, -2.0 * llf + 4.0, standardized, last)
-
-
-def lean_filter(model: Any, params: Any) -> Any:
-    """statsmodels' filter results at `params`, keeping only what the project reads from them: the
-    likelihood, the standardised one-step errors (interval calibration) and the last one-step prediction
-    (forecast moments). Not storing every period's predicted and filtered states, covariances and gains
-    (17 x 17 per day for the daily airline model) cuts a daily fit and forecast by ~12 % (~0.15 ms per
-    weekly member), with identical figures; out-of-sample `get_forecast` still works, in-sample
-    prediction and smoothing do not.
-
-    cov_type="none": parameter standard errors are never used, and their numerical Hessian costs more
-    than the filter (~15 ms of a ~20 ms daily pass).
-    """
-    from statsmodels.tsa.statespace import kalman_filter as kf
-
-    memory = kf.MEMORY_NO_PREDICTED | kf.MEMORY_NO_FILTERED | kf.MEMORY_NO_GAIN | kf.MEMORY_NO_SMOOTHING
-    return model.filter(params, cov_type="none", conserve_memory=memory)
 
 
 def _off_season(seasonal_order: tuple[int, ...], seasonal: tuple[int, ...]) -> dict[str, Any]:
@@ -1044,7 +580,7 @@ def forecast_frame(
     `moments`: the log-scale mean and standard error per step, when already computed (at least `horizon`
     steps); otherwise they come from `results`.
     """
-    return quantile_frame(spec, last_date, horizon, levels, [moments if moments is not None else _log_moments(results, horizon)])
+    return quantile_frame(spec, last_date, horizon, levels, [moments if moments is not None else log_moments(results, horizon)])
 
 
 def period_keys(dates: pd.DatetimeIndex, cadence: Cadence) -> list[str]:
@@ -1145,75 +681,10 @@ def _from_zero_where_narrower(columns: dict[str, np.ndarray], suffix: str, upper
     columns[f"yhat_upper{suffix}"] = np.where(use, upper, upper_tailed)
 
 
-def _log_moments(results: Any, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error of the 1..horizon-step forecasts on the model's (log) scale.
-
-    The Kalman recursion run forward from the filter's last one-step prediction (a, P): mean Z a + d,
-    variance Z P Z' + H, then a <- T a + c, P <- T P T' + R Q R'. This is what `results.get_forecast`
-    computes (equal to ~1e-15, tested), without building the extended model it forecasts with (~1.5 ms of
-    a ~10 ms weekly fit). The project's SARIMAX has no regressors, so its matrices are time-invariant, and
-    with a concentrated scale the stored covariances are already scaled.
-    """
-    fr = results.filter_results
-    design, obs_intercept, obs_cov = fr.design[:, :, -1], fr.obs_intercept[:, -1], fr.obs_cov[:, :, -1]
-    transition, state_intercept = fr.transition[:, :, -1], fr.state_intercept[:, -1]
-    selection = fr.selection[:, :, -1]
-    shock = selection @ fr.state_cov[:, :, -1] @ selection.T
-    state, cov = fr.predicted_state[:, -1].copy(), fr.predicted_state_cov[:, :, -1].copy()
-    mean, var = np.empty(horizon), np.empty(horizon)
-    for step in range(horizon):
-        mean[step] = float((design @ state + obs_intercept)[0])
-        var[step] = float((design @ cov @ design.T + obs_cov)[0, 0])
-        state = transition @ state + state_intercept
-        cov = transition @ cov @ transition.T + shock
-    return mean, np.sqrt(np.maximum(var, 0.0))
-
-
 def _z_scale(spec: ModelSpec, level: float) -> float:
     """The calibrated multiplier of a level relative to the Gaussian one (1 = Gaussian)."""
     normal = float(special.ndtri(0.5 + level / 2))
     return spec.z.get(f"{level:g}", normal) / normal
-
-
-def apply_holiday_effect(out: pd.DataFrame, effect: dict[str, Any], calendar: tuple[str, ...]) -> pd.DataFrame:
-    """Scale a forecast frame's holiday rows: point x median ratio, lower x lowest, upper x highest.
-
-    A holiday whose ratio does not hold (`holiday_effect_holds`: seen once, or both ways) keeps the
-    ordinary day's point, but its interval reaches halfway (on the log scale) towards the ratios seen:
-    lower x sqrt(lowest) where that is below 1, upper x sqrt(highest) where above. One sighting is not
-    evidence enough to move the point (docs/DEVELOPING.md), but it is a warning that the day may be far
-    from an ordinary one: with the ordinary day's interval, a once-seen Christmas closure fell outside it.
-    """
-    if not effect or out.empty:
-        return out
-    dates = pd.DatetimeIndex(out["forecast_date"])
-    names = holiday_names(calendar, dates[0], dates[-1])
-    if names.empty:
-        return out
-    if "factor" in effect:  # a legacy flat effect: one ratio for every listed holiday
-        effect = {"holiday": effect}
-    out = out.copy()
-    for column in [c for c in out.columns if c.startswith("yhat")]:
-        key = "low" if "lower" in column else "high" if "upper" in column else "factor"
-        values = out[column].to_numpy(dtype=float, copy=True)
-        for day, name in names.items():
-            if name in effect:
-                values[dates == day] *= _holiday_scale(effect[name], key)
-        out[column] = values
-    return out
-
-
-def _holiday_scale(effect: dict[str, float], key: str) -> float:
-    """What a holiday multiplies its forecast's `key` column by ("factor" the point, "low" / "high" the
-    bounds): the learned ratio where it holds; else 1 for the point and, for a bound, halfway on the log
-    scale to the ratio seen beyond it (see `apply_holiday_effect`)."""
-    if holiday_effect_holds(effect):
-        return effect[key]
-    if key == "low":
-        return math.sqrt(min(effect["low"], 1.0))
-    if key == "high":
-        return math.sqrt(max(effect["high"], 1.0))
-    return 1.0
 
 
 def _calendar_key(settings: ModelSettings) -> tuple[str, ...]:
@@ -1300,7 +771,7 @@ def fit_series(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the estimated noise variance is 0: statsmodels divides by it
             res = lean_filter(sarimax(endog, _CONSTANT_ORDER, (0, 0, 0, 0)), [])
-        accepted.append((float("nan"), res, _CONSTANT_ORDER, (0, 0, 0, 0), _plus_year_ago(_log_moments(res, settings.horizon), ahead)))
+        accepted.append((float("nan"), res, _CONSTANT_ORDER, (0, 0, 0, 0), plus_year_ago(log_moments(res, settings.horizon), ahead)))
         tried.append({"order": list(_CONSTANT_ORDER), "rejected": None, "note": "constant on the log scale"})
         plans = []
     for stage, (order, seasonal_order) in enumerate(plans):
@@ -1322,7 +793,7 @@ def fit_series(
             reason = _stable(res, order, seasonal_order)
             moments = None
             if reason is None:
-                moments = _plus_year_ago(_log_moments(res, settings.horizon), ahead)
+                moments = plus_year_ago(log_moments(res, settings.horizon), ahead)
                 peak = float(np.exp(np.nanmax(moments[0])))
                 if not np.isfinite(peak) or peak > settings.explosion_factor * max(history_max, 1.0):
                     reason = f"explosive forecast (peak {peak:.3g} > {settings.explosion_factor:g} x history max {history_max:.3g})"
@@ -1404,11 +875,11 @@ def filter_with_spec(y: pd.Series, spec: ModelSpec) -> Any:
 @single_threaded_blas
 def _filter_endog(endog: np.ndarray, spec: ModelSpec) -> Any:
     """`filter_with_spec` on the model-scale series `_model_endog` gives."""
-    if _is_ar1_with_constant(spec.order, spec.seasonal_order, spec.trend) and set(spec.params) == {"intercept", "ar.L1"}:
+    if is_ar1_with_constant(spec.order, spec.seasonal_order, spec.trend) and set(spec.params) == {"intercept", "ar.L1"}:
         closed = ar1_filter(endog, np.array([spec.params["intercept"], spec.params["ar.L1"]]))
         if closed is not None:
             return closed  # what the fit itself used
-    if _is_local_level(spec.order, spec.seasonal_order, spec.trend) and set(spec.params) == {"ma.L1"}:
+    if is_local_level(spec.order, spec.seasonal_order, spec.trend) and set(spec.params) == {"ma.L1"}:
         closed = local_level_filter(endog, spec.params["ma.L1"])
         if closed is not None:
             return closed
@@ -1430,13 +901,13 @@ def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tupl
     member's, for a combination, pooled as in `FittedModel.forecast`).
     """
     endog, ahead = _model_endog(y, spec, horizon)  # once: every member sees the same data
-    moments = [_plus_year_ago(_log_moments(_filter_endog(endog, m), horizon), ahead) for m in spec.member_specs()]
+    moments = [plus_year_ago(log_moments(_filter_endog(endog, m), horizon), ahead) for m in spec.member_specs()]
     last_zero = None
     if spec.zero_chain:
         # The chain starts from the state of the data forecast from (newer than training's for a
         # champion serving later runs), on the days training would count: no closed weekday, no holiday.
         tail = y.iloc[-7 * 7 :]
         holidays = pd.DatetimeIndex(holiday_names(spec.holidays, tail.index.min(), tail.index.max()).index)
-        days = _open_days(tail, spec.closed_weekdays, holidays)
+        days = open_days(tail, spec.closed_weekdays, holidays)
         last_zero = bool(days.iloc[-1] == 0) if len(days) else None
     return quantile_frame(spec, y.index.max(), horizon, levels, moments, last_zero)

@@ -498,7 +498,8 @@ def _anomalies(
     """Anomaly findings per series and per delivery (include/forecasting/anomaly.py) turned into
     quarantines or a block."""
     from include.forecasting import anomaly
-    from include.forecasting.training import holiday_names, period_label, period_series
+    from include.forecasting.holiday_effects import holiday_names
+    from include.forecasting.training import period_label, period_series
 
     findings = anomaly.duplicate_findings(duplicates)
     end = pd.Timestamp(window_end)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, read_seed, write_config
 
-from include.forecasting import training
+from include.forecasting import holiday_effects, state_space, training, year_ago, zeros
 from include.forecasting.config import load_config
 from include.forecasting.frequency import DAILY, weekly
 
@@ -29,12 +27,6 @@ def settings(config):
 
 
 @pytest.fixture(scope="module")
-def velvet(request):
-    frame = request.getfixturevalue("iowa_frame")
-    return training.daily_series(frame, "BLACK VELVET", END)
-
-
-@pytest.fixture(scope="module")
 def iowa_frame():
     """Module-scoped (conftest's is per test): the fits below share one read of the panel."""
     return read_seed()
@@ -45,11 +37,6 @@ def test_daily_series_fills_missing_days_with_zero(velvet):
     assert velvet.index[-1] == pd.Timestamp("2025-05-30")
     assert len(velvet) == (pd.Timestamp("2025-05-30") - pd.Timestamp("2023-01-02")).days + 1
     assert (velvet == 0).sum() == len(velvet) - 724
-
-
-def test_saturday_is_the_closed_day(velvet):
-    assert training.closed_weekdays(velvet, 12, 0.5) == ("sat",)
-    assert training.closed_weekdays(velvet, 12, 0.0) == ()
 
 
 def test_fit_and_forecast(velvet, settings):
@@ -148,10 +135,10 @@ def test_unknown_series_is_a_key_error(iowa_frame):
 def test_closure_holidays_are_learned_and_applied(velvet, settings):
     """Memorial Day 2025 (Mon 26 May) sold ~1 % of a normal Monday: the model must not forecast a Monday.
     The calendar is the `holidays` package's (US, Iowa); each holiday has its own learned ratio."""
-    names = training.holiday_names(("US", "IA"), velvet.index.min(), velvet.index.max())
+    names = holiday_effects.holiday_names(("US", "IA"), velvet.index.min(), velvet.index.max())
     assert names[pd.Timestamp("2024-12-25")] == "Christmas Day" and names[pd.Timestamp("2025-05-26")] == "Memorial Day"
     history = velvet[: pd.Timestamp("2025-05-23")]  # data through Fri 23 May; forecast Sat 24 .. Fri 30
-    effect = training.holiday_effect(history, names[names.index <= history.index.max()])
+    effect = holiday_effects.holiday_effect(history, names[names.index <= history.index.max()])
     memorial = effect["Memorial Day"]
     assert 0 <= memorial["low"] <= memorial["factor"] <= memorial["high"] and memorial["factor"] < 0.5
     fc = training.fit_series(history, settings).forecast(7, (0.8,)).set_index("forecast_date")
@@ -170,11 +157,11 @@ def test_a_reload_leaves_out_the_holidays_training_left_out(velvet, settings):
     refits) leaves out the same days and gives the fit's own forecast."""
     rng = np.random.default_rng(3)
     y = velvet.where(rng.random(len(velvet)) < 0.5, 0.0)  # real Black Velvet days, half of them kept
-    names = training.holiday_names(("US", "IA"), y.index.min(), y.index.max())
+    names = holiday_effects.holiday_names(("US", "IA"), y.index.min(), y.index.max())
     week = pd.Timedelta(days=7)
     y[y.index.isin(names.index - week) | y.index.isin(names.index + week)] = 0.0
     y[names.index] = velvet[names.index].where(velvet[names.index] > 0, 500.0)
-    assert training.holiday_effect(y, names) == {}
+    assert holiday_effects.holiday_effect(y, names) == {}
     fitted = training.fit_series(y, settings)
     assert fitted.spec.holiday_effect == {} and fitted.spec.holidays == ("US", "IA")
     spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
@@ -187,50 +174,17 @@ def test_holiday_categories_widen_the_calendar(velvet, settings, config):
     assert settings.holidays == ("US", "IA")  # the default calendar as before categories existed
     unofficial = config.forecast.model_copy(update={"holidays": config.forecast.holidays.model_copy(update={"categories": ("public", "unofficial")})})
     assert training.settings_for(unofficial, DAILY).holidays == ("US", "IA", "public,unofficial")
-    names = training.holiday_names(("US", "IA", "public,unofficial"), pd.Timestamp("2024-12-20"), pd.Timestamp("2025-01-02"))
+    names = holiday_effects.holiday_names(("US", "IA", "public,unofficial"), pd.Timestamp("2024-12-20"), pd.Timestamp("2025-01-02"))
     assert {names[pd.Timestamp("2024-12-24")], names[pd.Timestamp("2024-12-31")]} == {"Christmas Eve", "New Year's Eve"}
-    assert pd.Timestamp("2024-12-24") not in training.holiday_names(("US", "IA"), pd.Timestamp("2024-12-20"), pd.Timestamp("2025-01-02")).index
-    assert training.is_package_calendar(("US", "IA", "public,unofficial")) and training.is_package_calendar(("CN", ""))
-    assert not training.is_package_calendar(("Memorial Day", "Christmas Day"))
+    assert pd.Timestamp("2024-12-24") not in holiday_effects.holiday_names(("US", "IA"), pd.Timestamp("2024-12-20"), pd.Timestamp("2025-01-02")).index
+    assert holiday_effects.is_package_calendar(("US", "IA", "public,unofficial")) and holiday_effects.is_package_calendar(("CN", ""))
+    assert not holiday_effects.is_package_calendar(("Memorial Day", "Christmas Day"))
     wider = dataclasses.replace(settings, holidays=("US", "IA", "public,unofficial"))
     fitted = training.fit_series(velvet, wider)
     assert fitted.spec.holidays == ("US", "IA", "public,unofficial") and "Christmas Eve" in fitted.spec.holiday_effect
     spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
     pd.testing.assert_frame_equal(training.forecast_with_spec(velvet, spec, 7, (0.8,)), fitted.forecast(7, (0.8,)), rtol=1e-9)
     assert fitted.spec.params != training.fit_series(velvet, settings).spec.params  # more days left out
-
-
-def test_holiday_effect_needs_usable_neighbours():
-    days = pd.date_range("2025-05-12", "2025-06-08", freq="D")
-    y = pd.Series(100.0, index=days)
-    y[pd.Timestamp("2025-05-26")] = 30.0
-    effect = training.holiday_effect(y, pd.Series({pd.Timestamp("2025-05-26"): "Memorial Day"}))
-    assert effect == {"Memorial Day": {"factor": 0.3, "low": 0.3, "high": 0.3, "n": 1.0}}
-    assert training.holiday_effect(y, pd.Series(dtype=object)) == {}
-
-
-def test_a_holiday_effect_needs_two_sightings_in_one_direction():
-    """One odd day is not a holiday effect; a ratio that went both ways has no direction to apply. Such a
-    holiday keeps the ordinary day's point, its interval reaching halfway (log scale) to the ratios seen."""
-    day = pd.Timestamp("2025-05-26")
-    frame = pd.DataFrame({"forecast_date": pd.date_range("2025-05-24", periods=7), "yhat": 100.0, "yhat_lower": 80.0, "yhat_upper": 120.0})
-
-    def on_the_day(effect: dict) -> pd.Series:
-        out = training.apply_holiday_effect(frame, {"Memorial Day": effect}, ("US", "IA"))
-        return out.set_index("forecast_date").loc[day]
-
-    once = {"factor": 0.1, "low": 0.1, "high": 0.1, "n": 1.0}
-    both_ways = {"factor": 1.0, "low": 0.5, "high": 1.5, "n": 2.0}
-    twice_low = {"factor": 0.2, "low": 0.1, "high": 0.3, "n": 2.0}
-    assert not training.holiday_effect_holds(once) and not training.holiday_effect_holds(both_ways)
-    assert training.holiday_effect_holds(twice_low) and training.holiday_effect_holds({"factor": 2, "low": 1.5, "high": 2.5, "n": 3.0})
-    assert on_the_day(once).tolist() == pytest.approx([100.0, 80.0 * 0.1**0.5, 120.0])
-    assert on_the_day(both_ways).tolist() == pytest.approx([100.0, 80.0 * 0.5**0.5, 120.0 * 1.5**0.5])
-    assert on_the_day(twice_low).tolist() == pytest.approx([20.0, 8.0, 36.0])
-    surge_once = {"factor": 2.25, "low": 2.25, "high": 2.25, "n": 1.0}
-    assert on_the_day(surge_once).tolist() == pytest.approx([100.0, 80.0, 180.0])
-    other_days = training.apply_holiday_effect(frame, {"Memorial Day": once}, ("US", "IA"))
-    pd.testing.assert_frame_equal(other_days[other_days.forecast_date != day], frame[frame.forecast_date != day])
 
 
 def test_a_closure_seen_once_widens_the_interval_not_the_point(velvet, settings):
@@ -352,7 +306,7 @@ def test_zero_heavy_series_forecasts_its_zero_probability():
     settings = dataclasses.replace(training.settings_for(load_config(write_config_tmp()).forecast, DAILY), holidays=None)
     fitted = training.fit_series(y, settings)
     fc = fitted.forecast(7, (0.8,))
-    pi = fc["forecast_date"].dt.day_of_week.map(lambda d: fitted.spec.zero_share[training.WEEKDAYS[d]])
+    pi = fc["forecast_date"].dt.day_of_week.map(lambda d: fitted.spec.zero_share[zeros.WEEKDAYS[d]])
     assert pi.mean() > 0.5
     # The median is 0 exactly where a sale is less likely than not; the 90 % quantile is a sale where
     # P(no sale) < 0.9 and 0 where it is not.
@@ -387,17 +341,6 @@ def write_config_tmp():
     return write_config(Path(tempfile.mkdtemp()))
 
 
-def test_zero_share_forgets_an_old_stock_out():
-    """Eight weeks out of stock, then three weeks selling daily: the recency-weighted P(no sale) is below
-    one half again, so the median is a sale (a plain 12-week share would still say ~70 % and forecast 0)."""
-    days = pd.date_range("2024-01-01", periods=11 * 7, freq="D")
-    y = pd.Series(np.r_[np.zeros(8 * 7), np.full(3 * 7, 5.0)], index=days)
-    shares = training.zero_share(y, 12, DAILY, halflife=2.0)
-    assert max(shares.values()) < 0.4
-    plain = training.zero_share(y, 12, DAILY, halflife=1e9)
-    assert min(plain.values()) > 0.7
-
-
 def test_a_series_that_always_sells_the_same_amount_is_forecast_as_it_is():
     """A slow mover selling 0 or 1 unit a day: on the log scale every sale is 0, so no ARIMA has a finite
     likelihood. It gets the noise-free random walk at 1 unit with the hurdle for days without a sale,
@@ -409,133 +352,11 @@ def test_a_series_that_always_sells_the_same_amount_is_forecast_as_it_is():
     fitted = training.fit_series(y, settings)
     assert fitted.spec.order == (0, 1, 0) and fitted.spec.params == {} and np.isnan(fitted.spec.aic)
     fc = fitted.forecast(7, (0.8,))
-    pi = fc["forecast_date"].dt.day_of_week.map(lambda d: fitted.spec.zero_share[training.WEEKDAYS[d]])
+    pi = fc["forecast_date"].dt.day_of_week.map(lambda d: fitted.spec.zero_share[zeros.WEEKDAYS[d]])
     assert set(fc["yhat"]) <= {0.0, 1.0} and ((fc["yhat"] == 0) == (pi >= 0.5)).all()
     assert (fc["yhat_upper"] <= 1.0 + 1e-9).all() and np.isfinite(fc.drop(columns="forecast_date").to_numpy()).all()
     again = training.forecast_with_spec(y, training.ModelSpec.from_dict(fitted.spec.to_dict()), 7, (0.8,))
     pd.testing.assert_frame_equal(again, fc)
-
-
-@pytest.fixture(scope="module")
-def veg_weekly():
-    """Three real weekly series (kg, weeks ending Sunday) from the shipped vegetables panel."""
-    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_weekly_kg.csv", parse_dates=["date"])
-    frame = frame.rename(columns={"date": "sales_date", "series": "series_id"})
-    cadence = weekly("SUN")
-    end = frame["sales_date"].max() + pd.Timedelta(days=1)
-    ids = frame.groupby("series_id")["value"].count().sort_values(ascending=False).index[:3]
-    return [training.period_series(frame, sid, end, cadence) for sid in ids], cadence
-
-
-def test_log_moments_are_statsmodels_forecast(velvet, settings, veg_weekly):
-    """The hand-run Kalman recursion gives get_forecast's mean and standard error: a daily airline model on
-    a series that ends on a closed (missing) Saturday, a weekly (1,0,0) with a constant, a weekly (0,1,1)."""
-    ys, _ = veg_weekly
-    cases = [
-        (training.to_model_scale(velvet.loc[:"2025-05-24"]), (0, 1, 1), (0, 1, 1, 7)),
-        (training.to_model_scale(ys[0]), (1, 0, 0), (0, 0, 0, 0)),
-        (training.to_model_scale(ys[1]), (0, 1, 1), (0, 0, 0, 0)),
-    ]
-    assert np.isnan(cases[0][0][-1])
-    for endog, order, seasonal in cases:
-        res = training._fit_one(endog, order, seasonal, 50, None)
-        mean, se = training._log_moments(res, 9)
-        reference = training.sarimax(endog, order, seasonal).filter(np.asarray(res.params)).get_forecast(9)
-        np.testing.assert_allclose(mean, reference.predicted_mean, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(se, np.sqrt(reference.var_pred_mean), rtol=1e-10)
-
-
-def _logs_with_holes(ys: list[pd.Series]) -> Iterator[np.ndarray]:
-    """Each series on the model's log scale as it is, then with periods missing at the start, inside and
-    at the end."""
-    for y in ys:
-        for holes in ([], [0, 1, 5, 6, 7, 50, len(y) - 2, len(y) - 1]):
-            endog = training.to_model_scale(y)
-            endog[holes] = np.nan
-            yield endog
-
-
-def _assert_filters_agree(ours: Any, full: Any, llf: dict[str, float], errors: float, moments: float) -> None:
-    """A filter of the project's own (`ours`) reads as statsmodels' results (`full`) at the same parameters:
-    likelihood and AIC (within the `pytest.approx` tolerance `llf`), standardised one-step errors and
-    interval z (within `errors`), 9-step forecast moments (within `moments`) and parameter names."""
-    assert ours.llf == pytest.approx(full.llf, **llf) and ours.aic == pytest.approx(full.aic, **llf)
-    np.testing.assert_allclose(ours.standardized_forecasts_error, full.standardized_forecasts_error, atol=errors)
-    assert training._interval_z(ours, (0.8, 0.95)) == pytest.approx(training._interval_z(full, (0.8, 0.95)), abs=errors)
-    for got, want in zip(training._log_moments(ours, 9), training._log_moments(full, 9), strict=True):
-        np.testing.assert_allclose(got, want, rtol=moments, atol=moments)
-    assert list(ours.param_names) == list(full.param_names)
-
-
-def test_the_ar1_filter_in_closed_form_is_statsmodels_filter(veg_weekly):
-    """The mean-reverting member's filter in closed form (`ar1_filter`) gives what statsmodels' SARIMAX
-    filter gives at the same parameters: likelihood, AIC, standardised one-step errors (0 where a period
-    has no observation), interval z, forecast moments and AR roots, on real weekly series, also with
-    periods missing at the start, inside and at the end. A fit and the recorded spec's reload both use it;
-    a coefficient outside the stationary range is left to statsmodels."""
-    ys, _ = veg_weekly
-    for endog in _logs_with_holes(ys):
-        closed = training._fit_one(endog, (1, 0, 0), (0, 0, 0, 0), 50, None)
-        assert isinstance(closed, training.AR1Results)
-        full = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0)).filter(closed.params, cov_type="none")
-        _assert_filters_agree(closed, full, {"abs": 1e-9}, errors=1e-12, moments=1e-12)
-        np.testing.assert_allclose(closed.arroots, full.arroots, rtol=1e-12)
-        assert training._stable(closed, (1, 0, 0), (0, 0, 0, 0)) is None
-    spec = training.ModelSpec((1, 0, 0), (0, 0, 0, 0), (), {}, {"intercept": 0.3, "ar.L1": 0.9}, 0.0, cadence="weekly (W-SUN)", trend="c")
-    assert isinstance(training.filter_with_spec(ys[0], spec), training.AR1Results)
-    assert training.ar1_filter(training.to_model_scale(ys[0]), np.array([0.0, 1.0])) is None
-    assert training.ar1_filter(np.full(10, np.nan), np.array([0.3, 0.5])) is None
-
-
-def test_the_local_level_filter_is_statsmodels_filter(veg_weekly):
-    """The local-level member's filter in plain floats (`local_level_filter`) gives what statsmodels'
-    SARIMAX (0,1,1) filter gives at the same coefficient (its approximate diffuse start and first-period
-    burn included): likelihood, AIC, standardised one-step errors, interval z, forecast moments and MA
-    root, on real weekly series, also with periods missing at the start, inside and at the end; the fit's
-    bounded search lands on statsmodels' own estimate; a fit and the recorded spec's reload both use it,
-    and a series with nothing observed after its first period is left to statsmodels."""
-    from scipy import optimize
-
-    ys, _ = veg_weekly
-    for endog in _logs_with_holes(ys):
-        fitted = training._fit_one(endog, (0, 1, 1), (0, 0, 0, 0), 50, None)
-        assert isinstance(fitted, training.LocalLevelResults)
-        model = training.sarimax(endog, (0, 1, 1), (0, 0, 0, 0))
-        found = optimize.minimize_scalar(
-            lambda v, model=model: -float(model.loglike(np.array([v]))), bounds=(-0.9999, 0.9999), method="bounded", options={"xatol": 1e-4}
-        )
-        assert fitted.params[0] == pytest.approx(found.x, abs=1e-6)
-        for theta in (float(fitted.params[0]), -0.9, 0.0, 0.5):
-            ours = training.local_level_filter(endog, theta)
-            full = model.filter(np.array([theta]), cov_type="none")
-            # A diffuse variance of 1e6 costs a covariance recursion ~6 of its 16 digits: ~1e-9 relative.
-            _assert_filters_agree(ours, full, {"rel": 1e-9}, errors=1e-7, moments=1e-9)
-            np.testing.assert_allclose(ours.maroots, full.maroots, rtol=1e-12)
-            assert training._stable(ours, (0, 1, 1), (0, 0, 0, 0)) == training._stable(full, (0, 1, 1), (0, 0, 0, 0))
-    spec = training.ModelSpec((0, 1, 1), (0, 0, 0, 0), (), {}, {"ma.L1": -0.6}, 0.0, cadence="weekly (W-SUN)", trend="n")
-    assert isinstance(training.filter_with_spec(ys[0], spec), training.LocalLevelResults)
-    assert training.local_level_filter(np.r_[1.0, np.full(9, np.nan)], -0.5) is None  # nothing after the burn
-
-
-def test_the_lean_filter_keeps_what_the_model_reads(velvet, veg_weekly):
-    """`lean_filter` stores fewer arrays than statsmodels' default filter; the likelihood, the standardised
-    one-step errors (interval calibration) and the forecast moments are the same: a daily airline model on
-    real Iowa data, and a weekly local level."""
-    ys, _ = veg_weekly
-    for endog, order, seasonal in [
-        (training.to_model_scale(velvet), (0, 1, 1), (0, 1, 1, 7)),
-        (training.to_model_scale(ys[0]), (0, 1, 1), (0, 0, 0, 0)),
-    ]:
-        model = training.sarimax(endog, order, seasonal)
-        params = training._fit_one(endog, order, seasonal, 50, None).params
-        lean, full = training.lean_filter(model, params), model.filter(params, cov_type="none")
-        assert lean.llf == pytest.approx(full.llf, abs=1e-9)
-        np.testing.assert_allclose(lean.standardized_forecasts_error, full.standardized_forecasts_error, atol=1e-12)
-        assert training._interval_z(lean, (0.8, 0.95)) == training._interval_z(full, (0.8, 0.95))
-        for got, want in zip(training._log_moments(lean, 9), training._log_moments(full, 9), strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-        # What it does not keep: every period's predicted state (a sign the lean mode was applied).
-        assert lean.filter_results.predicted_state.shape[1] < full.filter_results.predicted_state.shape[1]
 
 
 def test_a_one_coefficient_order_is_fitted_to_the_maximum_likelihood(veg_weekly):
@@ -547,13 +368,13 @@ def test_a_one_coefficient_order_is_fitted_to_the_maximum_likelihood(veg_weekly)
     (1.92 units) of statsmodels' two-parameter fit on every series."""
     ys, _ = veg_weekly
     for y in ys:
-        endog = training.to_model_scale(y)
+        endog = state_space.to_model_scale(y)
         mine = training._fit_one(endog, (0, 1, 1), (0, 0, 0, 0), 50, None)
-        model = training.sarimax(endog, (0, 1, 1), (0, 0, 0, 0))
+        model = state_space.sarimax(endog, (0, 1, 1), (0, 0, 0, 0))
         theirs = model.filter(model.fit(disp=False, return_params=True))  # scipy's default tolerance
         assert mine.llf >= theirs.llf - 1e-6 and abs(mine.params[0] - theirs.params[0]) < 1e-3
         ar = training._fit_one(endog, (1, 0, 0), (0, 0, 0, 0), 50, None)
-        model = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0))
+        model = state_space.sarimax(endog, (1, 0, 0), (0, 0, 0, 0))
         full = model.filter(model.fit(disp=False, return_params=True))
         intercept, phi = ar.params
         x = endog - np.nanmean(endog)
@@ -577,7 +398,7 @@ def test_the_mean_reverting_level_is_the_last_years_mean(config, veg_weekly):
     # Without the year-ago term, which the step a year ago would feed (deviations from a year's mean
     # around it), so the member's mean is the plain mean of what the fit sees.
     s = dataclasses.replace(training.settings_for(config.forecast, cadence), year_ago_lag=0)
-    endog = training.to_model_scale(training._without_spikes(y, cadence, s.spike_rule)[0])  # what the fit sees
+    endog = state_space.to_model_scale(training._without_spikes(y, cadence, s.spike_rule)[0])  # what the fit sees
     recent = float(np.nanmean(endog[-52:]))
     assert recent > float(np.nanmean(endog)) + 0.3
     assert s.mean_window_years == 1.0
@@ -614,7 +435,7 @@ def test_an_ar1_with_too_few_consecutive_sales_falls_back_to_the_likelihood_sear
     endog[::2] = np.log(100) + 0.3 * rng.standard_normal(60)
     assert training._ar1_least_squares(endog - np.nanmean(endog)) is None
     fitted = training._fit_one(endog, (1, 0, 0), (0, 0, 0, 0), 50, None)
-    model = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0))
+    model = state_space.sarimax(endog, (1, 0, 0), (0, 0, 0, 0))
     mean = np.nanmean(endog)
     grid = [float(model.loglike(np.array([mean * (1 - v), v]))) for v in np.linspace(-0.99, 0.99, 199)]
     assert -1 < fitted.params[1] < 1 and fitted.llf >= max(grid) - 1e-6
@@ -622,8 +443,8 @@ def test_an_ar1_with_too_few_consecutive_sales_falls_back_to_the_likelihood_sear
 
 def test_an_order_without_differencing_estimates_its_level():
     """(1,0,0) on log sales gets a constant: without it the model reverts to log 1 (one unit)."""
-    assert training.trend_for((1, 0, 0), (0, 0, 0, 0)) == "c"
-    assert training.trend_for((1, 0, 1), (0, 1, 1, 7)) == "n" and training.trend_for((0, 1, 1), (0, 0, 0, 0)) == "n"
+    assert state_space.trend_for((1, 0, 0), (0, 0, 0, 0)) == "c"
+    assert state_space.trend_for((1, 0, 1), (0, 1, 1, 7)) == "n" and state_space.trend_for((0, 1, 1), (0, 0, 0, 0)) == "n"
     rng = np.random.default_rng(11)
     weeks = pd.date_range("2022-01-02", periods=120, freq="W-SUN")
     y = pd.Series(np.exp(np.log(500) + 0.2 * rng.standard_normal(120)), index=weeks, name="steady")
@@ -734,9 +555,9 @@ def test_the_scalar_search_likelihood_does_not_need_the_symmetry_step(veg_weekly
     model is back on statsmodels' default afterwards."""
     ys, _ = veg_weekly
     for y in ys[:3]:
-        endog = training.to_model_scale(y)
+        endog = state_space.to_model_scale(y)
         for order, extra in (((0, 1, 1), []), ((1, 0, 0), [float(np.nanmean(endog))])):
-            default, lean = training.sarimax(endog, order, (0, 0, 0, 0)), training.sarimax(endog, order, (0, 0, 0, 0))
+            default, lean = state_space.sarimax(endog, order, (0, 0, 0, 0)), state_space.sarimax(endog, order, (0, 0, 0, 0))
             lean.ssm.set_stability_method(0)
             for v in np.linspace(-0.99, 0.99, 9):
                 params = np.array([*[e * (1 - v) for e in extra], v])
@@ -746,7 +567,7 @@ def test_the_scalar_search_likelihood_does_not_need_the_symmetry_step(veg_weekly
         sparse = endog.copy()
         sparse[::2] = np.nan
         fitted = training._fit_one(sparse, (1, 0, 0), (0, 0, 0, 0), 50, None)
-        assert fitted.model.ssm.stability_method == training.sarimax(sparse, (1, 0, 0), (0, 0, 0, 0)).ssm.stability_method != 0
+        assert fitted.model.ssm.stability_method == state_space.sarimax(sparse, (1, 0, 0), (0, 0, 0, 0)).ssm.stability_method != 0
 
 
 def test_the_pooled_quantile_solves_the_mixture_cdf_even_between_far_apart_members():
@@ -792,8 +613,8 @@ def test_a_combination_fills_a_rejected_member_from_the_next_candidate(config, v
 def test_a_legacy_spec_without_a_constant_still_forecasts(velvet, settings):
     """Versions recorded before constants (no `trend`, a stationary order without an intercept) load and
     forecast as they were fitted."""
-    endog = training.to_model_scale(velvet)
-    res = training.sarimax(endog, (1, 0, 0), (0, 0, 0, 0), "n").fit(disp=False, maxiter=50)
+    endog = state_space.to_model_scale(velvet)
+    res = state_space.sarimax(endog, (1, 0, 0), (0, 0, 0, 0), "n").fit(disp=False, maxiter=50)
     data = {
         "order": [1, 0, 0], "seasonal_order": [0, 0, 0, 0], "closed_weekdays": ["sat"], "z": {"0.8": 1.28},
         "params": dict(zip(res.model.param_names, map(float, res.params), strict=True)), "aic": float(res.aic),
@@ -854,27 +675,6 @@ def test_every_fit_is_a_usable_forecast_or_a_series_error(config, velvet, veg_we
     assert fitted_count >= 24 and all("too little history" in r for r in refused), refused
 
 
-def test_zero_chain_counts_runs_of_open_days():
-    """Ten days sold, six without a sale, twelve sold: from a sale 21 transitions, one into no sale; from
-    no sale 6, one into a sale (each with half a transition of prior). A closed weekday is not a step."""
-    days = pd.date_range("2024-01-01", periods=28, freq="D")
-    y = pd.Series(np.r_[np.full(10, 3.0), np.zeros(6), np.full(12, 3.0)], index=days)
-    chain = training.zero_chain(y, 12, (), None, 0.5)
-    assert chain == {"to_zero": 1.5 / 22, "to_sale": 1.5 / 7, "weight": 0.5, "last_zero": 0.0}
-    assert training.zero_chain(y, 12, (), None, 0.0) == {}  # weight 0: the weekday share alone
-    assert training.zero_chain(y.iloc[:13], 12, (), None, 0.5) == {}  # fewer than 14 open days
-    # Sundays closed: four days fewer, one of them inside the run of no sale.
-    without_sundays = training.zero_chain(y, 12, ("sun",), None, 0.5)
-    assert without_sundays["to_sale"] == 1.5 / 6 and without_sundays["to_zero"] == 1.5 / 19
-    # One step after a sale P(no sale) = to_zero, after no sale 1 - to_sale; far ahead the stationary share.
-    steps = np.array([1, 200])
-    after_sale = training.chain_zero_probability(chain, steps, last_zero=False)
-    after_none = training.chain_zero_probability(chain, steps, last_zero=True)
-    stationary = chain["to_zero"] / (chain["to_zero"] + chain["to_sale"])
-    np.testing.assert_allclose([after_sale[0], after_none[0]], [chain["to_zero"], 1 - chain["to_sale"]])
-    np.testing.assert_allclose([after_sale[1], after_none[1]], [stationary, stationary])
-
-
 @pytest.fixture(scope="module")
 def restarted_bok_choy():
     """上海青 from the shipped vegetables panel through 2022-11-01: out of stock for weeks, selling again on
@@ -894,7 +694,7 @@ def test_a_product_selling_again_is_forecast_to_sell_sooner(restarted_bok_choy, 
     chained = fitted.forecast(7, (0.8,))
     assert fitted.spec.zero_chain["last_zero"] == 0.0
     assert (plain["yhat"] == 0).all() and (chained["yhat"] > 0).any()
-    closed = chained["forecast_date"].dt.day_of_week.map(lambda d: training.WEEKDAYS[d] in fitted.spec.closed_weekdays)
+    closed = chained["forecast_date"].dt.day_of_week.map(lambda d: zeros.WEEKDAYS[d] in fitted.spec.closed_weekdays)
     assert closed.any() and (chained.loc[closed, ["yhat", "yhat_upper"]] == 0).all().all()
     assert (chained.loc[~closed, "yhat_upper"] >= plain.loc[~closed, "yhat_upper"]).all()
     # The recorded version forecasts the same from the same data, and starts from the state of newer data:
@@ -932,25 +732,12 @@ def test_zero_shares_follow_a_restart_and_keep_the_weekday_pattern(settings):
     pooled = training.fit_series(y, settings)
     own = training.fit_series(y, dataclasses.replace(settings, zero_recent_days=0.0))
     assert min(own.spec.zero_share.values()) > 0.5
-    assert all(pooled.spec.zero_share[d] < own.spec.zero_share[d] for d in training.WEEKDAYS)
-    assert np.mean([own.spec.zero_share[d] - pooled.spec.zero_share[d] for d in training.WEEKDAYS]) > 0.1
+    assert all(pooled.spec.zero_share[d] < own.spec.zero_share[d] for d in zeros.WEEKDAYS)
+    assert np.mean([own.spec.zero_share[d] - pooled.spec.zero_share[d] for d in zeros.WEEKDAYS]) > 0.1
     window = y.iloc[-settings.zero_window * 7 :]
     long_run = (window == 0).groupby(window.index.day_of_week).mean()
-    assert min(pooled.spec.zero_share, key=pooled.spec.zero_share.get) == training.WEEKDAYS[long_run.idxmin()] == "sat"
+    assert min(pooled.spec.zero_share, key=pooled.spec.zero_share.get) == zeros.WEEKDAYS[long_run.idxmin()] == "sat"
     assert (own.forecast(7, (0.8,))["yhat"] > 0).sum() == 0 < (pooled.forecast(7, (0.8,))["yhat"] > 0).sum()
-
-
-def test_pooled_zero_shares_leave_closed_weekdays_and_young_series_alone(velvet):
-    """Iowa's closed Saturday keeps its own share (exactly). BLACK VELVET sold on every open weekday but one
-    Sunday of the last 12 weeks: one recent zero must not lift the weekdays that never missed a sale (a
-    weekday's share is shrunk towards the all-days share, so one seen without a zero sits below it).
-    Under 14 open days there is too little to pool."""
-    own = training.zero_share(velvet, 12, DAILY)
-    holidays = training.holiday_names(("US", "IA"), velvet.index.min(), velvet.index.max())
-    pooled = training.pooled_zero_shares(velvet, 12, ("sat",), pd.DatetimeIndex(holidays.index), 7.0, own)
-    assert pooled["sat"] == own["sat"] > 0.9
-    assert all(0 < pooled[d] <= 0.01 for d in training.WEEKDAYS if d not in ("sat", "sun"))  # Sundays: one zero
-    assert training.pooled_zero_shares(velvet.iloc[-15:], 12, ("sat",), None, 7.0, own) == own
 
 
 def test_a_mostly_closed_weekday_keeps_its_own_share(iowa_frame, settings):
@@ -1018,7 +805,7 @@ def test_no_year_ago_term_without_a_yearly_pattern(config, iowa_weeks, veg_weekl
     off = training.fit_series(train, dataclasses.replace(s, year_ago_lag=0))
     np.testing.assert_array_equal(fit.forecast(6, (0.8,))["yhat"], off.forecast(6, (0.8,))["yhat"])
     vegetables, _ = veg_weekly
-    assert all(training.year_ago_effect(training.year_ago_deviations(v, s.year_ago_window), 52) == {} for v in vegetables)
+    assert all(year_ago.year_ago_effect(year_ago.year_ago_deviations(v, s.year_ago_window), 52) == {} for v in vegetables)
 
 
 def test_a_season_that_ends_every_spring_gets_the_year_ago_term(config):
@@ -1084,12 +871,3 @@ def test_year_ago_is_for_weekly_models_only(tmp_path):
     assert training.settings_for(load_config(off).forecast, weekly("SUN")).year_ago_lag == 0
 
 
-def test_the_year_ago_term_pairs_a_week_with_the_mean_of_its_two_years_before():
-    """Where both are known, a week is paired with the mean of its deviations one and two years before
-    (a one-off week in one year comes back at half its size); with one of them, that one; with none, NaN.
-    Past the history's end (the weeks ahead) the same."""
-    lag = 3  # three periods a "year", to write the case out
-    deviation = np.array([0.4, np.nan, 0.1, 0.2, 0.3, np.nan, 0.8])
-    before = training._years_before(deviation, lag, len(deviation) + 2)
-    # Period 6: periods 3 and 0 (both known); 7: period 4 (period 1 sold nothing); 8 (ahead): period 2.
-    np.testing.assert_allclose(before, [np.nan, np.nan, np.nan, 0.4, np.nan, 0.1, 0.3, 0.3, 0.1], equal_nan=True)
