@@ -711,6 +711,7 @@ def fit_series(
     """
     started = time.perf_counter()
     series_id = str(y.name)
+    sold = bool((y > 0).any())
     cadence = settings.cadence
     calendar = _calendar_key(settings)
     names = holiday_names(calendar, y.index.min(), y.index.max())
@@ -730,7 +731,10 @@ def fit_series(
     y, spikes = _without_spikes(y, cadence, settings.spike_rule)
     selling = int((y > 0).sum())
     if selling < _MIN_SELLING_PERIODS:
-        raise ModelFitError(f"series {series_id!r}: too little history to fit ({selling} selling periods, need {_MIN_SELLING_PERIODS})")
+        # A series that sold nothing at all in the window says so: "0 selling periods" alone reads like a
+        # short history, and the fix differs (drop the series, or check the source) from waiting for data.
+        nothing = f"; no sale in any of its {len(y)} {cadence.name} periods fitted" if not sold else ""
+        raise ModelFitError(f"series {series_id!r}: too little history to fit ({selling} selling periods, need {_MIN_SELLING_PERIODS}){nothing}")
     seasonal = settings.seasonal_order
     if seasonal[3] and selling < 2 * seasonal[3] + 10:
         # Two seasons and some are needed to estimate a seasonal part (a 3-year monthly panel's early

@@ -112,8 +112,12 @@ def test_explosive_forecasts_are_rejected(settings):
 
 def test_too_little_data_is_a_clear_error(settings):
     y = pd.Series([5.0] * 19, index=pd.date_range("2025-01-01", periods=19), name="short")
-    with pytest.raises(training.ModelFitError, match=r"too little history to fit \(\d+ selling periods, need 20\)"):
+    with pytest.raises(training.ModelFitError, match=r"too little history to fit \(\d+ selling periods, need 20\)$"):
         training.fit_series(y, settings)
+    # A series that sold nothing at all says so, not only that it is short.
+    never = pd.Series(0.0, index=pd.date_range("2023-01-01", periods=400), name="never sold")
+    with pytest.raises(training.ModelFitError, match=r"\(0 selling periods, need 20\); no sale in any of its 400 daily periods fitted$"):
+        training.fit_series(never, settings)
 
 
 def test_too_short_for_the_seasonal_part_fits_without_it(velvet, settings):
