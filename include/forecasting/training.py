@@ -73,7 +73,7 @@ from include.forecasting.state_space import (
     trend_for,
 )
 from include.forecasting.year_ago import WEEKS_A_YEAR, plus_year_ago, year_ago_deviations, year_ago_effect, year_ago_offsets
-from include.forecasting.zeros import WEEKDAYS, chain_zero_probability, open_days, pooled_zero_shares, zero_chain, zero_share
+from include.forecasting.zeros import WEEKDAYS, chain_zero_probability, closed_keys, open_days, pooled_zero_shares, zero_chain, zero_share
 
 log = logging.getLogger(__name__)
 
@@ -717,7 +717,7 @@ def fit_series(
     names = holiday_names(calendar, y.index.min(), y.index.max())
     effect = holiday_effect(y, names) if len(names) else {}
     zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
-    closed = tuple(k for k, s in zero.items() if settings.closure_share > 0 and s >= settings.closure_share)
+    closed = closed_keys(zero, settings.closure_share)
     if cadence.name == "daily" and settings.zero_recent_days > 0:
         zero = pooled_zero_shares(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_recent_days, zero)
     chain = (

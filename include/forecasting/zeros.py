@@ -3,7 +3,7 @@
 The model sees log sales with zero periods missing (`training`); zeros come back as a hurdle whose
 probability this module estimates (README, Modelling: "Zeros are a probability", "Runs of no sale"):
 - `zero_share`: the recency-weighted share of zero periods over the last `zero_window` periods (per
-  weekday for daily data), which also finds the closed weekdays (`closed_weekdays`);
+  weekday for daily data), a share of `closure_share` or more closes the period (`closed_keys`: Iowa's Saturdays);
 - `pooled_zero_shares` (daily): the share over all open days of the recent past, moved by each weekday's
   difference from the other open days over the whole window;
 - `zero_chain` (daily): a two-state sold / no-sale Markov chain over the open days, so whether the last
@@ -119,7 +119,12 @@ def pooled_zero_shares(
     return shares
 
 
+def closed_keys(shares: dict[str, float], share: float) -> tuple[str, ...]:
+    """The keys of `shares` (weekdays, or "all") whose share of no sale is at least `share`, in their
+    order; none when `share` is 0 (closing turned off)."""
+    return tuple(k for k, s in shares.items() if share > 0 and s >= share)
+
+
 def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
     """Weekdays whose share of zero-sales days over the last `weeks` weeks is at least `share`."""
-    shares = zero_share(y, weeks, DAILY)
-    return tuple(d for d in WEEKDAYS if d in shares and share > 0 and shares[d] >= share)
+    return closed_keys(zero_share(y, weeks, DAILY), share)
