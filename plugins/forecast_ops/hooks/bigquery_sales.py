@@ -77,7 +77,10 @@ class BigQuerySalesHook(BaseHook):
         job_config = bigquery.QueryJobConfig(query_parameters=bigquery_query_parameters(params))
         job = self.client.query(sql, job_config=job_config)
         self.log.info("BigQuery job %s", job.job_id)
-        return job.result().to_dataframe(create_bqstorage_client=False)
+        # Through Arrow: `RowIterator.to_dataframe` is pending deprecation (the client points to
+        # pandas-gbq, one more dependency for the same REST reads); `to_arrow` is not. DATE comes back
+        # as datetime.date objects, as `to_dataframe`'s dbdate column boxed them.
+        return job.result().to_arrow(create_bqstorage_client=False).to_pandas()
 
     def replace_forecasts(self, sql: str, rows: Any, logical_date: dt.date, types: dict[str, str]) -> int:
         """Run the transactional replace script (include/sql/publish_forecasts.bigquery.sql) with the rows
