@@ -43,6 +43,12 @@ def last_data_date(config: Any) -> dt.date:
         return con.execute(f"SELECT max(CAST(date AS DATE)) FROM {table}").fetchone()[0]
 
 
+def first_data_date(config: Any) -> dt.date | None:
+    """The oldest date in the embedded source table (None when it has no dated row)."""
+    with _source(config) as (con, table):
+        return con.execute(f"SELECT min(CAST(date AS DATE)) FROM {table}").fetchone()[0]
+
+
 def future_rows(config: Any, today: dt.date) -> list[tuple[str, dt.date]]:
     """(series, date) of the embedded source's rows dated after `today` (at most 5, newest first)."""
     with _source(config) as (con, table):
@@ -88,6 +94,15 @@ def earlier_date(logical_date: dt.date, back: int, every: int | None, cadence: s
 
         return (pd.Timestamp(logical_date) - pd.DateOffset(months=back)).date()
     return logical_date - dt.timedelta(days=back * (every or 7))
+
+
+def earlier_dates(logical_date: dt.date, runs: int, every: int | None, cadence: str, first: dt.date | None) -> tuple[list[dt.date], list[dt.date]]:
+    """The earlier runs' logical dates, oldest first, split into those to run and those to skip: a run for
+    a date on or before the first day of data would have no history before it and fail validation ("the
+    history window has rows"), which says nothing about the user's data."""
+    dates = [earlier_date(logical_date, back, every, cadence) for back in range(runs, 0, -1)]
+    skipped = [d for d in dates if first is not None and d <= first]
+    return [d for d in dates if d not in skipped], skipped
 
 
 def run_dag(dag_id: str, logical_date: dt.date, conf: dict[str, Any] | None = None) -> Any:
@@ -341,12 +356,17 @@ def scheduler_hands_off(dag_ids: tuple[str, ...]) -> Iterator[list[str]]:
 def run_demo(config: Any, logical_date: dt.date, earlier_runs: int, every: int | None) -> int:
     """The demo's runs and their summaries; returns the exit code."""
     cadence = data_cadence(config) if earlier_runs else "daily"
-    for back in range(earlier_runs, 0, -1):  # oldest first: each one's champion is the next one's "previous"
-        earlier = earlier_date(logical_date, back, every, cadence)
-        run = _run_quietly(earlier)
-        print(f"sales_forecast for the earlier logical date {earlier}: {str(run.state).upper()}", flush=True)
+    first = first_data_date(config) if earlier_runs else None
+    to_run, skipped = earlier_dates(logical_date, earlier_runs, every, cadence, first)
+    for earlier in skipped:
+        print(f"sales_forecast for the earlier logical date {earlier}: skipped (the data starts on {first}: no history before it)", flush=True)
     log_dir = ROOT / ".local" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    for earlier in to_run:  # oldest first: each one's champion is the next one's "previous"
+        earlier_log = log_dir / f"demo-sales_forecast-{earlier}.log"
+        state = str(_run_quietly(earlier, earlier_log).state).upper()
+        why = "" if state == "SUCCESS" else f" (task logs: {earlier_log})"
+        print(f"sales_forecast for the earlier logical date {earlier}: {state}{why}", flush=True)
     log_file = log_dir / f"demo-{logical_date}.log"
     print(
         f"Running sales_forecast for logical date {logical_date} (data through {logical_date - dt.timedelta(days=1)}, "

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from conftest import SEED, load_seeded, write_config
 
-from scripts.demo import data_cadence, earlier_date, future_rows, logical_date_after
+from scripts.demo import data_cadence, earlier_date, earlier_dates, first_data_date, future_rows, logical_date_after
 
 
 def test_earlier_runs_step_by_the_cadence():
@@ -16,6 +16,18 @@ def test_earlier_runs_step_by_the_cadence():
     assert earlier_date(day, 1, None, "weekly") == dt.date(2025, 5, 25)
     assert earlier_date(day, 2, None, "monthly") == dt.date(2025, 4, 1)  # two monthly periods back
     assert earlier_date(day, 1, 3, "monthly") == dt.date(2025, 5, 29)  # --every wins
+
+
+def test_earlier_runs_before_the_data_are_skipped(tmp_path):
+    """A panel of a few days: an earlier run dated on or before its first day would have no history and
+    fail validation, so the demo skips it and says why; runs after the first day go ahead."""
+    day = dt.date(2025, 5, 30)
+    assert earlier_dates(day, 2, None, "daily", dt.date(2025, 5, 19)) == ([dt.date(2025, 5, 23)], [dt.date(2025, 5, 16)])
+    assert earlier_dates(day, 2, None, "daily", dt.date(2025, 5, 16)) == ([dt.date(2025, 5, 23)], [dt.date(2025, 5, 16)])
+    assert earlier_dates(day, 2, None, "daily", dt.date(2025, 5, 15)) == ([dt.date(2025, 5, 16), dt.date(2025, 5, 23)], [])
+    assert earlier_dates(day, 2, None, "daily", None) == ([dt.date(2025, 5, 16), dt.date(2025, 5, 23)], [])
+    config = load_seeded(write_config(tmp_path))
+    assert first_data_date(config) == pd.read_csv(SEED, parse_dates=["date"])["date"].min().date()
 
 
 def test_cadence_of_the_embedded_source(tmp_path):
