@@ -151,12 +151,12 @@ def trigger_hint() -> str:
     try:
         sys.path.insert(0, str(ROOT))
         from include.forecasting.config import load_config
-        from scripts.demo import last_data_date, logical_date_after
+        from scripts.demo import data_span, logical_date_after
 
         config = load_config()
         if config.source.kind != "duckdb":
             return "Trigger dialog: pick the day after the newest sales in your source as the logical date."
-        last = last_data_date(config)
+        last = data_span(config)[1]
         first_run = logical_date_after(config, last, dt.date.today()) if last is not None else None
     except Exception as exc:  # noqa: BLE001 - a hint must not stop the UI from starting
         return f"(could not read the newest data date: {exc})"

@@ -37,16 +37,11 @@ def _source(config: Any) -> Iterator[tuple[Any, str]]:
         con.close()
 
 
-def last_data_date(config: Any) -> dt.date:
-    """The newest date in the embedded source table (the demo runs the logical date after it)."""
+def data_span(config: Any) -> tuple[dt.date | None, dt.date | None]:
+    """The oldest and newest dates in the embedded source table (None, None when it has no dated row):
+    the demo runs the logical date after the newest and no earlier run on or before the oldest."""
     with _source(config) as (con, table):
-        return con.execute(f"SELECT max(CAST(date AS DATE)) FROM {table}").fetchone()[0]
-
-
-def first_data_date(config: Any) -> dt.date | None:
-    """The oldest date in the embedded source table (None when it has no dated row)."""
-    with _source(config) as (con, table):
-        return con.execute(f"SELECT min(CAST(date AS DATE)) FROM {table}").fetchone()[0]
+        return con.execute(f"SELECT min(CAST(date AS DATE)), max(CAST(date AS DATE)) FROM {table}").fetchone()
 
 
 def future_rows(config: Any, today: dt.date) -> list[tuple[str, dt.date]]:
@@ -304,8 +299,8 @@ def main() -> int:
 
     config = load_config()
     # The run for logical date D trains on data through D-1: cover the last day of data.
+    first, last = data_span(config)
     if args.logical_date is None:
-        last = last_data_date(config)
         if last is None:
             print(f"The source table {config.source.table} has no dated rows: check source.seed_csv and source.columns in {config.path}.", file=sys.stderr)
             return 1
@@ -320,7 +315,7 @@ def main() -> int:
             return 1
     logical_date = args.logical_date or logical_date_after(config, last, dt.date.today())
     with scheduler_hands_off(("sales_forecast", "forecast_monitor")):
-        return run_demo(config, logical_date, args.earlier_runs, args.every)
+        return run_demo(config, logical_date, args.earlier_runs, args.every, first)
 
 
 @contextmanager
@@ -353,10 +348,9 @@ def scheduler_hands_off(dag_ids: tuple[str, ...]) -> Iterator[list[str]]:
             set_paused(unpaused, False)
 
 
-def run_demo(config: Any, logical_date: dt.date, earlier_runs: int, every: int | None) -> int:
-    """The demo's runs and their summaries; returns the exit code."""
+def run_demo(config: Any, logical_date: dt.date, earlier_runs: int, every: int | None, first: dt.date | None) -> int:
+    """The demo's runs and their summaries (`first`: the oldest date of data); returns the exit code."""
     cadence = data_cadence(config) if earlier_runs else "daily"
-    first = first_data_date(config) if earlier_runs else None
     to_run, skipped = earlier_dates(logical_date, earlier_runs, every, cadence, first)
     for earlier in skipped:
         print(f"sales_forecast for the earlier logical date {earlier}: skipped (the data starts on {first}: no history before it)", flush=True)

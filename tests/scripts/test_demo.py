@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from conftest import SEED, load_seeded, write_config
 
-from scripts.demo import data_cadence, earlier_date, earlier_dates, first_data_date, future_rows, logical_date_after
+from scripts.demo import data_cadence, data_span, earlier_date, earlier_dates, future_rows, logical_date_after
 
 
 def test_earlier_runs_step_by_the_cadence():
@@ -27,7 +27,9 @@ def test_earlier_runs_before_the_data_are_skipped(tmp_path):
     assert earlier_dates(day, 2, None, "daily", dt.date(2025, 5, 15)) == ([dt.date(2025, 5, 16), dt.date(2025, 5, 23)], [])
     assert earlier_dates(day, 2, None, "daily", None) == ([dt.date(2025, 5, 16), dt.date(2025, 5, 23)], [])
     config = load_seeded(write_config(tmp_path))
-    assert first_data_date(config) == pd.read_csv(SEED, parse_dates=["date"])["date"].min().date()
+    dates = pd.read_csv(SEED, parse_dates=["date"])["date"]
+    assert data_span(config)[0] == dates.min().date()
+    assert data_span(config)[1] == dates.max().date()
 
 
 def test_cadence_of_the_embedded_source(tmp_path):
