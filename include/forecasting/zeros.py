@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from include.forecasting.frequency import DAILY, Cadence
+from include.forecasting.frequency import Cadence
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -123,8 +123,3 @@ def closed_keys(shares: dict[str, float], share: float) -> tuple[str, ...]:
     """The keys of `shares` (weekdays, or "all") whose share of no sale is at least `share`, in their
     order; none when `share` is 0 (closing turned off)."""
     return tuple(k for k, s in shares.items() if share > 0 and s >= share)
-
-
-def closed_weekdays(y: pd.Series, weeks: int, share: float) -> tuple[str, ...]:
-    """Weekdays whose share of zero-sales days over the last `weeks` weeks is at least `share`."""
-    return closed_keys(zero_share(y, weeks, DAILY), share)

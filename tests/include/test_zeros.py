@@ -10,8 +10,10 @@ from include.forecasting.frequency import DAILY
 
 
 def test_saturday_is_the_closed_day(velvet):
-    assert zeros.closed_weekdays(velvet, 12, 0.5) == ("sat",)
-    assert zeros.closed_weekdays(velvet, 12, 0.0) == ()
+    """The rule fit_series applies to the weekday shares: closed at the share or more, none at 0."""
+    shares = zeros.zero_share(velvet, 12, DAILY)
+    assert zeros.closed_keys(shares, 0.5) == ("sat",)
+    assert zeros.closed_keys(shares, 0.0) == ()
 
 
 def test_zero_share_forgets_an_old_stock_out():
