@@ -18,7 +18,7 @@ import pandas as pd
 
 from include.forecasting.config import PROJECT_ROOT
 from include.forecasting.evaluation import interval_suffix
-from include.forecasting.keys import slug
+from include.forecasting.keys import series_sha256, slug
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,14 @@ def log_candidate(
     params: dict[str, Any],
     horizon: int,
     levels: tuple[float, ...],
+    source: str | None = None,
 ) -> Any:
-    """Log one fit as an MLflow run (params, metrics, plot, pyfunc model) and register a version.
+    """Log one fit as an MLflow run (params, metrics, plot, pyfunc model, training data) and register a version.
+
+    The series' training history is the run's "training" dataset input (MLflow's Datasets: the run page
+    and the logged model show it), named like the registered model, its digest the first 16 characters of
+    the version's `data_sha256` tag, its source `source` (the snapshot it was cut from), so the MLflow UI
+    tells which data a version learned from without reading tags.
 
     The version is created with all its tags in one call, so a version without its idempotency key
     can never exist (a crash leaves at most an unregistered run). The model is stored as its spec and
@@ -170,6 +176,7 @@ def log_candidate(
                 params=[Param(k, json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)) for k, v in params.items()],
                 tags=[RunTag(k, str(v)) for k, v in {**tags, "series_id": series_id}.items()],
             )
+            mlflow.log_input(_training_dataset(y, name, source), context="training")
             mlflow.log_dict({"candidates": fitted.candidates, **meta}, "model_selection.json")
             mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: {fitted.spec.label}", f"{name}: {fitted.spec.label}"), "forecast.png")
             # A signature without an input example makes MLflow warn on every log; an example would make it
@@ -203,6 +210,19 @@ def log_candidate(
         shutil.rmtree(code.parent, ignore_errors=True)
     log.info("registered %s v%s (run %s)", name, version.version, run.info.run_id)
     return version
+
+def _training_dataset(y: pd.Series, name: str, source: str | None) -> Any:
+    """The history a fit learned from as an MLflow dataset: columns date and value, digest from the same
+    hash as the version's `data_sha256` tag (MLflow stores at most 36 characters of it)."""
+    import mlflow.data
+
+    frame = pd.DataFrame({"date": pd.DatetimeIndex(y.index), "value": y.to_numpy(dtype=float)})
+    with warnings.catch_warnings():
+        # MLflow registers its local-file dataset source for both the "" and "file" schemes, so every local
+        # path "can be interpreted in multiple ways" (the same class twice): noise in every task log.
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*", category=UserWarning)
+        return mlflow.data.from_pandas(frame, source=source, targets="value", name=name, digest=series_sha256(y)[:16])
+
 
 @functools.lru_cache(maxsize=1)
 def _model_requirements() -> tuple[str, ...]:

@@ -182,7 +182,7 @@ def train_chunk(
         try:
             version = registry.log_candidate(
                 client, experiment_id, name, series_id, fitted, y, forecast, tags, params,
-                model_settings.horizon, model_settings.interval_levels,
+                model_settings.horizon, model_settings.interval_levels, source=ref.path,
             )
         except registry.SlugCollisionError as exc:
             # Not retriable, and only this series' problem: quarantine it, train the others.

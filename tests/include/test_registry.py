@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def setup(tmp_path_factory):
     def register(logical_date: str, key: str) -> str:
         version = registry.log_candidate(
             client, exp, name, "HAWKEYE VODKA", fitted, y, fitted.forecast(7), {registry.TAG_KEY: key, "logical_date": logical_date},
-            {"order": list(fitted.spec.order)}, 7, (0.8, 0.95),
+            {"order": list(fitted.spec.order)}, 7, (0.8, 0.95), source=str(tmp / "snapshots" / "abc.parquet"),
         )
         return str(version.version)
 
@@ -55,7 +56,14 @@ def test_register_reuse_promote_rollback(setup):
     assert "forecast.png" in artifacts and "model_selection.json" in artifacts
     run = client.get_run(version.run_id)
     assert set(run.data.metrics) == {"aic", "fit_seconds", "n_periods"} and run.data.tags["idempotency_key"] == "k1"
-    assert run.data.metrics["n_periods"] == len(training.daily_series(read_seed(), "HAWKEYE VODKA", pd.Timestamp("2025-05-31")))
+    y = training.daily_series(read_seed(), "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
+    assert run.data.metrics["n_periods"] == len(y)
+    # The training history is the run's dataset input: the MLflow UI names the data a version learned from.
+    (given,) = run.inputs.dataset_inputs
+    assert {(t.key, t.value) for t in given.tags} == {("mlflow.data.context", "training")}
+    assert given.dataset.name == name and given.dataset.digest == registry.series_sha256(y)[:16]
+    assert given.dataset.source_type == "local" and given.dataset.source.endswith('abc.parquet"}')
+    assert json.loads(given.dataset.profile)["num_rows"] == len(y)
     assert client.get_registered_model(name).description == "Sales forecast for HAWKEYE VODKA, daily data"
     registry.record_evaluation(client, version, {"candidate": {"mase": 0.5, "rmse": None}, "naive": {"mase": 0.7}, "champion": None, "champion_version": None})
     metrics = client.get_run(version.run_id).data.metrics

@@ -14,6 +14,7 @@ from conftest import RUN_DAY, SEED, slack_webhook_conn
 from support.slack_standin import SlackStandIn
 from support.stores import champions, forecasts, task_states, version_counts
 
+from include.forecasting.keys import model_name
 from include.forecasting.publish import FALLBACK_VERSION
 from scripts.demo import run_dag, summary
 
@@ -57,6 +58,16 @@ def test_run_rerun_and_corrupted_input(airflow_db, config_factory, tmp_path, mon
         assert (published["yhat_lower_95"] <= published["yhat_lower"]).all()
         # One "champions updated" notice, nothing else.
         assert len(slack.requests) == 1 and "champions updated" in slack.texts()[0]
+        # Each champion's run names its training data as an MLflow dataset: the snapshot it was cut from,
+        # digested like the version's data_sha256 tag.
+        from mlflow import MlflowClient
+
+        client = MlflowClient(config.mlflow.tracking_uri)
+        for series_id, number in first_champions.items():
+            version = client.get_model_version(model_name(config.mlflow.model_prefix, series_id), number)
+            (given,) = client.get_run(version.run_id).inputs.dataset_inputs
+            assert given.dataset.digest == version.tags["data_sha256"][:16]
+            assert json.loads(given.dataset.source)["uri"].endswith(f"snapshots/{version.tags['snapshot_sha256'][:20]}.parquet")
 
         # 2. Rerun of the same date: same data + config + code -> no refit, no new version, same rows.
         versions_before = version_counts(config)
