@@ -251,16 +251,33 @@ def _ensure_registered_model(client: Any, name: str, series_id: str, cadence: st
     if owner is not None and owner != series_id:
         raise SlugCollisionError(f"registered model {name} belongs to series {owner!r}, not {series_id!r} (slug collision)")
 
-def _metric_batch(values: dict[str, float]) -> list[Any]:
+def _metric_batch(values: dict[str, float], **link: str | None) -> list[Any]:
     """MLflow Metric entities for one `log_batch` call, stamped now, at step 0; a value that is not a finite
-    number (the AIC of a noise-free model) is left out rather than logged as NaN."""
+    number (the AIC of a noise-free model) is left out rather than logged as NaN. `link`: Metric's
+    model_id / dataset_name / dataset_digest (MLflow 3 shows such metrics on the logged model's page)."""
     from mlflow.entities import Metric
 
     now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    return [Metric(key, float(value), now, 0) for key, value in values.items() if value is not None and math.isfinite(float(value))]
+    return [Metric(key, float(value), now, 0, **link) for key, value in values.items() if value is not None and math.isfinite(float(value))]
+
+def logged_model_id(version: Any) -> str | None:
+    """The MLflow 3 logged model a registered version points at: its `model_id`, or, where the store does
+    not return one (the sqlite registry leaves it empty), the id in its `models:/m-...` source."""
+    found = getattr(version, "model_id", None)
+    if found:
+        return str(found)
+    source = str(getattr(version, "source", "") or "")
+    if source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
+        return source[len("models:/") :]
+    return None
+
 
 def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> None:
-    """Attach backtest metrics to the candidate's run (as MLflow metrics) and version (as a tag)."""
+    """Attach backtest metrics to the candidate's run (as MLflow metrics) and version (as a tag).
+
+    The metrics are linked to the version's logged model and to the run's training dataset (the backtest
+    refits on folds of that history), so the logged model's page in the MLflow UI lists them too.
+    """
     values = {
         f"{method}_{metric}": value
         for method, values in metrics.items()
@@ -268,7 +285,9 @@ def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> Non
         for metric, value in values.items()
         if isinstance(value, (int, float)) and value == value  # skip None and NaN
     }
-    client.log_batch(version.run_id, metrics=_metric_batch(values))  # one store transaction, not one per metric
+    data_sha = (version.tags or {}).get("data_sha256")
+    link = {"model_id": logged_model_id(version), "dataset_name": version.name if data_sha else None, "dataset_digest": data_sha[:16] if data_sha else None}
+    client.log_batch(version.run_id, metrics=_metric_batch(values, **link))  # one store transaction, not one per metric
     client.set_model_version_tag(version.name, version.version, "backtest", json.dumps(metrics))
 
 def verify_version(tracking_uri: str, name: str, version: str, horizon: int) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from include.forecasting.model_versions import (
     SlugCollisionError,
     forecast_figure,
     log_candidate,
+    logged_model_id,
     record_evaluation,
     spec_of,
     verify_version,
@@ -43,7 +44,7 @@ from include.forecasting.store import ensure_experiment, open_client
 
 __all__ = [
     "TAG_KEY", "PromotionResult", "SlugCollisionError", "code_version", "ensure_experiment", "find_version_by_key",
-    "forecast_figure", "get_alias_version", "idempotency_key", "log_candidate", "match_series", "model_name",
+    "forecast_figure", "get_alias_version", "idempotency_key", "log_candidate", "logged_model_id", "match_series", "model_name",
     "open_client", "production_version", "promote", "record_evaluation", "registered_models", "registry_overview",
     "revert_promotions", "rollback", "series_sha256", "slug", "spec_of", "verify_version", "versions",
 ]

@@ -31,7 +31,7 @@ def setup(tmp_path_factory):
 
     def register(logical_date: str, key: str) -> str:
         version = registry.log_candidate(
-            client, exp, name, "HAWKEYE VODKA", fitted, y, fitted.forecast(7), {registry.TAG_KEY: key, "logical_date": logical_date},
+            client, exp, name, "HAWKEYE VODKA", fitted, y, fitted.forecast(7), {registry.TAG_KEY: key, "logical_date": logical_date, "data_sha256": registry.series_sha256(y)},
             {"order": list(fitted.spec.order)}, 7, (0.8, 0.95), source=str(tmp / "snapshots" / "abc.parquet"),
         )
         return str(version.version)
@@ -68,6 +68,10 @@ def test_register_reuse_promote_rollback(setup):
     registry.record_evaluation(client, version, {"candidate": {"mase": 0.5, "rmse": None}, "naive": {"mase": 0.7}, "champion": None, "champion_version": None})
     metrics = client.get_run(version.run_id).data.metrics
     assert metrics["candidate_mase"] == 0.5 and metrics["naive_mase"] == 0.7 and "candidate_rmse" not in metrics  # None skipped
+    # ... and on the version's logged model, against its training dataset (the MLflow UI's model page).
+    linked = {m.key: m for m in client.get_logged_model(registry.logged_model_id(version)).metrics}
+    assert linked["candidate_mase"].value == 0.5 and linked["naive_mase"].value == 0.7
+    assert (linked["candidate_mase"].dataset_name, linked["candidate_mase"].dataset_digest) == (name, given.dataset.digest)
 
     first = registry.promote(client, name, "HAWKEYE VODKA", v1, "champion", "2025-05-29", "test")
     assert first.changed and first.previous is None
