@@ -92,9 +92,13 @@ def test_slow_movers_fit_a_weekly_or_monthly_panel():
     with pytest.raises(CadenceError, match="irregular"):
         detect_cadence(panel(a=weekly[::2], b=weekly[::2]))
     assert detect_cadence(panel(a=months[::3], b=months[1::3])).pandas_freq == "MS"
-    # Quarterly data is not monthly.
-    with pytest.raises(CadenceError, match="irregular"):
+    # Quarterly, yearly or fortnightly data is none of the three, and the refusal says which it is.
+    with pytest.raises(CadenceError, match=r"irregular \(gaps between dates: 92 days x\d+, .*; these are quarterly rows, and a panel is daily, weekly or monthly\): 'q'"):
         detect_cadence(panel(q=pd.date_range("2020-01-01", periods=12, freq="QS")))
+    with pytest.raises(CadenceError, match="these are yearly rows"):
+        detect_cadence(panel(y=pd.date_range("2001-12-31", periods=15, freq="YE")))
+    with pytest.raises(CadenceError, match="these are fortnightly rows"):
+        detect_cadence(panel(f=weekly[::2]))
 
 
 def test_series_off_the_panels_cadence_are_named_with_their_dates():
