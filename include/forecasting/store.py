@@ -4,6 +4,7 @@ lock for sqlite, and the experiment."""
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,9 @@ def open_client(tracking_uri: str) -> Any:
     import mlflow
     from mlflow import MlflowClient
 
+    # MLflow draws a tqdm bar for every artifact it copies (each logged model, each load): in a task log
+    # that is a line of carriage-return updates per series. Off unless the deployment sets the variable.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
     with _sqlite_schema_lock(tracking_uri):
         client = MlflowClient(tracking_uri=tracking_uri)  # builds the tracking store

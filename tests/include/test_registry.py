@@ -39,6 +39,16 @@ def setup(tmp_path_factory):
     return config, client, name, register
 
 
+def test_logging_a_version_draws_no_progress_bar(setup, monkeypatch, capfd):
+    """A task log gets no tqdm bar per artifact copied once the store is opened the project's way."""
+    config, _, _, register = setup
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    registry.open_client(config.mlflow.tracking_uri)
+    register("2025-05-20", "k-quiet")
+    captured = capfd.readouterr()
+    assert "Downloading artifacts" not in captured.err + captured.out
+
+
 def test_names_and_keys():
     assert registry.model_name("p", "FIVE O'CLOCK VODKA") == "p.five_o_clock_vodka"
     assert registry.idempotency_key("a", "b", "c") != registry.idempotency_key("a", "b", "d")
