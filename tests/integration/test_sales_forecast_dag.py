@@ -15,6 +15,7 @@ from support.slack_standin import SlackStandIn
 from support.stores import champions, forecasts, task_states, version_counts
 
 from include.forecasting.keys import model_name
+from include.forecasting.model_versions import logged_model_id
 from include.forecasting.publish import FALLBACK_VERSION
 from scripts.demo import run_dag, summary
 
@@ -68,6 +69,10 @@ def test_run_rerun_and_corrupted_input(airflow_db, config_factory, tmp_path, mon
             (given,) = client.get_run(version.run_id).inputs.dataset_inputs
             assert given.dataset.digest == version.tags["data_sha256"][:16]
             assert json.loads(given.dataset.source)["uri"].endswith(f"snapshots/{version.tags['snapshot_sha256'][:20]}.parquet")
+            # The gate's backtest metrics sit on the version's logged model, against that dataset.
+            linked = {m.key: m for m in client.get_logged_model(logged_model_id(version)).metrics}
+            assert linked["candidate_mase"].value == json.loads(version.tags["backtest"])["candidate"]["mase"]
+            assert (linked["candidate_mase"].dataset_name, linked["candidate_mase"].dataset_digest) == (given.dataset.name, given.dataset.digest)
 
         # 2. Rerun of the same date: same data + config + code -> no refit, no new version, same rows.
         versions_before = version_counts(config)
