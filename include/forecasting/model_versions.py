@@ -208,8 +208,25 @@ def log_candidate(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(code.parent, ignore_errors=True)
+    _link_logged_model(client, info.model_id, name, str(version.version))
     log.info("registered %s v%s (run %s)", name, version.version, run.info.run_id)
     return version
+
+
+def _link_logged_model(client: Any, model_id: str, name: str, version: str) -> None:
+    """Record the registered version on its logged model (the `mlflow.modelVersions` tag the MLflow UI's
+    model page lists), as `mlflow.register_model` and a tracking server's create-version handler do; a
+    local store's `create_model_version` does not. Merged, so a server's own entry is not repeated. A
+    failure here only costs the UI that link: the version and its run are complete, so it is logged."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    try:
+        listed = json.loads(client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+        if not any((str(e.get("name")), str(e.get("version"))) == (name, version) for e in listed):
+            client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*listed, {"name": name, "version": version}])})
+    except MlflowException as exc:
+        log.warning("%s v%s: not linked on its logged model %s in the MLflow UI: %s", name, version, model_id, exc)
 
 def _training_dataset(y: pd.Series, name: str, source: str | None) -> Any:
     """The history a fit learned from as an MLflow dataset: columns date and value, digest from the same

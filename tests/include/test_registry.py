@@ -74,6 +74,9 @@ def test_register_reuse_promote_rollback(setup):
     assert given.dataset.name == name and given.dataset.digest == registry.series_sha256(y)[:16]
     assert given.dataset.source_type == "local" and given.dataset.source.endswith('abc.parquet"}')
     assert json.loads(given.dataset.profile)["num_rows"] == len(y)
+    # Its logged model names the registered version (the MLflow UI's "Model versions" on the model page).
+    logged = client.get_logged_model(registry.logged_model_id(version))
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": name, "version": v1}]
     assert client.get_registered_model(name).description == "Sales forecast for HAWKEYE VODKA, daily data"
     registry.record_evaluation(client, version, {"candidate": {"mase": 0.5, "rmse": None}, "naive": {"mase": 0.7}, "champion": None, "champion_version": None})
     metrics = client.get_run(version.run_id).data.metrics

@@ -297,6 +297,53 @@ def test_forecasts_page_shows_forecast_and_actuals_behind_login(page: Any, brows
         anonymous.close()
 
 
+def test_mlflow_ui_shows_a_versions_training_data_and_backtest(browser: Any, stack: Any) -> None:
+    """`make mlflow-ui` over the stack's store: a champion's run page lists its training dataset (named
+    like the registered model, digest from its data_sha256 tag) and its logged model's page the gate's
+    backtest MASE against that dataset and the registered version."""
+    import subprocess
+
+    from mlflow import MlflowClient
+
+    from include.forecasting.keys import model_name
+    from include.forecasting.model_versions import logged_model_id
+    from scripts.airflow_stack import free_port, wait_for
+
+    config = stack.config
+    client = MlflowClient(config.mlflow.tracking_uri)
+    name = model_name(config.mlflow.model_prefix, "BLACK VELVET")
+    version = client.get_model_version_by_alias(name, config.mlflow.champion_alias)
+    experiment = client.get_run(version.run_id).info.experiment_id
+    digest = version.tags["data_sha256"][:16]
+    port = str(free_port())
+    env = {**stack.env, "MLFLOW_UI_PORT": port, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    ui = subprocess.Popen(  # what `make mlflow-ui` runs
+        [sys.executable, str(ROOT / "scripts" / "airflow_local.py"), "mlflow-ui"], env=env, cwd=str(ROOT),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: urllib.request.urlopen(f"{url}/health", timeout=2).status == 200, 120, "MLflow UI", 1.0)
+        page = context.new_page()
+        page.goto(f"{url}/#/experiments/{experiment}/runs/{version.run_id}")
+        page.get_by_text(f"{name} ({digest})").wait_for(timeout=60_000)
+        assert "Training" in page.get_by_text(f"{name} ({digest})").locator("..").inner_text()
+        _shot(page, "mlflow_run_datasets")
+        page.goto(f"{url}/#/experiments/{experiment}/models/{logged_model_id(version)}")
+        row = page.get_by_role("row").filter(has_text="candidate_mase")
+        row.first.wait_for(timeout=60_000)
+        assert f"{name} (#{digest})" in row.first.inner_text()
+        # ... and the page links back to the registered version it became.
+        versions = page.get_by_text("Model versions", exact=True).first.locator("..").inner_text()
+        assert name in versions and f"v{version.version}" in versions, versions
+        _shot(page, "mlflow_logged_model_metrics")
+    finally:
+        context.close()
+        os.killpg(ui.pid, 15)  # the UI's own process group: mlflow ui and its server workers
+        ui.wait(timeout=30)
+
+
 def test_make_demo_works_while_the_ui_stack_runs(stack: Any) -> None:
     """`make demo` next to `make airflow`: the live scheduler would time out the demo's in-process runs
     (they start at their logical date), so the demo pauses the unpaused DAGs while it runs and restores
