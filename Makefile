@@ -88,7 +88,7 @@ install-browser: install-dev
 	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium >/dev/null; }
 
-## make test-browser: the Airflow UI first hour and the Forecasts page in headless Chromium (~6 min)
+## make test-browser: the Airflow UI first hour, the Forecasts page and the MLflow UI in headless Chromium (~5 min)
 test-browser: install-browser
 	$(BIN)/python -m pytest -m browser tests/ui --run-browser
 
