@@ -74,6 +74,10 @@ def test_run_rerun_and_corrupted_input(airflow_db, config_factory, tmp_path, mon
             assert linked["candidate_mase"].value == json.loads(version.tags["backtest"])["candidate"]["mase"]
             assert (linked["candidate_mase"].dataset_name, linked["candidate_mase"].dataset_digest) == (given.dataset.name, given.dataset.digest)
 
+        # The promote task's "MLflow registry" link (an XCom Airflow's UI reads): the local MLflow UI.
+        (promote,) = [ti for ti in run.get_task_instances() if ti.task_id == "promote_champion"]
+        assert promote.xcom_pull(task_ids="promote_champion", key="_link_MlflowRegistryLink") == "http://127.0.0.1:5000/#/models"
+
         # 2. Rerun of the same date: same data + config + code -> no refit, no new version, same rows.
         versions_before = version_counts(config)
         run = run_dag("sales_forecast", DAY)

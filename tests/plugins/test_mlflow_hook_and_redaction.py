@@ -17,6 +17,20 @@ def test_basic_auth_goes_into_the_uri_not_the_environment(monkeypatch):
     uri = MlflowRegistryHook().tracking_uri
     assert uri == "http://ci%20bot:p%40ss%3Aword%2F1@mlflow.internal:5000"
     assert "MLFLOW_TRACKING_PASSWORD" not in os.environ and "MLFLOW_TRACKING_USERNAME" not in os.environ
+    # The MLflow UI link the promote task shows in the Airflow UI carries the server, never the credentials.
+    assert MlflowRegistryHook().ui_url == "http://mlflow.internal:5000"
+
+
+def test_the_ui_link_of_an_embedded_store_is_the_local_mlflow_ui(monkeypatch):
+    """Without a tracking server the link goes where `make mlflow-ui` serves the store."""
+    monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT", raising=False)
+    monkeypatch.delenv("MLFLOW_UI_HOST", raising=False)
+    monkeypatch.delenv("MLFLOW_UI_PORT", raising=False)
+    assert MlflowRegistryHook(fallback_uri="sqlite:////tmp/mlflow.db").ui_url == "http://127.0.0.1:5000"
+    monkeypatch.setenv("MLFLOW_UI_PORT", "5055")
+    assert MlflowRegistryHook(fallback_uri="sqlite:////tmp/mlflow.db").ui_url == "http://127.0.0.1:5055"
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "http", "host": "mlflow.internal", "schema": "https", "extra": {"tracking_uri": "https://mlflow.example.com/tracking/"}}))
+    assert MlflowRegistryHook().ui_url == "https://mlflow.example.com/tracking"
 
 
 def test_alert_causes_are_masked(monkeypatch):

@@ -224,6 +224,19 @@ def test_trigger_dialog_runs_sales_forecast_for_the_demo_date(page: Any, stack: 
     assert [r["state"] for r in runs] == ["success"], runs
     assert runs[0]["run_type"] == "manual"
 
+    # The promote task's Details tab carries an "MLflow registry" button to the MLflow UI of the store it
+    # promoted in (no tracking server here: the local one `make mlflow-ui` serves).
+    from urllib.parse import quote
+
+    run_id = runs[0]["dag_run_id"]
+    links = stack.api("GET", f"/api/v2/dags/sales_forecast/dagRuns/{quote(run_id, safe='')}/taskInstances/promote_champion/links")
+    assert links["extra_links"] == {"MLflow registry": "http://127.0.0.1:5000/#/models"}, links
+    page.goto(f"{stack.url}/dags/sales_forecast/runs/{quote(run_id, safe='')}/tasks/promote_champion/details")
+    button = page.get_by_role("link", name="MLflow registry")
+    button.wait_for()
+    assert button.get_attribute("href") == "http://127.0.0.1:5000/#/models"
+    _shot(page, "promote_task_mlflow_link")
+
 
 def test_rollback_form_rolls_back_one_series(page: Any, stack: Any) -> None:
     before = {r["dag_run_id"] for r in _runs(stack, "rollback_champion")}

@@ -3,9 +3,10 @@ MlflowClient. Credentials stay in the connection and this hook's client (login/p
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
@@ -53,6 +54,17 @@ class MlflowRegistryHook(BaseHook):
             userinfo = quote(conn.login, safe="") + ":" + quote(conn.password or "", safe="")
             uri = f"{scheme}://{userinfo}@{rest}"
         return uri
+
+    @cached_property
+    def ui_url(self) -> str:
+        """Where a person opens the MLflow UI of this store: a tracking server's own URL (without the
+        connection's credentials), else the local UI `make mlflow-ui` serves over the embedded store
+        (MLFLOW_UI_HOST / MLFLOW_UI_PORT, default 127.0.0.1:5000)."""
+        parts = urlsplit(self.tracking_uri)
+        if parts.scheme in ("http", "https") and parts.hostname:
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+        return f"http://{os.environ.get('MLFLOW_UI_HOST', '127.0.0.1')}:{os.environ.get('MLFLOW_UI_PORT', '5000')}"
 
     @cached_property
     def client(self) -> Any:

@@ -6,9 +6,21 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseOperatorLink
 
 from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
+
+
+class MlflowRegistryLink(BaseOperatorLink):
+    """"MLflow registry" on the promote task in the Airflow UI: the MLflow UI's registered models, where the
+    champion alias each series now carries is shown (`MlflowRegistryHook.ui_url`). Airflow stores the link
+    as an XCom when the task finishes, so the UI shows it without loading this class."""
+
+    name = "MLflow registry"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        """The registered models page of the store the operator promoted in."""
+        return f"{operator.hook.ui_url}/#/models"
 
 
 class PromoteChampionOperator(BaseOperator):
@@ -26,6 +38,7 @@ class PromoteChampionOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("decisions", "logical_date", "fallback_tracking_uri")
+    operator_extra_links = (MlflowRegistryLink(),)
 
     def __init__(
         self,
