@@ -41,6 +41,8 @@ def corrupt_seed(tmp_path: Path) -> Path:
 def test_run_rerun_and_corrupted_input(airflow_db, config_factory, tmp_path, monkeypatch):
     """Champions + forecasts for every series; a rerun changes nothing; bad data stops at validate."""
     config = config_factory()
+    for name in ("MLFLOW_UI_URL", "MLFLOW_UI_HOST", "MLFLOW_UI_PORT"):  # the promote link's default below
+        monkeypatch.delenv(name, raising=False)
     with SlackStandIn() as slack:
         monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", slack_webhook_conn(slack.webhook_url))
 

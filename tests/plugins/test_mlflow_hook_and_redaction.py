@@ -26,11 +26,15 @@ def test_the_ui_link_of_an_embedded_store_is_the_local_mlflow_ui(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_MLFLOW_DEFAULT", raising=False)
     monkeypatch.delenv("MLFLOW_UI_HOST", raising=False)
     monkeypatch.delenv("MLFLOW_UI_PORT", raising=False)
+    monkeypatch.delenv("MLFLOW_UI_URL", raising=False)
     assert MlflowRegistryHook(fallback_uri="sqlite:////tmp/mlflow.db").ui_url == "http://127.0.0.1:5000"
     monkeypatch.setenv("MLFLOW_UI_PORT", "5055")
     assert MlflowRegistryHook(fallback_uri="sqlite:////tmp/mlflow.db").ui_url == "http://127.0.0.1:5055"
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "http", "host": "mlflow.internal", "schema": "https", "extra": {"tracking_uri": "https://mlflow.example.com/tracking/"}}))
     assert MlflowRegistryHook().ui_url == "https://mlflow.example.com/tracking"
+    # A deployment whose workers reach the server by an internal name says where browsers reach it.
+    monkeypatch.setenv("MLFLOW_UI_URL", "http://127.0.0.1:5000/")
+    assert MlflowRegistryHook().ui_url == "http://127.0.0.1:5000"
 
 
 def test_alert_causes_are_masked(monkeypatch):

@@ -57,9 +57,12 @@ class MlflowRegistryHook(BaseHook):
 
     @cached_property
     def ui_url(self) -> str:
-        """Where a person opens the MLflow UI of this store: a tracking server's own URL (without the
-        connection's credentials), else the local UI `make mlflow-ui` serves over the embedded store
-        (MLFLOW_UI_HOST / MLFLOW_UI_PORT, default 127.0.0.1:5000)."""
+        """Where a person opens the MLflow UI of this store: MLFLOW_UI_URL when set (the address a browser
+        reaches, where the workers' tracking URI is an internal one: compose's `http://mlflow:5000`), else a
+        tracking server's own URL (without the connection's credentials), else the local UI `make
+        mlflow-ui` serves over the embedded store (MLFLOW_UI_HOST / MLFLOW_UI_PORT, default 127.0.0.1:5000)."""
+        if os.environ.get("MLFLOW_UI_URL"):
+            return os.environ["MLFLOW_UI_URL"].rstrip("/")
         parts = urlsplit(self.tracking_uri)
         if parts.scheme in ("http", "https") and parts.hostname:
             host = parts.hostname + (f":{parts.port}" if parts.port else "")
