@@ -176,7 +176,9 @@ def log_candidate(
                 params=[Param(k, json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)) for k, v in params.items()],
                 tags=[RunTag(k, str(v)) for k, v in {**tags, "series_id": series_id}.items()],
             )
-            mlflow.log_input(_training_dataset(y, name, source), context="training")
+            # The pipeline tags the series' hash already; a caller without that tag gets it computed.
+            data_sha = tags.get("data_sha256") or series_sha256(y)
+            mlflow.log_input(_training_dataset(y, name, source, data_sha), context="training")
             mlflow.log_dict({"candidates": fitted.candidates, **meta}, "model_selection.json")
             mlflow.log_figure(forecast_figure(y, forecast, f"{series_id}: {fitted.spec.label}", f"{name}: {fitted.spec.label}"), "forecast.png")
             # A signature without an input example makes MLflow warn on every log; an example would make it
@@ -228,9 +230,15 @@ def _link_logged_model(client: Any, model_id: str, name: str, version: str) -> N
     except MlflowException as exc:
         log.warning("%s v%s: not linked on its logged model %s in the MLflow UI: %s", name, version, model_id, exc)
 
-def _training_dataset(y: pd.Series, name: str, source: str | None) -> Any:
-    """The history a fit learned from as an MLflow dataset: columns date and value, digest from the same
-    hash as the version's `data_sha256` tag (MLflow stores at most 36 characters of it)."""
+def _dataset_digest(data_sha: str) -> str:
+    """A training dataset's MLflow digest: the start of the version's `data_sha256` tag (MLflow stores at
+    most 36 characters of a digest), the same on the run's input and on the metrics linked to it."""
+    return data_sha[:16]
+
+
+def _training_dataset(y: pd.Series, name: str, source: str | None, data_sha: str) -> Any:
+    """The history a fit learned from as an MLflow dataset: columns date and value, digest from its
+    `data_sha256` (`_dataset_digest`)."""
     import mlflow.data
 
     frame = pd.DataFrame({"date": pd.DatetimeIndex(y.index), "value": y.to_numpy(dtype=float)})
@@ -238,7 +246,7 @@ def _training_dataset(y: pd.Series, name: str, source: str | None) -> Any:
         # MLflow registers its local-file dataset source for both the "" and "file" schemes, so every local
         # path "can be interpreted in multiple ways" (the same class twice): noise in every task log.
         warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*", category=UserWarning)
-        return mlflow.data.from_pandas(frame, source=source, targets="value", name=name, digest=series_sha256(y)[:16])
+        return mlflow.data.from_pandas(frame, source=source, targets="value", name=name, digest=_dataset_digest(data_sha))
 
 
 @functools.lru_cache(maxsize=1)
@@ -303,7 +311,7 @@ def record_evaluation(client: Any, version: Any, metrics: dict[str, Any]) -> Non
         if isinstance(value, (int, float)) and value == value  # skip None and NaN
     }
     data_sha = (version.tags or {}).get("data_sha256")
-    link = {"model_id": logged_model_id(version), "dataset_name": version.name if data_sha else None, "dataset_digest": data_sha[:16] if data_sha else None}
+    link = {"model_id": logged_model_id(version), "dataset_name": version.name if data_sha else None, "dataset_digest": _dataset_digest(data_sha) if data_sha else None}
     client.log_batch(version.run_id, metrics=_metric_batch(values, **link))  # one store transaction, not one per metric
     client.set_model_version_tag(version.name, version.version, "backtest", json.dumps(metrics))
 
