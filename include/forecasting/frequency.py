@@ -134,10 +134,10 @@ def series_cadence(dates: pd.Series | pd.DatetimeIndex) -> Cadence | str | None:
             # Monthly rows on another day of the month (the 15th): no grid here; say what would be one.
             return f"monthly on day {days[0].day} of the month (monthly rows are dated on the 1st or the last day: re-date them)"
     common = ", ".join(f"{g} days x{n}" for g, n in Counter(gaps.tolist()).most_common(4))
-    return f"irregular (gaps between dates: {common}{_coarser_than_monthly(days, gaps)})"
+    return f"irregular (gaps between dates: {common}{_unsupported_cadence(days, gaps)})"
 
 
-def _coarser_than_monthly(days: pd.DatetimeIndex, gaps: pd.Series) -> str:
+def _unsupported_cadence(days: pd.DatetimeIndex, gaps: pd.Series) -> str:
     """A note naming a regular cadence the project does not take (fortnightly, quarterly, yearly rows), so
     the refusal says what the dates are rather than only that they are irregular."""
     for name, low, high in (("fortnightly", 14, 14), ("quarterly", 89, 92), ("yearly", 365, 366)):
