@@ -44,9 +44,14 @@ def latest_gate(gate_dir: Path, run_id: str | None = None) -> tuple[str | None, 
 
 
 def series_rows(
-    published: pd.DataFrame, health: pd.DataFrame, gate: dict[str, dict[str, Any]], champions: dict[str, str | None]
+    published: pd.DataFrame,
+    health: pd.DataFrame,
+    gate: dict[str, dict[str, Any]],
+    champions: dict[str, str | None],
+    champion_urls: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per series: champion (registry), published version, last gate decision, realized accuracy."""
+    """One row per series: champion (registry) and where the MLflow UI shows it (`champion_urls`, if
+    given), published version, last gate decision, realized accuracy."""
     latest_pub = published.sort_values("logical_date").groupby("series_id").tail(1).set_index("series_id") if len(published) else pd.DataFrame()
     # Per series the newest assessment that scored something (a monitor run with no arrived forecast
     # periods says nothing about accuracy), else the newest.
@@ -65,6 +70,7 @@ def series_rows(
             {
                 "series_id": series_id,
                 "champion_version": champions.get(series_id),
+                "champion_url": (champion_urls or {}).get(series_id),
                 "published_version": _clean(pub["model_version"]) if pub is not None else None,
                 "published_logical_date": _clean(pd.Timestamp(pub["logical_date"])) if pub is not None else None,
                 "gate": {
@@ -96,6 +102,20 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else html.escape(str(value))
 
 
+def model_version_url(ui_url: str, model_name: str, version: str) -> str:
+    """The MLflow UI's page of one registered model version (its route `#/models/<name>/versions/<v>`)."""
+    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{quote(str(version), safe='')}"
+
+
+def _champion_cell(row: dict[str, Any]) -> str:
+    if not row["champion_version"]:
+        return "none"
+    label = f"v{_fmt(row['champion_version'])}"
+    url = row.get("champion_url")
+    # A new tab: the MLflow UI is another app, and the Forecasts page keeps its selected series.
+    return f'<a href="{html.escape(url)}" target="_blank" rel="noopener" title="this version in the MLflow UI">{label}</a>' if url else label
+
+
 def page_html(rows: list[dict[str, Any]], selected: str | None, chart: dict[str, Any] | None, gate_run: str | None) -> str:
     """The page: a table of every series (links select one) and the selected series' chart."""
     header = ["Series", "Champion", "Published", "Gate", "Candidate MASE", "Naive MASE", "Realized MASE", "Backtest MASE", "Coverage", "Flags"]
@@ -107,7 +127,7 @@ def page_html(rows: list[dict[str, Any]], selected: str | None, chart: dict[str,
         verdict = "-" if not gate else ("passed" if gate.get("passed") else "rejected: " + "; ".join(gate.get("reasons", [])))
         cells = [
             f'<a href="?series={quote(r["series_id"])}">{html.escape(r["series_id"])}</a>',
-            f"v{_fmt(r['champion_version'])}" if r["champion_version"] else "none",
+            _champion_cell(r),
             f"{_fmt(r['published_version'])} ({_fmt(r['published_logical_date'])})" if r["published_version"] else "-",
             html.escape(verdict),
             _fmt(gate.get("candidate_mase")),

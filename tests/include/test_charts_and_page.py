@@ -60,12 +60,25 @@ def test_series_rows_join_registry_gate_and_realized_accuracy(tmp_path):
         {"series_id": ["FIVE O'CLOCK VODKA"], "monitor_date": [DAY], "scored_periods": [7], "mase": [0.7], "expected_mase": [0.5], "naive_mase": [0.9],
          "rmse": [80.0], "coverage": [0.71], "bias": [0.05], "degraded": [False], "drifted": [True], "reasons": ["drift: KS 0.4"]}
     )
-    rows = forecasts_page.series_rows(forecasts, health, gate, {"FIVE O'CLOCK VODKA": "1"})
+    url = forecasts_page.model_version_url("http://127.0.0.1:5000/", "sales_forecast.five_o_clock_vodka", "1")
+    assert url == "http://127.0.0.1:5000/#/models/sales_forecast.five_o_clock_vodka/versions/1"
+    rows = forecasts_page.series_rows(forecasts, health, gate, {"FIVE O'CLOCK VODKA": "1"}, {"FIVE O'CLOCK VODKA": url})
     assert len(rows) == 1
     row = rows[0]
     assert row["champion_version"] == "1" and row["published_version"] == "2" and row["published_logical_date"] == "2025-05-31"
+    assert row["champion_url"] == url
     assert row["gate"]["passed"] is False and row["gate"]["naive_mase"] == 0.8
     assert row["realized"]["drifted"] is True and row["realized"]["mase"] == 0.7
     json.dumps(rows)
     page = forecasts_page.page_html(rows, row["series_id"], charts.chart_data(row["series_id"], actuals, forecasts), run)
     assert "rejected: MASE 0.9 does not beat seasonal naive 0.8" in page and "drifted" in page and "<svg" in page
+    assert f'<a href="{url}" target="_blank"' in page and ">v1</a>" in page  # the champion opens in the MLflow UI
+    # Without a URL (or a champion) the cell is plain text.
+    plain = forecasts_page.page_html(forecasts_page.series_rows(forecasts, health, gate, {"FIVE O'CLOCK VODKA": "1"}), None, None, run)
+    assert "<td>v1</td>" in plain and "#/models/" not in plain
+    assert "<td>none</td>" in forecasts_page.page_html(forecasts_page.series_rows(forecasts, health, gate, {}), None, None, run)
+
+
+def test_model_version_url_quotes_the_name():
+    """Registered names are slugs, but a user's prefix may hold any character the registry accepts."""
+    assert forecasts_page.model_version_url("http://h:5000", "sales forecast/x&y", "12") == "http://h:5000/#/models/sales%20forecast%2Fx%26y/versions/12"

@@ -294,6 +294,11 @@ def test_forecasts_page_shows_forecast_and_actuals_behind_login(page: Any, brows
     data = page.request.get(f"{stack.url}/forecasts/api/series").json()
     by_id = {s["series_id"]: s for s in data["series"]}
     assert by_id["BLACK VELVET"]["champion_version"]
+    # The champion cell opens that version in the MLflow UI (the promote task's link's address).
+    version = by_id["BLACK VELVET"]["champion_version"]
+    champion = page.get_by_role("row").filter(has_text="BLACK VELVET").get_by_role("link", name=f"v{version}", exact=True)
+    href = f"http://127.0.0.1:5000/#/models/sales_forecast.black_velvet/versions/{version}"
+    assert champion.get_attribute("href") == href == by_id["BLACK VELVET"]["champion_url"]
     assert by_id["BLACK VELVET"]["realized"]["scored_periods"] > 0
 
     # Anonymous: the JSON is refused, the page sends to Airflow's login.

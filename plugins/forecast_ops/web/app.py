@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 DAG_ID = "sales_forecast"
 COOKIE = "_token"  # Airflow UI's JWT cookie (airflow.api_fastapi.auth.managers.base_auth_manager)
-_CHAMPIONS: dict[str, Any] = {"at": 0.0, "value": {}}
+_CHAMPIONS: dict[str, Any] = {"at": 0.0, "value": ({}, {})}
 CHAMPION_TTL_S = 30.0
 
 
@@ -49,20 +49,25 @@ def _config() -> Any:
     return load_config()
 
 
-def _champions(config: Any, series: list[str]) -> dict[str, str | None]:
-    """Champion version per series from the registry (cached briefly: one lookup per series)."""
-    if time.monotonic() - _CHAMPIONS["at"] < CHAMPION_TTL_S and set(series) <= set(_CHAMPIONS["value"]):
+def _champions(config: Any, series: list[str]) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Champion version per series from the registry, and its page in the MLflow UI (the promote task's
+    link's address, `MlflowRegistryHook.ui_url`); cached briefly: one lookup per series."""
+    if time.monotonic() - _CHAMPIONS["at"] < CHAMPION_TTL_S and set(series) <= set(_CHAMPIONS["value"][0]):
         return _CHAMPIONS["value"]
     from forecast_ops.hooks.mlflow_registry import MlflowRegistryHook
-    from include.forecasting import registry
+    from include.forecasting import forecasts_page, registry
 
-    client = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri).client
-    found = {}
+    hook = MlflowRegistryHook(fallback_uri=config.mlflow.tracking_uri)
+    found: dict[str, str | None] = {}
+    urls: dict[str, str] = {}
     for series_id in series:
-        version = registry.get_alias_version(client, registry.model_name(config.mlflow.model_prefix, series_id), config.mlflow.champion_alias)
+        name = registry.model_name(config.mlflow.model_prefix, series_id)
+        version = registry.get_alias_version(hook.client, name, config.mlflow.champion_alias)
         found[series_id] = str(version.version) if version is not None else None
-    _CHAMPIONS.update(at=time.monotonic(), value=found)
-    return found
+        if version is not None:
+            urls[series_id] = forecasts_page.model_version_url(hook.ui_url, name, str(version.version))
+    _CHAMPIONS.update(at=time.monotonic(), value=(found, urls))
+    return found, urls
 
 
 def _rows(run_id: str | None) -> tuple[Any, list[dict[str, Any]], str | None]:
@@ -75,7 +80,7 @@ def _rows(run_id: str | None) -> tuple[Any, list[dict[str, Any]], str | None]:
     health = read_monitor_table(config, "health", f"WHERE monitor_date >= {newest}", lock_timeout=10)
     gate_run, gate = forecasts_page.latest_gate(config.storage_root / "gate", run_id)
     series = sorted(set(published.get("series_id", [])) | set(health.get("series_id", [])) | set(gate))
-    return config, forecasts_page.series_rows(published, health, gate, _champions(config, series)), gate_run
+    return config, forecasts_page.series_rows(published, health, gate, *_champions(config, series)), gate_run
 
 
 def _chart(config: Any, series_id: str) -> dict[str, Any]:
