@@ -166,6 +166,12 @@ class ModelSettings:
     # (recency-weighted, this half-life in days) moved by that weekday's log-odds offset over the whole
     # `zero_window` (`pooled_zero_shares`). 0: each weekday's own recency-weighted share (`zero_halflife`).
     zero_recent_days: float = 7.0
+    # Daily data: the two-coefficient orders' likelihood estimate is moved towards the coefficients that
+    # forecast the history best 1..`multi_step_horizon` periods ahead (`_multi_step_params`: one parabolic
+    # step per coefficient, ± `multi_step_delta`, scaled by `multi_step_weight`). 0: the likelihood estimate.
+    multi_step_horizon: int = 0
+    multi_step_delta: float = 0.05
+    multi_step_weight: float = 0.5
 
 
 def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> ModelSettings:
@@ -190,6 +196,8 @@ def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> 
         explosion_factor=forecast.explosion_factor,
         holidays=holidays.calendar() if holidays and cadence.name == "daily" else None,
         year_ago_lag=WEEKS_A_YEAR if orders.year_ago is not False and cadence.name == "weekly" else 0,
+        # Chosen on the daily development folds (docs/DEVELOPING.md); other cadences were not measured.
+        multi_step_horizon=forecast.horizon if cadence.name == "daily" else 0,
         **({"spike_rule": anomaly_rules.spike_rule()} if anomaly_rules is not None else {}),
     )
 
@@ -395,12 +403,19 @@ def _recent_mean(endog: np.ndarray, window: int) -> float:
 
 
 def _fit_one(
-    endog: np.ndarray, order: tuple[int, ...], seasonal: tuple[int, ...], max_iter: int, start: np.ndarray | None, mean_window: int = 0
+    endog: np.ndarray,
+    order: tuple[int, ...],
+    seasonal: tuple[int, ...],
+    max_iter: int,
+    start: np.ndarray | None,
+    mean_window: int = 0,
+    multi_step: tuple[int, float, float] | None = None,
 ) -> Any:
     """Estimate one order on the log series and return statsmodels' filter results at the estimate.
 
     `mean_window`: an order with a constant reverts to the mean of the observed periods among the last
-    `mean_window` periods (0: all)."""
+    `mean_window` periods (0: all). `multi_step` (horizon, delta, weight): an order with two or more
+    coefficients has its likelihood estimate moved by `_multi_step_params`; None or horizon 0: not."""
     # The mean-reverting AR(1): its mean from the recent observed periods, its coefficient by least squares
     # around that mean (None with too few consecutive selling periods: the likelihood search below), its
     # filter in closed form.
@@ -468,7 +483,80 @@ def _fit_one(
             # smoother, whose smoothed states nothing here uses (forecasts, residuals and the likelihood
             # are the filter's), ~10 % of a weekly fit; and `lean_filter` skips the parameter covariance.
             params = model.fit(disp=False, maxiter=max_iter, start_params=start, return_params=True, **_LBFGS_TOLERANCE)
+            if multi_step and multi_step[0] > 0:
+                params = _multi_step_params(model, endog, np.asarray(params, dtype=float), names, *multi_step)
         return lean_filter(model, params)
+
+
+# Origins of the multi-step loss start after this many periods: the diffuse start of a seasonally
+# differenced daily model (d + D x 7 = 8 periods) and its first weeks of large errors are not scored.
+_MULTI_STEP_BURN_IN = 60
+# The step moves a coefficient no further out than ±0.99 (or than the estimate, where the likelihood put it
+# further out): a lag polynomial 1 + cL^s with |c| < 1 is invertible (stationary for an AR), so the step
+# itself never hands `_stable` a unit root.
+_MULTI_STEP_BOUND = 0.99
+
+
+def multi_step_loss(model: Any, endog: np.ndarray, params: np.ndarray, horizon: int) -> float:
+    """Mean absolute error of the model's 1..`horizon`-step predictions of the observed periods, on its own
+    (log) scale, from every origin after `_MULTI_STEP_BURN_IN` periods, at `params`.
+
+    One filter pass keeping only the predicted state means a(t|t-1); the h-step prediction of period t+h
+    from the same origin is Z T^h a(t|t-1) (the model has no regressors: time-invariant matrices, no
+    intercepts on a differenced order). A missing period (no sale) is no target."""
+    from statsmodels.tsa.statespace import kalman_filter as kf
+
+    memory = kf.MEMORY_NO_PREDICTED_COV | kf.MEMORY_NO_FILTERED | kf.MEMORY_NO_GAIN | kf.MEMORY_NO_SMOOTHING | kf.MEMORY_NO_STD_FORECAST
+    fr = model.filter(params, cov_type="none", conserve_memory=memory).filter_results
+    design, transition = fr.design[:, :, 0], fr.transition[:, :, 0]
+    intercept = fr.obs_intercept[0, 0] if fr.obs_intercept.size else 0.0
+    n = endog.shape[0]
+    state = fr.predicted_state[:, :n]
+    total, count = 0.0, 0
+    for h in range(horizon):
+        predicted = (design @ state)[0] + intercept  # of period t + h, t = 0 .. n - 1 - h
+        target = endog[h:]
+        scored = np.isfinite(target)
+        scored[:_MULTI_STEP_BURN_IN] = False  # origins j < burn-in
+        errors = np.abs(target[scored] - predicted[: n - h][scored])
+        total += float(errors.sum())
+        count += errors.size
+        if h + 1 < horizon:
+            state = transition @ state[:, : n - h - 1] + fr.state_intercept[:, :1]
+    return total / count if count else float("nan")
+
+
+def _multi_step_params(model: Any, endog: np.ndarray, params: np.ndarray, names: list[str], horizon: int, delta: float, weight: float) -> np.ndarray:
+    """The likelihood estimate moved towards the coefficients with the lowest `multi_step_loss`.
+
+    The likelihood scores one-step predictions, a forecast is read 1..`horizon` periods ahead. For each
+    AR / MA coefficient in turn: the loss at the estimate and at ± `delta`, the parabola through them, and a
+    step to its minimum (at most 2 `delta`; `delta` downhill where the loss is not convex there), taken
+    `weight` of the way. 1 + 2 x coefficients filter passes (~4 ms each on three years of days), where a full
+    search of the multi-step loss took 2-4 x the fit (docs/DEVELOPING.md). A constant is not moved."""
+    at_estimate = multi_step_loss(model, endog, params, horizon)
+    if not np.isfinite(at_estimate):
+        return params
+    moved = params.copy()
+    for i, name in enumerate(names):
+        if not name.startswith(("ar.", "ma.")):
+            continue
+        bound = max(_MULTI_STEP_BOUND, abs(float(params[i])))
+        up, down = params.copy(), params.copy()
+        up[i] = min(params[i] + delta, bound)
+        down[i] = max(params[i] - delta, -bound)
+        above, below = multi_step_loss(model, endog, up, horizon), multi_step_loss(model, endog, down, horizon)
+        if up[i] - params[i] < delta or params[i] - down[i] < delta:
+            # At the bound on one side: only inwards, by as far as the other side was probed, if downhill.
+            step = float(up[i] - params[i]) if above < at_estimate else (float(down[i] - params[i]) if below < at_estimate else 0.0)
+        else:
+            curvature = above - 2.0 * at_estimate + below
+            if curvature > 1e-12:
+                step = float(np.clip(-delta * (above - below) / (2.0 * curvature), -2.0 * delta, 2.0 * delta))
+            else:
+                step = delta if above < below else (-delta if below < above else 0.0)
+        moved[i] = float(np.clip(params[i] + weight * step, -bound, bound))
+    return moved
 
 
 def _ar1_least_squares(x: np.ndarray) -> float | None:
@@ -754,6 +842,7 @@ def fit_series(
         past, ahead = year_ago_offsets(deviation, year_ago, max(settings.horizon, settings.year_ago_lag))
         endog = endog - past
     mean_window = round(settings.mean_window_years * 365.25 / cadence.period_days)
+    multi_step = (settings.multi_step_horizon, settings.multi_step_delta, settings.multi_step_weight)
     history_max = float(y.max())
     # Accepted fits, each (aic, results, order, seasonal order, h-step moments).
     accepted: list[tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]]] = []
@@ -790,7 +879,7 @@ def fit_series(
         for start in (warm, None) if warm is not None else (None,):
             note = {"order": list(order), **_off_season(seasonal_order, seasonal), **({"warm_start": True} if start is not None else {})}
             try:
-                res = _fit_one(endog, order, seasonal_order, settings.max_iter, start, mean_window)
+                res = _fit_one(endog, order, seasonal_order, settings.max_iter, start, mean_window, multi_step)
             except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. "LU decomposition error" on bad starts
                 tried.append({**note, "rejected": f"{type(exc).__name__}: {exc}"})
                 continue

@@ -284,7 +284,9 @@ def test_the_last_resort_is_a_random_walk_without_season(stop_start_pepper, sett
     """When every seasonal plan is rejected (here: the seasonal MA of (0,1,0) at the unit circle, the
     airline model over a tight explosion guard), the fit is a log-scale random walk, which has no
     coefficient to leave the stable region: a model, not an error."""
-    tight = dataclasses.replace(settings, candidate_orders=((0, 1, 0),), explosion_factor=0.8)
+    # The airline model at its likelihood estimate: the multi-step step lowers this series' peak under
+    # the guard, and the case is about what follows when every seasonal plan is rejected.
+    tight = dataclasses.replace(settings, candidate_orders=((0, 1, 0),), explosion_factor=0.8, multi_step_horizon=0)
     fitted = training.fit_series(stop_start_pepper, tight)
     reasons = [(c["order"], c.get("seasonal_order"), c["rejected"]) for c in fitted.candidates]
     assert reasons[0] == ([0, 1, 0], None, "non-invertible seasonal MA part")
@@ -875,3 +877,43 @@ def test_year_ago_is_for_weekly_models_only(tmp_path):
     assert training.settings_for(load_config(off).forecast, weekly("SUN")).year_ago_lag == 0
 
 
+
+
+def test_the_multi_step_loss_is_the_mean_error_of_h_step_predictions(velvet):
+    """`multi_step_loss` from one filter pass equals the same errors computed the slow way: statsmodels'
+    own forecast from each origin (a model filtered on the data before it) against the observed periods."""
+    endog = state_space.to_model_scale(velvet.iloc[-200:])
+    model = state_space.sarimax(endog, (0, 1, 1), (0, 1, 1, 7))
+    params = model.fit(disp=False, return_params=True)
+    errors = []
+    for origin in range(training._MULTI_STEP_BURN_IN, len(endog)):
+        ahead = state_space.sarimax(endog[:origin], (0, 1, 1), (0, 1, 1, 7)).filter(params).forecast(3)
+        for h in range(3):
+            if origin + h < len(endog) and np.isfinite(endog[origin + h]):
+                errors.append(abs(endog[origin + h] - ahead[h]))
+    assert training.multi_step_loss(model, endog, params, 3) == pytest.approx(np.mean(errors), rel=1e-9)
+
+
+def test_daily_coefficients_move_towards_a_lower_multi_step_loss(velvet, config):
+    """Daily fits take the likelihood estimate a bounded step towards the coefficients that predict the
+    history 1..7 days ahead better (docs/DEVELOPING.md); weekly fits keep the likelihood estimate."""
+    daily = training.settings_for(config.forecast, DAILY)
+    assert daily.multi_step_horizon == config.forecast.horizon
+    assert training.settings_for(config.forecast, weekly("W-SUN")).multi_step_horizon == 0
+    endog = state_space.to_model_scale(velvet)
+    order, seasonal = (0, 1, 1), (0, 1, 1, 7)
+    likelihood = training._fit_one(endog, order, seasonal, 50, None)
+    stepped = training._fit_one(endog, order, seasonal, 50, None, 0, (7, daily.multi_step_delta, daily.multi_step_weight))
+    model = state_space.sarimax(endog, order, seasonal)
+    ml, moved = np.asarray(likelihood.params), np.asarray(stepped.params)
+    assert not np.allclose(ml, moved)
+    assert np.all(np.abs(moved - ml) <= daily.multi_step_weight * 2 * daily.multi_step_delta + 1e-12)
+    assert training.multi_step_loss(model, endog, moved, 7) < training.multi_step_loss(model, endog, ml, 7)
+    assert stepped.llf <= likelihood.llf  # it gives up likelihood for it
+    # fit_series takes the step on daily data (its history without holidays and spikes, so not the
+    # coefficients above), and the version stores the moved coefficients a reload filters at.
+    fitted = training.fit_series(velvet, daily)
+    unmoved = training.fit_series(velvet, dataclasses.replace(daily, multi_step_horizon=0))
+    a, b = np.array(list(fitted.spec.params.values())), np.array(list(unmoved.spec.params.values()))
+    assert not np.allclose(a, b) and np.all(np.abs(a - b) <= daily.multi_step_weight * 2 * daily.multi_step_delta + 1e-12)
+    pd.testing.assert_frame_equal(training.forecast_with_spec(velvet, fitted.spec, 7, (0.8,)), fitted.forecast(7, (0.8,)))
