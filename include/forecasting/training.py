@@ -197,7 +197,7 @@ def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> 
         holidays=holidays.calendar() if holidays and cadence.name == "daily" else None,
         year_ago_lag=WEEKS_A_YEAR if orders.year_ago is not False and cadence.name == "weekly" else 0,
         # Chosen on the daily development folds (docs/DEVELOPING.md); other cadences were not measured.
-        multi_step_horizon=forecast.horizon if cadence.name == "daily" else 0,
+        multi_step_horizon=forecast.horizon if cadence.name == "daily" and orders.multi_step is not False else 0,
         **({"spike_rule": anomaly_rules.spike_rule()} if anomaly_rules is not None else {}),
     )
 

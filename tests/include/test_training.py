@@ -877,6 +877,16 @@ def test_year_ago_is_for_weekly_models_only(tmp_path):
     assert training.settings_for(load_config(off).forecast, weekly("SUN")).year_ago_lag == 0
 
 
+def test_the_multi_step_step_is_a_daily_setting_that_can_be_turned_off(tmp_path):
+    """`models.daily.multi_step: false` fits at the likelihood estimate; the config refuses it on weekly or
+    monthly models (not measured there), naming the key."""
+    from include.forecasting.config import ConfigError
+
+    off = write_config(tmp_path, **{"forecast.models": {"daily": {"candidate_orders": [[0, 1, 1]], "seasonal_order": [0, 1, 1], "multi_step": False}}})
+    assert training.settings_for(load_config(off).forecast, DAILY).multi_step_horizon == 0
+    path = write_config(tmp_path, **{"forecast.models": {"monthly": {"candidate_orders": [[0, 1, 1]], "seasonal_order": [0, 1, 1], "multi_step": True}}})
+    with pytest.raises(ConfigError, match=r"models\.monthly\.multi_step"):
+        load_config(path)
 
 
 def test_the_multi_step_loss_is_the_mean_error_of_h_step_predictions(velvet):
