@@ -530,7 +530,7 @@ def _multi_step_params(model: Any, endog: np.ndarray, params: np.ndarray, names:
     """The likelihood estimate moved towards the coefficients with the lowest `multi_step_loss`.
 
     The likelihood scores one-step predictions, a forecast is read 1..`horizon` periods ahead. For each
-    AR / MA coefficient in turn: the loss at the estimate and at ± `delta`, the parabola through them, and a
+    AR / MA coefficient (the others held at the estimate): the loss at the estimate and at ± `delta`, the parabola through them, and a
     step to its minimum (at most 2 `delta`; `delta` downhill where the loss is not convex there), taken
     `weight` of the way. 1 + 2 x coefficients filter passes (~4 ms each on three years of days), where a full
     search of the multi-step loss took 2-4 x the fit (docs/DEVELOPING.md). A constant is not moved."""

@@ -892,16 +892,18 @@ def test_the_multi_step_step_is_a_daily_setting_that_can_be_turned_off(tmp_path)
 def test_the_multi_step_loss_is_the_mean_error_of_h_step_predictions(velvet):
     """`multi_step_loss` from one filter pass equals the same errors computed the slow way: statsmodels'
     own forecast from each origin (a model filtered on the data before it) against the observed periods."""
-    endog = state_space.to_model_scale(velvet.iloc[-200:])
-    model = state_space.sarimax(endog, (0, 1, 1), (0, 1, 1, 7))
-    params = model.fit(disp=False, return_params=True)
-    errors = []
-    for origin in range(training._MULTI_STEP_BURN_IN, len(endog)):
-        ahead = state_space.sarimax(endog[:origin], (0, 1, 1), (0, 1, 1, 7)).filter(params).forecast(3)
-        for h in range(3):
-            if origin + h < len(endog) and np.isfinite(endog[origin + h]):
-                errors.append(abs(endog[origin + h] - ahead[h]))
-    assert training.multi_step_loss(model, endog, params, 3) == pytest.approx(np.mean(errors), rel=1e-9)
+    endog = state_space.to_model_scale(velvet.iloc[-110:])  # 50 origins after the burn-in
+    # The airline model, and an order with a constant (a young daily series' fit without its season).
+    for order, seasonal in (((0, 1, 1), (0, 1, 1, 7)), ((1, 0, 1), (0, 0, 0, 0))):
+        model = state_space.sarimax(endog, order, seasonal)
+        params = model.fit(disp=False, return_params=True)
+        errors = []
+        for origin in range(training._MULTI_STEP_BURN_IN, len(endog)):
+            ahead = state_space.sarimax(endog[:origin], order, seasonal).filter(params).forecast(3)
+            for h in range(3):
+                if origin + h < len(endog) and np.isfinite(endog[origin + h]):
+                    errors.append(abs(endog[origin + h] - ahead[h]))
+        assert training.multi_step_loss(model, endog, params, 3) == pytest.approx(np.mean(errors), rel=1e-9), order
 
 
 def test_daily_coefficients_move_towards_a_lower_multi_step_loss(velvet, config):
