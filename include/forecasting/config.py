@@ -270,7 +270,8 @@ class ForecastConfig(_Section):
 
     @field_validator("models")
     @classmethod
-    def _year_ago_weekly_only(cls, value: dict[str, ModelOrders]) -> dict[str, ModelOrders]:
+    def _options_of_one_cadence(cls, value: dict[str, ModelOrders]) -> dict[str, ModelOrders]:
+        """The year-ago term is for weekly models, the multi-step step for daily ones."""
         for frequency in ("daily", "monthly"):
             if frequency in value and value[frequency].year_ago:
                 raise ValueError(

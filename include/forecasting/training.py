@@ -547,7 +547,9 @@ def _multi_step_params(model: Any, endog: np.ndarray, params: np.ndarray, names:
         down[i] = max(params[i] - delta, -bound)
         above, below = multi_step_loss(model, endog, up, horizon), multi_step_loss(model, endog, down, horizon)
         if up[i] - params[i] < delta or params[i] - down[i] < delta:
-            # At the bound on one side: only inwards, by as far as the other side was probed, if downhill.
+            # Within `delta` of the bound, one probe sits nearer than `delta` (at the estimate itself where
+            # the likelihood put it beyond ±0.99), so no parabola: a step towards the upper probe if it is
+            # downhill, else to the lower one if that is, else none; never past the bound.
             step = float(up[i] - params[i]) if above < at_estimate else (float(down[i] - params[i]) if below < at_estimate else 0.0)
         else:
             curvature = above - 2.0 * at_estimate + below
