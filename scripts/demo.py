@@ -1,9 +1,9 @@
 """`make demo`: run the sales_forecast DAG end to end (dag.test) for the last day of the seed data and
 print what happened, read back from the real stores (snapshot, GX report, gate report, MLflow, DuckDB).
 
-Before it, sales_forecast runs for earlier dates (default: 2, a week apart), so the newest run has a
-previous champion to roll back to and the earlier forecasts have actuals; after it, forecast_monitor
-scores those forecasts and the demo prints the realized accuracy.
+Before it, sales_forecast runs for earlier dates (default: 2, one forecast horizon apart), so the newest
+run has a previous champion to roll back to and the earlier forecasts have actuals; after it,
+forecast_monitor scores those forecasts and the demo prints the realized accuracy.
 
 Usage: python scripts/demo.py [--logical-date YYYY-MM-DD] [--earlier-runs N] [--every DAYS]
 """
@@ -81,21 +81,26 @@ def logical_date_after(config: Any, last: dt.date, today: dt.date) -> dt.date:
     return min(end, max(today, last) + dt.timedelta(days=1))
 
 
-def earlier_date(logical_date: dt.date, back: int, every: int | None, cadence: str) -> dt.date:
-    """The logical date `back` steps before `logical_date`: `every` days, or by default one week (daily and
-    weekly data: each forecast week has actuals by the next run) or one month (monthly data)."""
-    if every is None and cadence == "monthly":
+def earlier_date(logical_date: dt.date, back: int, every: int | None, cadence: str, horizon: int = 7) -> dt.date:
+    """The logical date `back` steps before `logical_date`: `every` days, or by default one forecast
+    horizon (`horizon` days, weeks or months, by the cadence). A horizon apart, each earlier run's forecast
+    periods all have actuals by the newest run (the monitor scores every one of them), and no two runs
+    forecast the same period: the warehouse table keeps every run's rows, and a reader of the demo's
+    withheld periods finds one forecast for each, the newest run's."""
+    if every is not None:
+        return logical_date - dt.timedelta(days=back * every)
+    if cadence == "monthly":
         import pandas as pd
 
-        return (pd.Timestamp(logical_date) - pd.DateOffset(months=back)).date()
-    return logical_date - dt.timedelta(days=back * (every or 7))
+        return (pd.Timestamp(logical_date) - pd.DateOffset(months=back * horizon)).date()
+    return logical_date - dt.timedelta(days=back * horizon * (7 if cadence == "weekly" else 1))
 
 
-def earlier_dates(logical_date: dt.date, runs: int, every: int | None, cadence: str, first: dt.date | None) -> tuple[list[dt.date], list[dt.date]]:
+def earlier_dates(logical_date: dt.date, runs: int, every: int | None, cadence: str, first: dt.date | None, horizon: int = 7) -> tuple[list[dt.date], list[dt.date]]:
     """The earlier runs' logical dates, oldest first, split into those to run and those to skip: a run for
     a date on or before the first day of data would have no history before it and fail validation ("the
     history window has rows"), which says nothing about the user's data."""
-    dates = [earlier_date(logical_date, back, every, cadence) for back in range(runs, 0, -1)]
+    dates = [earlier_date(logical_date, back, every, cadence, horizon) for back in range(runs, 0, -1)]
     skipped = [d for d in dates if first is not None and d <= first]
     return [d for d in dates if d not in skipped], skipped
 
@@ -293,7 +298,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--logical-date", type=dt.date.fromisoformat)
     parser.add_argument("--earlier-runs", type=int, default=2, help="sales_forecast runs before the logical date (oldest first)")
-    parser.add_argument("--every", type=int, help="days between those runs (default: a week, a month for monthly data)")
+    parser.add_argument("--every", type=int, help="days between those runs (default: one forecast horizon, `forecast.horizon` periods)")
     args = parser.parse_args()
     from include.forecasting.config import load_config
 
@@ -351,7 +356,7 @@ def scheduler_hands_off(dag_ids: tuple[str, ...]) -> Iterator[list[str]]:
 def run_demo(config: Any, logical_date: dt.date, earlier_runs: int, every: int | None, first: dt.date | None) -> int:
     """The demo's runs and their summaries (`first`: the oldest date of data); returns the exit code."""
     cadence = data_cadence(config) if earlier_runs else "daily"
-    to_run, skipped = earlier_dates(logical_date, earlier_runs, every, cadence, first)
+    to_run, skipped = earlier_dates(logical_date, earlier_runs, every, cadence, first, config.forecast.horizon)
     for earlier in skipped:
         print(f"sales_forecast for the earlier logical date {earlier}: skipped (the data starts on {first}: no history before it)", flush=True)
     log_dir = ROOT / ".local" / "logs"

@@ -10,12 +10,25 @@ from conftest import SEED, load_seeded, write_config
 from scripts.demo import data_cadence, data_span, earlier_date, earlier_dates, future_rows, logical_date_after
 
 
-def test_earlier_runs_step_by_the_cadence():
+def test_earlier_runs_step_by_one_horizon_of_the_cadence():
+    """By default the earlier runs are one forecast horizon apart in the data's periods, so no two of the
+    demo's runs forecast the same period (a reader of the warehouse table finds one forecast for each of
+    the newest run's periods) and every earlier forecast has actuals by the newest run."""
     day = dt.date(2025, 6, 1)
-    assert earlier_date(day, 2, None, "daily") == dt.date(2025, 5, 18)
-    assert earlier_date(day, 1, None, "weekly") == dt.date(2025, 5, 25)
-    assert earlier_date(day, 2, None, "monthly") == dt.date(2025, 4, 1)  # two monthly periods back
+    assert earlier_date(day, 2, None, "daily") == dt.date(2025, 5, 18)  # horizon 7 (the default): 2 x 7 days
+    assert earlier_date(day, 1, None, "weekly") == dt.date(2025, 4, 13)  # 7 weeks
+    assert earlier_date(day, 1, None, "weekly", 4) == dt.date(2025, 5, 4)  # 4 weeks
+    assert earlier_date(day, 2, None, "monthly") == dt.date(2024, 4, 1)  # 2 x 7 months
+    assert earlier_date(day, 2, None, "monthly", 3) == dt.date(2024, 12, 1)
     assert earlier_date(day, 1, 3, "monthly") == dt.date(2025, 5, 29)  # --every wins
+    assert earlier_date(day, 2, 10, "weekly") == dt.date(2025, 5, 12)
+    for cadence, step in (("daily", pd.DateOffset(days=1)), ("weekly", pd.DateOffset(weeks=1)), ("monthly", pd.DateOffset(months=1))):
+        for horizon in (1, 5, 7, 12):
+            runs, _ = earlier_dates(day, 2, None, cadence, None, horizon)
+            starts = [*runs, day]
+            for before, after in zip(starts, starts[1:], strict=False):
+                # the last period the earlier run forecasts ends before the next run's first one
+                assert (pd.Timestamp(before) + step * horizon).date() <= after, (cadence, horizon, starts)
 
 
 def test_earlier_runs_before_the_data_are_skipped(tmp_path):
