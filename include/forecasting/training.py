@@ -167,13 +167,11 @@ class ModelSettings:
     # `zero_window` (`pooled_zero_shares`). 0: each weekday's own recency-weighted share (`zero_halflife`).
     zero_recent_days: float = 7.0
     # Daily data: the two-coefficient orders' likelihood estimate is moved towards the coefficients that
-    # forecast the history best 1..`multi_step_horizon` periods ahead (`_multi_step_params`: per round, one
-    # parabolic step per coefficient, ± `multi_step_delta`, scaled by `multi_step_weight`; the next round
-    # starts where the last one ended). Horizon 0: the likelihood estimate.
+    # forecast the history best 1..`multi_step_horizon` periods ahead (`_multi_step_params`: one parabolic
+    # step per coefficient, ± `multi_step_delta`, scaled by `multi_step_weight`). 0: the likelihood estimate.
     multi_step_horizon: int = 0
     multi_step_delta: float = 0.05
     multi_step_weight: float = 0.5
-    multi_step_rounds: int = 2
 
 
 def settings_for(forecast: Any, cadence: Cadence, anomaly_rules: Any = None) -> ModelSettings:
@@ -411,13 +409,13 @@ def _fit_one(
     max_iter: int,
     start: np.ndarray | None,
     mean_window: int = 0,
-    multi_step: tuple[int, float, float, int] | None = None,
+    multi_step: tuple[int, float, float] | None = None,
 ) -> Any:
     """Estimate one order on the log series and return statsmodels' filter results at the estimate.
 
     `mean_window`: an order with a constant reverts to the mean of the observed periods among the last
-    `mean_window` periods (0: all). `multi_step` (horizon, delta, weight, rounds): an order with two or
-    more coefficients has its likelihood estimate moved by `_multi_step_params`; None or horizon 0: not."""
+    `mean_window` periods (0: all). `multi_step` (horizon, delta, weight): an order with two or more
+    coefficients has its likelihood estimate moved by `_multi_step_params`; None or horizon 0: not."""
     # The mean-reverting AR(1): its mean from the recent observed periods, its coefficient by least squares
     # around that mean (None with too few consecutive selling periods: the likelihood search below), its
     # filter in closed form.
@@ -486,20 +484,16 @@ def _fit_one(
             # are the filter's), ~10 % of a weekly fit; and `lean_filter` skips the parameter covariance.
             params = model.fit(disp=False, maxiter=max_iter, start_params=start, return_params=True, **_LBFGS_TOLERANCE)
             if multi_step and multi_step[0] > 0:
-                horizon, delta, weight, rounds = multi_step
-                params = np.asarray(params, dtype=float)
-                for _ in range(rounds):
-                    params = _multi_step_params(model, endog, params, names, horizon, delta, weight)
+                params = _multi_step_params(model, endog, np.asarray(params, dtype=float), names, *multi_step)
         return lean_filter(model, params)
 
 
 # Origins of the multi-step loss start after this many periods: the diffuse start of a seasonally
 # differenced daily model (d + D x 7 = 8 periods) and its first weeks of large errors are not scored.
 _MULTI_STEP_BURN_IN = 60
-# The step starts from and ends within ±0.99 (a coefficient the likelihood put further out is pulled in to
-# it): a lag polynomial 1 + cL^s with |c| < 1 is invertible (stationary for an AR), so the step never hands
-# `_stable` a unit root, and a θ the likelihood ended at -1 is not forecast at the edge of invertibility.
-# Pulling in was measured as its own change on the development folds (docs/DEVELOPING.md).
+# The step moves a coefficient no further out than ±0.99 (or than the estimate, where the likelihood put it
+# further out): a lag polynomial 1 + cL^s with |c| < 1 is invertible (stationary for an AR), so the step
+# itself never hands `_stable` a unit root.
 _MULTI_STEP_BOUND = 0.99
 
 
@@ -533,33 +527,29 @@ def multi_step_loss(model: Any, endog: np.ndarray, params: np.ndarray, horizon: 
 
 
 def _multi_step_params(model: Any, endog: np.ndarray, params: np.ndarray, names: list[str], horizon: int, delta: float, weight: float) -> np.ndarray:
-    """One round: the estimate moved towards the coefficients with the lowest `multi_step_loss`.
+    """The likelihood estimate moved towards the coefficients with the lowest `multi_step_loss`.
 
-    The likelihood scores one-step predictions, a forecast is read 1..`horizon` periods ahead. Every AR / MA
-    coefficient is first brought within ±`_MULTI_STEP_BOUND` (the likelihood often ends a daily θ at -1,
-    the edge of invertibility). Then for each (the others held): the loss there and at ± `delta`, the
-    parabola through them, and a step to its minimum (at most 2 `delta`; `delta` downhill where the loss is
-    not convex there), taken `weight` of the way. 1 + 2 x coefficients filter passes (~4 ms each on three
-    years of days), where a full search of the multi-step loss took 2-4 x the fit (docs/DEVELOPING.md); the
-    trainer runs `ModelSettings.multi_step_rounds` rounds, each from where the last ended. A constant is not
-    moved. Where the loss is not finite at the start: the estimate as it came."""
-    estimate, params = params, params.copy()
-    moving = [i for i, name in enumerate(names) if name.startswith(("ar.", "ma."))]
-    params[moving] = np.clip(params[moving], -_MULTI_STEP_BOUND, _MULTI_STEP_BOUND)
+    The likelihood scores one-step predictions, a forecast is read 1..`horizon` periods ahead. For each
+    AR / MA coefficient (the others held at the estimate): the loss at the estimate and at ± `delta`, the parabola through them, and a
+    step to its minimum (at most 2 `delta`; `delta` downhill where the loss is not convex there), taken
+    `weight` of the way. 1 + 2 x coefficients filter passes (~4 ms each on three years of days), where a full
+    search of the multi-step loss took 2-4 x the fit (docs/DEVELOPING.md). A constant is not moved."""
     at_estimate = multi_step_loss(model, endog, params, horizon)
     if not np.isfinite(at_estimate):
-        return estimate
+        return params
     moved = params.copy()
-    bound = _MULTI_STEP_BOUND
-    for i in moving:
+    for i, name in enumerate(names):
+        if not name.startswith(("ar.", "ma.")):
+            continue
+        bound = max(_MULTI_STEP_BOUND, abs(float(params[i])))
         up, down = params.copy(), params.copy()
         up[i] = min(params[i] + delta, bound)
         down[i] = max(params[i] - delta, -bound)
         above, below = multi_step_loss(model, endog, up, horizon), multi_step_loss(model, endog, down, horizon)
         if up[i] - params[i] < delta or params[i] - down[i] < delta:
-            # Within `delta` of the bound one probe sits nearer than `delta` (at the coefficient itself on
-            # the bound), so no parabola: a step towards the upper probe if it is downhill, else to the
-            # lower one if that is, else none; never past the bound.
+            # Within `delta` of the bound, one probe sits nearer than `delta` (at the estimate itself where
+            # the likelihood put it beyond ±0.99), so no parabola: a step towards the upper probe if it is
+            # downhill, else to the lower one if that is, else none; never past the bound.
             step = float(up[i] - params[i]) if above < at_estimate else (float(down[i] - params[i]) if below < at_estimate else 0.0)
         else:
             curvature = above - 2.0 * at_estimate + below
@@ -854,7 +844,7 @@ def fit_series(
         past, ahead = year_ago_offsets(deviation, year_ago, max(settings.horizon, settings.year_ago_lag))
         endog = endog - past
     mean_window = round(settings.mean_window_years * 365.25 / cadence.period_days)
-    multi_step = (settings.multi_step_horizon, settings.multi_step_delta, settings.multi_step_weight, settings.multi_step_rounds)
+    multi_step = (settings.multi_step_horizon, settings.multi_step_delta, settings.multi_step_weight)
     history_max = float(y.max())
     # Accepted fits, each (aic, results, order, seasonal order, h-step moments).
     accepted: list[tuple[float, Any, tuple[int, int, int], tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]]] = []

@@ -906,56 +906,26 @@ def test_the_multi_step_loss_is_the_mean_error_of_h_step_predictions(velvet):
         assert training.multi_step_loss(model, endog, params, 3) == pytest.approx(np.mean(errors), rel=1e-9), order
 
 
-def test_a_coefficient_at_the_edge_of_invertibility_is_pulled_in_before_the_step(velvet):
-    """The likelihood often ends a daily θ at -1 (a unit MA root): the multi-step round starts from it
-    pulled in to -0.99, and ends within ±0.99, so the published model is invertible; the caller's
-    estimate is not changed in place."""
-    endog = state_space.to_model_scale(velvet)
-    model = state_space.sarimax(endog, (0, 1, 1), (0, 1, 1, 7))
-    estimate = np.array([-1.0, -0.7, 0.2])
-    names = ["ma.L1", "ma.S.L7", "sigma2"]
-    moved = training._multi_step_params(model, endog, estimate.copy(), names, 7, 0.05, 0.5)
-    assert np.all(np.abs(moved[:2]) <= training._MULTI_STEP_BOUND)
-    assert moved[0] - (-training._MULTI_STEP_BOUND) <= 0.05 * 0.5 + 1e-12  # from -0.99, at most δ W inwards
-    assert moved[2] == 0.2  # σ² is not a coefficient
-    kept = estimate.copy()
-    training._multi_step_params(model, endog, kept, names, 7, 0.05, 0.5)
-    assert np.array_equal(kept, estimate)
-    assert np.min(np.abs(model.filter(moved).maroots)) > 1.0001  # invertible: `_stable` accepts it
-
-
 def test_daily_coefficients_move_towards_a_lower_multi_step_loss(velvet, config):
-    """Daily fits take the likelihood estimate bounded steps towards the coefficients that predict the
-    history 1..7 days ahead better (docs/DEVELOPING.md), one round after another; weekly fits keep the
-    likelihood estimate."""
+    """Daily fits take the likelihood estimate a bounded step towards the coefficients that predict the
+    history 1..7 days ahead better (docs/DEVELOPING.md); weekly fits keep the likelihood estimate."""
     daily = training.settings_for(config.forecast, DAILY)
     assert daily.multi_step_horizon == config.forecast.horizon
-    assert daily.multi_step_rounds >= 2
     assert training.settings_for(config.forecast, weekly("W-SUN")).multi_step_horizon == 0
     endog = state_space.to_model_scale(velvet)
     order, seasonal = (0, 1, 1), (0, 1, 1, 7)
     likelihood = training._fit_one(endog, order, seasonal, 50, None)
+    stepped = training._fit_one(endog, order, seasonal, 50, None, 0, (7, daily.multi_step_delta, daily.multi_step_weight))
     model = state_space.sarimax(endog, order, seasonal)
-    ml = np.asarray(likelihood.params)
-    start = ml.copy()  # (θ, Θ, σ²): the coefficients within the bound, where each round starts
-    start[:2] = np.clip(ml[:2], -training._MULTI_STEP_BOUND, training._MULTI_STEP_BOUND)
-    one_step = daily.multi_step_weight * 2 * daily.multi_step_delta
-    losses = [training.multi_step_loss(model, endog, start, 7)]
-    for rounds in (1, 2):
-        stepped = training._fit_one(endog, order, seasonal, 50, None, 0, (7, daily.multi_step_delta, daily.multi_step_weight, rounds))
-        moved = np.asarray(stepped.params)
-        assert not np.allclose(start, moved)
-        assert np.all(np.abs(moved - start) <= rounds * one_step + 1e-12)  # each round at most 2 δ W
-        assert np.all(np.abs(moved[:2]) <= training._MULTI_STEP_BOUND)
-        losses.append(training.multi_step_loss(model, endog, moved, 7))
-        assert stepped.llf <= likelihood.llf  # it gives up likelihood for it
-    assert losses[2] < losses[1] < losses[0]  # the second round goes on downhill
-    # fit_series takes the steps on daily data (its history without holidays and spikes, so not the
+    ml, moved = np.asarray(likelihood.params), np.asarray(stepped.params)
+    assert not np.allclose(ml, moved)
+    assert np.all(np.abs(moved - ml) <= daily.multi_step_weight * 2 * daily.multi_step_delta + 1e-12)
+    assert training.multi_step_loss(model, endog, moved, 7) < training.multi_step_loss(model, endog, ml, 7)
+    assert stepped.llf <= likelihood.llf  # it gives up likelihood for it
+    # fit_series takes the step on daily data (its history without holidays and spikes, so not the
     # coefficients above), and the version stores the moved coefficients a reload filters at.
     fitted = training.fit_series(velvet, daily)
     unmoved = training.fit_series(velvet, dataclasses.replace(daily, multi_step_horizon=0))
-    assert list(fitted.spec.params)[:2] == ["ma.L1", "ma.S.L7"]
     a, b = np.array(list(fitted.spec.params.values())), np.array(list(unmoved.spec.params.values()))
-    b[:2] = np.clip(b[:2], -training._MULTI_STEP_BOUND, training._MULTI_STEP_BOUND)
-    assert not np.allclose(a, b) and np.all(np.abs(a - b) <= daily.multi_step_rounds * one_step + 1e-12)
+    assert not np.allclose(a, b) and np.all(np.abs(a - b) <= daily.multi_step_weight * 2 * daily.multi_step_delta + 1e-12)
     pd.testing.assert_frame_equal(training.forecast_with_spec(velvet, fitted.spec, 7, (0.8,)), fitted.forecast(7, (0.8,)))
