@@ -226,9 +226,10 @@ def monitor_summary(config: Any, monitor_date: dt.date, state: str, log_file: Pa
     lines = [f"forecast_monitor for {monitor_date}: {state.upper()} (log {log_file})"]
     if health.empty:
         return "\n".join([*lines, "  no health rows written"])
+    published = scored["logical_date"].nunique() if len(scored) else 0
     lines.append(
-        f"Realized accuracy: {len(scored)} forecast periods from {scored['logical_date'].nunique() if len(scored) else 0} "
-        f"publishing dates scored against actuals ({config.warehouse.accuracy_table}, {config.warehouse.health_table})"
+        f"Realized accuracy: {len(scored)} forecast periods from {published} publishing date{'' if published == 1 else 's'} "
+        f"scored against actuals ({config.warehouse.accuracy_table}, {config.warehouse.health_table})"
     )
     lines.append(f"{'series':32s} scored  real MASE  backtest  naive   cover  bias    flags")
     num = lambda v, spec: "-" if v is None or v != v else format(v, spec)  # noqa: E731
