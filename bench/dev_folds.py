@@ -14,6 +14,9 @@ Usage:
       what the DAG's quality gate costs: at each origin, the gate's backtest (candidate vs seasonal naive
       on the folds before it), and the MASE of the model always, of naive where the gate rejects, and of
       naive only until a series' first pass (after it, the champion serves)
+  python bench/dev_folds.py serving-lag [--panel NAME] [--folds 16] [--lag 7]
+      a champion serving `--lag` periods after its training: its forecast with the probability of no sale
+      it was trained with vs estimated again from the data it forecasts from (as the DAG serves), and a refit
   python bench/dev_folds.py calibration [--set field=JSON ...] [--panel NAME] [--folds 16]
       whether the forecast's parts are calibrated: its probability of no sale against the zero share
       observed (by probability bucket), and where the actuals fall around the median and the 80 % bounds,
@@ -27,6 +30,7 @@ See docs/DEVELOPING.md for the loop a modelling change goes through.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -201,6 +205,40 @@ def gate_cost(names: list[str], folds: int, gate_folds: int) -> None:
         )
 
 
+def serving_lag(names: list[str], folds: int, lag: int) -> None:
+    """A champion serving `lag` periods after it was trained (its candidates rejected since), on each
+    panel's dev folds: at every origin the model fitted `lag` periods before it forecasts from the
+    origin's data (`training.forecast_with_spec`, as the DAG publishes), with the probability of no sale
+    it was trained with (its `zero_rule` dropped, as versions before the rule) and estimated again from
+    that data (as served); beside them a fit at the origin. MASE and 80 % coverage of each."""
+    for name in names:
+        panel = dev_panel(name, None, folds, None)
+        s, h = panel.settings, panel.settings.horizon
+        rows: dict[str, list[pd.DataFrame]] = {"trained shares": [], "served": [], "refit": []}
+        for series_id, y in panel.ys.items():
+            for fold, origin in enumerate(panel.origins(y)):
+                history = y.iloc[:origin]
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        spec = training.fit_series(y.iloc[: origin - lag], s).spec
+                        refit = training.fit_series(history, s).forecast(h, s.interval_levels)
+                except training.ModelFitError:
+                    continue  # the same series-folds for all three: one that cannot fit is left out
+                frames = {
+                    "trained shares": training.forecast_with_spec(history, dataclasses.replace(spec, zero_rule={}), h, s.interval_levels),
+                    "served": training.forecast_with_spec(history, spec, h, s.interval_levels),
+                    "refit": refit,
+                }
+                for method, frame in frames.items():
+                    rows[method].append(quality.fold_rows(panel, series_id, fold, y, origin, frame, method))
+        scores = {m: quality.summarise(pd.concat(r, ignore_index=True), {}) for m, r in rows.items()}
+        print(
+            f"{name:14s} lag {lag}: " + ", ".join(f"{m} MASE {v['mase']:.4f} cov {v['coverage_80']:.3f}" for m, v in scores.items()),
+            flush=True,
+        )
+
+
 # Buckets of the forecast's probability of no sale: narrow where most open periods are, wide at the top.
 PI_BUCKETS = (0.0, 0.05, 0.2, 0.35, 0.5, 0.65, 1.0)
 
@@ -283,19 +321,22 @@ def _tuples(value: object) -> object:
 def main() -> int:
     """CLI."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["reference", "project", "gate", "calibration"])
+    parser.add_argument("what", choices=["reference", "project", "gate", "calibration", "serving-lag"])
     parser.add_argument("--panel", action="append", choices=[*PANELS, *WEEKLY_SETS])
     parser.add_argument("--folds", type=int, default=8)
     parser.add_argument("--set", action="append", default=[], help="ModelSettings field=value (JSON value)")
     parser.add_argument("--holidays", default=None, help="COUNTRY[-SUBDIVISION] or none (default: the bench's calendar for the panel)")
     parser.add_argument("--detail", action="store_true", help="also MASE per series and per fold beside the trio's")
     parser.add_argument("--gate-folds", type=int, default=4, help="gate: the backtest folds the gate judges on (config backtest.folds)")
+    parser.add_argument("--lag", type=int, default=7, help="serving-lag: periods between a champion's training and its forecast")
     args = parser.parse_args()
     names = args.panel or [*PANELS, *WEEKLY_SETS]
     if args.what == "reference":
         reference(names, args.folds)
     elif args.what == "gate":
         gate_cost(names, args.folds, args.gate_folds)
+    elif args.what == "serving-lag":
+        serving_lag(names, args.folds, args.lag)
     else:
         overrides = {k: _tuples(json.loads(v)) for k, v in (s.split("=", 1) for s in args.set)}
         if args.what == "calibration":

@@ -73,7 +73,7 @@ from include.forecasting.state_space import (
     trend_for,
 )
 from include.forecasting.year_ago import WEEKS_A_YEAR, plus_year_ago, year_ago_deviations, year_ago_effect, year_ago_offsets
-from include.forecasting.zeros import WEEKDAYS, chain_zero_probability, closed_keys, open_days, pooled_zero_shares, zero_chain, zero_share
+from include.forecasting.zeros import WEEKDAYS, chain_zero_probability, open_days, zero_model, zero_rule
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,11 @@ class ModelSpec:
     # absent in versions from before it: from the local level). Empty: none (other cadences, no significant
     # yearly pattern, older versions).
     year_ago: dict[str, float] = field(default_factory=dict)
+    # The rule the probability of no sale was estimated by (`zeros.zero_rule`: the config's zero_window,
+    # zero_halflife, zero_recent_days, zero_chain_weight, chain_weekday_gap). A forecast from newer data
+    # estimates it again from that data (`forecast_with_spec`), as the ARIMA part filters that data.
+    # Empty (versions from before it): the shares and chain training estimated.
+    zero_rule: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -267,6 +272,7 @@ class ModelSpec:
             spikes_left_out={str(k): float(v) for k, v in (data.get("spikes_left_out") or {}).items()},
             zero_chain={str(k): float(v) for k, v in (data.get("zero_chain") or {}).items()},
             year_ago={str(k): float(v) for k, v in (data.get("year_ago") or {}).items()},
+            zero_rule={str(k): float(v) for k, v in (data.get("zero_rule") or {}).items()},
         )
 
     def member_specs(self) -> list[ModelSpec]:
@@ -806,15 +812,8 @@ def fit_series(
     calendar = _calendar_key(settings)
     names = holiday_names(calendar, y.index.min(), y.index.max())
     effect = holiday_effect(y, names) if len(names) else {}
-    zero = zero_share(y, settings.zero_window, cadence, exclude=pd.DatetimeIndex(names.index), halflife=settings.zero_halflife)
-    closed = closed_keys(zero, settings.closure_share)
-    if cadence.name == "daily" and settings.zero_recent_days > 0:
-        zero = pooled_zero_shares(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_recent_days, zero)
-    chain = (
-        zero_chain(y, settings.zero_window, closed, pd.DatetimeIndex(names.index), settings.zero_chain_weight, settings.chain_weekday_gap)
-        if cadence.name == "daily"
-        else {}
-    )
+    rule = zero_rule(settings.zero_window, settings.zero_halflife, settings.zero_recent_days, settings.zero_chain_weight, settings.chain_weekday_gap)
+    zero, closed, chain = zero_model(y, rule, cadence, pd.DatetimeIndex(names.index), closure_share=settings.closure_share)
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
     seen = y
@@ -931,6 +930,7 @@ def fit_series(
         spikes_left_out={f"{d:%Y-%m-%d}": float(seen[d]) for d in spikes},
         zero_chain=chain,
         year_ago=year_ago,
+        zero_rule=rule,
     )
     elapsed = time.perf_counter() - started
     log.info("fitted %s: %s aic %.1f in %.2fs (closed: %s)", series_id, spec.label, spec.aic, elapsed, ",".join(closed) or "none")
@@ -993,10 +993,19 @@ def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tupl
     """Forecast from the end of `y` with a recorded model's parameters (no re-estimation).
 
     This is how the champion forecasts new periods: its fixed parameters filter the latest data (each
-    member's, for a combination, pooled as in `FittedModel.forecast`).
+    member's, for a combination, pooled as in `FittedModel.forecast`), and its probability of no sale is
+    estimated again from that data by the rule training used (`spec.zero_rule`; its closed weekdays kept).
+    A champion serves on while the gate rejects its candidates, sometimes for weeks: with the shares it
+    was trained with, a product that has stopped selling since would be forecast at its old rate
+    (docs/DEVELOPING.md measures it).
     """
     endog, ahead = _model_endog(y, spec, horizon)  # once: every member sees the same data
     moments = [plus_year_ago(log_moments(_filter_endog(endog, m), horizon), ahead) for m in spec.member_specs()]
+    if spec.zero_rule:
+        holidays = pd.DatetimeIndex(holiday_names(spec.holidays, y.index.min(), y.index.max()).index)
+        zero, _, chain = zero_model(y, spec.zero_rule, spec.frequency, holidays, closed=spec.closed_weekdays)
+        # Too few open days for a chain now: the recorded one, from the newest state below.
+        spec = dataclasses.replace(spec, zero_share=zero, zero_chain=chain or spec.zero_chain)
     last_zero = None
     if spec.zero_chain:
         # The chain starts from the state of the data forecast from (newer than training's for a

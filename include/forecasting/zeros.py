@@ -7,7 +7,9 @@ probability this module estimates (README, Modelling: "Zeros are a probability",
 - `pooled_zero_shares` (daily): the share over all open days of the recent past, moved by each weekday's
   difference from the other open days over the whole window;
 - `zero_chain` (daily): a two-state sold / no-sale Markov chain over the open days, so whether the last
-  open day sold counts for the next few days (`chain_zero_probability`).
+  open day sold counts for the next few days (`chain_zero_probability`);
+- `zero_model`: all of them by one rule (`zero_rule`), for training and again for each forecast a
+  recorded model makes from newer data.
 Pure numpy / pandas; `training.zero_probability` combines them for a model's forecast periods.
 """
 
@@ -123,3 +125,37 @@ def closed_keys(shares: dict[str, float], share: float) -> tuple[str, ...]:
     """The keys of `shares` (weekdays, or "all") whose share of no sale is at least `share`, in their
     order; none when `share` is 0 (closing turned off)."""
     return tuple(k for k, s in shares.items() if share > 0 and s >= share)
+
+
+def zero_rule(window: int, halflife: float, recent_days: float, chain_weight: float, chain_weekday_gap: float) -> dict[str, float]:
+    """The settings `zero_model` estimates with, in the JSON form a model's spec records."""
+    return {
+        "window": float(window), "halflife": float(halflife), "recent_days": float(recent_days),
+        "chain_weight": float(chain_weight), "chain_weekday_gap": float(chain_weekday_gap),
+    }
+
+
+def zero_model(
+    y: pd.Series,
+    rule: dict[str, float],
+    cadence: Cadence,
+    exclude: pd.DatetimeIndex | None,
+    closed: tuple[str, ...] | None = None,
+    closure_share: float = 0.0,
+) -> tuple[dict[str, float], tuple[str, ...], dict[str, float]]:
+    """A series' probability of no sale by `rule` (`zero_rule`): the shares per key (`zero_share`, pooled
+    over the open days of daily data with `recent_days` > 0), the closed keys and the daily chain (empty
+    for other cadences, with no `chain_weight` or too few open days). `exclude`: the holidays, which
+    count neither way. `closed`: the closed keys to keep (a recorded model's); None: the keys whose share
+    is at least `closure_share` (`closed_keys`), as training finds them.
+    """
+    window = int(rule["window"])
+    zero = zero_share(y, window, cadence, exclude=exclude, halflife=rule["halflife"])
+    if closed is None:
+        closed = closed_keys(zero, closure_share)
+    if cadence.name != "daily":
+        return zero, closed, {}
+    if rule.get("recent_days", 0.0) > 0:
+        zero = pooled_zero_shares(y, window, closed, exclude, rule["recent_days"], zero)
+    chain = zero_chain(y, window, closed, exclude, rule.get("chain_weight", 0.0), rule.get("chain_weekday_gap", 0.0))
+    return zero, closed, chain

@@ -710,7 +710,9 @@ def test_a_product_selling_again_is_forecast_to_sell_sooner(restarted_bok_choy, 
     pd.testing.assert_frame_equal(training.forecast_with_spec(y, spec, 7, (0.8,)), chained)
     later = pd.concat([y, pd.Series(0.0, index=pd.date_range(y.index[-1] + pd.Timedelta(days=1), periods=7))]).rename(y.name)
     after_none = training.forecast_with_spec(later, spec, 7, (0.8,))
-    weekday_only = training.forecast_with_spec(later, dataclasses.replace(spec, zero_chain={}), 7, (0.8,))
+    # The weekday shares alone, estimated again from the same newer data as the chain is (no chain weight).
+    no_chain = {**spec.zero_rule, "chain_weight": 0.0}
+    weekday_only = training.forecast_with_spec(later, dataclasses.replace(spec, zero_chain={}, zero_rule=no_chain), 7, (0.8,))
     assert (after_none["yhat_upper"] <= weekday_only["yhat_upper"]).all()
     assert (after_none["yhat_upper"] < weekday_only["yhat_upper"]).any()
 
@@ -722,9 +724,35 @@ def test_a_legacy_spec_without_a_zero_chain_forecasts_from_weekday_shares(restar
     plain = training.fit_series(y, dataclasses.replace(settings, holidays=None, zero_chain_weight=0.0))
     data = training.fit_series(y, dataclasses.replace(settings, holidays=None)).spec.to_dict()
     assert data.pop("zero_chain")
+    assert data.pop("zero_rule")  # newer than the chain: a version without the chain has no rule either
     legacy = training.ModelSpec.from_dict(data)
     assert legacy.zero_chain == {}
     pd.testing.assert_frame_equal(training.forecast_with_spec(y, legacy, 7, (0.8,)), plain.forecast(7, (0.8,)))
+
+
+def test_a_champion_serving_later_estimates_no_sale_from_the_data_it_forecasts_from(config):
+    """黄白菜 (Chinese cabbage, kg, the shipped vegetables weekly panel) sold every week to 2023-05-07,
+    then four weeks nothing. A version trained to 2023-05-07 that still serves on 2023-06-04 (its
+    candidates rejected) forecast its old sales every week with the share of no sale it was trained with;
+    estimated again from the four zero weeks by its recorded rule, no sale is the likelier outcome. A spec
+    from before the rule (no `zero_rule`) keeps its trained share; on its own training data the version
+    forecasts as the fit did."""
+    frame = pd.read_csv(ROOT / "include/data/veg_supermarket_weekly_kg.csv", parse_dates=["date"])
+    frame = frame.rename(columns={"date": "sales_date", "series": "series_id"})
+    cadence = weekly("SUN")
+    served = training.period_series(frame, "黄白菜(2)", pd.Timestamp("2023-06-05"), cadence)
+    trained = served.loc[:"2023-05-07"]
+    assert (served.iloc[-4:] == 0).all() and (trained.iloc[-8:] > 0).all()
+    s = training.settings_for(config.forecast, cadence)
+    fitted = training.fit_series(trained, s)
+    spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
+    assert spec.zero_rule == zeros.zero_rule(s.zero_window, s.zero_halflife, s.zero_recent_days, s.zero_chain_weight, s.chain_weekday_gap)
+    assert fitted.spec.zero_share["all"] < 0.5
+    pd.testing.assert_frame_equal(training.forecast_with_spec(trained, spec, 7, (0.8,)), fitted.forecast(7, (0.8,)))
+    now = training.forecast_with_spec(served, spec, 7, (0.8,))
+    legacy = training.forecast_with_spec(served, dataclasses.replace(spec, zero_rule={}), 7, (0.8,))
+    assert (legacy["yhat"] > 5).all()
+    assert (now["yhat"] == 0).all() and (now["yhat_upper"] < legacy["yhat_upper"]).all()
 
 
 def test_zero_shares_follow_a_restart_and_keep_the_weekday_pattern(settings):
