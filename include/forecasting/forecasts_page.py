@@ -102,9 +102,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else html.escape(str(value))
 
 
+def models_url(ui_url: str) -> str:
+    """The MLflow UI's page of the registered models (its route `#/models`; a model's own pages are
+    under it, `model_version_url`)."""
+    return f"{ui_url.rstrip('/')}/#/models"
+
+
 def model_version_url(ui_url: str, model_name: str, version: str) -> str:
     """The MLflow UI's page of one registered model version (its route `#/models/<name>/versions/<v>`)."""
-    return f"{ui_url.rstrip('/')}/#/models/{quote(model_name, safe='')}/versions/{quote(str(version), safe='')}"
+    return f"{models_url(ui_url)}/{quote(model_name, safe='')}/versions/{quote(str(version), safe='')}"
 
 
 def _champion_cell(row: dict[str, Any]) -> str:

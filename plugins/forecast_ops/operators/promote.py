@@ -20,7 +20,9 @@ class MlflowRegistryLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         """The registered models page of the store the operator promoted in."""
-        return f"{operator.hook.ui_url}/#/models"
+        from include.forecasting.forecasts_page import models_url
+
+        return models_url(operator.hook.ui_url)
 
 
 class PromoteChampionOperator(BaseOperator):
