@@ -242,9 +242,9 @@ class ModelSpec:
     # yearly pattern, older versions).
     year_ago: dict[str, float] = field(default_factory=dict)
     # The rule the probability of no sale was estimated by (`zeros.zero_rule`: the config's zero_window,
-    # zero_halflife, zero_recent_days, zero_chain_weight, chain_weekday_gap). A forecast from newer data
-    # estimates it again from that data (`forecast_with_spec`), as the ARIMA part filters that data.
-    # Empty (versions from before it): the shares and chain training estimated.
+    # zero_halflife, zero_recent_days, zero_chain_weight, chain_weekday_gap, closure_share). A forecast
+    # from newer data estimates it again from that data (`forecast_with_spec`: shares, closed periods and
+    # chain), as the ARIMA part filters that data. Empty (versions from before it): what training estimated.
     zero_rule: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -812,8 +812,11 @@ def fit_series(
     calendar = _calendar_key(settings)
     names = holiday_names(calendar, y.index.min(), y.index.max())
     effect = holiday_effect(y, names) if len(names) else {}
-    rule = zero_rule(settings.zero_window, settings.zero_halflife, settings.zero_recent_days, settings.zero_chain_weight, settings.chain_weekday_gap)
-    zero, closed, chain = zero_model(y, rule, cadence, pd.DatetimeIndex(names.index), closure_share=settings.closure_share)
+    rule = zero_rule(
+        settings.zero_window, settings.zero_halflife, settings.zero_recent_days, settings.zero_chain_weight, settings.chain_weekday_gap,
+        settings.closure_share,
+    )
+    zero, closed, chain = zero_model(y, rule, cadence, pd.DatetimeIndex(names.index))
     if len(names):
         y = y.where(~y.index.isin(names.index), 0.0)  # zero = missing for the model
     seen = y
@@ -993,19 +996,20 @@ def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tupl
     """Forecast from the end of `y` with a recorded model's parameters (no re-estimation).
 
     This is how the champion forecasts new periods: its fixed parameters filter the latest data (each
-    member's, for a combination, pooled as in `FittedModel.forecast`), and its probability of no sale is
-    estimated again from that data by the rule training used (`spec.zero_rule`; its closed weekdays kept).
-    A champion serves on while the gate rejects its candidates, sometimes for weeks: with the shares it
-    was trained with, a product that has stopped selling since would be forecast at its old rate
-    (docs/DEVELOPING.md measures it).
+    member's, for a combination, pooled as in `FittedModel.forecast`), and its probability of no sale (the
+    shares, the closed weekdays or periods, the daily chain) is estimated again from that data by the rule
+    training used (`spec.zero_rule`), as a refit would. A champion serves on while the gate rejects its
+    candidates, sometimes for weeks: with what it was trained with, a product that stopped selling since
+    would be forecast at its old rate, and one trained out of stock (closed) at 0 after it is back
+    (README, Modelling, "A champion serving later runs").
     """
     endog, ahead = _model_endog(y, spec, horizon)  # once: every member sees the same data
     moments = [plus_year_ago(log_moments(_filter_endog(endog, m), horizon), ahead) for m in spec.member_specs()]
     if spec.zero_rule:
         holidays = pd.DatetimeIndex(holiday_names(spec.holidays, y.index.min(), y.index.max()).index)
-        zero, _, chain = zero_model(y, spec.zero_rule, spec.frequency, holidays, closed=spec.closed_weekdays)
+        zero, closed, chain = zero_model(y, spec.zero_rule, spec.frequency, holidays)
         # Too few open days for a chain now: the recorded one, from the newest state below.
-        spec = dataclasses.replace(spec, zero_share=zero, zero_chain=chain or spec.zero_chain)
+        spec = dataclasses.replace(spec, zero_share=zero, closed_weekdays=closed, zero_chain=chain or spec.zero_chain)
     last_zero = None
     if spec.zero_chain:
         # The chain starts from the state of the data forecast from (newer than training's for a

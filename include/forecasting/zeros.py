@@ -127,11 +127,13 @@ def closed_keys(shares: dict[str, float], share: float) -> tuple[str, ...]:
     return tuple(k for k, s in shares.items() if share > 0 and s >= share)
 
 
-def zero_rule(window: int, halflife: float, recent_days: float, chain_weight: float, chain_weekday_gap: float) -> dict[str, float]:
+def zero_rule(
+    window: int, halflife: float, recent_days: float, chain_weight: float, chain_weekday_gap: float, closure_share: float
+) -> dict[str, float]:
     """The settings `zero_model` estimates with, in the JSON form a model's spec records."""
     return {
         "window": float(window), "halflife": float(halflife), "recent_days": float(recent_days),
-        "chain_weight": float(chain_weight), "chain_weekday_gap": float(chain_weekday_gap),
+        "chain_weight": float(chain_weight), "chain_weekday_gap": float(chain_weekday_gap), "closure_share": float(closure_share),
     }
 
 
@@ -141,18 +143,17 @@ def zero_model(
     cadence: Cadence,
     exclude: pd.DatetimeIndex | None,
     closed: tuple[str, ...] | None = None,
-    closure_share: float = 0.0,
 ) -> tuple[dict[str, float], tuple[str, ...], dict[str, float]]:
     """A series' probability of no sale by `rule` (`zero_rule`): the shares per key (`zero_share`, pooled
     over the open days of daily data with `recent_days` > 0), the closed keys and the daily chain (empty
     for other cadences, with no `chain_weight` or too few open days). `exclude`: the holidays, which
-    count neither way. `closed`: the closed keys to keep (a recorded model's); None: the keys whose share
-    is at least `closure_share` (`closed_keys`), as training finds them.
+    count neither way. `closed`: closed keys to keep as they are; None: the keys whose share is at least
+    the rule's `closure_share` (`closed_keys`; none without it).
     """
     window = int(rule["window"])
     zero = zero_share(y, window, cadence, exclude=exclude, halflife=rule["halflife"])
     if closed is None:
-        closed = closed_keys(zero, closure_share)
+        closed = closed_keys(zero, rule.get("closure_share", 0.0))
     if cadence.name != "daily":
         return zero, closed, {}
     if rule.get("recent_days", 0.0) > 0:

@@ -746,7 +746,7 @@ def test_a_champion_serving_later_estimates_no_sale_from_the_data_it_forecasts_f
     s = training.settings_for(config.forecast, cadence)
     fitted = training.fit_series(trained, s)
     spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
-    assert spec.zero_rule == zeros.zero_rule(s.zero_window, s.zero_halflife, s.zero_recent_days, s.zero_chain_weight, s.chain_weekday_gap)
+    assert spec.zero_rule == zeros.zero_rule(s.zero_window, s.zero_halflife, s.zero_recent_days, s.zero_chain_weight, s.chain_weekday_gap, s.closure_share)
     assert fitted.spec.zero_share["all"] < 0.5
     pd.testing.assert_frame_equal(training.forecast_with_spec(trained, spec, 7, (0.8,)), fitted.forecast(7, (0.8,)))
     now = training.forecast_with_spec(served, spec, 7, (0.8,))
@@ -792,6 +792,45 @@ def test_a_mostly_closed_weekday_keeps_its_own_share(iowa_frame, settings):
     spec = training.ModelSpec.from_dict(fitted.spec.to_dict())
     assert spec.zero_chain["weekday_gap"] == settings.chain_weekday_gap == 0.5
     pd.testing.assert_frame_equal(training.forecast_with_spec(y, spec, 7, (0.8,)), fc)
+
+
+def test_a_champion_trained_out_of_stock_forecasts_sales_once_the_product_is_back(settings):
+    """上海青 sold nothing for a month to 29 October 2022: a version trained then has every weekday closed.
+    Serving on 8 November, after 8 of 10 days with a sale, it finds the closed weekdays again as a refit
+    does and forecasts sales on most days; with the closed weekdays it was trained with (a spec from
+    before the rule) it forecast 0, interval [0, 0], every day until a candidate passed the gate."""
+    y = veg_daily("上海青", "2020-07-01", "2022-11-08")
+    plain = dataclasses.replace(settings, holidays=None)
+    old = training.fit_series(y.loc[:"2022-10-29"], plain).spec
+    assert old.closed_weekdays == zeros.WEEKDAYS and (y.loc["2022-10-30":] > 0).sum() == 8
+    served = training.forecast_with_spec(y, old, 7, (0.8,))
+    trained = training.forecast_with_spec(y, dataclasses.replace(old, zero_rule={}), 7, (0.8,))
+    assert (trained.drop(columns="forecast_date") == 0).all().all()
+    assert (served["yhat"] > 0).sum() >= 4
+    refit = training.fit_series(y, plain)
+    np.testing.assert_array_equal(served["yhat_upper"] == 0, refit.forecast(7, (0.8,))["yhat_upper"] == 0)
+
+
+def test_a_champion_serving_later_finds_its_closed_weekdays_again(iowa_frame, settings):
+    """BLACK VELVET trained through 14 December 2024 has Saturday closed; the stores then opened on the
+    Saturdays before Christmas. Serving on 11 January 2025, the version finds the closed weekdays again
+    from the data by its rule, as a refit that day does: Saturday is a mostly closed weekday (median 0,
+    its interval open), and each bound is 0 where the refit's is. With the closed weekdays it was trained
+    with (a spec from before the rule), Saturday was [0, 0]: right this time, but a product trained out
+    of stock would stay at 0 after it is back."""
+    y = training.daily_series(iowa_frame, "BLACK VELVET", pd.Timestamp("2025-01-11"))
+    old = training.fit_series(y.loc[:"2024-12-14"], settings).spec
+    refit = training.fit_series(y, settings)
+    assert old.closed_weekdays == ("sat",) and refit.spec.closed_weekdays == ()
+    levels = (0.8, 0.95)
+    served = training.forecast_with_spec(y, old, 7, levels)
+    trained = training.forecast_with_spec(y, dataclasses.replace(old, zero_rule={}), 7, levels)
+    expected = refit.forecast(7, levels)
+    sat = served["forecast_date"].dt.day_of_week == 5
+    assert served.loc[sat, "yhat"].tolist() == [0.0] and served.loc[sat, "yhat_upper"].iloc[0] > 1000
+    assert (trained.loc[sat].drop(columns="forecast_date") == 0).all().all()
+    for column in ("yhat", "yhat_lower", "yhat_lower_95"):
+        np.testing.assert_array_equal(served[column] == 0, expected[column] == 0)
 
 
 @pytest.fixture(scope="module")

@@ -63,10 +63,10 @@ def test_pooled_zero_shares_leave_closed_weekdays_and_young_series_alone(velvet)
 
 def test_zero_model_is_the_parts_by_one_rule(velvet):
     """`zero_model` gives what training would get from the parts (shares pooled over the open days, the
-    closed weekdays, the chain); with recorded closed weekdays it keeps them whatever the shares say; a
-    weekly series has one share and no chain."""
-    rule = zeros.zero_rule(12, 2.0, 7.0, 0.5, 0.5)
-    shares, closed, chain = zeros.zero_model(velvet, rule, DAILY, None, closure_share=0.5)
+    weekdays closed at the rule's closure share, the chain); with closed weekdays given it keeps them
+    whatever the shares say; a weekly series has one share and no chain."""
+    rule = zeros.zero_rule(12, 2.0, 7.0, 0.5, 0.5, 0.5)
+    shares, closed, chain = zeros.zero_model(velvet, rule, DAILY, None)
     own = zeros.zero_share(velvet, 12, DAILY, halflife=2.0)
     assert closed == zeros.closed_keys(own, 0.5) == ("sat",)
     assert shares == zeros.pooled_zero_shares(velvet, 12, closed, None, 7.0, own)
