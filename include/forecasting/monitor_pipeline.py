@@ -80,8 +80,8 @@ def assess(
     # Where a few series' rows run ahead of the day most series' rows end on (validation's ragged end), the
     # others' actuals have arrived only through that day.
     ragged = (config.anomaly, config.validation.max_staleness_periods)
-    actuals = monitoring.actual_series(history, cadence, monitor_date, *ragged)
     shared = monitoring.arrived_through(history, monitor_date, cadence, *ragged)
+    actuals = monitoring.series_through(history, cadence, shared)
     raw = monitoring.arrived_through(history, monitor_date, cadence)
     arrived = monitoring.arrived_through(history, monitor_date) if shared == raw else shared
     accuracy = monitoring.accuracy_rows(forecasts, actuals, shared)

@@ -62,7 +62,11 @@ def actual_series(history: pd.DataFrame, cadence: Cadence, end_exclusive: dt.dat
     """Each series' sales on its cadence grid through the newest date the panel has before `end_exclusive`
     (gaps inside are 0). Periods after the panel's newest row have not arrived: they are not zeros, or a
     late delivery would read as every series collapsing. `rules` / `staleness`: as `arrived_through`."""
-    arrived = arrived_through(history, end_exclusive, cadence, rules, staleness)
+    return series_through(history, cadence, arrived_through(history, end_exclusive, cadence, rules, staleness))
+
+
+def series_through(history: pd.DataFrame, cadence: Cadence, arrived: pd.Timestamp | None) -> dict[str, pd.Series]:
+    """`actual_series` with the newest arrived period already known (`arrived_through`; None: nothing)."""
     if arrived is None:
         return {}
     end = cadence.period_end(arrived)
