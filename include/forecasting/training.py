@@ -1005,15 +1005,17 @@ def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tupl
     """
     endog, ahead = _model_endog(y, spec, horizon)  # once: every member sees the same data
     moments = [plus_year_ago(log_moments(_filter_endog(endog, m), horizon), ahead) for m in spec.member_specs()]
+    chain = {}
     if spec.zero_rule:
         holidays = pd.DatetimeIndex(holiday_names(spec.holidays, y.index.min(), y.index.max()).index)
         zero, closed, chain = zero_model(y, spec.zero_rule, spec.frequency, holidays)
         # Too few open days for a chain now: the recorded one, from the newest state below.
         spec = dataclasses.replace(spec, zero_share=zero, closed_weekdays=closed, zero_chain=chain or spec.zero_chain)
     last_zero = None
-    if spec.zero_chain:
-        # The chain starts from the state of the data forecast from (newer than training's for a
+    if spec.zero_chain and not chain:
+        # A recorded chain starts from the state of the data forecast from (newer than training's for a
         # champion serving later runs), on the days training would count: no closed weekday, no holiday.
+        # A chain estimated again above already ends in that state.
         tail = y.iloc[-7 * 7 :]
         holidays = pd.DatetimeIndex(holiday_names(spec.holidays, tail.index.min(), tail.index.max()).index)
         days = open_days(tail, spec.closed_weekdays, holidays)
