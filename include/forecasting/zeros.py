@@ -142,21 +142,18 @@ def zero_model(
     rule: dict[str, float],
     cadence: Cadence,
     exclude: pd.DatetimeIndex | None,
-    closed: tuple[str, ...] | None = None,
 ) -> tuple[dict[str, float], tuple[str, ...], dict[str, float]]:
     """A series' probability of no sale by `rule` (`zero_rule`): the shares per key (`zero_share`, pooled
-    over the open days of daily data with `recent_days` > 0), the closed keys and the daily chain (empty
-    for other cadences, with no `chain_weight` or too few open days). `exclude`: the holidays, which
-    count neither way. `closed`: closed keys to keep as they are; None: the keys whose share is at least
-    the rule's `closure_share` (`closed_keys`; none without it).
+    over the open days of daily data with `recent_days` > 0), the keys closed at the rule's
+    `closure_share` (`closed_keys`) and the daily chain (empty for other cadences, with no `chain_weight`
+    or too few open days). `exclude`: the holidays, which count neither way.
     """
     window = int(rule["window"])
     zero = zero_share(y, window, cadence, exclude=exclude, halflife=rule["halflife"])
-    if closed is None:
-        closed = closed_keys(zero, rule.get("closure_share", 0.0))
+    closed = closed_keys(zero, rule["closure_share"])
     if cadence.name != "daily":
         return zero, closed, {}
-    if rule.get("recent_days", 0.0) > 0:
+    if rule["recent_days"] > 0:
         zero = pooled_zero_shares(y, window, closed, exclude, rule["recent_days"], zero)
-    chain = zero_chain(y, window, closed, exclude, rule.get("chain_weight", 0.0), rule.get("chain_weekday_gap", 0.0))
+    chain = zero_chain(y, window, closed, exclude, rule["chain_weight"], rule["chain_weekday_gap"])
     return zero, closed, chain

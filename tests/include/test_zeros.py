@@ -63,15 +63,15 @@ def test_pooled_zero_shares_leave_closed_weekdays_and_young_series_alone(velvet)
 
 def test_zero_model_is_the_parts_by_one_rule(velvet):
     """`zero_model` gives what training would get from the parts (shares pooled over the open days, the
-    weekdays closed at the rule's closure share, the chain); with closed weekdays given it keeps them
-    whatever the shares say; a weekly series has one share and no chain."""
+    weekdays closed at the rule's closure share, the chain); with closing turned off (closure share 0) no
+    weekday is closed whatever the shares say; a weekly series has one share and no chain."""
     rule = zeros.zero_rule(12, 2.0, 7.0, 0.5, 0.5, 0.5)
     shares, closed, chain = zeros.zero_model(velvet, rule, DAILY, None)
     own = zeros.zero_share(velvet, 12, DAILY, halflife=2.0)
     assert closed == zeros.closed_keys(own, 0.5) == ("sat",)
     assert shares == zeros.pooled_zero_shares(velvet, 12, closed, None, 7.0, own)
     assert chain == zeros.zero_chain(velvet, 12, closed, None, 0.5, 0.5) and chain["weight"] == 0.5
-    kept = zeros.zero_model(velvet, rule, DAILY, None, closed=())
-    assert kept[1] == () and kept[2] != chain  # Saturday is a step of the chain when not closed
+    never_closed = zeros.zero_model(velvet, {**rule, "closure_share": 0.0}, DAILY, None)
+    assert never_closed[1] == () and never_closed[2] != chain  # Saturday is a step of the chain when not closed
     weeks = velvet.resample("W-SUN").sum()
     assert zeros.zero_model(weeks, rule, weekly("SUN"), None) == (zeros.zero_share(weeks, 12, weekly("SUN"), halflife=2.0), (), {})
