@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -122,6 +123,15 @@ def run_dag(dag_id: str, logical_date: dt.date, conf: dict[str, Any] | None = No
     return dag.test(logical_date=when, run_conf=conf)
 
 
+def amount_decimals(values: Any) -> int:
+    """Decimals that show a series' forecasts to 3 significant digits of its largest amount, at least 2:
+    a series sold in grams or fractions of a unit would otherwise print as 0.00 [0.00, 0.00]."""
+    finite = [abs(float(v)) for v in values if v is not None and math.isfinite(float(v)) and v != 0]
+    if not finite:
+        return 2
+    return int(min(8, max(2, 2 - math.floor(math.log10(max(finite))))))
+
+
 def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     """A readable report of the run, from the stores the DAG wrote to."""
     import duckdb
@@ -197,8 +207,9 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
     for series_id, group in forecasts.groupby("series_id"):
         version = group["model_version"].iloc[0]
         lines.append(f"  {series_id} ({'model v' + version if not version.startswith('fallback') else version}):")
+        digits = amount_decimals(group[["yhat", "yhat_lower", "yhat_upper"]].to_numpy().ravel())
         for _, r in group.iterrows():
-            lines.append(f"    {r['forecast_date']:%a %Y-%m-%d}  {r['yhat']:10.2f}   [{r['yhat_lower']:10.2f}, {r['yhat_upper']:10.2f}]")
+            lines.append(f"    {r['forecast_date']:%a %Y-%m-%d}  {r['yhat']:10.{digits}f}   [{r['yhat_lower']:10.{digits}f}, {r['yhat_upper']:10.{digits}f}]")
     lines += [
         "",
         "Next steps:",

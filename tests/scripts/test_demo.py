@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from conftest import SEED, load_seeded, write_config
 
-from scripts.demo import data_cadence, data_span, earlier_date, earlier_dates, future_rows, logical_date_after
+from scripts.demo import amount_decimals, data_cadence, data_span, earlier_date, earlier_dates, future_rows, logical_date_after
 
 
 def test_earlier_runs_step_by_one_horizon_of_the_cadence():
@@ -73,3 +73,13 @@ def test_rows_dated_in_the_future_are_named_with_their_series(tmp_path):
     config = load_seeded(write_config(tmp_path, seed=seed))
     assert future_rows(config, dt.date(2026, 1, 1)) == [(frame.loc[10, "item_name"], dt.date(2052, 5, 1))]
     assert future_rows(config, dt.date(2060, 1, 1)) == []
+
+
+def test_amounts_print_to_three_significant_digits_of_the_series_largest():
+    """Units, thousands and grams: a series of 0.0009 kg a day prints its digits, not 0.00 [0.00, 0.00]."""
+    assert amount_decimals([168.0, 120.5, 240.25]) == 2
+    assert amount_decimals([9.7e6, 7.7e6, 1.2e7]) == 2
+    assert amount_decimals([0.00092, 0.00061, 0.00138]) == 5
+    assert f"{0.00092:.{amount_decimals([0.00092, 0.00138])}f}" == "0.00092"
+    assert amount_decimals([0.0, 0.0, 0.0]) == 2  # a fallback of zeros
+    assert amount_decimals([0.4, 0.0, 0.9]) == 3
