@@ -113,16 +113,21 @@ def forecast_figure(y: pd.Series, forecast: pd.DataFrame, title: str, ascii_titl
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
-def _signature(levels: tuple[float, ...]) -> Any:
-    """The pyfunc model's signature: input an optional `horizon` (long); output the forecast frame."""
+def _signature(levels: tuple[float, ...], horizon: int) -> Any:
+    """The pyfunc model's signature. Input: the series' newer periods (`date`, `value`; optional) and an
+    optional `horizon` column; param `horizon` (default: the configured one); output: the forecast frame."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
 
     outputs = [ColSpec("datetime", "forecast_date"), ColSpec("double", "yhat"), ColSpec("double", "yhat_lower"), ColSpec("double", "yhat_upper")]
     for level in levels[1:]:
         suffix = interval_suffix(level, levels)
         outputs += [ColSpec("double", f"yhat_lower{suffix}"), ColSpec("double", f"yhat_upper{suffix}")]
-    return ModelSignature(inputs=Schema([ColSpec("long", "horizon", required=False)]), outputs=Schema(outputs))
+    # `date` and `value` of any type, which history_with parses and checks: a date as ISO text (JSON to
+    # `mlflow models serve`) or a pandas datetime, a value as an integer (bottles) or a decimal (kg); the
+    # schema's "double" would refuse integers (MLflow does not convert int64 to float64).
+    inputs = Schema([ColSpec(AnyType(), "date", required=False), ColSpec(AnyType(), "value", required=False), ColSpec("long", "horizon", required=False)])
+    return ModelSignature(inputs=inputs, outputs=Schema(outputs), params=ParamSchema([ParamSpec("horizon", "long", horizon)]))
 
 
 def log_candidate(
@@ -192,9 +197,9 @@ def log_candidate(
                     code_paths=[str(code)],
                     # Explicit requirements: inference would import and scan the whole environment.
                     pip_requirements=list(_model_requirements()),
-                    # Input: an optional `horizon`; output: the forecast frame. Shown in the MLflow UI and
-                    # checked by MLflow when the version is loaded and called.
-                    signature=_signature(levels),
+                    # Input: newer periods and the horizon, both optional; output: the forecast frame. Shown
+                    # in the MLflow UI and checked by MLflow when the version is loaded and called.
+                    signature=_signature(levels, horizon),
                 )
         _ensure_registered_model(client, name, series_id, fitted.spec.cadence)
         version = client.create_model_version(

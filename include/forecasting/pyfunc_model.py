@@ -26,7 +26,14 @@ import pandas as pd
 
 
 class SalesForecastModel(mlflow.pyfunc.PythonModel):
-    """predict(DataFrame with an optional `horizon` column) -> forecast per period with intervals."""
+    """predict(DataFrame, params) -> forecast per period with intervals.
+
+    The input may hold the series' newer periods (columns `date`, `value`): the forecast then starts after
+    them, from the stored history with those periods laid over it (`training.history_with`), with the
+    version's fixed parameters, as the DAG's champion serves runs after its training. Without them it
+    starts after the training data. The horizon is an input column `horizon` (the only input of versions
+    logged before), else `params={"horizon": N}`, else the version's default.
+    """
 
     def load_context(self, context: Any) -> None:
         """Rebuild the model from the version's spec and training history."""
@@ -47,17 +54,26 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
             with open(context.artifacts["results"], "rb") as fh:
                 self.results = pickle.load(fh)  # noqa: S301 - our own artifact, written by log_candidate
 
-    # `model_input: pd.DataFrame` is a hint MLflow accepts without deriving a schema from it (the input is
-    # an optional `horizon` column); without a hint MLflow warns on every load of the model file.
+    # `model_input: pd.DataFrame` is a hint MLflow accepts without deriving a schema from it (the signature
+    # is explicit); without a hint MLflow warns on every load of the model file.
     def predict(self, context: Any, model_input: pd.DataFrame = None, params: dict[str, Any] | None = None) -> pd.DataFrame:  # noqa: RUF013
-        """Forecast the days after the training data; horizon from input column `horizon` or the default."""
-        from include.forecasting.training import forecast_frame, forecast_with_spec
+        """Forecast the periods after the training data, or after the newer periods given as `date`, `value`."""
+        from include.forecasting.training import forecast_frame, forecast_with_spec, history_with
 
         horizon = self.default_horizon
-        if model_input is not None and len(model_input) and "horizon" in model_input:
-            horizon = int(model_input["horizon"].iloc[0])
+        if params and params.get("horizon") is not None:  # MLflow passes the signature's default when not given
+            horizon = int(params["horizon"])
+        given = model_input if model_input is not None else pd.DataFrame()
+        if "horizon" in given and given["horizon"].notna().any():  # an input column: as callers before params
+            horizon = int(given["horizon"].dropna().iloc[0])
+        if horizon < 1:
+            raise ValueError(f"horizon must be at least 1 period (got {horizon})")
+        newer = given.dropna(subset=["date"]) if {"date", "value"} <= set(given.columns) else pd.DataFrame()
         if self.history is not None:
-            return forecast_with_spec(self.history, self.spec, horizon, self.levels)
+            y = history_with(self.history, newer, self.spec.frequency) if len(newer) else self.history
+            return forecast_with_spec(y, self.spec, horizon, self.levels)
+        if len(newer):
+            raise ValueError("this version predates forecasting from newer data (no stored history): roll forward to a newer version")
         return forecast_frame(self.results, self.spec, self.last_date, horizon, self.levels)
 
 

@@ -992,6 +992,40 @@ def _filter_endog(endog: np.ndarray, spec: ModelSpec) -> Any:
         return lean_filter(model, [spec.params[n] for n in names])
 
 
+def history_with(y: pd.Series, rows: pd.DataFrame, cadence: Cadence) -> pd.Series:
+    """A version's stored history `y` with the periods of `rows` (columns `date`, `value`) laid over it: a
+    row replaces its period's value, rows after `y` extend it, and periods between without a row are 0 (no
+    row is no sale, as in the extract). What a registered model forecasts from when it is given newer data
+    (`pyfunc_model`): the data the DAG's champion serves from.
+
+    Raises ValueError naming the date and the rule for a date off the cadence's grid (a Tuesday in a
+    weekly series dated on Sundays), a period given twice, or a value that is not a finite non-negative number.
+    """
+    dates = pd.to_datetime(rows["date"])
+    if getattr(dates.dt, "tz", None) is not None:
+        dates = dates.dt.tz_localize(None)  # a JSON timestamp with a zone: the calendar day as written
+    values = pd.to_numeric(rows["value"], errors="coerce").astype(float)
+    if dates.isna().any():
+        raise ValueError(f"every row needs a date: row {int(np.flatnonzero(dates.isna().to_numpy())[0])} has none")
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        at = int(np.flatnonzero(bad.to_numpy())[0])
+        raw = rows["value"].iloc[at]
+        shown = repr(raw) if isinstance(raw, str) else str(raw)
+        raise ValueError(f"value on {dates.iloc[at]:%Y-%m-%d} is {shown}: a value must be a finite number, not negative")
+    if dates.duplicated().any():
+        raise ValueError(f"{dates[dates.duplicated()].iloc[0]:%Y-%m-%d} is given twice: one row per period")
+    # date_range rolls an anchored start (a week's weekday, a month's first day) onto its grid, so a date
+    # off the grid is never in it.
+    grid = cadence.grid(min(y.index.min(), dates.min()), max(y.index.max(), dates.max()))
+    off = dates[~dates.isin(grid)]
+    if len(off):
+        raise ValueError(f"{off.iloc[0]:%Y-%m-%d} is not a period date of this {cadence.label} series (its periods are dated like {y.index.max():%Y-%m-%d})")
+    merged = y.reindex(grid, fill_value=0.0)
+    merged.loc[pd.DatetimeIndex(dates)] = values.to_numpy()
+    return merged.asfreq(cadence.pandas_freq).rename(y.name)
+
+
 def forecast_with_spec(y: pd.Series, spec: ModelSpec, horizon: int, levels: tuple[float, ...]) -> pd.DataFrame:
     """Forecast from the end of `y` with a recorded model's parameters (no re-estimation).
 

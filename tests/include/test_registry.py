@@ -137,6 +137,39 @@ def test_registered_model_loads_and_forecasts(setup):
     assert sum(files.values()) < 500_000, files  # a pickled statsmodels result alone was ~35 MB
 
 
+def test_registered_model_forecasts_from_newer_data_it_is_given(setup):
+    """`predict` with the series' newer periods (as `mlflow models serve` receives them: text dates,
+    integer values) forecasts from them with the version's fixed parameters, exactly what the DAG's
+    champion serves after its training; `params={"horizon": N}` sets the horizon. Bad rows are refused
+    with the date and the rule."""
+    import mlflow
+
+    config, client, _, _ = setup
+    frame = read_seed()
+    y = training.daily_series(frame, "HAWKEYE VODKA", pd.Timestamp("2025-05-17"))
+    full = training.daily_series(frame, "HAWKEYE VODKA", pd.Timestamp("2025-05-31"))
+    fitted = training.fit_series(y, training.settings_for(config.forecast, DAILY))
+    exp = registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
+    name = registry.model_name(config.mlflow.model_prefix, "HAWKEYE VODKA NEWER")
+    version = registry.log_candidate(
+        client, exp, name, "HAWKEYE VODKA NEWER", fitted, y, fitted.forecast(7), {registry.TAG_KEY: "k-newer", "logical_date": "2025-05-17"}, {}, 7, (0.8, 0.95),
+    )
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+    assert model.metadata.signature.params.to_dict() == [{"name": "horizon", "type": "long", "default": 7, "shape": None}]
+    newer = full[full.index > y.index.max()]
+    rows = pd.DataFrame({"date": newer.index.strftime("%Y-%m-%d"), "value": newer.to_numpy().astype(int)})
+    expected = training.forecast_with_spec(full, fitted.spec, 14, (0.8, 0.95))
+    served = model.predict(rows, params={"horizon": 14})
+    assert served["forecast_date"].iloc[0] == pd.Timestamp("2025-05-31") and len(served) == 14
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+    # Without newer data it forecasts after its training data, as the fit did.
+    trained = model.predict(pd.DataFrame({"horizon": [7]}))
+    assert trained["forecast_date"].iloc[0] == pd.Timestamp("2025-05-17")
+    np.testing.assert_allclose(trained["yhat"].to_numpy(), fitted.forecast(7)["yhat"].to_numpy(), rtol=1e-9)
+    with pytest.raises(Exception, match="value on 2025-05-20 is -5: a value must be a finite number, not negative"):
+        model.predict(pd.DataFrame({"date": ["2025-05-20"], "value": [-5]}))
+
+
 def test_versions_logged_as_pickled_results_still_load(setup, tmp_path):
     """Rollback may target a version logged before the spec + history format (results.pkl)."""
     import json

@@ -996,3 +996,35 @@ def test_daily_coefficients_move_towards_a_lower_multi_step_loss(velvet, config)
     a, b = np.array(list(fitted.spec.params.values())), np.array(list(unmoved.spec.params.values()))
     assert not np.allclose(a, b) and np.all(np.abs(a - b) <= daily.multi_step_weight * 2 * daily.multi_step_delta + 1e-12)
     pd.testing.assert_frame_equal(training.forecast_with_spec(velvet, fitted.spec, 7, (0.8,)), fitted.forecast(7, (0.8,)))
+
+
+def test_history_with_lays_newer_periods_over_the_stored_history():
+    """What a registered version forecasts from when given newer data: rows replace their period, extend
+    the history, and periods between without a row are 0 (no row is no sale)."""
+    y = pd.Series([5.0, 6.0, 7.0], index=pd.date_range("2025-01-01", periods=3, freq="D", name="date"), name="TITOS")
+    rows = pd.DataFrame({"date": ["2025-01-02", "2025-01-06"], "value": [9, 4.5]})  # text dates, an integer
+    merged = training.history_with(y, rows, DAILY)
+    assert merged.name == "TITOS" and merged.index.freqstr == "D"
+    assert merged.to_dict() == {pd.Timestamp(f"2025-01-0{d}"): v for d, v in zip(range(1, 7), [5.0, 9.0, 7.0, 0.0, 0.0, 4.5], strict=True)}
+    assert training.history_with(y, pd.DataFrame({"date": pd.to_datetime(["2025-01-04"], utc=True), "value": [1.0]}), DAILY).index[-1] == pd.Timestamp("2025-01-04")
+
+    weeks = pd.Series([10.0, 12.0], index=pd.date_range("2025-01-05", periods=2, freq="W-SUN", name="date"), name="kale")
+    extended = training.history_with(weeks, pd.DataFrame({"date": ["2025-01-26"], "value": [3.25]}), weekly("SUN"))
+    assert list(extended) == [10.0, 12.0, 0.0, 3.25] and extended.index.freqstr == "W-SUN"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ({"date": ["2025-01-14"], "value": [3.0]}, "2025-01-14 is not a period date of this weekly \\(W-SUN\\) series"),  # a Tuesday
+        ({"date": ["2025-01-19"], "value": [-3]}, "value on 2025-01-19 is -3: a value must be a finite number, not negative"),
+        ({"date": ["2025-01-19"], "value": ["n/a"]}, "value on 2025-01-19 is 'n/a'"),
+        ({"date": ["2025-01-19"], "value": [float("inf")]}, "value on 2025-01-19 is inf"),
+        ({"date": ["2025-01-19", "2025-01-19"], "value": [1.0, 2.0]}, "2025-01-19 is given twice"),
+        ({"date": [None], "value": [1.0]}, "every row needs a date"),
+    ],
+)
+def test_history_with_refuses_rows_naming_the_date_and_the_rule(rows, message):
+    weeks = pd.Series([10.0, 12.0], index=pd.date_range("2025-01-05", periods=2, freq="W-SUN", name="date"), name="kale")
+    with pytest.raises(ValueError, match=message):
+        training.history_with(weeks, pd.DataFrame(rows), weekly("SUN"))
