@@ -68,7 +68,9 @@ class SalesForecastModel(mlflow.pyfunc.PythonModel):
             horizon = int(given["horizon"].dropna().iloc[0])
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1 period (got {horizon})")
-        newer = given.dropna(subset=["date"]) if {"date", "value"} <= set(given.columns) else pd.DataFrame()
+        # Rows with neither a date nor a value carry only the horizon; a row with one but not the other is
+        # refused by history_with, never dropped.
+        newer = given.dropna(subset=["date", "value"], how="all") if {"date", "value"} <= set(given.columns) else pd.DataFrame()
         if self.history is not None:
             y = history_with(self.history, newer, self.spec.frequency) if len(newer) else self.history
             return forecast_with_spec(y, self.spec, horizon, self.levels)

@@ -168,6 +168,8 @@ def test_registered_model_forecasts_from_newer_data_it_is_given(setup):
     np.testing.assert_allclose(trained["yhat"].to_numpy(), fitted.forecast(7)["yhat"].to_numpy(), rtol=1e-9)
     with pytest.raises(Exception, match="value on 2025-05-20 is -5: a value must be a finite number, not negative"):
         model.predict(pd.DataFrame({"date": ["2025-05-20"], "value": [-5]}))
+    with pytest.raises(Exception, match="every row needs a date: row 1 has none"):
+        model.predict(pd.DataFrame({"date": ["2025-05-20", None], "value": [5, 7]}))
 
 
 def test_versions_logged_as_pickled_results_still_load(setup, tmp_path):
