@@ -314,7 +314,9 @@ def test_a_noise_free_model_registers_and_loads(setup):
 
 def test_a_combined_weekly_model_registers_and_loads(setup):
     """A weekly series' model is the pool of two ARIMA members: the version's spec holds both, and the
-    model loaded from the registry forecasts exactly like the fit."""
+    model loaded from the registry forecasts exactly like the fit, and from the weeks after its training
+    (given as rows, in kg with decimals) exactly as the DAG's champion serves them."""
+    import mlflow
     import numpy as np
     from conftest import ROOT
 
@@ -325,7 +327,8 @@ def test_a_combined_weekly_model_registers_and_loads(setup):
     frame = frame.rename(columns={"date": "sales_date", "series": "series_id"})
     series_id = frame["series_id"].value_counts().index[0]
     cadence = weekly("SUN")
-    y = training.period_series(frame, series_id, frame["sales_date"].max() + pd.Timedelta(days=1), cadence)
+    full = training.period_series(frame, series_id, frame["sales_date"].max() + pd.Timedelta(days=1), cadence)
+    y = full.iloc[:-4]
     fitted = training.fit_series(y, training.settings_for(config.forecast, cadence))
     assert len(fitted.spec.member_specs()) == 2
     exp = registry.ensure_experiment(config.mlflow.tracking_uri, config.mlflow.experiment, config.mlflow.artifact_root)
@@ -337,6 +340,12 @@ def test_a_combined_weekly_model_registers_and_loads(setup):
     expected = fitted.forecast(7)
     for column in expected.columns.drop("forecast_date"):
         np.testing.assert_allclose(loaded[column].to_numpy(), expected[column].to_numpy(), rtol=1e-9, atol=1e-9)
+    newer = full.iloc[-4:]
+    rows = pd.DataFrame({"date": newer.index.strftime("%Y-%m-%d"), "value": newer.to_numpy()})
+    served = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}").predict(rows)
+    later = training.forecast_with_spec(full, fitted.spec, 7, (0.8, 0.95))
+    assert served["forecast_date"].iloc[0] == full.index[-1] + pd.Timedelta(weeks=1)
+    pd.testing.assert_frame_equal(served.reset_index(drop=True), later.reset_index(drop=True), check_dtype=False)
 
 
 @pytest.mark.parametrize("series_id", ["BLACK VELVET", "上海青"])
