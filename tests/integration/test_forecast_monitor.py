@@ -73,12 +73,14 @@ def test_monitor_scores_reruns_identically_and_triggers_retraining(airflow_db, c
     for series_id in flagged:
         newest = max(client.search_model_versions(f"name='{registry.model_name(config.mlflow.model_prefix, series_id)}'"), key=lambda v: int(v.version))
         assert newest.tags.get("retrain_reason", "").startswith(f"monitor {DAY}"), (series_id, newest.tags)
-    # Versions carry a signature (input: horizon; output: the forecast frame with its intervals).
+    # Versions carry a signature (input: newer periods and the horizon; param: horizon; output: the
+    # forecast frame with its intervals).
     import mlflow.models
 
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     signature = mlflow.models.get_model_info(f"models:/{newest.name}/{newest.version}").signature
-    assert signature.inputs.input_names() == ["horizon"] and "yhat_upper_95" in signature.outputs.input_names()
+    assert signature.inputs.input_names() == ["date", "value", "horizon"] and "yhat_upper_95" in signature.outputs.input_names()
+    assert [p.name for p in signature.params] == ["horizon"]
 
     # A model version deleted from the registry loses its expectation (warning), not the monitor run.
     client.delete_model_version("sales_forecast.black_velvet", "2")
