@@ -78,9 +78,13 @@ def decide(
         if champion_recorded and champion_version != candidate_version and math.isfinite(_number(champion_recorded.get("mase"))):
             recorded_limit = champion_recorded["mase"] * (1 + gate.max_degradation_vs_recorded)
             if not c_mase <= recorded_limit:
+                # The champion's re-score on the same folds tells the reader which it is: far off too (the
+                # new data, or folds much harder than those it was recorded on), or not (the candidate).
+                rescored = _number(champion.get("mase")) if champion is not None else float("nan")
+                same_folds = f" (champion v{champion_version} scores {rescored:.3f} on the same folds)" if math.isfinite(rescored) else ""
                 reasons.append(
                     f"MASE {c_mase:.3f} is far worse than champion v{champion_version}'s recorded backtest "
-                    f"{champion_recorded['mase']:.3f} (limit <= {recorded_limit:.3f}): suspect the new data"
+                    f"{champion_recorded['mase']:.3f} (limit <= {recorded_limit:.3f}): suspect the new data{same_folds}"
                 )
     thresholds = {
         "min_improvement_vs_naive": gate.min_improvement_vs_naive,

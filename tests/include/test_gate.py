@@ -42,6 +42,9 @@ def test_corrupted_data_cannot_fool_the_gate():
     re-scored champion 98, but not the champion's recorded 0.6 (limit 1.2 with the default tolerance)."""
     suspect = decide("A", "p.a", "2", m(96.2), m(97.0), "1", m(98.0), GATE, champion_recorded=m(0.6))
     assert not suspect.passed and "recorded backtest 0.600" in suspect.reasons[0] and suspect.thresholds["recorded_mase_limit"] == 1.2
+    # The champion's own re-score on the same folds is in the reason: here just as far off (the data).
+    assert suspect.reasons[-1].endswith("suspect the new data (champion v1 scores 98.000 on the same folds)")
+    assert decide("A", "p.a", "2", m(96.2), m(97.0), "1", None, GATE, champion_recorded=m(0.6)).reasons[-1].endswith("suspect the new data")
     assert decide("A", "p.a", "2", m(0.61), m(0.8), "1", m(0.62), GATE, champion_recorded=m(0.6)).passed
 
 
