@@ -5,8 +5,9 @@ A version stores what defines the model, not a pickled statsmodels object: `spec
 parameters, closed weekdays, interval z, holiday effect) and `history.csv` (the daily series it was fitted
 on). Loading filters that history with the fixed parameters (one Kalman pass, a few ms), which gives the
 same forecast as the fitted object; given the series' newer periods, it filters them too and forecasts
-from their end, as the DAG's champion serves the runs after its training. A pickled results object was 35 MB per version (the filter's output
-for every day) and tied to the statsmodels version that wrote it; these two files are ~20 KB of text.
+from their end, as the DAG's champion serves the runs after its training. A pickled results object was
+35 MB per version (the filter's output for every day) and tied to the statsmodels version that wrote it;
+these two files are ~20 KB of text.
 Versions written before this format (a `results` pickle artifact) still load.
 
 The model is logged from code (MLflow 3's models-from-code): log_candidate passes this file's path, and
