@@ -21,7 +21,7 @@ export MLFLOW_ENABLE_ASYNC_LOGGING := false
 export PATH := $(BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev install-browser lock demo test test-integration test-catalog test-browser bench dev-folds bench-quick airflow mlflow-ui models rollback lint clean
+.PHONY: help install install-dev install-browser lock demo test test-integration test-catalog test-browser bench dev-folds bench-quick airflow mlflow-ui models rollback serve-model lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -121,7 +121,11 @@ models: install
 
 ## make rollback SERIES="..." [VERSION=previous|last-passed|N] [REASON="..."]  (SERIES=all for every series)
 rollback: install
-	$(BIN)/python scripts/models.py rollback --series "$(or $(SERIES),all)" --to "$(or $(VERSION),previous)" --reason "$(or $(REASON),manual rollback)"
+	$(BIN)/python scripts/models.py rollback --series "$(SERIES)" --to "$(or $(VERSION),previous)" --reason "$(or $(REASON),manual rollback)"
+
+## make serve-model SERIES="..." [VERSION=N] [PORT=5002]: the series' champion over HTTP (mlflow models serve; POST /invocations)
+serve-model: install
+	$(BIN)/python scripts/models.py serve --series "$(SERIES)" --port "$(or $(PORT),5002)" $(if $(VERSION),--version "$(VERSION)")
 
 ## make lock: re-pin constraints.txt and constraints-bench.txt from fresh installs (after changing a pin in requirements*.txt)
 lock:

@@ -217,6 +217,7 @@ def summary(config: Any, logical_date: dt.date, run_id: str, state: str) -> str:
         f"                   {Path(os.environ.get('AIRFLOW_HOME', ROOT / '.local/airflow')) / 'simple_auth_manager_passwords.json.generated'})",
         "  make mlflow-ui   MLflow UI on http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (runs, plots, registry)",
         "  make models      champions and candidates; make rollback SERIES=... to roll back",
+        "  make serve-model SERIES=...   one series' champion over HTTP (forecasts from the newer data you post)",
     ]
     return "\n".join(lines)
 

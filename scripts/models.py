@@ -3,6 +3,7 @@
 Usage:
   python scripts/models.py list
   python scripts/models.py rollback --series "BLACK VELVET"|all --to previous|last-passed|<version> --reason "..."
+  python scripts/models.py serve --series "BLACK VELVET" [--version N] [--host 127.0.0.1] [--port 5002]
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import os
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 
 def main() -> int:
@@ -28,6 +32,11 @@ def main() -> int:
     rb.add_argument("--series", required=True, help='series id, or "all"')
     rb.add_argument("--to", default="previous", help="previous | last-passed | <version>")
     rb.add_argument("--reason", default="manual rollback")
+    sv = sub.add_parser("serve", help="serve one series' champion (or --version) over HTTP: mlflow models serve")
+    sv.add_argument("--series", required=True, help="series id")
+    sv.add_argument("--version", default=None, help="a version number (default: the champion alias)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=5002)
     args = parser.parse_args()
 
     config = load_config()
@@ -50,11 +59,18 @@ def main() -> int:
             print("no registered models yet: run `make demo` first")
         return 0
 
+    if not args.series.strip():
+        # No default: a bare `make rollback` must not move every champion (the rollback DAG has none either).
+        every = ", or SERIES=all for every series" if args.command == "rollback" else ""
+        print(f'name the series: make {"rollback" if args.command == "rollback" else "serve-model"} SERIES="..."{every} (make models lists them)', file=sys.stderr)
+        return 2
     try:
         wanted = set(registry.match_series([r["series_id"] for r in overview], args.series))
     except LookupError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if args.command == "serve":
+        return serve(config, [r for r in overview if r["series_id"] in wanted], alias, args)
     targets = [r for r in overview if r["series_id"] in wanted]
     actor = f"cli:{getpass.getuser()}"
     failures = 0
@@ -81,6 +97,30 @@ def main() -> int:
             print(f"{series_id}: {alerts.republished_text(done)}", file=sys.stderr if failed else sys.stdout)
             failures += int(failed)
     return 1 if failures else 0
+
+
+def serve(config: Any, rows: list[dict[str, Any]], alias: str, args: argparse.Namespace) -> int:
+    """Replace this process by `mlflow models serve` on one series' champion (or `args.version`): the
+    registered pyfunc model answers POST /invocations with a forecast, from the newer periods it is given
+    (README, Operations, "Serving a champion outside Airflow")."""
+    if len(rows) != 1:
+        print(f"serve takes one series, not {len(rows)}: name it with SERIES=", file=sys.stderr)
+        return 2
+    (row,) = rows
+    if args.version is None and not row["champion"]:
+        print(f"{row['series_id']} has no champion yet: pass VERSION=<n> to serve a candidate (make models lists them)", file=sys.stderr)
+        return 2
+    uri = f"models:/{row['model']}/{args.version}" if args.version else f"models:/{row['model']}@{alias}"
+    bin_dir = Path(sys.executable).parent  # the scoring server runs `uvicorn` from PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": config.mlflow.tracking_uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    print(
+        f"Serving {row['series_id']} ({uri}) on http://{args.host}:{args.port}/invocations; POST e.g.\n"
+        f'  {{"dataframe_records": [{{"date": "YYYY-MM-DD", "value": 12.5}}], "params": {{"horizon": {config.forecast.horizon}}}}}',
+        flush=True,
+    )
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", uri, "--env-manager", "local", "-h", args.host, "-p", str(args.port)]
+    os.execve(command[0], command, env)
+    return 0  # not reached: execve replaces the process
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""A champion served outside Airflow: `mlflow models serve` on the registry's `champion` alias, asked
-over real HTTP on 127.0.0.1 for a forecast from newer data, as a client of the model would (the scoring
-server, uvicorn, the version's own copy of the forecasting code; the MLflow store is a real sqlite one)."""
+"""A champion served outside Airflow: `make serve-model` (`scripts/models.py serve`, which runs `mlflow
+models serve` on the registry's `champion` alias), asked over real HTTP on 127.0.0.1 for a forecast from
+newer data, as a client of the model would (the scoring server, uvicorn, the version's own copy of the
+forecasting code; the MLflow store is a real sqlite one)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import read_seed, write_config
+from conftest import ROOT, read_seed, write_config
 
 from include.forecasting import registry, training
 from include.forecasting.config import load_config
@@ -41,7 +41,8 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
 
 
 def test_the_champion_serves_forecasts_from_newer_data_over_http(tmp_path):
-    config = load_config(write_config(tmp_path))
+    config_path = write_config(tmp_path)
+    config = load_config(config_path)
     frame = read_seed()
     y = training.daily_series(frame, "TITOS HANDMADE VODKA", pd.Timestamp("2025-05-17"))
     full = training.daily_series(frame, "TITOS HANDMADE VODKA", pd.Timestamp("2025-05-31"))
@@ -55,12 +56,11 @@ def test_the_champion_serves_forecasts_from_newer_data_over_http(tmp_path):
     registry.promote(client, name, "TITOS HANDMADE VODKA", str(version.version), "champion", "2025-05-17", "test")
 
     port = _free_port()
-    bin_dir = str(Path(sys.executable).parent)  # the scoring server runs `uvicorn` from PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": config.mlflow.tracking_uri, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
     log = (tmp_path / "serve.log").open("w")
+    # The series named as a user types it (case and spaces do not matter); the script finds the model.
     server = subprocess.Popen(
-        [f"{bin_dir}/mlflow", "models", "serve", "-m", f"models:/{name}@champion", "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "scripts/models.py", "serve", "--series", "titos  handmade vodka", "--port", str(port)],
+        cwd=ROOT, env={**os.environ, "FORECAST_CONFIG": str(config_path)}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -87,3 +87,6 @@ def test_the_champion_serves_forecasts_from_newer_data_over_http(tmp_path):
         os.killpg(server.pid, 15)  # the server and its uvicorn worker, by PID
         server.wait(timeout=30)
         log.close()
+    printed = (tmp_path / "serve.log").read_text()
+    assert f"Serving TITOS HANDMADE VODKA (models:/{name}@champion) on http://127.0.0.1:{port}/invocations" in printed
+
