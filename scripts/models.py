@@ -61,17 +61,17 @@ def main() -> int:
 
     if not args.series.strip():
         # No default: a bare `make rollback` must not move every champion (the rollback DAG has none either).
-        every = ", or SERIES=all for every series" if args.command == "rollback" else ""
-        print(f'name the series: make {"rollback" if args.command == "rollback" else "serve-model"} SERIES="..."{every} (make models lists them)', file=sys.stderr)
+        usage = {"rollback": 'make rollback SERIES="...", or SERIES=all for every series', "serve": 'make serve-model SERIES="..."'}
+        print(f"name the series: {usage[args.command]} (make models lists them)", file=sys.stderr)
         return 2
     try:
         wanted = set(registry.match_series([r["series_id"] for r in overview], args.series))
     except LookupError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    if args.command == "serve":
-        return serve(config, [r for r in overview if r["series_id"] in wanted], alias, args)
     targets = [r for r in overview if r["series_id"] in wanted]
+    if args.command == "serve":
+        return serve(config, targets, alias, args)
     actor = f"cli:{getpass.getuser()}"
     failures = 0
     rolled: list[str] = []
