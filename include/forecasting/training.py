@@ -1002,7 +1002,7 @@ def history_with(y: pd.Series, rows: pd.DataFrame, cadence: Cadence) -> pd.Serie
     weekly series dated on Sundays), a period given twice, or a value that is not a finite non-negative number.
     """
     dates = pd.to_datetime(rows["date"])
-    if getattr(dates.dt, "tz", None) is not None:
+    if dates.dt.tz is not None:
         dates = dates.dt.tz_localize(None)  # a JSON timestamp with a zone: the calendar day as written
     values = pd.to_numeric(rows["value"], errors="coerce").astype(float)
     if dates.isna().any():
