@@ -45,6 +45,14 @@ def data_span(config: Any) -> tuple[dt.date | None, dt.date | None]:
         return con.execute(f"SELECT min(CAST(date AS DATE)), max(CAST(date AS DATE)) FROM {table}").fetchone()
 
 
+def nth_date(config: Any, n: int) -> dt.date | None:
+    """The embedded source table's `n`-th oldest distinct date (None if it has fewer): an earlier run needs
+    3 dates of data before it, the fewest a panel's cadence can be told from (`frequency.series_cadence`)."""
+    with _source(config) as (con, table):
+        row = con.execute(f"SELECT DISTINCT CAST(date AS DATE) AS d FROM {table} WHERE date IS NOT NULL ORDER BY d LIMIT 1 OFFSET ?", [n - 1]).fetchone()
+    return row[0] if row else None
+
+
 def future_rows(config: Any, today: dt.date) -> list[tuple[str, dt.date]]:
     """(series, date) of the embedded source's rows dated after `today` (at most 5, newest first)."""
     with _source(config) as (con, table):
@@ -97,12 +105,13 @@ def earlier_date(logical_date: dt.date, back: int, every: int | None, cadence: s
     return logical_date - dt.timedelta(days=back * horizon * (7 if cadence == "weekly" else 1))
 
 
-def earlier_dates(logical_date: dt.date, runs: int, every: int | None, cadence: str, first: dt.date | None, horizon: int = 7) -> tuple[list[dt.date], list[dt.date]]:
+def earlier_dates(logical_date: dt.date, runs: int, every: int | None, cadence: str, third: dt.date | None, horizon: int = 7) -> tuple[list[dt.date], list[dt.date]]:
     """The earlier runs' logical dates, oldest first, split into those to run and those to skip: a run for
-    a date on or before the first day of data would have no history before it and fail validation ("the
-    history window has rows"), which says nothing about the user's data."""
+    a date on or before `third`, the data's third date, would see fewer than 3 dates of data, from which
+    validation cannot tell their cadence (or none at all: "the history window has rows") and refuses the
+    run, which says nothing about the user's data."""
     dates = [earlier_date(logical_date, back, every, cadence, horizon) for back in range(runs, 0, -1)]
-    skipped = [d for d in dates if first is not None and d <= first]
+    skipped = [d for d in dates if third is not None and d <= third]
     return [d for d in dates if d not in skipped], skipped
 
 
@@ -333,7 +342,7 @@ def main() -> int:
             return 1
     logical_date = args.logical_date or logical_date_after(config, last, dt.date.today())
     with scheduler_hands_off(("sales_forecast", "forecast_monitor")):
-        return run_demo(config, logical_date, args.earlier_runs, args.every, first)
+        return run_demo(config, logical_date, args.earlier_runs, args.every, first, nth_date(config, 3) or last)
 
 
 @contextmanager
@@ -366,12 +375,14 @@ def scheduler_hands_off(dag_ids: tuple[str, ...]) -> Iterator[list[str]]:
             set_paused(unpaused, False)
 
 
-def run_demo(config: Any, logical_date: dt.date, earlier_runs: int, every: int | None, first: dt.date | None) -> int:
-    """The demo's runs and their summaries (`first`: the oldest date of data); returns the exit code."""
+def run_demo(config: Any, logical_date: dt.date, earlier_runs: int, every: int | None, first: dt.date | None, third: dt.date | None = None) -> int:
+    """The demo's runs and their summaries (`first`, `third`: the oldest and third-oldest dates of data, see
+    `earlier_dates`); returns the exit code."""
     cadence = data_cadence(config) if earlier_runs else "daily"
-    to_run, skipped = earlier_dates(logical_date, earlier_runs, every, cadence, first, config.forecast.horizon)
+    to_run, skipped = earlier_dates(logical_date, earlier_runs, every, cadence, third or first, config.forecast.horizon)
     for earlier in skipped:
-        print(f"sales_forecast for the earlier logical date {earlier}: skipped (the data starts on {first}: no history before it)", flush=True)
+        why = "no history before it" if first is None or earlier <= first else "fewer than 3 of its dates before this one, too few to tell their cadence from"
+        print(f"sales_forecast for the earlier logical date {earlier}: skipped (the data starts on {first}: {why})", flush=True)
     log_dir = ROOT / ".local" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     for earlier in to_run:  # oldest first: each one's champion is the next one's "previous"

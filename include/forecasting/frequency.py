@@ -15,7 +15,11 @@ WEEKDAY_CODES = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 
 
 class CadenceError(ValueError):
-    """A panel whose dates have no single daily / weekly / monthly cadence."""
+    """A panel whose dates have no single daily / weekly / monthly cadence; `rule` names what it breaks."""
+
+    def __init__(self, message: str, rule: str = "one cadence per panel") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,8 @@ def panel_cadence(frame: pd.DataFrame, override: str = "auto", week_dated_on: st
     what to do with it (quarantine it, or refuse the panel when misfits are panel-wide) is the caller's
     policy. Raises CadenceError naming the series and the cadences found when there is no panel cadence
     to speak of: two cadences shown by equally many series, or no series showing any. Series with fewer
-    than 3 dates take the panel's cadence. `override` "daily" takes every series as daily.
+    than 3 dates take the panel's cadence; where every series has fewer, the panel's dates together tell
+    it (`_from_panel_dates`), or it is refused. `override` "daily" takes every series as daily.
     `week_dated_on` ("end" or "start") says which day of its week a weekly panel's date is (`as_dated`).
     """
     found: dict[str, list[str]] = {}
@@ -205,21 +210,47 @@ def panel_cadence(frame: pd.DataFrame, override: str = "auto", week_dated_on: st
         panel = candidates[ranked[0]]
     elif override == "auto":
         if not shown:
-            return PanelCadence(DAILY, {}, found)  # nothing to tell from (every series has < 3 dates): validation quarantines them
+            # Every series has fewer than 3 dates (a panel's first days or weeks): the panel's dates together
+            # may show its cadence. Taken as daily, two weekly dates would be a week of six days without a sale,
+            # and the fallback would publish daily forecasts of weekly totals.
+            panel = _from_panel_dates(frame) if len(_days(frame["sales_date"])) else DAILY  # no date at all: validation says so
+            return PanelCadence(as_dated(panel, week_dated_on), {}, found)
         shared = _shared_grid([days for _, days in shown.values()])
         if shared is None:
             raise CadenceError(_mixed_message(found, lead))
         panel = shared
-    elif loose := [days for own, days in shown.values() if not isinstance(own, Cadence)]:
-        # Nothing anchors the panel: take the grid of the first loose series (the others must share it).
-        first = loose[0][0]
-        panel = weekly(WEEKDAY_CODES[first.dayofweek]) if override == "weekly" else monthly(bool(first.is_month_end and first.day != 1))
     else:
-        panel = weekly("SUN") if override == "weekly" else monthly(False)
+        # Nothing anchors the panel: take the grid of the first loose series (the others must share it), or,
+        # where every series has fewer than 3 dates, of the panel's first date.
+        loose = [days for own, days in shown.values() if not isinstance(own, Cadence)]
+        grid = loose[0] if loose else _days(frame["sales_date"])
+        if len(grid):
+            first = grid[0]
+            panel = weekly(WEEKDAY_CODES[first.dayofweek]) if override == "weekly" else monthly(bool(first.is_month_end and first.day != 1))
+        else:  # no date at all: validation says so
+            panel = weekly("SUN") if override == "weekly" else monthly(False)
     misfits = {s: _misfit(own, days, panel) for s, (own, days) in shown.items() if _is_misfit(own, days, panel)}
     if override != "auto" and len(misfits) == len(shown) and shown:
         raise CadenceError(_mixed_message(found, lead))  # not one series on the configured cadence
     return PanelCadence(as_dated(panel, week_dated_on), misfits, found)
+
+
+def _from_panel_dates(frame: pd.DataFrame) -> Cadence:
+    """The cadence the panel's dates show together (`series_cadence` of their union), for a panel in
+    which every series has fewer than 3 dates; raises CadenceError naming the dates where they show none
+    (fewer than 3 dates in all, or no regular spacing): the fix is `source.frequency`, or more history."""
+    days = _days(frame["sales_date"])
+    shown = series_cadence(days)
+    if isinstance(shown, Cadence):
+        return shown
+    listed = ", ".join(f"{d:%Y-%m-%d} ({d:%a})" for d in days[:5]) + (f" and {len(days) - 5} more" if len(days) > 5 else "")
+    what = "too few to tell daily, weekly and monthly data apart" if shown is None else shown
+    raise CadenceError(
+        f"the panel's cadence cannot be told from its dates: every series has fewer than 3, and together they are "
+        f"{len(days)} date(s), {listed}: {what}. Set source.frequency (daily, weekly or monthly), or run once the "
+        "data holds 3 periods.",
+        rule="a cadence its dates show",
+    )
 
 
 def _shared_grid(dates: list[pd.DatetimeIndex]) -> Cadence | None:

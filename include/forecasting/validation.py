@@ -405,7 +405,7 @@ def validate_frame(
         found = panel_cadence(frame, config.source.frequency, config.source.week_dated_on)
         misfits = _cadence_misfits(found, int(frame["series_id"].nunique()), config)
     except CadenceError as exc:
-        failure = FailedExpectation("cadence", "single_cadence", None, str(exc), rule="one cadence per panel", config_key="source.frequency")
+        failure = FailedExpectation("cadence", "single_cadence", None, str(exc), rule=exc.rule, config_key="source.frequency")
         report = ValidationReport(False, snapshot_sha256, 1, [failure])
         log.info("validation of %s: %s", snapshot_sha256[:12], report.message())
         return report

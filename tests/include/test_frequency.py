@@ -50,6 +50,33 @@ def test_override_and_new_series():
         detect_cadence(panel(a=weekly), "monthly")
 
 
+def test_a_panel_whose_series_all_have_fewer_than_3_dates():
+    """A panel's first weeks: no series has 3 dates. Their dates together tell the cadence; where they
+    cannot (one or two dates in all), the panel is refused with the dates and the config key, never taken
+    as daily (a weekly panel's fallback would publish daily forecasts of weekly totals)."""
+    sundays = pd.date_range("2023-04-09", periods=3, freq="W-SUN")
+    # Two series with two Sundays each, three Sundays together: weekly.
+    assert detect_cadence(panel(a=sundays[:2], b=sundays[1:])).pandas_freq == "W-SUN"
+    assert detect_cadence(panel(a=sundays[:2], b=sundays[1:]), week_dated_on="start").dated_on_start
+    # Days: consecutive dates together are daily data.
+    days = pd.date_range("2025-05-01", periods=3)
+    assert detect_cadence(panel(a=days[:2], b=days[2:])) == DAILY
+    # One Sunday in all, or two: nothing tells a week from a day.
+    for dates in (sundays[:1], sundays[:2]):
+        with pytest.raises(CadenceError, match=r"cannot be told from its dates: every series has fewer than 3, and together they are \d date\(s\), 2023-04-09 \(Sun\).*too few to tell daily, weekly and monthly data apart\. Set source\.frequency"):
+            detect_cadence(panel(a=dates, b=dates))
+    # Three dates together with no regular spacing: what they show is named.
+    with pytest.raises(CadenceError, match=r"together they are 3 date\(s\).*irregular \(gaps between dates: 3 days x2\)"):
+        detect_cadence(panel(a=pd.date_range("2025-05-01", periods=2, freq="3D"), b=pd.DatetimeIndex(["2025-05-07"])))
+    # With source.frequency set, the panel's dates anchor its grid (a week ending Friday, not the default Sunday).
+    fridays = pd.date_range("2023-04-07", periods=2, freq="W-FRI")
+    assert detect_cadence(panel(a=fridays, b=fridays[:1]), "weekly").pandas_freq == "W-FRI"
+    assert detect_cadence(panel(a=pd.DatetimeIndex(["2023-01-31", "2023-02-28"])), "monthly").pandas_freq == "ME"
+    assert detect_cadence(panel(a=sundays[:1]), "daily") == DAILY
+    # No date at all: daily, and validation's "the history window has rows" says what is wrong.
+    assert detect_cadence(panel(a=pd.DatetimeIndex([]))) == DAILY
+
+
 def test_slow_movers_in_a_daily_panel_are_daily():
     """Rows only on days with a sale: a product selling on a third of the days (gaps of 1-6 days), or
     every few days and never two days running, is daily data like the rest of the panel."""

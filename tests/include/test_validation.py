@@ -108,6 +108,24 @@ def test_a_series_off_the_panels_cadence_is_quarantined_and_a_mixed_panel_refuse
     assert failed(validate_frame(normalise(pd.concat([iowa_frame, fridays])), strict, END, "sha")) == {("single_cadence", None)}
 
 
+def test_a_panel_too_young_to_tell_its_cadence_is_refused(config, tmp_path):
+    """A weekly panel's first two weeks (every series two Sundays): no cadence can be told, so the run is
+    refused naming the dates, the rule and the key, not read as daily (two big days and six days without
+    a sale between, and daily fallback forecasts of weekly totals). With source.frequency set it goes on
+    (its series too short to train: quarantined)."""
+    young = pd.DataFrame(
+        {"sales_date": pd.to_datetime(["2025-05-18", "2025-05-25"] * 3), "series_id": ["a", "a", "b", "b", "c", "c"], "value": [3.5, 4.0, 1.0, 0.0, 7.25, 6.0]}
+    )
+    report = validate_frame(normalise(young), config, END, "sha")
+    assert failed(report) == {("single_cadence", None)}
+    (failure,) = report.failures
+    assert failure.rule == "a cadence its dates show" and failure.config_key == "source.frequency"
+    assert "together they are 2 date(s), 2025-05-18 (Sun), 2025-05-25 (Sun): too few to tell daily, weekly and monthly data apart" in report.message()
+    weekly = load_config(write_config(tmp_path, **{"source.frequency": "weekly"}))
+    report = validate_frame(normalise(young), weekly, END, "sha")
+    assert report.success and report.cadence == "weekly (W-SUN)" and sorted(report.quarantined) == ["a", "b", "c"]
+
+
 def test_a_name_typed_another_way_is_quarantined_and_a_renamed_delivery_blocks(iowa_frame, config):
     """One row of BLACK VELVET delivered as 'Black Velvet': one product under two names that map to one
     registered model. The variant (1 row, on a date the other lacks) is quarantined as bad rows naming

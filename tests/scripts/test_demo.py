@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 from conftest import SEED, load_seeded, write_config
 
-from scripts.demo import amount_decimals, data_cadence, data_span, earlier_date, earlier_dates, future_rows, logical_date_after
+from scripts.demo import amount_decimals, data_cadence, data_span, earlier_date, earlier_dates, future_rows, logical_date_after, nth_date
 
 
 def test_earlier_runs_step_by_one_horizon_of_the_cadence():
@@ -32,8 +32,9 @@ def test_earlier_runs_step_by_one_horizon_of_the_cadence():
 
 
 def test_earlier_runs_before_the_data_are_skipped(tmp_path):
-    """A panel of a few days: an earlier run dated on or before its first day would have no history and
-    fail validation, so the demo skips it and says why; runs after the first day go ahead."""
+    """A panel of a few days or weeks: an earlier run dated on or before its third date would see fewer
+    than 3 dates, too few for validation to tell their cadence (none at all before the first), and be
+    refused, so the demo skips it and says why; runs after the third date go ahead."""
     day = dt.date(2025, 5, 30)
     assert earlier_dates(day, 2, None, "daily", dt.date(2025, 5, 19)) == ([dt.date(2025, 5, 23)], [dt.date(2025, 5, 16)])
     assert earlier_dates(day, 2, None, "daily", dt.date(2025, 5, 16)) == ([dt.date(2025, 5, 23)], [dt.date(2025, 5, 16)])
@@ -43,6 +44,8 @@ def test_earlier_runs_before_the_data_are_skipped(tmp_path):
     dates = pd.read_csv(SEED, parse_dates=["date"])["date"]
     assert data_span(config)[0] == dates.min().date()
     assert data_span(config)[1] == dates.max().date()
+    assert nth_date(config, 3) == sorted(dates.dt.date.unique())[2]
+    assert nth_date(config, 10**6) is None
 
 
 def test_cadence_of_the_embedded_source(tmp_path):
