@@ -152,7 +152,10 @@ def seasonal_naive(m: int, levels: tuple[float, ...] = ()) -> Forecaster:
 
     With `levels`, empirical intervals: the quantiles of the history's own lag-m errors, widened with the
     number of seasons ahead like a random walk's (sqrt), floored at 0. With fewer than m periods of
-    history, the mean of what there is, and the observed range as the interval.
+    history, the mean of what there is. With fewer than 8 errors (a series of a few periods), from 0 to
+    the largest value seen: the next period exceeds the largest of n values with chance 1 / (n + 1) and
+    falls below the smallest with the same chance, so the observed range would cover (n - 1) / (n + 1)
+    (nothing at all, zero width, after one period), from 0 n / (n + 1).
     """
 
     def forecast(train: pd.Series, horizon: int) -> pd.DataFrame:
@@ -173,7 +176,7 @@ def seasonal_naive(m: int, levels: tuple[float, ...] = ()) -> Forecaster:
                 low, high = np.quantile(errors, [0.5 - level / 2, 0.5 + level / 2])
                 lower, upper = pred + low * steps, pred + high * steps
             else:
-                lower = np.full(horizon, float(values.min()) if len(values) else 0.0)
+                lower = np.zeros(horizon)
                 upper = np.full(horizon, float(values.max()) if len(values) else 0.0)
             out[f"yhat_lower{suffix}"] = np.clip(np.minimum(lower, pred), 0.0, None)
             out[f"yhat_upper{suffix}"] = np.maximum(upper, pred)

@@ -71,8 +71,12 @@ def test_seasonal_naive_intervals_are_empirical_and_non_negative():
     assert (frame["yhat_lower_95"] <= frame["yhat_lower"]).all() and (frame["yhat_lower_95"] >= 0).all()
     # Wider two seasons ahead than one.
     assert (frame["yhat_upper"].iloc[7:].to_numpy() - frame["yhat"].iloc[7:].to_numpy() > frame["yhat_upper"].iloc[:7].to_numpy() - frame["yhat"].iloc[:7].to_numpy()).all()
+    # A series of a few periods (fewer than 8 errors): from 0 to the largest value seen, never the observed
+    # range, which after one period is a single point.
     short = evaluation.seasonal_naive(7, (0.8,))(pd.Series([2.0, 4.0]), 3)
-    assert list(short["yhat"]) == [3.0, 3.0, 3.0] and list(short["yhat_lower"]) == [2.0] * 3 and list(short["yhat_upper"]) == [4.0] * 3
+    assert list(short["yhat"]) == [3.0, 3.0, 3.0] and list(short["yhat_lower"]) == [0.0] * 3 and list(short["yhat_upper"]) == [4.0] * 3
+    one = evaluation.seasonal_naive(1, (0.8, 0.95))(pd.Series([28.4]), 2)
+    assert list(one["yhat"]) == [28.4, 28.4] and list(one["yhat_lower"]) == [0.0, 0.0] and list(one["yhat_upper_95"]) == [28.4, 28.4]
 
 
 def test_undefined_metrics_are_strict_json():
