@@ -213,8 +213,7 @@ def panel_cadence(frame: pd.DataFrame, override: str = "auto", week_dated_on: st
             # Every series has fewer than 3 dates (a panel's first days or weeks): the panel's dates together
             # may show its cadence. Taken as daily, two weekly dates would be a week of six days without a sale,
             # and the fallback would publish daily forecasts of weekly totals.
-            panel = _from_panel_dates(frame) if len(_days(frame["sales_date"])) else DAILY  # no date at all: validation says so
-            return PanelCadence(as_dated(panel, week_dated_on), {}, found)
+            return PanelCadence(as_dated(_from_panel_dates(frame), week_dated_on), {}, found)
         shared = _shared_grid([days for _, days in shown.values()])
         if shared is None:
             raise CadenceError(_mixed_message(found, lead))
@@ -238,8 +237,11 @@ def panel_cadence(frame: pd.DataFrame, override: str = "auto", week_dated_on: st
 def _from_panel_dates(frame: pd.DataFrame) -> Cadence:
     """The cadence the panel's dates show together (`series_cadence` of their union), for a panel in
     which every series has fewer than 3 dates; raises CadenceError naming the dates where they show none
-    (fewer than 3 dates in all, or no regular spacing): the fix is `source.frequency`, or more history."""
+    (fewer than 3 dates in all, or no regular spacing): the fix is `source.frequency`, or more history.
+    A panel with no date at all is daily: validation's rule that the history window has rows says why."""
     days = _days(frame["sales_date"])
+    if not len(days):
+        return DAILY
     shown = series_cadence(days)
     if isinstance(shown, Cadence):
         return shown
