@@ -402,16 +402,20 @@ class MonitorConfig(_Section):
     drift_recent_periods: int = Field(default=28, ge=4)
     drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
     drift_min_statistic: float = Field(default=0.3, gt=0.0, le=1.0)
+    # ... or the published interval held fewer actuals than its level at p < this (one-sided binomial test,
+    # one draw per forecast period); null turns it off.
+    coverage_p_value: float | None = Field(default=0.01, gt=0.0, lt=1.0)
     # Degraded / drifted series are retrained at the next run even when their data key is unchanged.
     retrain_on: list[Literal["degradation", "drift"]] = Field(default_factory=lambda: ["degradation", "drift"])
     # Periods of actuals kept per series for the Forecasts page and the report charts.
     chart_periods: int = Field(default=90, ge=7, le=3660)
 
-    def settings(self) -> Any:
-        """The pure module's settings object."""
+    def settings(self, coverage_level: float = 0.8) -> Any:
+        """The pure module's settings object; `coverage_level` is the published interval's level (the first
+        of forecast.interval_levels)."""
         from include.forecasting.monitoring import MonitorSettings
 
-        return MonitorSettings(**self.model_dump(exclude={"lookback_days", "retrain_on", "chart_periods"}))
+        return MonitorSettings(**self.model_dump(exclude={"lookback_days", "retrain_on", "chart_periods"}), coverage_level=coverage_level)
 
 
 class StorageConfig(_Section):

@@ -90,7 +90,7 @@ def assess(
         names = forecasts.drop_duplicates("series_id").set_index("series_id")["model_name"].to_dict()
         for series_id, version in accuracy[["series_id", "model_version"]].drop_duplicates().itertuples(index=False):
             expectations[(series_id, version)] = monitoring.expectation(backtest_of(str(names.get(series_id, "")), str(version)))
-    settings = config.monitor.settings()
+    settings = config.monitor.settings(config.forecast.interval_levels[0])
     rule = config.anomaly.spike_rule()
     health = monitoring.series_health(accuracy, actuals, expectations, cadence, monitor_date, settings, rule)
     training_periods = max(len(cadence.grid(pd.Timestamp(monitor_date) - pd.Timedelta(days=config.forecast.history_days), pd.Timestamp(monitor_date))), settings.drift_recent_periods)

@@ -9,8 +9,10 @@ forecasts and the actuals that have arrived since, and calls these.
 - `series_health`: per series, rolling metrics over the last `window_periods` forecast periods (MASE with
   the training history's seasonal-naive scale, RMSE, MAPE, bias, interval coverage), the same metrics of
   seasonal naive from each forecast's own origin, and the expectation recorded on the model version that
-  made the forecasts (its backtest). Degraded = worse than expected by the configured margin, or worse
-  than seasonal naive, at each of the last `degradation_periods` scored periods (one bad day is noise).
+  made the forecasts (its backtest). Degraded = worse than expected by the configured margin, worse
+  than seasonal naive, or an interval that held too few actuals (a one-sided binomial test of its
+  coverage against the nominal level, scipy), at each of the last `degradation_periods` scored periods
+  (one bad day is noise).
 - `drift`: two-sample Kolmogorov-Smirnov test (scipy) of the recent periods against the training window
   before them. KS compares whole distributions (level, spread, zero share) without binning choices.
 """
@@ -56,6 +58,10 @@ class MonitorSettings:
     drift_recent_periods: int = 28
     drift_p_value: float = 0.01
     drift_min_statistic: float = 0.3
+    # The published interval (the first of forecast.interval_levels) held fewer actuals than `coverage_level`
+    # at p < this (None: off).
+    coverage_p_value: float | None = 0.01
+    coverage_level: float = 0.8
 
 
 def actual_series(history: pd.DataFrame, cadence: Cadence, end_exclusive: dt.date, rules: Any = None, staleness: int = 0) -> dict[str, pd.Series]:
@@ -158,7 +164,12 @@ def _window_metrics(rows: pd.DataFrame, naive: np.ndarray, scale: float) -> dict
     def finite(value: float) -> float | None:
         return float(value) if value is not None and math.isfinite(value) else None
 
+    # Coverage counted per forecast period: a period forecast from several origins is one draw, not several
+    # (their misses are the same surprise), so the binomial test is not fooled by repeats.
+    per_period = pd.Series(inside).groupby(pd.to_datetime(rows["forecast_date"]).to_numpy()).mean()
     return {
+        "coverage_periods": len(per_period),
+        "covered_periods": int(round(float(per_period.sum()))),
         "mase": finite(np.mean(np.abs(err)) / scale) if scale == scale and scale > 0 else None,
         "naive_mase": finite(np.mean(np.abs(actual[valid_naive] - naive[valid_naive])) / scale)
         if valid_naive.any() and scale == scale and scale > 0
@@ -181,6 +192,13 @@ def _reasons(metrics: dict[str, float | None], expected: dict[str, float | None]
             out.append(f"{name.upper()} {metrics[name]:.3g} > expected {expected[name]:.3g} x {1 + margin:.2f}")
     if settings.vs_naive and metrics["mase"] is not None and metrics["naive_mase"] is not None and metrics["mase"] > metrics["naive_mase"]:
         out.append(f"MASE {metrics['mase']:.3g} worse than seasonal naive {metrics['naive_mase']:.3g}")
+    if settings.coverage_p_value is not None and metrics["coverage_periods"]:
+        from scipy.stats import binomtest
+
+        n, k, level = int(metrics["coverage_periods"]), int(metrics["covered_periods"]), settings.coverage_level
+        p = binomtest(k, n, level, alternative="less").pvalue
+        if p < settings.coverage_p_value:
+            out.append(f"{level:.0%} interval held {k} of {n} periods ({k / n:.2f}; binomial p {p:.2g} < {settings.coverage_p_value:g})")
     return out
 
 

@@ -87,6 +87,34 @@ def test_losing_to_seasonal_naive_is_degradation_even_without_an_expectation(act
     assert health["expected_mase"].item() is None
 
 
+def test_an_interval_that_holds_too_few_actuals_is_degradation(actuals, history):
+    """Exact points (MASE 0, far better than expected and than naive) with an interval that covers almost
+    nothing: degraded on coverage alone, naming the periods covered and the test. A period forecast from
+    several origins counts once. The same forecasts with a realistic spread are not flagged, and the rule
+    can be turned off."""
+    arrived = monitoring.arrived_through(history, MONITOR)
+    forecasts = published(actuals, "BLACK VELVET")
+    open_days = forecasts["yhat"] > 0
+    # The interval sits just above the truth on open days (missed), at it on closed days (a zero is covered).
+    narrow = forecasts.assign(yhat_lower=forecasts["yhat"] * 1.01 + open_days * 1.0, yhat_upper=forecasts["yhat"] * 1.1 + open_days * 1.0)
+    rows = monitoring.accuracy_rows(narrow, actuals, arrived)
+    expected = {("BLACK VELVET", "3"): {"mase": 0.4, "rmse": 500.0}}
+    health = monitoring.series_health(rows, actuals, expected, DAILY, MONITOR, SETTINGS)
+    row = health.iloc[0]
+    assert row["degraded"] and row["mase"] == pytest.approx(0.0)
+    window = rows[pd.to_datetime(rows["forecast_date"]) > pd.to_datetime(rows["forecast_date"]).max() - pd.Timedelta(days=SETTINGS.window_periods)]
+    covered = int((window.groupby("forecast_date")["actual"].first() == 0).sum())  # closed days only
+    assert f"80% interval held {covered} of {SETTINGS.window_periods} periods" in row["reasons"] and "binomial p" in row["reasons"]
+    # The same window forecast twice (a second origin for every period): one draw per period, same verdict.
+    again = monitoring.accuracy_rows(pd.concat([narrow, narrow.assign(logical_date=narrow["logical_date"] - pd.Timedelta(days=1))]), actuals, arrived)
+    twice = monitoring.series_health(again, actuals, expected, DAILY, MONITOR, SETTINGS).iloc[0]
+    assert twice["reasons"] == row["reasons"]
+    # Realistic intervals (+-10 % around the truth) hold every actual: healthy.
+    assert not monitoring.series_health(monitoring.accuracy_rows(forecasts, actuals, arrived), actuals, expected, DAILY, MONITOR, SETTINGS)["degraded"].item()
+    off = monitoring.MonitorSettings(coverage_p_value=None)
+    assert not monitoring.series_health(rows, actuals, expected, DAILY, MONITOR, off)["degraded"].item()
+
+
 def test_one_bad_window_is_not_persistent_degradation(actuals, history):
     """Only the newest week is bad: the verdict needs `degradation_periods` bad windows in a row, and the
     older windows (mostly good days) are within the margin."""
