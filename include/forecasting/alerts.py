@@ -50,8 +50,11 @@ def _clip(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def _bullets(lines: list[str]) -> str:
-    # Clip each line so MAX_ITEMS lines plus the "and N more" count always fit in one section.
-    shown = [line if len(line) <= 250 else line[:247] + "…" for line in lines[:MAX_ITEMS]]
+    # Clip each line so the lines shown plus the "and N more" count always fit in one section: 250
+    # characters each for MAX_ITEMS lines, more for fewer (a single failure keeps its rule and config key
+    # after a long observed message: a mixed cadence's series, a young panel's dates).
+    limit = max(250, 2400 // max(1, min(len(lines), MAX_ITEMS)))
+    shown = [line if len(line) <= limit else line[: limit - 3] + "…" for line in lines[:MAX_ITEMS]]
     more = len(lines) - len(shown)
     return "\n".join(f"• {line}" for line in shown) + (f"\n• … and {more} more" if more > 0 else "")
 

@@ -63,6 +63,20 @@ def test_gate_message_with_undefined_metrics():
     assert "v2 → v3 (MASE -)" in json.dumps(notice, ensure_ascii=False)
 
 
+def test_a_long_failure_keeps_its_rule_and_config_key():
+    """One failure whose observed message is long (a young panel's dates): the line is not cut at the
+    250 characters each of ten lines gets, so the rule and the key to set still show."""
+    report = {
+        "failures": [{"expectation": "single_cadence", "column": None, "observed": "the panel's cadence cannot be told from its dates: " + "x" * 400, "rule": "a cadence its dates show", "config_key": "source.frequency"}],
+        "evaluated": 1, "snapshot_sha256": "abc",
+    }
+    body = alerts.validation_failure(INFO, report)["blocks"][2]["text"]["text"]
+    assert "rule: a cadence its dates show (config `source.frequency`)" in body and "…" not in body
+    ten = {**report, "failures": report["failures"] * 12}
+    body = alerts.validation_failure(INFO, ten)["blocks"][2]["text"]["text"]
+    assert len(body) <= alerts.MAX_TEXT and "and 2 more" in body and body.count("x…") == 10
+
+
 def test_lists_are_bounded():
     failures = [{"task_id": "train_series", "map_index": i, "series": [f"S{i}"], "cause": "X" * 300} for i in range(500)]
     payload = alerts.series_report(INFO, {}, failures, 0, [])
