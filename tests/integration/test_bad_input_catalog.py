@@ -151,6 +151,11 @@ def _weekly_zero(series: str | None, since: str) -> Callable[[pd.DataFrame], pd.
     return corrupt
 
 
+def _last_weeks(f: pd.DataFrame) -> pd.DataFrame:
+    """Only the last two weeks of every item (a delivery that replaced the history instead of adding to it)."""
+    return f[f["date"] >= "2023-06-18"].reset_index(drop=True)
+
+
 def _partial_delivery(f: pd.DataFrame) -> pd.DataFrame:
     """Only one item's rows for the last three weeks (the other 19 items' rows stop on 2023-06-09)."""
     return f[~((f["series"] != "上海青") & (f["date"] > "2023-06-09"))].reset_index(drop=True)
@@ -188,6 +193,9 @@ CASES = [
     # An item that sold in 21 of the 26 weeks before the run: judged with the run's own zeros counted in,
     # it would pass for an item that often sells nothing.
     Case("weekly: one item's last 3 weeks zero", _weekly_zero("青茄子(1)", "2023-06-11"), "partial", ("青茄子(1)",), ("青茄子(1)", "zero run"), VEG_WEEKLY),
+    # Two Sundays tell a week from a day no better than one: read as daily, two weekly totals would be two
+    # big days with six days without a sale between, and any fallback daily forecasts of weekly totals.
+    Case("weekly: only the last two weeks delivered", _last_weeks, "blocked", (), ("a cadence its dates show", "2 date(s), 2023-06-18 (Sun), 2023-06-25 (Sun)", "source.frequency"), VEG_WEEKLY),
     # 娃娃菜 has no champion (its candidates lose to naive): its published rows are the fallback's, which
     # must not be recomputed from the spike (seasonal naive would forecast 1,000 x its sales).
     Case("weekly: one value x1,000", _times_1000("娃娃菜", "2023-06-25", ("series", "value")), "partial", ("娃娃菜",), ("娃娃菜", "spike", "2023-06-25"), VEG_WEEKLY),
