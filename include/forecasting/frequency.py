@@ -245,7 +245,7 @@ def _from_panel_dates(frame: pd.DataFrame) -> Cadence:
     shown = series_cadence(days)
     if isinstance(shown, Cadence):
         return shown
-    listed = ", ".join(f"{d:%Y-%m-%d} ({d:%a})" for d in days[:5]) + (f" and {len(days) - 5} more" if len(days) > 5 else "")
+    listed = _listed(days, 5)
     what = "too few to tell daily, weekly and monthly data apart" if shown is None else shown
     raise CadenceError(
         f"the panel's cadence cannot be told from its dates: every series has fewer than 3, and together they are "
@@ -302,8 +302,13 @@ def _misfit(own: Cadence | str, days: pd.DatetimeIndex, panel: Cadence) -> str:
         # Which it is, the data cannot tell: a product that sells on Mondays only is daily data.
         fix = f"weekly totals? give them a panel of their own; sales on one weekday only? set source.frequency: {panel.name}"
         return f"its rows are {label} ({days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}): read as {unit}, those between would be {unit} without a sale ({fix})"
-    listed = ", ".join(f"{d:%Y-%m-%d} ({d:%a})" for d in off[:3]) + (f" and {len(off) - 3} more" if len(off) > 3 else "")
+    listed = _listed(off, 3)
     return f"{listed} not on the panel's {panel.label} grid (its rows are {label}): re-date them at the source"
+
+
+def _listed(days: pd.DatetimeIndex, shown: int) -> str:
+    """The first `shown` dates with their weekdays ("2022-05-14 (Sat), ..."), then how many more."""
+    return ", ".join(f"{d:%Y-%m-%d} ({d:%a})" for d in days[:shown]) + (f" and {len(days) - shown} more" if len(days) > shown else "")
 
 
 def _on_grid(days: pd.DatetimeIndex, cadence: Cadence) -> np.ndarray:
